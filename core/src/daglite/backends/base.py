@@ -1,0 +1,157 @@
+"""The backend contract and the map job every backend runs."""
+
+from __future__ import annotations
+
+import abc
+import threading
+from collections.abc import Iterable
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import ClassVar
+
+import attrs
+
+from daglite import pipeline
+from daglite.context import Frame
+from daglite.context import Runtime
+from daglite.errors import TaskError
+from daglite.settings import DagliteSettings
+
+if TYPE_CHECKING:
+    from daglite.tasks import BaseTask
+
+
+@attrs.frozen
+class Outcome:
+    """The result of one map item: its value, or the exception it raised."""
+
+    index: int
+    ok: bool
+    value: Any
+
+
+@attrs.define(eq=False)
+class MapJob:
+    """One `map_tasks`/`gather_tasks` call, as handed to a backend.
+
+    Attributes:
+        task: The task to run for each item.
+        items: The argument tuples, consumed lazily (an iterator).
+        total: The number of items when known up front, else `None`.
+        map_id: Id of this map (in every item's events).
+        runtime: The session runtime the map was started in.
+        parent: The frame (task or workflow call) that started the map, if any.
+        backend: The backend's name.
+        return_exceptions: Failed items give their exception in place instead of raising.
+        chunksize: Items per batch requested by the caller (`None`: the backend decides).
+        stop: Set when the map should stop early (a failure, or Ctrl-C): workers check it
+            between items.
+        finished: How many items ran (set by `collect`).
+        failures: How many of them failed (set by `collect`).
+    """
+
+    task: BaseTask[Any, Any]
+    items: Iterator[tuple[Any, ...]]
+    total: int | None
+    map_id: str
+    runtime: Runtime
+    parent: Frame | None
+    backend: str
+    return_exceptions: bool = False
+    chunksize: int | None = None
+    stop: threading.Event = attrs.field(factory=threading.Event)
+    finished: int = 0
+    failures: int = 0
+
+    def run_item(self, index: int, args: tuple[Any, ...]) -> Any:
+        """Run one item through the run pipeline in the current thread; returns its value.
+
+        Async tasks get an event loop of their own; generator tasks are collected into lists.
+
+        Raises:
+            TaskError: The item failed.
+        """
+        task = self.task
+        runtime = self.runtime
+        meta = pipeline.make_metadata(task, runtime, args, {}, index, self.map_id, self.backend)
+        if not task.is_async:
+            if task.is_stream:
+                return list(pipeline.run_stream(task, runtime, meta, args, {}))
+            return pipeline.run_sync(task, runtime, meta, args, {})
+        if task.is_stream:
+            return run_coroutine(collect_async(pipeline.run_async_stream(task, runtime, meta, args, {})))
+        return run_coroutine(pipeline.run_async(task, runtime, meta, args, {}))
+
+    def run_chunk(self, chunk: Iterable[tuple[int, tuple[Any, ...]]]) -> list[Outcome]:
+        """Run items in order until done, or until one fails and exceptions are not returned."""
+        outcomes = []
+        for index, args in chunk:
+            if self.stop.is_set():
+                break
+            try:
+                outcomes.append(Outcome(index, True, self.run_item(index, args)))
+            except TaskError as exc:
+                outcomes.append(Outcome(index, False, exc))
+                if not self.return_exceptions:
+                    self.stop.set()
+                    break
+        return outcomes
+
+
+async def collect_async(stream: Any) -> list[Any]:
+    return [item async for item in stream]
+
+
+def run_coroutine(coro: Any) -> Any:
+    """Run `coro` to completion from sync code, also when this thread already runs a loop."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    # A loop is running here (map_tasks called from async code): use a helper thread.
+    import contextvars
+    from concurrent.futures import ThreadPoolExecutor
+
+    context = contextvars.copy_context()
+    with ThreadPoolExecutor(1, thread_name_prefix="daglite-async") as pool:
+        return pool.submit(context.run, asyncio.run, coro).result()
+
+
+def collect(job: MapJob, outcomes: Iterable[Outcome]) -> list[Any]:
+    """Order outcomes by index and apply `return_exceptions`.
+
+    Raises:
+        TaskError: The first failed item (by index) when `job.return_exceptions` is false.
+    """
+    ordered = sorted(outcomes, key=lambda o: o.index)
+    job.finished = len(ordered)
+    job.failures = sum(not o.ok for o in ordered)
+    if not job.return_exceptions:
+        for outcome in ordered:
+            if not outcome.ok:
+                raise outcome.value
+    return [outcome.value for outcome in ordered]
+
+
+class Backend(abc.ABC):
+    """Base class of backends. Subclasses implement `map`; `close` releases resources.
+
+    Args:
+        settings: The settings of the session that created the backend.
+    """
+
+    #: Whether workers share the coordinator's memory (threads) or not (processes).
+    shares_memory: ClassVar[bool] = True
+
+    def __init__(self, settings: DagliteSettings) -> None:
+        self.settings = settings
+
+    @abc.abstractmethod
+    def map(self, job: MapJob) -> list[Any]:
+        """Run every item of `job`; return the values in input order (see `collect`)."""
+
+    def close(self) -> None:  # noqa: B027 - optional for backends that hold nothing
+        """Release what the backend holds (pools, processes, connections)."""

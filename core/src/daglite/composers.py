@@ -1,0 +1,274 @@
+"""Fan-out: `map_tasks` runs a task over iterables on a backend, `gather_tasks` on the event loop."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from collections.abc import Callable
+from collections.abc import Coroutine
+from collections.abc import Iterable
+from collections.abc import Iterator
+from typing import Any
+from typing import TypeVar
+from typing import overload
+
+from daglite import events as ev
+from daglite import pipeline
+from daglite.backends.base import MapJob
+from daglite.backends.base import collect_async
+from daglite.context import Runtime
+from daglite.context import bare_runtime
+from daglite.context import current_frame
+from daglite.context import current_runtime
+from daglite.context import new_id
+from daglite.session import active_session
+from daglite.session import check_backend
+from daglite.tasks import BaseTask
+
+R = TypeVar("R")
+
+
+def _ensure_task(task: Any, caller: str) -> BaseTask[Any, Any]:
+    if not isinstance(task, BaseTask):
+        raise TypeError(
+            f"`{caller}` requires a `@task`-decorated callable, got {task!r}. "
+            "Decorate the function with `@task` first."
+        )
+    return task
+
+
+def _total(iterables: tuple[Iterable[Any], ...]) -> int | None:
+    try:
+        return min(len(it) for it in iterables)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+def _pick_backend(task: BaseTask[Any, Any], backend: str | None, runtime: Runtime) -> str:
+    if runtime.in_worker:
+        return "inline"  # inside a worker process: never fan out again
+    if backend is not None:
+        return backend
+    parent = current_frame.get()
+    if parent is not None and parent.is_task:
+        return "inline"  # nested maps default to inline to avoid over-saturation
+    return task.backend or runtime.backend
+
+
+def _emit(runtime: Runtime, event_type: type[ev.Event], **fields: Any) -> None:
+    if runtime.emit is not None:
+        runtime.emit(event_type(session_id=runtime.session_id, **fields))
+
+
+@overload
+def map_tasks(
+    task: Callable[..., AsyncIterator[R]],
+    *iterables: Iterable[Any],
+    backend: str | None = None,
+    return_exceptions: bool = False,
+    chunksize: int | None = None,
+) -> list[list[R]]: ...
+@overload
+def map_tasks(
+    task: Callable[..., Iterator[R]],
+    *iterables: Iterable[Any],
+    backend: str | None = None,
+    return_exceptions: bool = False,
+    chunksize: int | None = None,
+) -> list[list[R]]: ...
+@overload
+def map_tasks(
+    task: Callable[..., Coroutine[Any, Any, R]],
+    *iterables: Iterable[Any],
+    backend: str | None = None,
+    return_exceptions: bool = False,
+    chunksize: int | None = None,
+) -> list[R]: ...
+@overload
+def map_tasks(
+    task: Callable[..., R],
+    *iterables: Iterable[Any],
+    backend: str | None = None,
+    return_exceptions: bool = False,
+    chunksize: int | None = None,
+) -> list[R]: ...
+def map_tasks(
+    task: Callable[..., Any],
+    *iterables: Iterable[Any],
+    backend: str | None = None,
+    return_exceptions: bool = False,
+    chunksize: int | None = None,
+) -> list[Any]:
+    """Map a task across iterables using the active backend.
+
+    Each item is executed as a separate task call with full event emission and hook dispatch
+    (if a session is active). The iterables are zipped (stopping at the shortest) and consumed
+    lazily. Async tasks are run to completion on an event loop of their own where the item
+    executes; generator tasks are collected into lists. A map started inside a mapped task
+    runs inline unless a backend is given.
+
+    Args:
+        task: Task to be mapped. Must be a `@task`-decorated callable, either sync or async.
+        *iterables: Iterables whose elements are zipped and unpacked as arguments to `task`.
+        backend: Backend override. `None` inherits from the task, the active session or the
+            global settings.
+        return_exceptions: When true, a failed item gives its `TaskError` in place and the
+            other items still run (the `asyncio.gather` convention).
+        chunksize: Items sent to a worker at a time (`None`: the backend chooses).
+
+    Returns:
+        Ordered list of results, one per zipped item tuple.
+
+    Raises:
+        TypeError: If `task` is not a `@task`-decorated callable.
+        TaskError: The first failed item (by index), unless `return_exceptions` is true.
+        BackendError: The backend is unknown, or lost a worker.
+    """
+    checked = _ensure_task(task, "map_tasks")
+    if chunksize is not None and (not isinstance(chunksize, int) or chunksize < 1):
+        raise ValueError(f"chunksize must be a whole number >= 1 or None, not {chunksize!r}")
+    total = _total(iterables)
+    if total == 0 or not iterables:
+        return []
+    runtime = current_runtime.get() or bare_runtime()
+    name = _pick_backend(checked, backend, runtime)
+    session = active_session()
+    owned = None
+    if session is not None and not runtime.in_worker:
+        instance = session.get_backend(name)
+    else:  # outside a session (or inside a worker): a backend for this map only
+        instance = owned = check_backend(name)(runtime.settings)
+    parent = current_frame.get()
+    job = MapJob(
+        task=checked,
+        items=zip(*iterables),
+        total=total,
+        map_id=new_id(),
+        runtime=runtime,
+        parent=parent,
+        backend=name,
+        return_exceptions=return_exceptions,
+        chunksize=chunksize,
+    )
+    ids = {
+        "map_id": job.map_id,
+        "name": checked.name,
+        "parent_id": parent.task_id if parent is not None else None,
+    }
+    _emit(runtime, ev.MapStarted, backend=name, total=total, **ids)
+    start = time.perf_counter()
+    try:
+        return instance.map(job)
+    finally:
+        if owned is not None:
+            owned.close()
+        _emit(
+            runtime,
+            ev.MapEnded,
+            total=job.finished,
+            failures=job.failures,
+            duration=time.perf_counter() - start,
+            **ids,
+        )
+
+
+@overload
+async def gather_tasks(
+    task: Callable[..., AsyncIterator[R]],
+    *iterables: Iterable[Any],
+    backend: str | None = None,
+    return_exceptions: bool = False,
+) -> list[list[R]]: ...
+@overload
+async def gather_tasks(
+    task: Callable[..., Coroutine[Any, Any, R]],
+    *iterables: Iterable[Any],
+    backend: str | None = None,
+    return_exceptions: bool = False,
+) -> list[R]: ...
+@overload
+async def gather_tasks(
+    task: Callable[..., R],
+    *iterables: Iterable[Any],
+    backend: str | None = None,
+    return_exceptions: bool = False,
+) -> list[R]: ...
+async def gather_tasks(
+    task: Callable[..., Any],
+    *iterables: Iterable[Any],
+    backend: str | None = None,
+    return_exceptions: bool = False,
+) -> list[Any]:
+    """Gather async tasks concurrently across iterables using `asyncio.gather`.
+
+    Every item runs as a separate task call on the running event loop. When `backend` is
+    given, the items are instead handed to that backend (as `map_tasks` would) from a helper
+    thread, so the loop stays free. On the first failure (unless `return_exceptions`) the
+    other items are cancelled.
+
+    Args:
+        task: An async `@task`-decorated callable.
+        *iterables: Iterables whose elements are zipped and unpacked as arguments to `task`.
+        backend: Backend override. `None` runs the items on the running event loop.
+        return_exceptions: When true, a failed item gives its `TaskError` in place.
+
+    Returns:
+        Ordered list of results, one per zipped item tuple.
+
+    Raises:
+        TypeError: If `task` is not a `@task`-decorated callable or is not async.
+        TaskError: The first item to fail, unless `return_exceptions` is true.
+    """
+    import asyncio
+
+    checked = _ensure_task(task, "gather_tasks")
+    if not checked.is_async:
+        raise TypeError(
+            "`gather_tasks` requires an async `@task`. Use `map_tasks` for sync tasks, or make "
+            "your task async."
+        )
+    if backend is not None:
+        return await asyncio.to_thread(
+            map_tasks, checked, *iterables, backend=backend, return_exceptions=return_exceptions
+        )
+    items = list(zip(*iterables))
+    if not items:
+        return []
+    runtime = current_runtime.get() or bare_runtime()
+    parent = current_frame.get()
+    map_id = new_id()
+    ids = {
+        "map_id": map_id,
+        "name": checked.name,
+        "parent_id": parent.task_id if parent is not None else None,
+    }
+    _emit(runtime, ev.MapStarted, backend="asyncio", total=len(items), **ids)
+    start = time.perf_counter()
+    coros = []
+    for index, args in enumerate(items):
+        meta = pipeline.make_metadata(checked, runtime, args, {}, index, map_id, "asyncio")
+        if checked.is_stream:
+            coros.append(collect_async(pipeline.run_async_stream(checked, runtime, meta, args, {})))
+        else:
+            coros.append(pipeline.run_async(checked, runtime, meta, args, {}))
+    futures = [asyncio.ensure_future(coro) for coro in coros]
+    failures = 0
+    try:
+        results = await asyncio.gather(*futures, return_exceptions=return_exceptions)
+        failures = sum(isinstance(r, BaseException) for r in results)
+        return list(results)
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        outcome = await asyncio.gather(*futures, return_exceptions=True)
+        failures = sum(isinstance(r, Exception) for r in outcome)
+        raise
+    finally:
+        _emit(
+            runtime,
+            ev.MapEnded,
+            total=len(items),
+            failures=failures,
+            duration=time.perf_counter() - start,
+            **ids,
+        )

@@ -1,0 +1,151 @@
+"""The execution context: which session is active, and which task or workflow call encloses us.
+
+Two context variables carry it, so it follows threads started with a copied context and
+asyncio tasks. A `Runtime` is what the run pipeline needs from a session: hooks, the event
+sink, settings and stores. Outside any session a cheap bare runtime (no hooks, no events)
+built from the global settings is used.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import TYPE_CHECKING
+from typing import Any
+
+import attrs
+
+from daglite.settings import DagliteSettings
+from daglite.settings import get_global_settings
+
+if TYPE_CHECKING:
+    from daglite.events import Event
+
+# -- ids ----------------------------------------------------------------------------------
+
+_prefix = os.urandom(4).hex()
+_counter = itertools.count(1)
+
+
+def _new_prefix() -> None:  # a forked child must not repeat its parent's ids
+    global _prefix, _counter
+    _prefix = os.urandom(4).hex()
+    _counter = itertools.count(1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_prefix)
+
+
+def new_id() -> str:
+    """A short id, unique across the processes of a run (random per-process prefix + counter)."""
+    return f"{_prefix}-{next(_counter):x}"
+
+
+# -- runtime ------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Runtime:
+    """What the run pipeline needs from the session a call runs in.
+
+    Attributes:
+        session_id: Id of the session (`"bare"` outside any session).
+        settings: The session's settings.
+        backend: The session's default backend name.
+        hook: pluggy's hook relay, or `None` when no hook plugin is registered.
+        emit: The event sink, or `None` when nothing listens (then no event is even built).
+        cache_store: The session's cache store (a URL or a store object).
+        dataset_store: The session's dataset store (a URL or a store object).
+        in_worker: True inside a worker process of a process-based backend.
+        services: Extra per-session objects (dataset relay, backend instances, ...).
+    """
+
+    session_id: str
+    settings: DagliteSettings
+    backend: str
+    hook: Any = None
+    emit: Callable[[Event], None] | None = None
+    cache_store: Any = None
+    dataset_store: Any = None
+    in_worker: bool = False
+    services: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+
+_bare: Runtime | None = None
+
+
+def bare_runtime() -> Runtime:
+    """The runtime of calls made outside any session (built from the global settings)."""
+    global _bare
+    settings = get_global_settings()
+    if _bare is None or _bare.settings is not settings:
+        _bare = Runtime(
+            session_id="bare",
+            settings=settings,
+            backend=settings.backend,
+            cache_store=settings.cache_store,
+            dataset_store=settings.dataset_store,
+        )
+    return _bare
+
+
+# -- frames -------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class TaskMetadata:
+    """Who a running task call is: handed to hooks and available via `current_task()`.
+
+    Attributes:
+        task_id: Unique id of this call.
+        name: The resolved name (placeholders filled in).
+        qualname: Module and qualified name of the task's function.
+        description: The task's description.
+        parent_id: Id of the enclosing task or workflow call, if any.
+        session_id: Id of the session the call runs in.
+        map_index: Index of the item inside `map_tasks`/`gather_tasks`, else `None`.
+        map_id: Id of that map, else `None`.
+        backend: Name of the backend the call runs on.
+        inputs: The bound arguments of the call (defaults applied).
+    """
+
+    task_id: str
+    name: str
+    qualname: str
+    description: str
+    parent_id: str | None
+    session_id: str
+    map_index: int | None = None
+    map_id: str | None = None
+    backend: str = "inline"
+    inputs: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+    is_task = True
+
+
+@attrs.frozen
+class WorkflowFrame:
+    """The frame of a running workflow: tasks called in it are its children."""
+
+    task_id: str
+    name: str
+    parent_id: str | None
+    inputs: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+    is_task = False
+    map_index = None
+
+
+Frame = TaskMetadata | WorkflowFrame
+
+current_runtime: ContextVar[Runtime | None] = ContextVar("daglite_runtime", default=None)
+current_frame: ContextVar[Frame | None] = ContextVar("daglite_frame", default=None)
+
+
+def current_task() -> TaskMetadata | None:
+    """The metadata of the task call running in this context, or `None` outside a task."""
+    frame = current_frame.get()
+    return frame if frame is not None and frame.is_task else None

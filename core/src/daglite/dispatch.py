@@ -1,0 +1,55 @@
+"""The coordinator's event dispatcher: feeds every event to the session's processors."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from collections.abc import Iterable
+from typing import Any
+
+from daglite.events import Event
+
+log = logging.getLogger("daglite")
+
+
+class EventDispatcher:
+    """Hands each event to every processor, in order, one event at a time.
+
+    Events come from many threads (thread backend, relays from worker processes), so
+    processors are called under a lock and never see two events at once. A processor
+    that raises is reported once on the `daglite` logger and then skipped for the rest of
+    the session: observing a run must never break it.
+    """
+
+    def __init__(self, processors: Iterable[Callable[[Event], Any]]) -> None:
+        self.processors = list(processors)
+        self._lock = threading.RLock()
+        self._broken: set[int] = set()
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            for index, processor in enumerate(self.processors):
+                if index in self._broken:
+                    continue
+                try:
+                    processor(event)
+                except Exception:
+                    self._broken.add(index)
+                    log.exception(
+                        "event processor %r failed on %s and is disabled for this session",
+                        processor,
+                        event.kind,
+                    )
+
+    def close(self) -> None:
+        """Call `close()` on every processor that has one (all of them, even if one fails)."""
+        with self._lock:
+            for processor in self.processors:
+                close = getattr(processor, "close", None)
+                if close is None:
+                    continue
+                try:
+                    close()
+                except Exception:
+                    log.exception("event processor %r failed to close", processor)

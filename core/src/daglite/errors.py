@@ -1,0 +1,74 @@
+"""The daglite error hierarchy: every error daglite raises derives from `DagliteError`."""
+
+from __future__ import annotations
+
+
+class DagliteError(Exception):
+    """Base class of every error raised by daglite."""
+
+
+class SettingsError(DagliteError, ValueError):
+    """A setting has a value daglite cannot use (from an argument, the environment or pyproject)."""
+
+
+class TaskError(DagliteError):
+    """A task failed.
+
+    The original exception is the `__cause__`.
+
+    Attributes:
+        task_name: The (resolved) name of the task that failed.
+        map_index: The index of the failed item when the task ran inside `map_tasks`, else `None`.
+        attempts: How many attempts were made before giving up.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        task_name: str,
+        map_index: int | None = None,
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message)
+        self.task_name = task_name
+        self.map_index = map_index
+        self.attempts = attempts
+
+    def __reduce__(self):  # keep the attributes when the error crosses a process boundary
+        return (
+            _rebuild_task_error,
+            (type(self), str(self), self.task_name, self.map_index, self.attempts),
+            {"__cause__": self.__cause__, **self.__dict__},
+        )
+
+    def __setstate__(self, state: dict) -> None:
+        cause = state.pop("__cause__", None)
+        self.__dict__.update(state)
+        self.__cause__ = cause
+
+
+def _rebuild_task_error(
+    cls: type[TaskError], message: str, task_name: str, map_index: int | None, attempts: int
+) -> TaskError:
+    return cls(message, task_name=task_name, map_index=map_index, attempts=attempts)
+
+
+class TaskTimeoutError(TaskError, TimeoutError):
+    """A task attempt ran longer than its `timeout` (and no retry was left)."""
+
+
+class BackendError(DagliteError):
+    """A backend is unknown, broken, or lost a worker."""
+
+
+class StoreError(DagliteError):
+    """A store rejected a key or could not read or write."""
+
+
+class DatasetError(DagliteError):
+    """A dataset is missing, or cannot be saved or loaded in the requested format."""
+
+
+class PluginError(DagliteError):
+    """A plugin is not installed, failed to import, or misbehaved."""

@@ -1,0 +1,212 @@
+"""Events: the one stream through which everything observable in a run flows.
+
+Events are small frozen value classes. They are emitted where a task runs and, for
+worker processes, relayed to the coordinator, where an event dispatcher hands them to
+the session's processors (any callable taking one event). They pickle, and
+`Event.to_dict()` gives a JSON-ready mapping.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import attrs
+
+
+def _now() -> float:
+    return time.time()
+
+
+@attrs.frozen(kw_only=True)
+class Event:
+    """Base class of every event.
+
+    Attributes:
+        session_id: The session the event belongs to.
+        timestamp: Wall-clock time (seconds since the epoch) when the event was created.
+    """
+
+    session_id: str
+    timestamp: float = attrs.field(factory=_now)
+
+    @property
+    def kind(self) -> str:
+        """The event's class name, e.g. `"TaskStarted"`."""
+        return type(self).__name__
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the event's fields plus its `event` kind."""
+        return {"event": self.kind, **attrs.asdict(self, recurse=False)}
+
+
+# -- sessions and workflows ---------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class SessionStarted(Event):
+    """A session opened."""
+
+    backend: str
+
+
+@attrs.frozen(kw_only=True)
+class SessionEnded(Event):
+    """A session closed (`status` is `"success"` or `"failure"`)."""
+
+    duration: float
+    status: str
+    error_type: str | None = None
+    error_message: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class WorkflowStarted(Event):
+    """A workflow began running."""
+
+    workflow_id: str
+    name: str
+    parent_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class WorkflowEnded(Event):
+    """A workflow returned (`status="success"`) or raised (`status="failure"`)."""
+
+    workflow_id: str
+    name: str
+    duration: float
+    status: str
+    parent_id: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+
+
+# -- task calls ---------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class TaskEvent(Event):
+    """Base class of events about one task call.
+
+    Attributes:
+        task_id: Unique id of this call.
+        name: The resolved task name.
+        parent_id: Id of the enclosing task or workflow call, if any.
+        map_index: Index of the item when the call is part of a map, else `None`.
+        map_id: Id of the map the call belongs to, else `None`.
+    """
+
+    task_id: str
+    name: str
+    parent_id: str | None = None
+    map_index: int | None = None
+    map_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class TaskStarted(TaskEvent):
+    """A task call started (before its first attempt)."""
+
+    backend: str = "inline"
+
+
+@attrs.frozen(kw_only=True)
+class TaskSucceeded(TaskEvent):
+    """A task call returned a value."""
+
+    duration: float
+    attempts: int = 1
+    cached: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class TaskFailed(TaskEvent):
+    """A task call failed for good (no retry left)."""
+
+    duration: float
+    attempts: int
+    error_type: str
+    error_message: str
+    traceback: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class TaskRetried(TaskEvent):
+    """An attempt failed and another one will be made after `delay` seconds."""
+
+    attempt: int
+    delay: float
+    error_type: str
+    error_message: str
+
+
+@attrs.frozen(kw_only=True)
+class TaskTimedOut(TaskEvent):
+    """An attempt overran the task's timeout (it counts as a failed attempt)."""
+
+    attempt: int
+    timeout: float
+
+
+@attrs.frozen(kw_only=True)
+class CacheHit(TaskEvent):
+    """A cached result was returned instead of running the task."""
+
+    key: str
+
+
+@attrs.frozen(kw_only=True)
+class CacheMissed(TaskEvent):
+    """No usable cache entry existed (`reason` says why, e.g. `"absent"`, `"expired"`)."""
+
+    key: str
+    reason: str = "absent"
+
+
+@attrs.frozen(kw_only=True)
+class DatasetSaved(Event):
+    """A dataset was written."""
+
+    key: str
+    store: str
+    format: str | None
+    duration: float
+    task_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class DatasetLoaded(Event):
+    """A dataset was read."""
+
+    key: str
+    store: str
+    format: str | None
+    duration: float
+    task_id: str | None = None
+
+
+# -- fan-out ------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class MapStarted(Event):
+    """`map_tasks` or `gather_tasks` began (`total` is `None` when the input length is unknown)."""
+
+    map_id: str
+    name: str
+    backend: str
+    total: int | None
+    parent_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class MapEnded(Event):
+    """A map finished: `total` items ran, `failures` of them failed."""
+
+    map_id: str
+    name: str
+    total: int
+    failures: int
+    duration: float
+    parent_id: str | None = None

@@ -1,0 +1,406 @@
+"""The run pipeline, written once for every kind of task and every place a task runs.
+
+`steps()` is a generator holding the whole policy of a call: cache lookup, the
+`before_task` hook and event, attempts with retries and backoff, cache write, dataset
+auto-save, then `after_task` (or `on_task_error`). It yields the delay to wait before
+each attempt and receives the attempt's value (or has its exception thrown in).
+
+Four tiny drivers run that generator: `run_sync` and `run_async` for plain and async
+functions, `run_stream` and `run_async_stream` for generator functions. They differ only
+in how an attempt is invoked, waited for and bounded by the timeout.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+import traceback
+from collections.abc import AsyncIterator
+from collections.abc import Generator
+from collections.abc import Iterator
+from time import perf_counter
+from typing import TYPE_CHECKING
+from typing import Any
+
+from daglite import events as ev
+from daglite.context import Runtime
+from daglite.context import TaskMetadata
+from daglite.context import current_frame
+from daglite.context import new_id
+from daglite.errors import TaskError
+from daglite.errors import TaskTimeoutError
+
+if TYPE_CHECKING:
+    from daglite.tasks import BaseTask
+
+
+class AttemptTimedOut(Exception):
+    """Thrown into `steps()` by a driver when an attempt overran the task's timeout."""
+
+
+class AttemptAbandoned(BaseException):
+    """Raised asynchronously inside the thread of a timed-out attempt to stop its work."""
+
+
+def make_metadata(
+    task: BaseTask[Any, Any],
+    runtime: Runtime,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    map_index: int | None,
+    map_id: str | None,
+    backend: str | None = None,
+) -> TaskMetadata:
+    """The metadata (and so the frame) of one call of `task`."""
+    parent = current_frame.get()
+    needs_inputs = task.needs_inputs or runtime.hook is not None
+    inputs = task.bind(args, kwargs) if needs_inputs else {}
+    name = task.resolve_name(inputs, map_index) if task.name_fields else task.name
+    return TaskMetadata(
+        new_id(),
+        name,
+        task.qualname,
+        task.description,
+        parent.task_id if parent is not None else None,
+        runtime.session_id,
+        map_index,
+        map_id,
+        backend or runtime.backend,
+        inputs,
+    )
+
+
+def _describe(meta: TaskMetadata) -> str:
+    where = f" (map index {meta.map_index})" if meta.map_index is not None else ""
+    return f"task '{meta.name}'{where}"
+
+
+def steps(
+    task: BaseTask[Any, Any], runtime: Runtime, meta: TaskMetadata
+) -> Generator[float, Any, Any]:
+    """The policy of one call; see the module docstring. Returns the call's value."""
+    emit = runtime.emit
+    hook = runtime.hook
+    inputs = meta.inputs
+    ids = (
+        {
+            "session_id": meta.session_id,
+            "task_id": meta.task_id,
+            "name": meta.name,
+            "parent_id": meta.parent_id,
+            "map_index": meta.map_index,
+            "map_id": meta.map_id,
+        }
+        if emit is not None
+        else None
+    )
+    start = perf_counter()
+
+    cache = None
+    if task.cache is not False:
+        from daglite.caching import CachePlan  # deferred: stores are only needed by cached tasks
+
+        cache = CachePlan.for_call(task, runtime, meta)
+        found, value = cache.lookup()
+        if found:
+            if emit is not None:
+                emit(ev.CacheHit(**ids, key=cache.key))
+                emit(ev.TaskSucceeded(**ids, duration=perf_counter() - start, cached=True))
+            if hook is not None:
+                hook.on_cache_hit(metadata=meta, inputs=inputs, key=cache.key, value=value)
+            return value
+        if emit is not None:
+            emit(ev.CacheMissed(**ids, key=cache.key, reason=cache.miss_reason))
+
+    if emit is not None:
+        emit(ev.TaskStarted(**ids, backend=meta.backend))
+    if hook is not None:
+        hook.before_task(metadata=meta, inputs=inputs)
+
+    attempt = 0
+    delay = 0.0
+    while True:
+        attempt += 1
+        try:
+            value = yield delay
+            break
+        except Exception as exc:
+            timed_out = isinstance(exc, AttemptTimedOut)
+            if timed_out and emit is not None:
+                emit(ev.TaskTimedOut(**ids, attempt=attempt, timeout=task.timeout))
+            if attempt > task.retries:
+                raise _final_error(task, runtime, meta, exc, attempt, start, ids) from (
+                    None if timed_out else exc
+                )
+            delay = task.retry_delay * task.retry_backoff ** (attempt - 1)
+            if emit is not None:
+                emit(ev.TaskRetried(**ids, attempt=attempt, delay=delay, **_error_fields(exc)))
+            if hook is not None:
+                hook.on_task_retry(
+                    metadata=meta, inputs=inputs, error=exc, attempt=attempt, delay=delay
+                )
+
+    if cache is not None:
+        cache.store(value)
+    if task.dataset is not None:
+        from daglite.datasets import autosave  # deferred: only tasks with `dataset=` need it
+
+        autosave(task, runtime, meta, value)
+
+    duration = perf_counter() - start
+    if emit is not None:
+        emit(ev.TaskSucceeded(**ids, duration=duration, attempts=attempt))
+    if hook is not None:
+        hook.after_task(metadata=meta, inputs=inputs, result=value, duration=duration)
+    return value
+
+
+def _error_fields(exc: BaseException) -> dict[str, str]:
+    return {"error_type": type(exc).__name__, "error_message": str(exc)}
+
+
+def _final_error(
+    task: BaseTask[Any, Any],
+    runtime: Runtime,
+    meta: TaskMetadata,
+    exc: Exception,
+    attempts: int,
+    start: float,
+    ids: dict[str, Any] | None,
+) -> TaskError:
+    duration = perf_counter() - start
+    if isinstance(exc, AttemptTimedOut):
+        error: TaskError = TaskTimeoutError(
+            f"{_describe(meta)} timed out after {task.timeout:g} s "
+            f"(attempt {attempts} of {task.retries + 1})",
+            task_name=meta.name,
+            map_index=meta.map_index,
+            attempts=attempts,
+        )
+    else:
+        error = task_error(meta.name, meta.map_index, exc, attempts)
+    if runtime.emit is not None:
+        runtime.emit(
+            ev.TaskFailed(
+                **ids,  # type: ignore[arg-type]
+                duration=duration,
+                attempts=attempts,
+                traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+                **_error_fields(error if isinstance(exc, AttemptTimedOut) else exc),
+            )
+        )
+    if runtime.hook is not None:
+        runtime.hook.on_task_error(
+            metadata=meta, inputs=meta.inputs, error=exc, duration=duration, attempts=attempts
+        )
+    return error
+
+
+def task_error(name: str, map_index: int | None, exc: BaseException, attempts: int) -> TaskError:
+    """The `TaskError` reporting that task `name` failed with `exc` (set `__cause__` yourself)."""
+    where = f" (map index {map_index})" if map_index is not None else ""
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    return TaskError(
+        f"task '{name}'{where} failed{tries}: {type(exc).__name__}: {exc}",
+        task_name=name,
+        map_index=map_index,
+        attempts=attempts,
+    )
+
+
+# -- drivers ------------------------------------------------------------------------------
+
+
+def run_sync(task: BaseTask[Any, Any], runtime: Runtime, meta: TaskMetadata, args, kwargs) -> Any:
+    """Drive `steps()` for a plain function."""
+    func = task.func
+    timeout = task.timeout
+    token = current_frame.set(meta)
+    try:
+        gen = steps(task, runtime, meta)
+        delay = next(gen)
+        while True:
+            if delay:
+                time.sleep(delay)
+            try:
+                if timeout is None:
+                    value = func(*args, **kwargs)
+                else:
+                    value = _call_with_timeout(func, args, kwargs, timeout, meta.name)
+            except Exception as exc:
+                delay = gen.throw(exc)
+            else:
+                delay = gen.send(value)
+    except StopIteration as stop:
+        return stop.value
+    finally:
+        current_frame.reset(token)
+
+
+async def run_async(
+    task: BaseTask[Any, Any], runtime: Runtime, meta: TaskMetadata, args, kwargs
+) -> Any:
+    """Drive `steps()` for an async function; a timeout cancels the attempt."""
+    import asyncio
+
+    func = task.func
+    timeout = task.timeout
+    token = current_frame.set(meta)
+    try:
+        gen = steps(task, runtime, meta)
+        delay = next(gen)
+        while True:
+            if delay:
+                await asyncio.sleep(delay)
+            try:
+                if timeout is None:
+                    value = await func(*args, **kwargs)
+                else:
+                    value = await _await_with_timeout(func(*args, **kwargs), timeout)
+            except Exception as exc:
+                delay = gen.throw(exc)
+            else:
+                delay = gen.send(value)
+    except StopIteration as stop:
+        return stop.value
+    finally:
+        current_frame.reset(token)
+
+
+def run_stream(
+    task: BaseTask[Any, Any], runtime: Runtime, meta: TaskMetadata, args, kwargs
+) -> Iterator[Any]:
+    """Drive `steps()` around a generator function: the attempt is the whole iteration.
+
+    The task's frame is current only while the generator's own code runs, not while the
+    consumer handles an item.
+    """
+    gen = steps(task, runtime, meta)
+    token = current_frame.set(meta)
+    try:
+        next(gen)
+        user = task.func(*args, **kwargs)
+    finally:
+        current_frame.reset(token)
+    while True:
+        token = current_frame.set(meta)
+        try:
+            item = next(user)
+        except StopIteration:
+            break
+        except Exception as exc:
+            _finish(gen, meta, exc)
+        finally:
+            current_frame.reset(token)
+        try:
+            yield item
+        except GeneratorExit:  # the consumer stopped early: that is a normal end
+            user.close()
+            break
+    _finish(gen, meta, None)
+
+
+async def run_async_stream(
+    task: BaseTask[Any, Any], runtime: Runtime, meta: TaskMetadata, args, kwargs
+) -> AsyncIterator[Any]:
+    """`run_stream` for async generator functions."""
+    gen = steps(task, runtime, meta)
+    token = current_frame.set(meta)
+    try:
+        next(gen)
+        user = task.func(*args, **kwargs)
+    finally:
+        current_frame.reset(token)
+    while True:
+        token = current_frame.set(meta)
+        try:
+            item = await user.__anext__()
+        except StopAsyncIteration:
+            break
+        except Exception as exc:
+            _finish(gen, meta, exc)
+        finally:
+            current_frame.reset(token)
+        try:
+            yield item
+        except GeneratorExit:
+            await user.aclose()
+            break
+    _finish(gen, meta, None)
+
+
+def _finish(gen: Generator[float, Any, Any], meta: TaskMetadata, exc: Exception | None) -> None:
+    token = current_frame.set(meta)
+    try:
+        if exc is None:
+            gen.send(None)
+        else:
+            gen.throw(exc)
+    except StopIteration:
+        return
+    finally:
+        current_frame.reset(token)
+    raise AssertionError("a stream task's pipeline asked for a retry")  # pragma: no cover
+
+
+# -- timeouts -----------------------------------------------------------------------------
+
+
+def _call_with_timeout(func, args, kwargs, timeout: float, name: str) -> Any:
+    """Run one attempt in a daemon thread and stop waiting for it after `timeout` seconds.
+
+    The abandoned attempt cannot be killed from outside (only a process can be), so it is
+    asked to stop: `AttemptAbandoned` is raised inside its thread at the next Python
+    instruction. Pure-Python work stops at once; a blocking C call (a `sleep`, a socket
+    read) finishes that call first. Its result, if any, is discarded.
+    """
+    context = contextvars.copy_context()
+    outcome: list[Any] = []
+    done = threading.Event()
+
+    def attempt() -> None:
+        try:
+            outcome.append((True, context.run(func, *args, **kwargs)))
+        except BaseException as exc:
+            outcome.append((False, exc))
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=attempt, name=f"daglite-timeout-{name}", daemon=True)
+    thread.start()
+    try:
+        finished = done.wait(timeout)
+    except BaseException:  # Ctrl-C while waiting: stop the attempt too
+        _abandon(thread)
+        raise
+    if not finished:
+        _abandon(thread)
+        raise AttemptTimedOut(timeout)
+    ok, value = outcome[0]
+    if ok:
+        return value
+    raise value
+
+
+def _abandon(thread: threading.Thread) -> None:
+    import ctypes
+
+    if thread.ident is not None and thread.is_alive():
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(thread.ident), ctypes.py_object(AttemptAbandoned)
+        )
+
+
+async def _await_with_timeout(coro, timeout: float) -> Any:
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    try:
+        return await asyncio.wait_for(coro, timeout)
+    except (asyncio.TimeoutError, TimeoutError):
+        if loop.time() >= deadline:  # ours, not one the task raised itself
+            raise AttemptTimedOut(timeout) from None
+        raise
+

@@ -1,0 +1,276 @@
+"""Sessions: the context in which task calls take part in hooks, events, caching and fan-out.
+
+`session()` and `async_session()` share one implementation (`SessionContext.open` /
+`SessionContext.close`); the async variant only differs in being an async context
+manager. A session owns its resources (backend instances, processors) and releases all
+of them when it ends, also on error and on KeyboardInterrupt.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import AsyncIterator
+from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import asynccontextmanager
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Union
+
+from daglite import events as ev
+from daglite import hooks
+from daglite import registry
+from daglite.context import Runtime
+from daglite.context import current_runtime
+from daglite.context import new_id
+from daglite.dispatch import EventDispatcher
+from daglite.errors import BackendError
+from daglite.errors import PluginError
+from daglite.settings import DagliteSettings
+from daglite.settings import get_global_settings
+
+if TYPE_CHECKING:
+    from daglite.backends import Backend
+    from daglite.caching import CacheStore
+    from daglite.datasets import DatasetStore
+
+#: What `session(plugins=...)` accepts: hook plugin objects, event processors (callables
+#: taking one event), and names of processors in the `daglite.processors` group.
+SerializablePlugin = Union[str, Callable[..., Any], Any]
+
+
+def make_processor(name: str, settings: DagliteSettings) -> Callable[[ev.Event], Any]:
+    """Instantiate the processor registered under `name` for `settings`.
+
+    A processor class may define `from_settings(settings)`; otherwise it is called with
+    no argument.
+    """
+    factory = registry.load("processor", name)
+    from_settings = getattr(factory, "from_settings", None)
+    return from_settings(settings) if from_settings is not None else factory()
+
+
+def check_backend(name: str) -> type[Backend]:
+    """The backend class registered under `name`.
+
+    Raises:
+        BackendError: No such backend is installed, or it failed to import.
+    """
+    try:
+        return registry.load("backend", name)
+    except PluginError as exc:
+        raise BackendError(str(exc)) from exc.__cause__
+
+
+class SessionContext:
+    """An open session: its settings, stores, plugins and lazily started backends.
+
+    Attributes:
+        session_id: Unique id of the session (in every event).
+        settings: The session's settings (explicit arguments applied).
+        backend: Name of the session's default backend.
+        cache_store: The cache store (a URL or a store object).
+        dataset_store: The dataset store (a URL or a store object).
+        hook_plugins: The hook plugins of this session (global ones included).
+        processors: The event processors of this session.
+    """
+
+    def __init__(
+        self,
+        *,
+        backend: str | None = None,
+        cache_store: str | CacheStore | None = None,
+        dataset_store: str | DatasetStore | None = None,
+        plugins: SerializablePlugin | list[SerializablePlugin] | None = None,
+        settings: DagliteSettings | None = None,
+    ) -> None:
+        if settings is not None and not isinstance(settings, DagliteSettings):
+            raise TypeError(
+                f"settings must be a DagliteSettings, not {type(settings).__name__}; "
+                "build one with daglite.settings.DagliteSettings(...)"
+            )
+        settings = settings or get_global_settings()
+        self.session_id = new_id()
+        self.settings = settings
+        self.backend = backend or settings.backend
+        self.cache_store = cache_store if cache_store is not None else settings.cache_store
+        self.dataset_store = dataset_store if dataset_store is not None else settings.dataset_store
+        check_backend(self.backend)  # fail when the session opens, not at the first map
+
+        if plugins is None:
+            items: list[Any] = []
+        elif isinstance(plugins, (list, tuple)):
+            items = list(plugins)
+        else:
+            items = [plugins]
+        hook_plugins = hooks.global_plugins()
+        processors: list[Callable[[ev.Event], Any]] = [
+            make_processor(name, settings) for name in settings.processors
+        ]
+        for item in items:
+            if isinstance(item, str):
+                processors.append(make_processor(item, settings))
+                continue
+            is_hook = hooks.is_hook_plugin(item)
+            if is_hook:
+                hook_plugins.append(item)
+            if callable(item) and not isinstance(item, type):
+                processors.append(item)
+            elif not is_hook:
+                raise PluginError(
+                    f"{item!r} is neither a hook plugin (no @daglite.hookimpl method), an event "
+                    "processor (a callable taking one event) nor a processor name"
+                )
+        self.hook_plugins = hook_plugins
+        self.processors = processors
+        self._dispatcher = EventDispatcher(processors) if processors else None
+        self.runtime = Runtime(
+            session_id=self.session_id,
+            settings=settings,
+            backend=self.backend,
+            hook=hooks.build_hook(hook_plugins),
+            emit=self._dispatcher,
+            cache_store=self.cache_store,
+            dataset_store=self.dataset_store,
+            services={"session": self},
+        )
+        self._backends: dict[str, Backend] = {}
+        self._lock = threading.Lock()
+        self._token: Any = None
+        self._started = 0.0
+
+    def __repr__(self) -> str:
+        return f"<SessionContext {self.session_id} backend={self.backend!r}>"
+
+    def emit(self, event: ev.Event) -> None:
+        """Hand `event` to the session's processors (no-op when there are none)."""
+        if self._dispatcher is not None:
+            self._dispatcher(event)
+
+    def get_backend(self, name: str | None = None) -> Backend:
+        """The session's instance of backend `name` (its default backend when `None`).
+
+        Raises:
+            BackendError: No backend of that name is installed.
+        """
+        name = name or self.backend
+        with self._lock:
+            instance = self._backends.get(name)
+            if instance is None:
+                instance = check_backend(name)(self.settings)
+                self._backends[name] = instance
+            return instance
+
+    def open(self) -> SessionContext:
+        """Make this session the active one in the current context (called by `session()`)."""
+        self._started = time.perf_counter()
+        self._token = current_runtime.set(self.runtime)
+        self.emit(ev.SessionStarted(session_id=self.session_id, backend=self.backend))
+        if self.runtime.hook is not None:
+            self.runtime.hook.on_session_start(session=self)
+        return self
+
+    def close(self, error: BaseException | None = None) -> None:
+        """End the session: hooks and events, then every backend and processor is released."""
+        try:
+            if self.runtime.hook is not None:
+                self.runtime.hook.on_session_end(session=self, error=error)
+        finally:
+            try:
+                with self._lock:
+                    backends, self._backends = list(self._backends.values()), {}
+                for backend in backends:
+                    backend.close()
+            finally:
+                self.emit(
+                    ev.SessionEnded(
+                        session_id=self.session_id,
+                        duration=time.perf_counter() - self._started,
+                        status="success" if error is None else "failure",
+                        error_type=type(error).__name__ if error is not None else None,
+                        error_message=str(error) if error is not None else None,
+                    )
+                )
+                if self._dispatcher is not None:
+                    self._dispatcher.close()
+                current_runtime.reset(self._token)
+
+
+@contextmanager
+def session(
+    *,
+    backend: str | None = None,
+    cache_store: str | CacheStore | None = None,
+    dataset_store: str | DatasetStore | None = None,
+    plugins: SerializablePlugin | list[SerializablePlugin] | None = None,
+    settings: DagliteSettings | None = None,
+) -> Iterator[SessionContext]:
+    """Context manager that sets up an eager execution context.
+
+    Args:
+        backend: Name of the backend to default. If `None` uses `settings.backend`.
+        cache_store: Cache store configuration. Can be a `CacheStore` or a string path.
+        dataset_store: Dataset store configuration. Can be a `DatasetStore` or a string path.
+        plugins: Extra plugins for this session only: hook plugin objects, event processors
+            (callables taking one event) and processor names.
+        settings: A `DagliteSettings` override. Falls back to the global settings singleton.
+
+    Yields:
+        The active `SessionContext` for the duration of the block.
+
+    Raises:
+        BackendError: The backend is not installed (the message says what to install).
+        PluginError: A plugin or processor name is unknown or invalid.
+    """
+    ctx = SessionContext(
+        backend=backend,
+        cache_store=cache_store,
+        dataset_store=dataset_store,
+        plugins=plugins,
+        settings=settings,
+    ).open()
+    try:
+        yield ctx
+    except BaseException as exc:
+        ctx.close(exc)
+        raise
+    ctx.close()
+
+
+@asynccontextmanager
+async def async_session(
+    *,
+    backend: str | None = None,
+    cache_store: str | CacheStore | None = None,
+    dataset_store: str | DatasetStore | None = None,
+    plugins: SerializablePlugin | list[SerializablePlugin] | None = None,
+    settings: DagliteSettings | None = None,
+) -> AsyncIterator[SessionContext]:
+    """Async context manager that sets up an eager execution context.
+
+    Args:
+        backend: Name of the backend to default. If `None` uses `settings.backend`.
+        cache_store: Cache store configuration. Can be a `CacheStore` or a string path.
+        dataset_store: Dataset store configuration. Can be a `DatasetStore` or a string path.
+        plugins: Extra plugin instances for this session only.
+        settings: A `DagliteSettings` override. Falls back to the global settings singleton.
+
+    Yields:
+        The active `SessionContext` for the duration of the block.
+    """
+    with session(
+        backend=backend,
+        cache_store=cache_store,
+        dataset_store=dataset_store,
+        plugins=plugins,
+        settings=settings,
+    ) as ctx:
+        yield ctx
+
+
+def active_session() -> SessionContext | None:
+    """The session active in the current context, or `None`."""
+    runtime = current_runtime.get()
+    return runtime.services.get("session") if runtime is not None else None

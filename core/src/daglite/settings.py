@@ -1,0 +1,198 @@
+"""Settings: one frozen class, filled from defaults, `[tool.daglite]` and `DAGLITE_*` variables.
+
+Precedence, highest first: an explicit argument (to `@task`, `session`, ...) > the session's
+settings > environment variables > the nearest `pyproject.toml` > the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from daglite.errors import SettingsError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+ENV_PREFIX = "DAGLITE_"
+
+
+def _tuple_of_str(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return tuple(str(v) for v in value)
+
+
+def _optional_positive_int(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    number = int(value)
+    if number < 1:
+        raise ValueError("must be at least 1")
+    return number
+
+
+def _choice(*allowed: str):
+    def convert(value: Any) -> str:
+        text = str(value).lower()
+        if text not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return text
+
+    return convert
+
+
+@attrs.frozen(kw_only=True)
+class DagliteSettings:
+    """Everything a session needs to know that is not given explicitly.
+
+    Attributes:
+        backend: Default backend for `map_tasks` (`DAGLITE_BACKEND`).
+        max_workers: Worker count of pooled backends; `None` lets each backend pick
+            (`DAGLITE_MAX_WORKERS`).
+        cache_store: Where `cache=True` tasks keep results (`DAGLITE_CACHE_STORE`).
+        dataset_store: Where datasets are saved and loaded (`DAGLITE_DATASET_STORE`).
+        processors: Names of event processors every session starts with, from the
+            `daglite.processors` entry-point group (`DAGLITE_PROCESSORS`, comma-separated).
+        log_level: Level of the logging processor (`DAGLITE_LOG_LEVEL`).
+        log_format: `"auto"` (readable on a terminal, JSON otherwise), `"console"` or
+            `"json"` (`DAGLITE_LOG_FORMAT`).
+        event_log: Path of the JSON-lines event log written by the `jsonl` processor
+            (`DAGLITE_EVENT_LOG`).
+        options: Free-form settings for plugins, keyed by plugin name
+            (`[tool.daglite.options.<plugin>]` in `pyproject.toml`).
+    """
+
+    backend: str = "inline"
+    max_workers: int | None = attrs.field(default=None, converter=_optional_positive_int)
+    cache_store: str = ".daglite/cache"
+    dataset_store: str = ".daglite/datasets"
+    processors: tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_str)
+    log_level: str = attrs.field(
+        default="info", converter=_choice("debug", "info", "warning", "error")
+    )
+    log_format: str = attrs.field(default="auto", converter=_choice("auto", "console", "json"))
+    event_log: str | None = None
+    options: Mapping[str, Any] = attrs.field(factory=dict)
+
+    def evolve(self, **changes: Any) -> DagliteSettings:
+        """A copy with `changes` applied (values are validated like the constructor's)."""
+        return _build(attrs.asdict(self, recurse=False) | changes, source="arguments")
+
+
+_FIELDS = {f.name for f in attrs.fields(DagliteSettings)}
+
+
+def _build(values: Mapping[str, Any], *, source: str) -> DagliteSettings:
+    unknown = sorted(set(values) - _FIELDS)
+    if unknown:
+        raise SettingsError(
+            f"unknown daglite setting(s) {unknown} in {source}; known settings: {sorted(_FIELDS)}"
+        )
+    try:
+        return DagliteSettings(**values)
+    except (TypeError, ValueError) as exc:
+        raise SettingsError(f"invalid daglite setting in {source}: {exc}") from exc
+
+
+def _validate_each(values: Mapping[str, Any], source: str) -> None:
+    # Build one field at a time so the message names the culprit.
+    for name, value in values.items():
+        try:
+            DagliteSettings(**{name: value})
+        except (TypeError, ValueError) as exc:
+            raise SettingsError(f"invalid value {value!r} for '{name}' in {source}: {exc}") from exc
+
+
+def find_pyproject(start: Path | None = None) -> Path | None:
+    """The nearest `pyproject.toml` at or above `start` (the working directory by default)."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _from_pyproject(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsError(f"cannot read daglite settings from {path}: {exc}") from exc
+    table = data.get("tool", {}).get("daglite", {})
+    if not isinstance(table, dict):
+        raise SettingsError(f"[tool.daglite] in {path} must be a table")
+    values = {key.replace("-", "_"): value for key, value in table.items()}
+    unknown = sorted(set(values) - _FIELDS)
+    if unknown:
+        raise SettingsError(
+            f"unknown daglite setting(s) {unknown} in [tool.daglite] of {path}; "
+            f"known settings: {sorted(_FIELDS)}"
+        )
+    _validate_each(values, f"[tool.daglite] of {path}")
+    return values
+
+
+def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
+    values = {}
+    for name in _FIELDS - {"options"}:
+        raw = environ.get(ENV_PREFIX + name.upper())
+        if raw is not None:
+            values[name] = raw
+    _validate_each(
+        values,
+        "the environment (" + ", ".join(ENV_PREFIX + n.upper() for n in sorted(values)) + ")",
+    )
+    return values
+
+
+def load_settings(
+    *, cwd: Path | None = None, environ: Mapping[str, str] | None = None
+) -> DagliteSettings:
+    """Settings from the defaults, the nearest `pyproject.toml` and the environment.
+
+    Args:
+        cwd: Where to start looking for `pyproject.toml` (the working directory by default).
+        environ: The environment to read `DAGLITE_*` variables from (`os.environ` by default).
+
+    Raises:
+        SettingsError: A value is unknown or invalid; the message names it and where it came from.
+    """
+    values = _from_pyproject(find_pyproject(cwd))
+    values.update(_from_environ(os.environ if environ is None else environ))
+    return _build(values, source="pyproject.toml and the environment")
+
+
+_global: DagliteSettings | None = None
+
+
+def get_global_settings() -> DagliteSettings:
+    """The process-wide settings (loaded on first use, or as set by `set_global_settings`)."""
+    global _global
+    if _global is None:
+        _global = load_settings()
+    return _global
+
+
+def set_global_settings(settings: DagliteSettings | None) -> None:
+    """Replace the process-wide settings; `None` reloads them from pyproject and the environment.
+
+    Raises:
+        TypeError: `settings` is neither a `DagliteSettings` nor `None`.
+    """
+    global _global
+    if settings is not None and not isinstance(settings, DagliteSettings):
+        raise TypeError(
+            f"set_global_settings() takes a DagliteSettings or None, not {type(settings).__name__}"
+        )
+    _global = settings

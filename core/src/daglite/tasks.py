@@ -1,0 +1,514 @@
+"""`@task`: eager task objects for plain, async, generator and async-generator functions.
+
+A task is an immutable object built once, at decoration time, where every option is
+validated. Calling it runs the function at once through the run pipeline
+(`daglite.pipeline`); a call outside any session with no option that needs the pipeline
+stays a plain call.
+"""
+
+from __future__ import annotations
+
+import inspect
+import string
+import sys
+from collections.abc import AsyncIterator
+from collections.abc import Callable
+from collections.abc import Coroutine
+from collections.abc import Iterator
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Generic
+from typing import TypeVar
+from typing import overload
+
+import attrs
+
+from daglite import pipeline
+from daglite.context import bare_runtime
+from daglite.context import current_runtime
+
+if sys.version_info >= (3, 10):
+    from typing import ParamSpec
+else:  # pragma: no cover
+    from typing_extensions import ParamSpec
+
+if TYPE_CHECKING:
+    from daglite.caching import CacheHashFn
+    from daglite.caching import CacheStore
+    from daglite.datasets import DatasetStore
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+BUILTIN_PLACEHOLDERS = frozenset({"map_index"})
+
+
+def placeholders(template: str) -> set[str]:
+    """The `{field}` names a template uses (`"{a}-{b}"` -> `{"a", "b"}`)."""
+    try:
+        return {
+            field.split(".")[0].split("[")[0]
+            for _, field, _, _ in string.Formatter().parse(template)
+            if field is not None
+        }
+    except ValueError as exc:
+        raise ValueError(f"Template '{template}' is malformed: {exc}") from None
+
+
+def check_template(kind: str, template: str, func: Callable[..., Any]) -> frozenset[str]:
+    """Validate that a name or dataset template only uses the function's parameters.
+
+    Raises:
+        ValueError: The template references a placeholder that won't exist at runtime.
+    """
+    used = placeholders(template)
+    if "" in used:
+        raise ValueError(
+            f"{kind} template '{template}' has an empty placeholder '{{}}': name a parameter, "
+            "e.g. '{x}'."
+        )
+    available = set(inspect.signature(func).parameters) | BUILTIN_PLACEHOLDERS
+    unknown = used - available
+    if unknown:
+        raise ValueError(
+            f"{kind} template '{template}' references {unknown} which won't be available at "
+            f"runtime. Available placeholders: {sorted(available)}."
+        )
+    return frozenset(used)
+
+
+def _simple_parameters(signature: inspect.Signature) -> tuple[str, ...] | None:
+    """Parameter names when all are positional-or-keyword (then binding can skip inspect)."""
+    kinds = {p.kind for p in signature.parameters.values()}
+    if kinds <= {inspect.Parameter.POSITIONAL_OR_KEYWORD}:
+        return tuple(signature.parameters)
+    return None
+
+
+@attrs.frozen(slots=False, eq=False, repr=False)
+class BaseTask(Generic[P, R]):
+    """What every kind of task shares: the function, its options and its call machinery.
+
+    Build tasks with `@task`, not with this class.
+    """
+
+    func: Callable[..., Any]
+    name: str
+    description: str = ""
+    backend: str | None = None
+    retries: int = 0
+    timeout: float | None = None
+    retry_delay: float = 0.0
+    retry_backoff: float = 1.0
+    cache: Any = False
+    cache_store: Any = None
+    cache_ttl: int | None = None
+    cache_hash_fn: Any = None
+    cache_version: str | None = None
+    cache_ignore: tuple[str, ...] = ()
+    dataset: str | None = None
+    dataset_store: Any = None
+    dataset_format: str | None = None
+
+    # Derived at decoration time.
+    signature: inspect.Signature = attrs.field(init=False)
+    qualname: str = attrs.field(init=False)
+    name_fields: frozenset[str] = attrs.field(init=False)
+    needs_inputs: bool = attrs.field(init=False)
+    plain: bool = attrs.field(init=False)
+    _param_names: tuple[str, ...] | None = attrs.field(init=False)
+    _defaults: dict[str, Any] = attrs.field(init=False)
+
+    is_async = False
+    is_stream = False
+
+    def __attrs_post_init__(self) -> None:
+        func = self.func
+        signature = inspect.signature(func)
+        setattr_ = object.__setattr__
+        setattr_(self, "signature", signature)
+        setattr_(self, "qualname", f"{func.__module__}.{func.__qualname__}")
+        setattr_(self, "name_fields", placeholders(self.name))
+        setattr_(
+            self,
+            "needs_inputs",
+            bool(self.name_fields) or self.cache is not False or self.dataset is not None,
+        )
+        setattr_(
+            self,
+            "plain",
+            self.retries == 0 and self.timeout is None and not self.needs_inputs,
+        )
+        setattr_(self, "_param_names", _simple_parameters(signature))
+        setattr_(
+            self,
+            "_defaults",
+            {
+                name: p.default
+                for name, p in signature.parameters.items()
+                if p.default is not inspect.Parameter.empty
+            },
+        )
+        # Look like the function: name, docs, module and signature (inspect follows __wrapped__).
+        for attr in ("__module__", "__name__", "__qualname__", "__doc__"):
+            if hasattr(func, attr):
+                setattr_(self, attr, getattr(func, attr))
+        setattr_(self, "__wrapped__", func)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} '{self.name}' of {self.qualname}>"
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        # A task that is importable by name travels as a reference, like a function would.
+        module_name = getattr(self.func, "__module__", None)
+        module = sys.modules.get(module_name) if module_name else None
+        qualname = getattr(self.func, "__qualname__", "")
+        if (
+            module is not None
+            and module_name != "__main__"
+            and "<locals>" not in qualname
+            and _lookup(module, qualname) is self
+        ):
+            return (_import_task, (module_name, qualname))
+        return super().__reduce_ex__(protocol)
+
+    # -- per-call helpers used by the pipeline --------------------------------------------
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The call's arguments by parameter name, defaults applied.
+
+        Raises:
+            TypeError: The arguments do not fit the signature (as a plain call would).
+        """
+        names = self._param_names
+        if names is not None and len(args) <= len(names):
+            inputs = dict(zip(names, args))
+            if kwargs:
+                if any(k in inputs or k not in self.signature.parameters for k in kwargs):
+                    return self._bind_slow(args, kwargs)
+                inputs.update(kwargs)
+            if len(inputs) < len(names):
+                for name in names:
+                    if name not in inputs:
+                        if name not in self._defaults:
+                            return self._bind_slow(args, kwargs)
+                        inputs[name] = self._defaults[name]
+                inputs = {name: inputs[name] for name in names}
+            return inputs
+        return self._bind_slow(args, kwargs)
+
+    def _bind_slow(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"task '{self.name}': {exc}") from None
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
+    def resolve_name(self, inputs: dict[str, Any], map_index: int | None) -> str:
+        """The task name with its `{param}` and `{map_index}` placeholders filled in."""
+        return self.name.format_map({**inputs, "map_index": map_index})
+
+    def _prepare(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        runtime = current_runtime.get() or bare_runtime()
+        return runtime, pipeline.make_metadata(self, runtime, args, kwargs, None, None)
+
+
+def _lookup(module: Any, qualname: str) -> Any:
+    obj = module
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+    return obj
+
+
+def _import_task(module_name: str, qualname: str) -> Any:
+    import importlib
+
+    return _lookup(importlib.import_module(module_name), qualname)
+
+
+class SyncTask(BaseTask[P, R]):
+    """A task wrapping a plain function: calling it returns the function's value."""
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        runtime = current_runtime.get()
+        if runtime is None:
+            if self.plain:  # a bare call with nothing to manage stays a plain call
+                try:
+                    return self.func(*args, **kwargs)
+                except Exception as exc:
+                    raise self._bare_error(exc, args, kwargs) from exc
+            runtime = bare_runtime()
+        meta = pipeline.make_metadata(self, runtime, args, kwargs, None, None)
+        return pipeline.run_sync(self, runtime, meta, args, kwargs)
+
+    def _bare_error(self, exc: Exception, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        name = self.name
+        if self.name_fields:
+            try:
+                name = self.resolve_name(self.bind(args, kwargs), None)
+            except Exception:
+                pass  # keep the template: the original error matters more
+        return pipeline.task_error(name, None, exc, 1)
+
+
+class AsyncTask(BaseTask[P, R]):
+    """A task wrapping an `async def` function: calling it returns a coroutine to await."""
+
+    is_async = True
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
+        runtime, meta = self._prepare(args, kwargs)
+        return pipeline.run_async(self, runtime, meta, args, kwargs)
+
+
+class SyncTaskStream(BaseTask[P, R]):
+    """A task wrapping a generator function: calling it returns an iterator of its items."""
+
+    is_stream = True
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Iterator[R]:
+        runtime, meta = self._prepare(args, kwargs)
+        return pipeline.run_stream(self, runtime, meta, args, kwargs)
+
+
+class AsyncTaskStream(BaseTask[P, R]):
+    """A task wrapping an async generator function: calling it returns an async iterator."""
+
+    is_async = True
+    is_stream = True
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> AsyncIterator[R]:
+        runtime, meta = self._prepare(args, kwargs)
+        return pipeline.run_async_stream(self, runtime, meta, args, kwargs)
+
+
+class _TaskDecorator:
+    """What `@task(...)` with options returns: apply it to a function."""
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        self._options = options
+
+    @overload
+    def __call__(self, func: Callable[P, AsyncIterator[R]]) -> AsyncTaskStream[P, R]: ...
+    @overload
+    def __call__(self, func: Callable[P, Iterator[R]]) -> SyncTaskStream[P, R]: ...
+    @overload
+    def __call__(self, func: Callable[P, Coroutine[Any, Any, R]]) -> AsyncTask[P, R]: ...
+    @overload
+    def __call__(self, func: Callable[P, R]) -> SyncTask[P, R]: ...
+    def __call__(self, func: Callable[..., Any]) -> Any:
+        return _make_task(func, **self._options)
+
+
+@overload
+def task(func: Callable[P, AsyncIterator[R]]) -> AsyncTaskStream[P, R]: ...
+@overload
+def task(func: Callable[P, Iterator[R]]) -> SyncTaskStream[P, R]: ...
+@overload
+def task(func: Callable[P, Coroutine[Any, Any, R]]) -> AsyncTask[P, R]: ...
+@overload
+def task(func: Callable[P, R]) -> SyncTask[P, R]: ...
+@overload
+def task(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    backend: str | None = None,
+    retries: int = 0,
+    timeout: float | None = None,
+    cache: bool | str | CacheStore = False,
+    cache_store: CacheStore | str | None = None,
+    cache_ttl: int | None = None,
+    cache_hash: CacheHashFn | None = None,
+    dataset: str | None = None,
+    dataset_store: DatasetStore | str | None = None,
+    dataset_format: str | None = None,
+    retry_delay: float = 0.0,
+    retry_backoff: float = 1.0,
+    cache_version: str | None = None,
+    cache_ignore: Sequence[str] = (),
+) -> _TaskDecorator: ...
+def task(  # noqa: D417 - options are documented as a list below
+    func: Any = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    backend: str | None = None,
+    retries: int = 0,
+    timeout: float | None = None,
+    cache: bool | str | CacheStore = False,
+    cache_store: CacheStore | str | None = None,
+    cache_ttl: int | None = None,
+    cache_hash: CacheHashFn | None = None,
+    dataset: str | None = None,
+    dataset_store: DatasetStore | str | None = None,
+    dataset_format: str | None = None,
+    retry_delay: float = 0.0,
+    retry_backoff: float = 1.0,
+    cache_version: str | None = None,
+    cache_ignore: Sequence[str] = (),
+) -> Any:
+    """Creates a daglite task from a sync or async function.
+
+    The decorated function executes immediately on call (no futures, no graph). When called
+    inside an active session or workflow it emits events, fires hooks, participates in caching,
+    and can interact with dataset stores.
+
+    Args:
+        name: Custom name of the task. Can include `{param}` placeholders for argument values and
+            `{map_index}` for the current map iteration index (if applicable). Defaults to the
+            function's `__name__`. Cannot contain period (`.`) characters.
+        description: Description of the task. Defaults to the function's docstring.
+        backend: Backend name for parallel operations. If `None`, inherits from either the active
+            session or the default settings backend.
+        retries: Number of automatic task retries on failure.
+        timeout: Max execution time in seconds, per attempt. An overrun raises
+            `TaskTimeoutError` (and counts as a failed attempt for `retries`).
+        cache: Whether the task participates in caching: `False` (default) no caching; `True`
+            the session's cache store; a `str` a path to a file based cache store for this task;
+            a `CacheStore` instance, used as given.
+        cache_store: Cache store for this task (overrides the session's when `cache=True`).
+        cache_ttl: Cache time-to-live in seconds. Ignored if `cache` is `False`.
+        cache_hash: Custom `(func, inputs) -> str` hash function replacing the default key.
+        dataset: Key template under which every result is saved as a dataset.
+        dataset_store: Dataset store for `dataset` (defaults to the session's).
+        dataset_format: Format of the auto-saved dataset (defaults to the key's extension).
+        retry_delay: Seconds to wait before the first retry (default 0).
+        retry_backoff: Multiplier applied to the delay after each retry (default 1).
+        cache_version: Extra string mixed into the cache key; change it to invalidate.
+        cache_ignore: Parameter names left out of the cache key.
+
+    Returns:
+        A sync or async eager task callable with the original signature.
+
+    Raises:
+        TypeError: `@task` was applied to a class or a non-callable.
+        ValueError: An option is invalid (the message names it and what is allowed).
+    """
+    options = {
+        "name": name,
+        "description": description,
+        "backend": backend,
+        "retries": retries,
+        "timeout": timeout,
+        "cache": cache,
+        "cache_store": cache_store,
+        "cache_ttl": cache_ttl,
+        "cache_hash": cache_hash,
+        "dataset": dataset,
+        "dataset_store": dataset_store,
+        "dataset_format": dataset_format,
+        "retry_delay": retry_delay,
+        "retry_backoff": retry_backoff,
+        "cache_version": cache_version,
+        "cache_ignore": cache_ignore,
+    }
+    if func is not None:
+        return _make_task(func, **options)
+    return _TaskDecorator(options)
+
+
+def _make_task(
+    func: Any,
+    *,
+    name: str | None,
+    description: str | None,
+    backend: str | None,
+    retries: int,
+    timeout: float | None,
+    cache: Any,
+    cache_store: Any,
+    cache_ttl: int | None,
+    cache_hash: Any,
+    dataset: str | None,
+    dataset_store: Any,
+    dataset_format: str | None,
+    retry_delay: float,
+    retry_backoff: float,
+    cache_version: str | None,
+    cache_ignore: Sequence[str],
+) -> BaseTask[Any, Any]:
+    if inspect.isclass(func) or not callable(func):
+        raise TypeError("`@task` can only be applied to callable functions.")
+    if isinstance(func, BaseTask):
+        raise TypeError(f"{func!r} is already a task; apply `@task` to the function only once.")
+
+    task_name = name if name is not None else getattr(func, "__name__", "unnamed_task")
+    if not isinstance(task_name, str) or not task_name:
+        raise ValueError(f"Task name must be a non-empty string, not {task_name!r}.")
+    if "." in task_name:
+        raise ValueError(
+            f"Task name '{task_name}' cannot contain period ('.') characters; use '_' or '-'."
+        )
+    check_template("Name", task_name, func)
+    if dataset is not None:
+        check_template("Dataset", dataset, func)
+
+    _check_options(retries, timeout, retry_delay, retry_backoff, cache_ttl)
+    ignore = tuple(cache_ignore)
+    unknown = set(ignore) - set(inspect.signature(func).parameters)
+    if unknown:
+        raise ValueError(
+            f"cache_ignore names {sorted(unknown)} which are not parameters of "
+            f"'{task_name}': {sorted(inspect.signature(func).parameters)}."
+        )
+
+    is_sync_gen = inspect.isgeneratorfunction(func)
+    is_async_gen = inspect.isasyncgenfunction(func)
+    if is_sync_gen or is_async_gen:
+        if cache is not False:
+            raise ValueError("Caching is not supported for generator tasks.")
+        if retries > 0:
+            raise ValueError("Retries are not supported for generator tasks.")
+        if timeout is not None:
+            raise ValueError("Timeouts are not supported for generator tasks.")
+        if dataset is not None:
+            raise ValueError(
+                "Dataset auto-save is not supported for generator tasks; collect the items in a "
+                "task and save that result."
+            )
+        cls: type[BaseTask[Any, Any]] = SyncTaskStream if is_sync_gen else AsyncTaskStream
+    elif inspect.iscoroutinefunction(func):
+        cls = AsyncTask
+    else:
+        cls = SyncTask
+
+    return cls(
+        func=func,
+        name=task_name,
+        description=description if description is not None else inspect.getdoc(func) or "",
+        backend=backend,
+        retries=retries,
+        timeout=float(timeout) if timeout is not None else None,
+        retry_delay=float(retry_delay),
+        retry_backoff=float(retry_backoff),
+        cache=cache,
+        cache_store=cache_store,
+        cache_ttl=cache_ttl,
+        cache_hash_fn=cache_hash,
+        cache_version=cache_version,
+        cache_ignore=ignore,
+        dataset=dataset,
+        dataset_store=dataset_store,
+        dataset_format=dataset_format,
+    )
+
+
+def _check_options(
+    retries: Any, timeout: Any, retry_delay: Any, retry_backoff: Any, cache_ttl: Any
+) -> None:
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+        raise ValueError(f"retries must be a whole number >= 0, not {retries!r}.")
+    if timeout is not None and (not number(timeout) or timeout <= 0):
+        raise ValueError(f"timeout must be a number of seconds > 0 (or None), not {timeout!r}.")
+    if not number(retry_delay) or retry_delay < 0:
+        raise ValueError(f"retry_delay must be a number of seconds >= 0, not {retry_delay!r}.")
+    if not number(retry_backoff) or retry_backoff < 1:
+        raise ValueError(f"retry_backoff must be a number >= 1, not {retry_backoff!r}.")
+    if cache_ttl is not None and (not number(cache_ttl) or cache_ttl <= 0):
+        raise ValueError(f"cache_ttl must be a number of seconds > 0 (or None), not {cache_ttl!r}.")
