@@ -1,4 +1,4 @@
-"""Fan-out: `map_tasks` runs a task over iterables on a backend, `gather_tasks` on the event loop."""
+"""Fan-out: `map_tasks` runs a task over iterables on a backend; `gather_tasks` on the loop."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from typing import Any
 from typing import TypeVar
 from typing import overload
 
-from daglite import events as ev
 from daglite import pipeline
 from daglite.backends.base import MapJob
 from daglite.backends.base import collect_async
@@ -21,6 +20,7 @@ from daglite.context import bare_runtime
 from daglite.context import current_frame
 from daglite.context import current_runtime
 from daglite.context import new_id
+from daglite.dispatch import emit_event
 from daglite.session import active_session
 from daglite.session import check_backend
 from daglite.tasks import BaseTask
@@ -55,9 +55,8 @@ def _pick_backend(task: BaseTask[Any, Any], backend: str | None, runtime: Runtim
     return task.backend or runtime.backend
 
 
-def _emit(runtime: Runtime, event_type: type[ev.Event], **fields: Any) -> None:
-    if runtime.emit is not None:
-        runtime.emit(event_type(session_id=runtime.session_id, **fields))
+def _emit(runtime: Runtime, kind: str, **fields: Any) -> None:
+    emit_event(runtime.emit, kind, session_id=runtime.session_id, **fields)
 
 
 @overload
@@ -155,7 +154,7 @@ def map_tasks(
         "name": checked.name,
         "parent_id": parent.task_id if parent is not None else None,
     }
-    _emit(runtime, ev.MapStarted, backend=name, total=total, **ids)
+    _emit(runtime, "MapStarted", backend=name, total=total, **ids)
     start = time.perf_counter()
     try:
         return instance.map(job)
@@ -164,7 +163,7 @@ def map_tasks(
             owned.close()
         _emit(
             runtime,
-            ev.MapEnded,
+            "MapEnded",
             total=job.finished,
             failures=job.failures,
             duration=time.perf_counter() - start,
@@ -242,7 +241,7 @@ async def gather_tasks(
         "name": checked.name,
         "parent_id": parent.task_id if parent is not None else None,
     }
-    _emit(runtime, ev.MapStarted, backend="asyncio", total=len(items), **ids)
+    _emit(runtime, "MapStarted", backend="asyncio", total=len(items), **ids)
     start = time.perf_counter()
     coros = []
     for index, args in enumerate(items):
@@ -266,7 +265,7 @@ async def gather_tasks(
     finally:
         _emit(
             runtime,
-            ev.MapEnded,
+            "MapEnded",
             total=len(items),
             failures=failures,
             duration=time.perf_counter() - start,

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import NamedTuple
 
 import attrs
 
@@ -95,9 +96,11 @@ def bare_runtime() -> Runtime:
 # -- frames -------------------------------------------------------------------------------
 
 
-@attrs.frozen
-class TaskMetadata:
+class TaskMetadata(NamedTuple):
     """Who a running task call is: handed to hooks and available via `current_task()`.
+
+    An immutable named tuple (cheaper to build than a frozen attrs class, and built on every
+    call inside a session).
 
     Attributes:
         task_id: Unique id of this call.
@@ -109,7 +112,8 @@ class TaskMetadata:
         map_index: Index of the item inside `map_tasks`/`gather_tasks`, else `None`.
         map_id: Id of that map, else `None`.
         backend: Name of the backend the call runs on.
-        inputs: The bound arguments of the call (defaults applied).
+        inputs: The bound arguments of the call (defaults applied); empty when nothing
+            needed them (no hook plugin, no placeholder, no cache, no dataset).
     """
 
     task_id: str
@@ -121,19 +125,18 @@ class TaskMetadata:
     map_index: int | None = None
     map_id: str | None = None
     backend: str = "inline"
-    inputs: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+    inputs: dict[str, Any] = {}
 
     is_task = True
 
 
-@attrs.frozen
-class WorkflowFrame:
+class WorkflowFrame(NamedTuple):
     """The frame of a running workflow: tasks called in it are its children."""
 
     task_id: str
     name: str
     parent_id: str | None
-    inputs: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+    inputs: dict[str, Any] = {}
 
     is_task = False
     map_index = None

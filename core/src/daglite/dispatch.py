@@ -6,11 +6,24 @@ import logging
 import threading
 from collections.abc import Callable
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 from typing import Any
 
-from daglite.events import Event
+if TYPE_CHECKING:
+    from daglite.events import Event
 
 log = logging.getLogger("daglite")
+
+
+def emit_event(sink: Callable[[Event], Any] | None, kind: str, **fields: Any) -> None:
+    """Build the event class named `kind` from `fields` and hand it to `sink`, if there is one.
+
+    Nothing is built (and `daglite.events` is not even imported) when nobody listens.
+    """
+    if sink is not None:
+        from daglite import events
+
+        sink(getattr(events, kind)(**fields))
 
 
 class EventDispatcher:

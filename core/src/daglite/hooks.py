@@ -58,7 +58,7 @@ def global_plugins() -> list[Any]:
 
 
 def build_hook(plugins: Iterable[Any]) -> Any:
-    """pluggy's hook relay over `plugins`, or `None` when there are none.
+    """Pluggy's hook relay over `plugins`, or `None` when there are none.
 
     Raises:
         PluginError: A plugin implements a hook that does not exist or with wrong arguments.

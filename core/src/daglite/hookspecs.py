@@ -56,7 +56,7 @@ def on_task_error(
 def on_task_retry(
     metadata: Any, inputs: dict[str, Any], error: BaseException, attempt: int, delay: float
 ) -> None:
-    """Attempt `attempt` failed with `error`; another follows after `delay` s. Runs where the task runs."""
+    """Attempt `attempt` failed; another follows after `delay` s. Runs where the task runs."""
 
 
 @hookspec

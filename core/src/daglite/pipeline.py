@@ -23,7 +23,6 @@ from time import perf_counter
 from typing import TYPE_CHECKING
 from typing import Any
 
-from daglite import events as ev
 from daglite.context import Runtime
 from daglite.context import TaskMetadata
 from daglite.context import current_frame
@@ -83,6 +82,8 @@ def steps(
     emit = runtime.emit
     hook = runtime.hook
     inputs = meta.inputs
+    if emit is not None:
+        from daglite import events as ev  # only imported when someone listens
     ids = (
         {
             "session_id": meta.session_id,
@@ -181,6 +182,8 @@ def _final_error(
     else:
         error = task_error(meta.name, meta.map_index, exc, attempts)
     if runtime.emit is not None:
+        from daglite import events as ev
+
         runtime.emit(
             ev.TaskFailed(
                 **ids,  # type: ignore[arg-type]
@@ -217,6 +220,13 @@ def run_sync(task: BaseTask[Any, Any], runtime: Runtime, meta: TaskMetadata, arg
     func = task.func
     timeout = task.timeout
     token = current_frame.set(meta)
+    if task.plain and runtime.emit is None and runtime.hook is None:
+        try:  # nothing to manage: the pipeline would only wrap errors
+            return func(*args, **kwargs)
+        except Exception as exc:
+            raise task_error(meta.name, meta.map_index, exc, 1) from exc
+        finally:
+            current_frame.reset(token)
     try:
         gen = steps(task, runtime, meta)
         delay = next(gen)
@@ -403,4 +413,3 @@ async def _await_with_timeout(coro, timeout: float) -> Any:
         if loop.time() >= deadline:  # ours, not one the task raised itself
             raise AttemptTimedOut(timeout) from None
         raise
-

@@ -56,7 +56,9 @@ def _group(kind: str) -> str:
     try:
         return GROUPS[kind]
     except KeyError:
-        raise ValueError(f"unknown plugin kind {kind!r}; expected one of {sorted(GROUPS)}") from None
+        raise ValueError(
+            f"unknown plugin kind {kind!r}; expected one of {sorted(GROUPS)}"
+        ) from None
 
 
 def _entry_points(kind: str) -> list[Any]:
@@ -130,7 +132,9 @@ def _missing_message(kind: str, name: str) -> str:
     installed = ", ".join(names(kind)) or "none"
     hint = INSTALL_HINTS.get((kind, name))
     if hint:
-        return f"{kind} '{name}' is not installed: pip install {hint} (installed {kind}s: {installed})"
+        return (
+            f"{kind} '{name}' is not installed: pip install {hint} (installed {kind}s: {installed})"
+        )
     return f"unknown {kind} '{name}'; installed {kind}s: {installed}"
 
 

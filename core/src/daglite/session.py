@@ -17,28 +17,28 @@ from contextlib import asynccontextmanager
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 from typing import Any
-from typing import Union
 
-from daglite import events as ev
 from daglite import hooks
 from daglite import registry
 from daglite.context import Runtime
 from daglite.context import current_runtime
 from daglite.context import new_id
 from daglite.dispatch import EventDispatcher
+from daglite.dispatch import emit_event
 from daglite.errors import BackendError
 from daglite.errors import PluginError
 from daglite.settings import DagliteSettings
 from daglite.settings import get_global_settings
 
 if TYPE_CHECKING:
+    from daglite import events as ev
     from daglite.backends import Backend
     from daglite.caching import CacheStore
     from daglite.datasets import DatasetStore
 
 #: What `session(plugins=...)` accepts: hook plugin objects, event processors (callables
 #: taking one event), and names of processors in the `daglite.processors` group.
-SerializablePlugin = Union[str, Callable[..., Any], Any]
+SerializablePlugin = Any  # str | hook plugin | Callable[[Event], Any]
 
 
 def make_processor(name: str, settings: DagliteSettings) -> Callable[[ev.Event], Any]:
@@ -167,7 +167,9 @@ class SessionContext:
         """Make this session the active one in the current context (called by `session()`)."""
         self._started = time.perf_counter()
         self._token = current_runtime.set(self.runtime)
-        self.emit(ev.SessionStarted(session_id=self.session_id, backend=self.backend))
+        emit_event(
+            self._dispatcher, "SessionStarted", session_id=self.session_id, backend=self.backend
+        )
         if self.runtime.hook is not None:
             self.runtime.hook.on_session_start(session=self)
         return self
@@ -184,14 +186,14 @@ class SessionContext:
                 for backend in backends:
                     backend.close()
             finally:
-                self.emit(
-                    ev.SessionEnded(
-                        session_id=self.session_id,
-                        duration=time.perf_counter() - self._started,
-                        status="success" if error is None else "failure",
-                        error_type=type(error).__name__ if error is not None else None,
-                        error_message=str(error) if error is not None else None,
-                    )
+                emit_event(
+                    self._dispatcher,
+                    "SessionEnded",
+                    session_id=self.session_id,
+                    duration=time.perf_counter() - self._started,
+                    status="success" if error is None else "failure",
+                    error_type=type(error).__name__ if error is not None else None,
+                    error_message=str(error) if error is not None else None,
                 )
                 if self._dispatcher is not None:
                     self._dispatcher.close()

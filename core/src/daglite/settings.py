@@ -16,11 +16,6 @@ import attrs
 
 from daglite.errors import SettingsError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
-
 ENV_PREFIX = "DAGLITE_"
 
 
@@ -124,6 +119,10 @@ def find_pyproject(start: Path | None = None) -> Path | None:
 def _from_pyproject(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)

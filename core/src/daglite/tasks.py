@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import Generic
+from typing import ParamSpec
 from typing import TypeVar
 from typing import overload
 
@@ -27,11 +28,6 @@ import attrs
 from daglite import pipeline
 from daglite.context import bare_runtime
 from daglite.context import current_runtime
-
-if sys.version_info >= (3, 10):
-    from typing import ParamSpec
-else:  # pragma: no cover
-    from typing_extensions import ParamSpec
 
 if TYPE_CHECKING:
     from daglite.caching import CacheHashFn

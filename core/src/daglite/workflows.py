@@ -14,15 +14,14 @@ from collections.abc import Coroutine
 from contextlib import contextmanager
 from typing import Any
 from typing import Generic
-from typing import TypeVar
 from typing import overload
 
 import attrs
 
-from daglite import events as ev
 from daglite.context import WorkflowFrame
 from daglite.context import current_frame
 from daglite.context import new_id
+from daglite.dispatch import emit_event
 from daglite.session import SessionContext
 from daglite.session import active_session
 from daglite.session import session
@@ -56,9 +55,8 @@ class BaseWorkflow(Generic[P, R]):
     def _running(self, args: tuple[Any, ...], kwargs: dict[str, Any]):
         outer = active_session()
         if outer is None:
-            with session() as ctx:
-                with self._framed(ctx, args, kwargs):
-                    yield
+            with session() as ctx, self._framed(ctx, args, kwargs):
+                yield
         else:
             with self._framed(outer, args, kwargs):
                 yield
@@ -77,25 +75,28 @@ class BaseWorkflow(Generic[P, R]):
             "name": self.name,
             "parent_id": frame.parent_id,
         }
-        ctx.emit(ev.WorkflowStarted(**ids))
+        sink = ctx.runtime.emit
+        emit_event(sink, "WorkflowStarted", **ids)
         start = time.perf_counter()
         token = current_frame.set(frame)
         try:
             yield
         except BaseException as exc:
-            ctx.emit(
-                ev.WorkflowEnded(
-                    **ids,
-                    duration=time.perf_counter() - start,
-                    status="failure",
-                    error_type=type(exc).__name__,
-                    error_message=str(exc),
-                )
+            emit_event(
+                sink,
+                "WorkflowEnded",
+                **ids,
+                duration=time.perf_counter() - start,
+                status="failure",
+                error_type=type(exc).__name__,
+                error_message=str(exc),
             )
             raise
         finally:
             current_frame.reset(token)
-        ctx.emit(ev.WorkflowEnded(**ids, duration=time.perf_counter() - start, status="success"))
+        emit_event(
+            sink, "WorkflowEnded", **ids, duration=time.perf_counter() - start, status="success"
+        )
 
 
 class SyncWorkflow(BaseWorkflow[P, R]):
@@ -205,5 +206,3 @@ def _make_workflow(func: Any, name: str | None, description: str | None) -> Any:
 def is_workflow(obj: Any) -> bool:
     """True for objects made by `@workflow`."""
     return isinstance(obj, BaseWorkflow)
-
-

@@ -80,7 +80,9 @@ class MapJob:
                 return list(pipeline.run_stream(task, runtime, meta, args, {}))
             return pipeline.run_sync(task, runtime, meta, args, {})
         if task.is_stream:
-            return run_coroutine(collect_async(pipeline.run_async_stream(task, runtime, meta, args, {})))
+            return run_coroutine(
+                collect_async(pipeline.run_async_stream(task, runtime, meta, args, {}))
+            )
         return run_coroutine(pipeline.run_async(task, runtime, meta, args, {}))
 
     def run_chunk(self, chunk: Iterable[tuple[int, tuple[Any, ...]]]) -> list[Outcome]:
@@ -100,6 +102,7 @@ class MapJob:
 
 
 async def collect_async(stream: Any) -> list[Any]:
+    """Collect an async iterator into a list."""
     return [item async for item in stream]
 
 
