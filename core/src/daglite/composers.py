@@ -228,7 +228,7 @@ async def gather_tasks(
         )
     if backend is not None:
         return await asyncio.to_thread(
-            map_tasks, checked, *iterables, backend=backend, return_exceptions=return_exceptions
+            map_tasks, task, *iterables, backend=backend, return_exceptions=return_exceptions
         )
     items = list(zip(*iterables))
     if not items:

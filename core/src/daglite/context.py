@@ -151,4 +151,4 @@ current_frame: ContextVar[Frame | None] = ContextVar("daglite_frame", default=No
 def current_task() -> TaskMetadata | None:
     """The metadata of the task call running in this context, or `None` outside a task."""
     frame = current_frame.get()
-    return frame if frame is not None and frame.is_task else None
+    return frame if isinstance(frame, TaskMetadata) else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DagliteError(Exception):
     """Base class of every error raised by daglite."""
@@ -42,7 +44,8 @@ class TaskError(DagliteError):
             {"__cause__": self.__cause__, **self.__dict__},
         )
 
-    def __setstate__(self, state: dict) -> None:
+    def __setstate__(self, state: dict[str, Any] | None) -> None:
+        state = dict(state or {})
         cause = state.pop("__cause__", None)
         self.__dict__.update(state)
         self.__cause__ = cause

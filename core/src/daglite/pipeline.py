@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from time import perf_counter
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import NoReturn
 
 from daglite.context import Runtime
 from daglite.context import TaskMetadata
@@ -82,10 +83,13 @@ def steps(
     emit = runtime.emit
     hook = runtime.hook
     inputs = meta.inputs
+    ev: Any = None  # the `daglite.events` module, imported only when someone listens
+    ids: dict[str, Any] = {}
     if emit is not None:
-        from daglite import events as ev  # only imported when someone listens
-    ids = (
-        {
+        from daglite import events
+
+        ev = events
+        ids = {
             "session_id": meta.session_id,
             "task_id": meta.task_id,
             "name": meta.name,
@@ -93,14 +97,12 @@ def steps(
             "map_index": meta.map_index,
             "map_id": meta.map_id,
         }
-        if emit is not None
-        else None
-    )
     start = perf_counter()
 
     cache = None
     if task.cache is not False:
-        from daglite.caching import CachePlan  # deferred: stores are only needed by cached tasks
+        # deferred: stores are only needed by cached tasks
+        from daglite.caching import CachePlan  # pyright: ignore[reportMissingImports]
 
         cache = CachePlan.for_call(task, runtime, meta)
         found, value = cache.lookup()
@@ -145,7 +147,8 @@ def steps(
     if cache is not None:
         cache.store(value)
     if task.dataset is not None:
-        from daglite.datasets import autosave  # deferred: only tasks with `dataset=` need it
+        # deferred: only tasks with `dataset=` need it
+        from daglite.datasets import autosave  # pyright: ignore[reportMissingImports]
 
         autosave(task, runtime, meta, value)
 
@@ -157,7 +160,7 @@ def steps(
     return value
 
 
-def _error_fields(exc: BaseException) -> dict[str, str]:
+def _error_fields(exc: BaseException) -> dict[str, Any]:
     return {"error_type": type(exc).__name__, "error_message": str(exc)}
 
 
@@ -168,7 +171,7 @@ def _final_error(
     exc: Exception,
     attempts: int,
     start: float,
-    ids: dict[str, Any] | None,
+    ids: dict[str, Any],
 ) -> TaskError:
     duration = perf_counter() - start
     if isinstance(exc, AttemptTimedOut):
@@ -186,7 +189,7 @@ def _final_error(
 
         runtime.emit(
             ev.TaskFailed(
-                **ids,  # type: ignore[arg-type]
+                **ids,
                 duration=duration,
                 attempts=attempts,
                 traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
@@ -300,7 +303,7 @@ def run_stream(
         except StopIteration:
             break
         except Exception as exc:
-            _finish(gen, meta, exc)
+            _fail(gen, meta, exc)
         finally:
             current_frame.reset(token)
         try:
@@ -329,7 +332,7 @@ async def run_async_stream(
         except StopAsyncIteration:
             break
         except Exception as exc:
-            _finish(gen, meta, exc)
+            _fail(gen, meta, exc)
         finally:
             current_frame.reset(token)
         try:
@@ -338,6 +341,11 @@ async def run_async_stream(
             await user.aclose()
             break
     _finish(gen, meta, None)
+
+
+def _fail(gen: Generator[float, Any, Any], meta: TaskMetadata, exc: Exception) -> NoReturn:
+    _finish(gen, meta, exc)  # the pipeline re-raises the failure as a TaskError
+    raise exc  # pragma: no cover - never reached
 
 
 def _finish(gen: Generator[float, Any, Any], meta: TaskMetadata, exc: Exception | None) -> None:

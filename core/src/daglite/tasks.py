@@ -30,9 +30,9 @@ from daglite.context import bare_runtime
 from daglite.context import current_runtime
 
 if TYPE_CHECKING:
-    from daglite.caching import CacheHashFn
-    from daglite.caching import CacheStore
-    from daglite.datasets import DatasetStore
+    from daglite.caching import CacheHashFn  # pyright: ignore[reportMissingImports]
+    from daglite.caching import CacheStore  # pyright: ignore[reportMissingImports]
+    from daglite.datasets import DatasetStore  # pyright: ignore[reportMissingImports]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -287,23 +287,25 @@ class _TaskDecorator:
         self._options = options
 
     @overload
-    def __call__(self, func: Callable[P, AsyncIterator[R]]) -> AsyncTaskStream[P, R]: ...
+    def __call__(self, func: Callable[P, AsyncIterator[R]]) -> AsyncTaskStream[P, R]: ...  # type: ignore[overload-overlap]
     @overload
-    def __call__(self, func: Callable[P, Iterator[R]]) -> SyncTaskStream[P, R]: ...
+    def __call__(self, func: Callable[P, Iterator[R]]) -> SyncTaskStream[P, R]: ...  # type: ignore[overload-overlap]
     @overload
-    def __call__(self, func: Callable[P, Coroutine[Any, Any, R]]) -> AsyncTask[P, R]: ...
+    def __call__(self, func: Callable[P, Coroutine[Any, Any, R]]) -> AsyncTask[P, R]: ...  # type: ignore[overload-overlap]
     @overload
     def __call__(self, func: Callable[P, R]) -> SyncTask[P, R]: ...
     def __call__(self, func: Callable[..., Any]) -> Any:
         return _make_task(func, **self._options)
 
 
+# Most specific first: an async-generator function also matches `Callable[P, R]`, so the
+# later overloads overlap the earlier ones on purpose (hence the `overload-overlap` ignores).
 @overload
-def task(func: Callable[P, AsyncIterator[R]]) -> AsyncTaskStream[P, R]: ...
+def task(func: Callable[P, AsyncIterator[R]]) -> AsyncTaskStream[P, R]: ...  # type: ignore[overload-overlap]
 @overload
-def task(func: Callable[P, Iterator[R]]) -> SyncTaskStream[P, R]: ...
+def task(func: Callable[P, Iterator[R]]) -> SyncTaskStream[P, R]: ...  # type: ignore[overload-overlap]
 @overload
-def task(func: Callable[P, Coroutine[Any, Any, R]]) -> AsyncTask[P, R]: ...
+def task(func: Callable[P, Coroutine[Any, Any, R]]) -> AsyncTask[P, R]: ...  # type: ignore[overload-overlap]
 @overload
 def task(func: Callable[P, R]) -> SyncTask[P, R]: ...
 @overload

@@ -110,7 +110,10 @@ class SyncWorkflow(BaseWorkflow[P, R]):
 class AsyncWorkflow(BaseWorkflow[P, R]):
     """A workflow over an `async def` function: calling it returns a coroutine to await."""
 
-    async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:  # type: ignore[override]
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
+        return self._run(args, kwargs)
+
+    async def _run(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
         with self._running(args, kwargs):
             return await self.func(*args, **kwargs)
 
@@ -123,15 +126,17 @@ class _WorkflowDecorator:
         self._description = description
 
     @overload
-    def __call__(self, func: Callable[P, Coroutine[Any, Any, R]]) -> AsyncWorkflow[P, R]: ...
+    def __call__(self, func: Callable[P, Coroutine[Any, Any, R]]) -> AsyncWorkflow[P, R]: ...  # type: ignore[overload-overlap]
     @overload
     def __call__(self, func: Callable[P, R]) -> SyncWorkflow[P, R]: ...
     def __call__(self, func: Callable[..., Any]) -> Any:
         return _make_workflow(func, self._name, self._description)
 
 
+# Most specific first: an async-generator function also matches `Callable[P, R]`, so the
+# later overloads overlap the earlier ones on purpose (hence the `overload-overlap` ignores).
 @overload
-def workflow(func: Callable[P, Coroutine[Any, Any, R]]) -> AsyncWorkflow[P, R]: ...
+def workflow(func: Callable[P, Coroutine[Any, Any, R]]) -> AsyncWorkflow[P, R]: ...  # type: ignore[overload-overlap]
 @overload
 def workflow(func: Callable[P, R]) -> SyncWorkflow[P, R]: ...
 @overload
