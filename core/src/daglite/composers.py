@@ -120,8 +120,17 @@ def map_tasks(
 
     Raises:
         TypeError: If `task` is not a `@task`-decorated callable.
+        ValueError: `chunksize` is not a whole number >= 1.
         TaskError: The first failed item (by index), unless `return_exceptions` is true.
         BackendError: The backend is unknown, or lost a worker.
+
+    Examples:
+        >>> from daglite import map_tasks, task
+        >>> @task
+        ... def power(base: int, exponent: int) -> int:
+        ...     return base**exponent
+        >>> map_tasks(power, [1, 2, 3], [2, 2, 2], backend="thread")
+        [1, 4, 9]
     """
     checked = _ensure_task(task, "map_tasks")
     if chunksize is not None and (not isinstance(chunksize, int) or chunksize < 1):
@@ -217,6 +226,15 @@ async def gather_tasks(
     Raises:
         TypeError: If `task` is not a `@task`-decorated callable or is not async.
         TaskError: The first item to fail, unless `return_exceptions` is true.
+
+    Examples:
+        >>> import asyncio
+        >>> from daglite import gather_tasks, task
+        >>> @task
+        ... async def double(x: int) -> int:
+        ...     return 2 * x
+        >>> asyncio.run(gather_tasks(double, [1, 2, 3]))
+        [2, 4, 6]
     """
     import asyncio
 

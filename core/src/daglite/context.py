@@ -149,6 +149,19 @@ current_frame: ContextVar[Frame | None] = ContextVar("daglite_frame", default=No
 
 
 def current_task() -> TaskMetadata | None:
-    """The metadata of the task call running in this context, or `None` outside a task."""
+    """The metadata of the task call running in this context, or `None` outside a task.
+
+    Outside any session a task with nothing to manage runs as a plain call, without
+    metadata; inside a session or workflow every task call has its metadata.
+
+    Examples:
+        >>> from daglite import current_task, session, task
+        >>> @task(name="step-{n}")
+        ... def step(n: int) -> str:
+        ...     return current_task().name
+        >>> with session():
+        ...     step(3)
+        'step-3'
+    """
     frame = current_frame.get()
     return frame if isinstance(frame, TaskMetadata) else None

@@ -225,6 +225,18 @@ def session(
     Raises:
         BackendError: The backend is not installed (the message says what to install).
         PluginError: A plugin or processor name is unknown or invalid.
+
+    Examples:
+        >>> from daglite import session, task
+        >>> @task
+        ... def inc(x: int) -> int:
+        ...     return x + 1
+        >>> events = []
+        >>> with session(backend="thread", plugins=[events.append]) as ctx:
+        ...     inc(1)
+        2
+        >>> [event.kind for event in events]
+        ['SessionStarted', 'TaskStarted', 'TaskSucceeded', 'SessionEnded']
     """
     ctx = SessionContext(
         backend=backend,
@@ -261,6 +273,10 @@ async def async_session(
 
     Yields:
         The active `SessionContext` for the duration of the block.
+
+    Raises:
+        BackendError: The backend is not installed (the message says what to install).
+        PluginError: A plugin or processor name is unknown or invalid.
     """
     with session(
         backend=backend,

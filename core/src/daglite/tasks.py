@@ -86,7 +86,17 @@ def _simple_parameters(signature: inspect.Signature) -> tuple[str, ...] | None:
 class BaseTask(Generic[P, R]):
     """What every kind of task shares: the function, its options and its call machinery.
 
-    Build tasks with `@task`, not with this class.
+    Build tasks with `@task`, not with this class. The options are those of `@task`
+    (`cache_hash` is kept as `cache_hash_fn`).
+
+    Attributes:
+        func: The decorated function.
+        name: The name template (placeholders resolved per call).
+        description: The description (the function's docstring by default).
+        signature: The function's signature (also what `inspect.signature(task)` gives).
+        qualname: Module and qualified name of the function.
+        is_async: True for tasks over `async def` and async generator functions.
+        is_stream: True for tasks over generator and async generator functions.
     """
 
     func: Callable[..., Any]
@@ -228,6 +238,13 @@ class SyncTask(BaseTask[P, R]):
     """A task wrapping a plain function: calling it returns the function's value."""
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the task now and return its value.
+
+        Raises:
+            TaskError: The function raised (its exception is the `__cause__`), or every
+                attempt failed.
+            TaskTimeoutError: The last attempt overran the task's `timeout`.
+        """
         runtime = current_runtime.get()
         if runtime is None:
             if self.plain:  # a bare call with nothing to manage stays a plain call
@@ -255,6 +272,7 @@ class AsyncTask(BaseTask[P, R]):
     is_async = True
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
+        """A coroutine that runs the task when awaited and returns its value."""
         runtime, meta = self._prepare(args, kwargs)
         return pipeline.run_async(self, runtime, meta, args, kwargs)
 
@@ -265,6 +283,7 @@ class SyncTaskStream(BaseTask[P, R]):
     is_stream = True
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Iterator[R]:
+        """An iterator over the items the generator yields, produced as they are consumed."""
         runtime, meta = self._prepare(args, kwargs)
         return pipeline.run_stream(self, runtime, meta, args, kwargs)
 
@@ -276,6 +295,7 @@ class AsyncTaskStream(BaseTask[P, R]):
     is_stream = True
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> AsyncIterator[R]:
+        """An async iterator over the items the async generator yields."""
         runtime, meta = self._prepare(args, kwargs)
         return pipeline.run_async_stream(self, runtime, meta, args, kwargs)
 
@@ -384,6 +404,21 @@ def task(  # noqa: D417 - options are documented as a list below
     Raises:
         TypeError: `@task` was applied to a class or a non-callable.
         ValueError: An option is invalid (the message names it and what is allowed).
+
+    Examples:
+        >>> from daglite import task
+        >>> @task
+        ... def add(x: int, y: int) -> int:
+        ...     return x + y
+        >>> add(2, 3)
+        5
+
+        With options, and a name resolved from the arguments:
+        >>> @task(name="fetch-{page}", retries=2, timeout=10)
+        ... def fetch(page: int) -> str:
+        ...     return f"page {page}"
+        >>> fetch(1)
+        'page 1'
     """
     options = {
         "name": name,

@@ -31,7 +31,13 @@ from daglite.tasks import R
 
 @attrs.frozen(slots=False, eq=False, repr=False)
 class BaseWorkflow(Generic[P, R]):
-    """What sync and async workflows share. Build them with `@workflow`."""
+    """What sync and async workflows share. Build them with `@workflow`.
+
+    Attributes:
+        func: The decorated function.
+        name: The workflow's name (the function's `__name__` by default).
+        description: The description (the function's docstring by default).
+    """
 
     func: Callable[..., Any]
     name: str
@@ -103,6 +109,7 @@ class SyncWorkflow(BaseWorkflow[P, R]):
     """A workflow over a plain function: calling it returns the result directly."""
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the workflow in the active session (or a session of its own); return its value."""
         with self._running(args, kwargs):
             return self.func(*args, **kwargs)
 
@@ -111,6 +118,7 @@ class AsyncWorkflow(BaseWorkflow[P, R]):
     """A workflow over an `async def` function: calling it returns a coroutine to await."""
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
+        """A coroutine that runs the workflow when awaited (see `SyncWorkflow.__call__`)."""
         return self._run(args, kwargs)
 
     async def _run(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> R:
