@@ -77,3 +77,28 @@ assert_type(stream(3), AsyncIterator[str])
 for number in count(3):
     assert_type(number, int)
 count("3")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+
+
+# Options in parentheses keep the same precise types.
+@task(name="get-{url}", retries=1)
+async def get(url: str) -> bytes:
+    return url.encode()
+
+
+@task(backend="thread")
+def numbers(n: int) -> Iterator[int]:
+    yield from range(n)
+
+
+@task(description="Lines of a text.")
+async def lines(text: str) -> AsyncIterator[str]:
+    for line in text.splitlines():
+        yield line
+
+
+get_type: AsyncTask[[str], bytes] = get
+numbers_type: SyncTaskStream[[int], int] = numbers
+lines_type: AsyncTaskStream[[str], str] = lines
+assert_type(numbers(2), Iterator[int])
+assert_type(lines("a"), AsyncIterator[str])
+get(b"u").close()  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]

@@ -49,3 +49,11 @@ async_pipeline(x="1").close()  # type: ignore[arg-type]  # pyright: ignore[repor
 
 async def awaiting() -> None:
     assert_type(await async_pipeline(1), str)
+
+
+@workflow()
+async def parenthesised(flag: bool) -> bool:
+    return flag
+
+
+parenthesised_type: AsyncWorkflow[[bool], bool] = parenthesised
