@@ -2,8 +2,10 @@
 
 The convention (also in `docs/README.md`):
 
-- Every ```` ```python ```` block of a page runs, in page order, in one fresh module namespace
-  per page, in a temporary working directory with default settings.
+- Every ```` ```python ```` block of a page runs, in page order, in one fresh namespace per
+  page, as a script would (`__name__ == "__main__"`, so tasks defined on a page travel to
+  worker processes by value, as a user's script's would), in a temporary working directory
+  with default settings.
 - An HTML comment on the line right before a block changes what happens to it (it is invisible
   in the rendered site):
   - `<!-- docs-test: skip -->` the block is not run (say in the text why it cannot be);
@@ -26,7 +28,6 @@ import re
 import subprocess
 import sys
 import textwrap
-import types
 from pathlib import Path
 
 import pytest
@@ -82,35 +83,30 @@ def pages() -> list[Path]:
 
 def run_page(page: Path, workdir: Path) -> int:
     """Run every block of `page` as the convention says; returns how many blocks ran."""
-    module = types.ModuleType("docs_page_" + re.sub(r"\W", "_", page.stem))
-    module.__file__ = str(workdir / f"{page.stem}.py")
-    sys.modules[module.__name__] = module
+    namespace = {"__name__": "__main__", "__file__": str(workdir / f"{page.stem}.py")}
     ran = 0
     last_output: str | None = None
-    try:
-        for block in blocks(page):
-            options = parse_directive(block)
-            if "skip" in options or not all(map(importable, options.get("requires", "").split())):
-                continue
-            if "file" in options:
-                (workdir / options["file"]).write_text(block.body, encoding="utf-8")
-                ran += 1
-            elif "output" in options:
-                assert last_output is not None, f"{block.where}: `output` must follow a `run` block"
-                assert last_output.strip() == block.body.strip(), (
-                    f"{block.where}: the command printed\n{last_output}"
-                )
-                last_output = None
-            elif "run" in options:
-                last_output = run_shell(block, workdir)
-                ran += 1
-            elif block.language in ("python", "py"):
-                # Pad so that tracebacks point at the Markdown file's own line numbers.
-                source = "\n" * (block.line - 1) + block.body
-                exec(compile(source, str(block.page), "exec"), module.__dict__)
-                ran += 1
-    finally:
-        sys.modules.pop(module.__name__, None)
+    for block in blocks(page):
+        options = parse_directive(block)
+        if "skip" in options or not all(map(importable, options.get("requires", "").split())):
+            continue
+        if "file" in options:
+            (workdir / options["file"]).write_text(block.body, encoding="utf-8")
+            ran += 1
+        elif "output" in options:
+            assert last_output is not None, f"{block.where}: `output` must follow a `run` block"
+            assert last_output.strip() == block.body.strip(), (
+                f"{block.where}: the command printed\n{last_output}"
+            )
+            last_output = None
+        elif "run" in options:
+            last_output = run_shell(block, workdir)
+            ran += 1
+        elif block.language in ("python", "py"):
+            # Pad so that tracebacks point at the Markdown file's own line numbers.
+            source = "\n" * (block.line - 1) + block.body
+            exec(compile(source, str(block.page), "exec"), namespace)
+            ran += 1
     return ran
 
 
@@ -251,3 +247,15 @@ def test_requires_skips_blocks_of_missing_modules(scratch_page, workdir):
         "<!-- docs-test: requires=json os -->\n```python\nimport json\n```\n"
     )
     assert run_page(scratch_page, workdir) == 1
+
+
+def test_page_tasks_travel_to_worker_processes_by_value(scratch_page, workdir):
+    scratch_page.write_text(
+        "```python\nimport cloudpickle\nfrom daglite import task\n\n\n@task\n"
+        "def square(x):\n    return x * x\n\n\n"
+        "with open('square.pkl', 'wb') as fh:\n    cloudpickle.dump(square, fh)\n```\n\n"
+        "<!-- docs-test: run -->\n```bash\n"
+        "python -c \"import pickle; print(pickle.load(open('square.pkl', 'rb'))(3))\"\n```\n\n"
+        "<!-- docs-test: output -->\n```text\n9\n```\n"
+    )
+    assert run_page(scratch_page, workdir) == 2
