@@ -204,10 +204,12 @@ def test_many_items_on_threads_with_fast_redraws_lose_no_event(caplog):
         time.sleep(0.0005)
         return x
 
-    with caplog.at_level(logging.ERROR, logger="daglite"):
-        with session(plugins=[processor], backend="thread"):
-            for _ in range(3):
-                assert map_tasks(tick, range(300), chunksize=4) == list(range(300))
+    with (
+        caplog.at_level(logging.ERROR, logger="daglite"),
+        session(plugins=[processor], backend="thread"),
+    ):
+        for _ in range(3):
+            assert map_tasks(tick, range(300), chunksize=4) == list(range(300))
 
     assert not caplog.records, "the processor was never disabled"
     lines = screen(console)

@@ -472,9 +472,7 @@ class RichProcessor:
         entry.failures += failed
         entry.cached += cached
         if self._bars is not None and entry.row is not None:
-            self._bars.update(
-                entry.row, advance=1, failures=entry.failures, cached=entry.cached
-            )
+            self._bars.update(entry.row, advance=1, failures=entry.failures, cached=entry.cached)
             return True
         now = time.monotonic()
         if now - entry.last_line >= self.plain_interval:
@@ -506,7 +504,7 @@ class RichProcessor:
         parts: list[str | tuple[str, str]] = [
             "map",
             (event.name + ":", "bold"),
-            f"{count} items in {display.duration(event.duration)}",
+            f"{count} {'item' if count == '1' else 'items'} in {display.duration(event.duration)}",
         ]
         if event.duration > 0 and event.total:
             parts.append((f"({display.rate(event.total / event.duration)})", "dim"))
