@@ -56,7 +56,9 @@ class Stats:
 
 
 def duration(seconds: float) -> str:
-    """A short human duration: `8.1 ms`, `2.31 s`, `3 min 04 s`, `1 h 02 min`."""
+    """A short human duration: `0.04 ms`, `8.1 ms`, `2.31 s`, `3 min 04 s`, `1 h 02 min`."""
+    if seconds < 0.001:
+        return f"{seconds * 1000:.2f} ms"
     if seconds < 0.1:
         return f"{seconds * 1000:.1f} ms"
     if seconds < 60:
