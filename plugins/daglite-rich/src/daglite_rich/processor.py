@@ -26,6 +26,7 @@ from typing import Any
 import attrs
 from rich.console import Console
 from rich.console import Group
+from rich.console import RenderableType
 from rich.live import Live
 from rich.markup import escape
 from rich.progress import BarColumn
@@ -62,6 +63,7 @@ class _Map:
     failures: int = 0
     cached: int = 0
     row: TaskID | None = None
+    drawn: tuple[int, int, int] = (0, 0, 0)
     last_line: float = 0.0
 
 
@@ -166,7 +168,7 @@ class RichProcessor:
         self._live: Live | None = None
         self._status: Progress | None = None
         self._bars: Progress | None = None
-        self._session_row: TaskID | None = None
+        self._view: _LiveView | None = None
         self._glyphs: Glyphs = display.UNICODE
         self._started = 0.0
         self._stats = Stats()
@@ -187,14 +189,35 @@ class RichProcessor:
         """True while a live region (status rows and bars) is on screen."""
         return self._live is not None
 
-    def display(self) -> Group | None:
+    def display(self) -> RenderableType | None:
         """The live region's renderable (status rows, then bars), or `None` when not live.
 
         Rendering it on another console shows what the screen shows at this moment.
         """
-        if self._status is None or self._bars is None:
-            return None
-        return Group(self._status, self._bars)
+        return self._view
+
+    def _sync_bars(self) -> None:
+        """Copy the item counts of running maps to their bars (called when drawing).
+
+        Counting an item is a few integer increments; rich's bookkeeping (a lock, speed
+        samples) then runs once per frame instead of once per item. Drawing happens on
+        rich's refresh thread while events keep coming, so a bar removed meanwhile is
+        skipped.
+        """
+        bars = self._bars
+        if bars is None:
+            return
+        for entry in list(self._maps.values()):
+            row = entry.row
+            if row is None or entry.drawn == (entry.done, entry.failures, entry.cached):
+                continue
+            entry.drawn = (entry.done, entry.failures, entry.cached)
+            try:
+                bars.update(
+                    row, completed=entry.drawn[0], failures=entry.drawn[1], cached=entry.drawn[2]
+                )
+            except KeyError:  # the map ended while we were drawing
+                pass
 
     def close(self) -> None:
         """Called when the session ends: erase the live region, print the summary if due."""
@@ -238,12 +261,11 @@ class RichProcessor:
             console=console,
         )
         where = f" [dim]({escape(backend)})[/]" if backend else ""
-        self._session_row = self._status.add_task(
-            f"[bold]daglite session[/]{where}", stats=self._stats
-        )
+        self._status.add_task(f"[bold]daglite session[/]{where}", stats=self._stats)
         redirect_stdout, redirect_stderr = self._redirects(console)
+        self._view = _LiveView(self, Group(self._status, self._bars))
         self._live = Live(
-            Group(self._status, self._bars),
+            self._view,
             console=console,
             transient=True,
             refresh_per_second=self.refresh_per_second,
@@ -516,6 +538,18 @@ class RichProcessor:
             self._line(event, self._glyphs.fail, "bold red", *parts)
         else:
             self._line(event, self._glyphs.ok, "green", *parts)
+
+
+class _LiveView:
+    """The live region: brings the bars up to date, then draws status rows and bars."""
+
+    def __init__(self, processor: RichProcessor, group: Group) -> None:
+        self.processor = processor
+        self.group = group
+
+    def __rich__(self) -> Group:
+        self.processor._sync_bars()
+        return self.group
 
 
 _HANDLERS: dict[str, Callable[[RichProcessor, Any], None]] = {
