@@ -3,7 +3,9 @@
 Runs the same 20 000-item `map_tasks` over a trivial task with: a plain Python loop, a
 session without processors, a session with a no-op processor (the cost of building
 events), and the rich processor drawing plain lines and a live terminal display (into a
-string buffer). Prints microseconds per item and the ratio to the plain loop.
+string buffer). Prints microseconds per item and the ratio to the plain loop. Then the
+processor alone: the two events of every item fed straight to it, which isolates its own
+cost from the (noisier) cost of running the items.
 
     python benchmarks/rich_overhead.py
 """
@@ -15,6 +17,7 @@ import time
 
 from rich.console import Console
 
+from daglite import events
 from daglite import map_tasks
 from daglite import session
 from daglite import task
@@ -67,5 +70,31 @@ def main() -> None:
         print(f"{name:28} {per_item:9.2f} {seconds / base:9.1f} {seconds / noop:9.2f}")
 
 
+def processor_alone() -> None:
+    items = []
+    for index in range(N):
+        ids = {"session_id": "s", "task_id": f"t{index}", "name": "inc", "map_id": "m"}
+        items += [
+            events.TaskStarted(**ids, map_index=index),
+            events.TaskSucceeded(**ids, map_index=index, duration=0.0),
+        ]
+    print(f"\n{'processor alone':28} {'us/item':>9}")
+    for label, terminal in (("rich, plain lines", False), ("rich, live terminal", True)):
+        best = float("inf")
+        for _ in range(ROUNDS):
+            (processor,) = rich(terminal)
+            processor(events.SessionStarted(session_id="s", backend="inline"))
+            processor(
+                events.MapStarted(session_id="s", map_id="m", name="inc", backend="inline", total=N)
+            )
+            start = time.perf_counter()
+            for event in items:
+                processor(event)
+            best = min(best, time.perf_counter() - start)
+            processor.close()
+        print(f"{label:28} {best / N * 1e6:9.2f}")
+
+
 if __name__ == "__main__":
     main()
+    processor_alone()

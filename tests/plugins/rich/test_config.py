@@ -147,3 +147,10 @@ def test_close_without_session_end_still_clears_and_summarizes(console):
     )
     processor.close()  # a second close is a no-op
     assert len(screen(console)) == 1
+
+
+def test_naming_it_in_settings_and_in_plugins_makes_one_processor(capsys):
+    settings = DagliteSettings(processors=("rich",))
+    with session(plugins=["rich", "rich"], settings=settings) as ctx:
+        assert len(ctx.processors) == 1
+    assert capsys.readouterr().err.count("daglite session finished") == 1
