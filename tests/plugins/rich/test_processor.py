@@ -251,3 +251,28 @@ def test_one_processor_serves_consecutive_sessions(console):
     assert len(summaries) == 2
     assert all(": 2 tasks run," in line for line in summaries)
     assert not any(line.startswith("✔ one") for line in screen(console)), "show_tasks=False"
+
+
+def test_gather_tasks_gets_a_bar_too(console):
+    import asyncio
+
+    from daglite import gather_tasks
+
+    processor = RichProcessor(console=console)
+    seen = []
+
+    @task
+    async def fetch(x: int) -> int:
+        await asyncio.sleep(0.01 * x)
+        if x == 3:
+            seen.append(snapshot(processor))
+        return x
+
+    async def main() -> list:
+        with session(plugins=[processor]):
+            return await gather_tasks(fetch, range(5))
+
+    assert asyncio.run(main()) == list(range(5))
+    row = next(line for line in seen[0].splitlines() if "fetch (asyncio)" in line)
+    assert "3/5" in row
+    assert re.search(r"✔ map fetch: 5/5 items in ", "\n".join(screen(console)))

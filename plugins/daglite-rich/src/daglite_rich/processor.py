@@ -272,7 +272,7 @@ class RichProcessor:
             redirect_stdout=redirect_stdout,
             redirect_stderr=redirect_stderr,
         )
-        self._live.start()
+        self._live.start(refresh=True)
 
     def _redirects(self, console: Console) -> tuple[bool, bool]:
         if self.redirect is not None:
