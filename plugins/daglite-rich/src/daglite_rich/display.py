@@ -1,4 +1,4 @@
-"""What the rich processor draws: progress columns, log lines, durations and the summary.
+"""The pieces of the live display: symbols, number formats, counters and progress columns.
 
 Nothing here holds run state: the processor owns it and hands plain values (or a `Stats`
 object the status row reads at render time) to these helpers.
@@ -6,13 +6,18 @@ object the status row reads at render time) to these helpers.
 
 from __future__ import annotations
 
-import time
 from typing import NamedTuple
 
 import attrs
 from rich.console import Console
+from rich.progress import BarColumn
+from rich.progress import MofNCompleteColumn
+from rich.progress import Progress
 from rich.progress import ProgressColumn
+from rich.progress import SpinnerColumn
 from rich.progress import Task
+from rich.progress import TextColumn
+from rich.progress import TimeElapsedColumn
 from rich.text import Text
 
 
@@ -47,9 +52,7 @@ class Stats:
     failed: int = 0
     cached: int = 0
     retries: int = 0
-    timeouts: int = 0
     maps: int = 0
-    workflows: int = 0
 
 
 # -- numbers ------------------------------------------------------------------------------
@@ -95,56 +98,8 @@ def first_line(message: str, limit: int = 200) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-# -- log lines ----------------------------------------------------------------------------
-
-
-def log_line(timestamp: float, glyph: str, style: str, *parts: str | tuple[str, str]) -> Text:
-    """One log line: a dim wall-clock time, a coloured symbol, then plain or styled parts."""
-    text = Text()
-    text.append(time.strftime("%H:%M:%S ", time.localtime(timestamp)), style="dim")
-    text.append(glyph, style=style)
-    for part in parts:
-        text.append(" ")
-        if isinstance(part, tuple):
-            text.append(part[0], style=part[1])
-        else:
-            text.append(part)
-    return text
-
-
-def summary(
-    stats: Stats,
-    elapsed: float,
-    glyphs: Glyphs,
-    *,
-    status: str = "success",
-    error_type: str | None = None,
-    error_message: str | None = None,
-) -> Text:
-    """The one line left on screen when a session ends."""
-    text = Text()
-    if status == "success":
-        text.append(f"{glyphs.ok} daglite session finished in {duration(elapsed)}", "bold green")
-    elif error_type == "KeyboardInterrupt":
-        text.append(f"{glyphs.fail} daglite session interrupted after {duration(elapsed)}", "bold")
-    else:
-        text.append(f"{glyphs.fail} daglite session failed after {duration(elapsed)}", "bold red")
-    text.append(": ")
-    text.append(_plural(stats.run, "task") + " run, ")
-    text.append(_plural(stats.cached, "cache hit") + ", ")
-    text.append(
-        _plural(stats.failed, "failure", "failures"), style="bold red" if stats.failed else ""
-    )
-    if stats.retries:
-        text.append(", " + _plural(stats.retries, "retry", "retries"), style="yellow")
-    if stats.maps:
-        text.append(", " + _plural(stats.maps, "map"))
-    if error_type is not None and error_type != "KeyboardInterrupt":
-        text.append(f" ({error_type}: {first_line(error_message or '')})", style="red")
-    return text
-
-
-def _plural(count: int, one: str, many: str | None = None) -> str:
+def plural(count: int, one: str, many: str | None = None) -> str:
+    """`1 task`, `2 tasks`, `3 retries`."""
     return f"{count} {one if count == 1 else many or one + 's'}"
 
 
@@ -196,11 +151,39 @@ class StatusColumn(ProgressColumn):
         if stats is None:
             detail = task.fields.get("detail", "")
             return Text(f"running {detail}" if detail else "", style="dim")
-        text = Text(_plural(stats.run, "task") + " run", style="dim")
+        text = Text(plural(stats.run, "task") + " run", style="dim")
         if stats.cached:
             text.append(f" · {stats.cached} cached", style="cyan")
         if stats.failed:
             text.append(f" · {stats.failed} failed", style="bold red")
         if stats.retries:
-            text.append(" · " + _plural(stats.retries, "retry", "retries"), style="yellow")
+            text.append(" · " + plural(stats.retries, "retry", "retries"), style="yellow")
         return text
+
+
+# -- the two tables of the live region ----------------------------------------------------
+
+
+def status_rows(console: Console) -> Progress:
+    """Rows for the session and each running workflow: spinner, name, elapsed, detail."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        StatusColumn(),
+        console=console,
+    )
+
+
+def map_bars(console: Console, glyphs: Glyphs) -> Progress:
+    """One bar per running map: name, bar, done/total, rate, elapsed, eta, failed/cached."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(bar_width=24),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeElapsedColumn(),
+        RemainingColumn(),
+        OutcomeColumn(glyphs),
+        console=console,
+    )

@@ -29,17 +29,13 @@ from rich.console import Group
 from rich.console import RenderableType
 from rich.live import Live
 from rich.markup import escape
-from rich.progress import BarColumn
-from rich.progress import MofNCompleteColumn
 from rich.progress import Progress
-from rich.progress import SpinnerColumn
 from rich.progress import TaskID
-from rich.progress import TextColumn
-from rich.progress import TimeElapsedColumn
 from rich.text import Text
 
 from daglite.errors import SettingsError
 from daglite_rich import display
+from daglite_rich import lines
 from daglite_rich.display import Glyphs
 from daglite_rich.display import Stats
 
@@ -55,16 +51,15 @@ class _Map:
     """A running `map_tasks`/`gather_tasks` call."""
 
     name: str
-    backend: str
     total: int | None
     started: float
+    last_line: float
     depth: int = 0
     done: int = 0
     failures: int = 0
     cached: int = 0
     row: TaskID | None = None
     drawn: tuple[int, int, int] = (0, 0, 0)
-    last_line: float = 0.0
 
 
 class RichProcessor:
@@ -242,24 +237,9 @@ class RichProcessor:
         self._glyphs = display.glyphs_for(console)
         self._started = time.monotonic()
         if not console.is_terminal or console.is_dumb_terminal:
-            return
-        self._status = Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            display.StatusColumn(),
-            console=console,
-        )
-        self._bars = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(bar_width=24),
-            MofNCompleteColumn(),
-            display.RateColumn(),
-            TimeElapsedColumn(),
-            display.RemainingColumn(),
-            display.OutcomeColumn(self._glyphs),
-            console=console,
-        )
+            return  # plain lines only
+        self._status = display.status_rows(console)
+        self._bars = display.map_bars(console, self._glyphs)
         where = f" [dim]({escape(backend)})[/]" if backend else ""
         self._status.add_task(f"[bold]daglite session[/]{where}", stats=self._stats)
         redirect_stdout, redirect_stderr = self._redirects(console)
@@ -288,7 +268,7 @@ class RichProcessor:
         if live is not None:
             live.stop()
         elapsed = ended.duration if ended is not None else time.monotonic() - self._started
-        text = display.summary(
+        text = lines.summary(
             self._stats,
             elapsed,
             self._glyphs,
@@ -302,9 +282,6 @@ class RichProcessor:
     def _print(self, text: Text) -> None:
         self.console.print(text, soft_wrap=True, highlight=False)
 
-    def _line(self, event: ev.Event, glyph: str, style: str, *parts: str | tuple[str, str]) -> None:
-        self._print(display.log_line(event.timestamp, glyph, style, *parts))
-
     # -- sessions and workflows -------------------------------------------------------
 
     def _session_started(self, event: ev.SessionStarted) -> None:
@@ -315,12 +292,11 @@ class RichProcessor:
             self._finish(event)
 
     def _workflow_started(self, event: ev.WorkflowStarted) -> None:
-        self._stats.workflows += 1
         row = None
         if self._status is not None:
             row = self._status.add_task(f"workflow [bold cyan]{escape(event.name)}[/]", detail="")
         else:
-            self._line(event, self._glyphs.start, "cyan", "workflow", (event.name, "bold"))
+            self._print(lines.workflow_started(event, self._glyphs))
         self._workflows[event.workflow_id] = row
         self._show_running()
 
@@ -328,25 +304,7 @@ class RichProcessor:
         row = self._workflows.pop(event.workflow_id, None)
         if row is not None and self._status is not None:
             self._status.remove_task(row)
-        if event.status == "success":
-            self._line(
-                event,
-                self._glyphs.ok,
-                "green",
-                "workflow",
-                (event.name, "bold"),
-                f"finished in {display.duration(event.duration)}",
-            )
-        else:
-            self._line(
-                event,
-                self._glyphs.fail,
-                "bold red",
-                "workflow",
-                (event.name, "bold"),
-                f"failed after {display.duration(event.duration)}:",
-                (f"{event.error_type}: {display.first_line(event.error_message or '')}", "red"),
-            )
+        self._print(lines.workflow_ended(event, self._glyphs))
         self._show_running()
 
     def _show_running(self) -> None:
@@ -376,114 +334,60 @@ class RichProcessor:
             return
         if self._running.pop(event.task_id, None) is not None:
             self._show_running()
-        if self.show_tasks and not event.cached:
-            self._line(
-                event,
-                self._glyphs.ok,
-                "green",
-                (display.label(event.name, event.map_index), "bold"),
-                (display.duration(event.duration), "dim"),
-            )
+        if self.show_tasks and not event.cached:  # a cache hit had its line already
+            self._print(lines.task_succeeded(event, self._glyphs))
 
     def _task_failed(self, event: ev.TaskFailed) -> None:
         self._stats.run += 1
         self._stats.failed += 1
-        if not self._item_done(event, failed=True, cached=False) and self._running.pop(
-            event.task_id, None
-        ):
+        in_map = self._item_done(event, failed=True, cached=False)
+        if not in_map and self._running.pop(event.task_id, None) is not None:
             self._show_running()
-        attempts = "" if event.attempts == 1 else f" after {event.attempts} attempts"
-        self._line(
-            event,
-            self._glyphs.fail,
-            "bold red",
-            (display.label(event.name, event.map_index), "bold"),
-            f"failed{attempts} ({display.duration(event.duration)}):",
-            (f"{event.error_type}: {display.first_line(event.error_message)}", "red"),
-        )
+        self._print(lines.task_failed(event, self._glyphs))  # every failure gets its line
 
     def _task_retried(self, event: ev.TaskRetried) -> None:
         self._stats.retries += 1
-        self._line(
-            event,
-            self._glyphs.retry,
-            "yellow",
-            (display.label(event.name, event.map_index), "bold"),
-            f"attempt {event.attempt} failed",
-            (f"({event.error_type}: {display.first_line(event.error_message)})", "yellow"),
-            f"retrying in {display.duration(event.delay)}",
-        )
+        self._print(lines.task_retried(event, self._glyphs))
 
     def _task_timed_out(self, event: ev.TaskTimedOut) -> None:
-        self._stats.timeouts += 1
-        self._line(
-            event,
-            self._glyphs.timeout,
-            "yellow",
-            (display.label(event.name, event.map_index), "bold"),
-            f"attempt {event.attempt} timed out after {display.duration(event.timeout)}",
-        )
+        self._print(lines.task_timed_out(event, self._glyphs))
 
     def _cache_hit(self, event: ev.CacheHit) -> None:
         if event.map_id is not None and event.map_id in self._maps:
             return  # counted on the map's bar (TaskSucceeded with cached=True follows)
-        self._line(
-            event,
-            self._glyphs.cached,
-            "cyan",
-            (display.label(event.name, event.map_index), "bold"),
-            ("cache hit", "cyan"),
-        )
+        self._print(lines.cache_hit(event, self._glyphs))
 
     def _dataset(self, event: ev.DatasetSaved | ev.DatasetLoaded) -> None:
         if event.task_id is not None and event.task_id in self._items:
             return  # one line per map item would drown the screen
-        saved = event.kind == "DatasetSaved"
-        fmt = f", {event.format}" if event.format else ""
-        self._line(
-            event,
-            self._glyphs.saved if saved else self._glyphs.loaded,
-            "blue",
-            "saved dataset" if saved else "loaded dataset",
-            (event.key, "bold"),
-            (f"({event.store}{fmt}) in {display.duration(event.duration)}", "dim"),
-        )
+        self._print(lines.dataset(event, self._glyphs))
 
     # -- maps -------------------------------------------------------------------------
 
     def _map_started(self, event: ev.MapStarted) -> None:
         self._stats.maps += 1
         parent_map = self._maps.get(self._items.get(event.parent_id or "", ""))
+        now = time.monotonic()
         entry = _Map(
             name=event.name,
-            backend=event.backend,
             total=event.total,
-            started=time.monotonic(),
+            started=now,
+            last_line=now,
             depth=parent_map.depth + 1 if parent_map is not None else 0,
         )
-        entry.last_line = entry.started
         self._maps[event.map_id] = entry
-        if self._bars is not None:
-            indent = "  " * entry.depth
-            entry.row = self._bars.add_task(
-                f"{indent}[bold]{escape(event.name)}[/] [dim]({escape(event.backend)})[/]",
-                total=event.total,
-                failures=0,
-                cached=0,
-            )
-        else:
-            count = "unknown number of" if event.total is None else str(event.total)
-            self._line(
-                event,
-                self._glyphs.start,
-                "cyan",
-                "map",
-                (event.name + ":", "bold"),
-                f"{count} items on {event.backend}",
-            )
+        if self._bars is None:
+            self._print(lines.map_started(event, self._glyphs))
+            return
+        entry.row = self._bars.add_task(
+            f"{'  ' * entry.depth}[bold]{escape(event.name)}[/] [dim]({escape(event.backend)})[/]",
+            total=event.total,
+            failures=0,
+            cached=0,
+        )
 
     def _item_done(self, event: ev.TaskEvent, *, failed: bool, cached: bool) -> bool:
-        """Count a finished map item on its bar; False when the call is not a map item."""
+        """Count a finished map item; False when the call is not an item of a running map."""
         map_id = self._items.pop(event.task_id, None)
         if map_id is None:
             map_id = event.map_id  # a cache hit has no TaskStarted
@@ -493,51 +397,31 @@ class RichProcessor:
         entry.done += 1
         entry.failures += failed
         entry.cached += cached
-        if self._bars is not None and entry.row is not None:
-            self._bars.update(entry.row, advance=1, failures=entry.failures, cached=entry.cached)
-            return True
+        if self._bars is not None:
+            return True  # `_sync_bars` draws it with the next frame
         now = time.monotonic()
         if now - entry.last_line >= self.plain_interval:
             entry.last_line = now
-            self._line(event, self._glyphs.progress, "dim", *self._plain_progress(entry, now))
+            self._print(
+                lines.map_progress(
+                    event.timestamp,
+                    entry.name,
+                    done=entry.done,
+                    total=entry.total,
+                    failures=entry.failures,
+                    elapsed=now - entry.started,
+                    g=self._glyphs,
+                )
+            )
         return True
-
-    def _plain_progress(self, entry: _Map, now: float) -> list[str | tuple[str, str]]:
-        elapsed = now - entry.started
-        speed = entry.done / elapsed if elapsed > 0 else 0.0
-        parts: list[str | tuple[str, str]] = ["map", (entry.name + ":", "bold")]
-        if entry.total:
-            parts.append(f"{entry.done}/{entry.total} ({entry.done * 100 // entry.total}%)")
-        else:
-            parts.append(f"{entry.done} items")
-        parts.append(display.rate(speed))
-        if entry.total and speed > 0:
-            parts.append(f"eta {display.clock((entry.total - entry.done) / speed)}")
-        if entry.failures:
-            parts.append((f"{entry.failures} failed", "red"))
-        return parts
 
     def _map_ended(self, event: ev.MapEnded) -> None:
         entry = self._maps.pop(event.map_id, None)
         if entry is not None and entry.row is not None and self._bars is not None:
             self._bars.remove_task(entry.row)
         expected = entry.total if entry is not None else None
-        count = f"{event.total}/{expected}" if expected is not None else str(event.total)
-        parts: list[str | tuple[str, str]] = [
-            "map",
-            (event.name + ":", "bold"),
-            f"{count} {'item' if count == '1' else 'items'} in {display.duration(event.duration)}",
-        ]
-        if event.duration > 0 and event.total:
-            parts.append((f"({display.rate(event.total / event.duration)})", "dim"))
-        if event.failures:
-            parts.append((f"{event.failures} failed", "bold red"))
-        if entry is not None and entry.cached:
-            parts.append((f"{entry.cached} cached", "cyan"))
-        if event.failures:
-            self._line(event, self._glyphs.fail, "bold red", *parts)
-        else:
-            self._line(event, self._glyphs.ok, "green", *parts)
+        cached = entry.cached if entry is not None else 0
+        self._print(lines.map_ended(event, self._glyphs, expected=expected, cached=cached))
 
 
 class _LiveView:
