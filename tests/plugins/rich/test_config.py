@@ -154,3 +154,14 @@ def test_naming_it_in_settings_and_in_plugins_makes_one_processor(capsys):
     with session(plugins=["rich", "rich"], settings=settings) as ctx:
         assert len(ctx.processors) == 1
     assert capsys.readouterr().err.count("daglite session finished") == 1
+
+
+def test_the_docs_page_examples_run(capsys):
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parents[3] / "docs" / "plugins" / "rich.md"
+    blocks = re.findall(r"^```python\n(.*?)^```$", page.read_text(encoding="utf-8"), re.M | re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, str(page), "exec"), {"__name__": "__main__"})
+    assert "✔ daglite session finished in" in capsys.readouterr().err
