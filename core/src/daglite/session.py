@@ -109,9 +109,12 @@ class SessionContext:
         processors: list[Callable[[ev.Event], Any]] = [
             make_processor(name, settings) for name in settings.processors
         ]
+        named = set(settings.processors)
         for item in items:
             if isinstance(item, str):
-                processors.append(make_processor(item, settings))
+                if item not in named:  # enabled by settings and by argument: one instance
+                    named.add(item)
+                    processors.append(make_processor(item, settings))
                 continue
             is_hook = hooks.is_hook_plugin(item)
             if is_hook:

@@ -1,0 +1,465 @@
+"""The `rich` event processor: live progress bars per map, a status line, coloured log lines.
+
+It is driven by the event stream only, so it shows the same thing whatever backend runs
+the items (inline, threads, worker processes, a cluster): the coordinator's dispatcher
+hands it every event, one at a time, from whichever thread relays it.
+
+On a terminal it keeps one `rich.live.Live` region at the bottom of the screen: a status
+row for the session and for each running workflow, and one bar per running map. Log lines
+(failures, retries, timeouts, cache hits, finished maps and workflows) are printed above
+that region, and so are the prints of tasks (stdout/stderr are redirected while the session
+runs, when they show on the same screen). The region is transient: when the session ends
+it is erased and only the one-line summary is added. When the output is not a terminal
+there is no live region: the same log lines are printed plainly, with a progress line per
+map at most every `plain_interval` seconds.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+from typing import Any
+
+import attrs
+from rich.console import Console
+from rich.console import Group
+from rich.console import RenderableType
+from rich.live import Live
+from rich.markup import escape
+from rich.progress import Progress
+from rich.progress import TaskID
+from rich.text import Text
+
+from daglite.errors import SettingsError
+from daglite_rich import display
+from daglite_rich import lines
+from daglite_rich.display import Glyphs
+from daglite_rich.display import Stats
+
+if TYPE_CHECKING:
+    from daglite import events as ev
+    from daglite.settings import DagliteSettings
+
+_STREAMS = ("stderr", "stdout")
+
+
+@attrs.define
+class _Map:
+    """A running `map_tasks`/`gather_tasks` call."""
+
+    name: str
+    total: int | None
+    started: float
+    last_line: float
+    depth: int = 0
+    done: int = 0
+    failures: int = 0
+    cached: int = 0
+    row: TaskID | None = None
+    drawn: tuple[int, int, int] = (0, 0, 0)
+
+
+class RichProcessor:
+    """Shows a daglite session on a rich console: bars, a status line and log lines.
+
+    Configuration goes to `__init__`; the console and the live display are created when
+    the first session starts, so a configured processor pickles (an explicitly given
+    console does not travel: the copy writes to `stream`).
+
+    Args:
+        console: The rich console to draw on. `None` creates one on `stream` when the
+            first session starts.
+        stream: `"stderr"` (the default, like other progress bars) or `"stdout"`.
+        show_tasks: Print a line for every task that finishes outside a map (tasks inside
+            maps are counted by their bar instead).
+        refresh_per_second: How often the live region is redrawn on a terminal.
+        plain_interval: When the output is not a terminal, the least number of seconds
+            between two progress lines of one map (`0` prints one per item).
+        redirect: Move prints of tasks above the live region. `None` does it for each of
+            stdout and stderr that is a terminal while the console is one too.
+
+    Raises:
+        ValueError: An argument has an unusable value (the message names it).
+    """
+
+    def __init__(
+        self,
+        *,
+        console: Console | None = None,
+        stream: str = "stderr",
+        show_tasks: bool = True,
+        refresh_per_second: float = 10.0,
+        plain_interval: float = 5.0,
+        redirect: bool | None = None,
+    ) -> None:
+        if console is not None and not isinstance(console, Console):
+            raise ValueError(f"console must be a rich.console.Console, not {console!r}")
+        if stream not in _STREAMS:
+            raise ValueError(f"stream must be 'stderr' or 'stdout', not {stream!r}")
+        if not isinstance(show_tasks, bool):
+            raise ValueError(f"show_tasks must be true or false, not {show_tasks!r}")
+        if not _is_number(refresh_per_second) or refresh_per_second <= 0:
+            raise ValueError(
+                f"refresh_per_second must be a number above 0, not {refresh_per_second!r}"
+            )
+        if not _is_number(plain_interval) or plain_interval < 0:
+            raise ValueError(f"plain_interval must be a number >= 0, not {plain_interval!r}")
+        if redirect is not None and not isinstance(redirect, bool):
+            raise ValueError(f"redirect must be true, false or None, not {redirect!r}")
+        self.stream = stream
+        self.show_tasks = show_tasks
+        self.refresh_per_second = float(refresh_per_second)
+        self.plain_interval = float(plain_interval)
+        self.redirect = redirect
+        self._given_console = console
+        self._console: Console | None = console
+        self._reset()
+
+    @classmethod
+    def from_settings(cls, settings: DagliteSettings) -> RichProcessor:
+        """A processor configured by `[tool.daglite.options.rich]` (or `options={"rich": ...}`).
+
+        Raises:
+            SettingsError: The options are not a table, name an unknown option, or hold an
+                unusable value.
+        """
+        options = settings.options.get("rich", {})
+        where = "the 'rich' options ([tool.daglite.options.rich])"
+        if not isinstance(options, Mapping):
+            raise SettingsError(f"{where} must be a table, not {options!r}")
+        known = ("stream", "show_tasks", "refresh_per_second", "plain_interval", "redirect")
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise SettingsError(
+                f"unknown option(s) {unknown} in {where}; known options: {sorted(known)}"
+            )
+        try:
+            return cls(**dict(options))
+        except ValueError as exc:
+            raise SettingsError(f"invalid value in {where}: {exc}") from exc
+
+    # -- pickling and lifecycle -------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {
+            "stream": self.stream,
+            "show_tasks": self.show_tasks,
+            "refresh_per_second": self.refresh_per_second,
+            "plain_interval": self.plain_interval,
+            "redirect": self.redirect,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)
+
+    def __repr__(self) -> str:
+        return f"<RichProcessor stream={self.stream!r}>"
+
+    def _reset(self) -> None:
+        self._session_id: str | None = None
+        self._live: Live | None = None
+        self._status: Progress | None = None
+        self._bars: Progress | None = None
+        self._view: _LiveView | None = None
+        self._glyphs: Glyphs = display.UNICODE
+        self._started = 0.0
+        self._stats = Stats()
+        self._maps: dict[str, _Map] = {}
+        self._items: dict[str, str] = {}  # running map item: task id -> map id
+        self._running: dict[str, str] = {}  # running task outside maps: task id -> name
+        self._workflows: dict[str, TaskID | None] = {}
+
+    @property
+    def console(self) -> Console:
+        """The console drawn on (created on first use from `stream`)."""
+        if self._console is None:
+            self._console = Console(stderr=self.stream == "stderr")
+        return self._console
+
+    @property
+    def live(self) -> bool:
+        """True while a live region (status rows and bars) is on screen."""
+        return self._live is not None
+
+    def display(self) -> RenderableType | None:
+        """The live region's renderable (status rows, then bars), or `None` when not live.
+
+        Rendering it on another console shows what the screen shows at this moment.
+        """
+        return self._view
+
+    def _sync_bars(self) -> None:
+        """Copy the item counts of running maps to their bars (called when drawing).
+
+        Counting an item is a few integer increments; rich's bookkeeping (a lock, speed
+        samples) then runs once per frame instead of once per item. Drawing happens on
+        rich's refresh thread while events keep coming, so a bar removed meanwhile is
+        skipped.
+        """
+        bars = self._bars
+        if bars is None:
+            return
+        for entry in list(self._maps.values()):
+            row = entry.row
+            if row is None or entry.drawn == (entry.done, entry.failures, entry.cached):
+                continue
+            entry.drawn = (entry.done, entry.failures, entry.cached)
+            try:
+                bars.update(
+                    row, completed=entry.drawn[0], failures=entry.drawn[1], cached=entry.drawn[2]
+                )
+            except KeyError:  # the map ended while we were drawing
+                pass
+
+    def close(self) -> None:
+        """Called when the session ends: erase the live region, print the summary if due."""
+        if self._session_id is not None:
+            self._finish(None)
+
+    # -- dispatch ---------------------------------------------------------------------
+
+    def __call__(self, event: ev.Event) -> None:
+        """Handle one event (the dispatcher never calls this from two threads at once)."""
+        handler = _HANDLERS.get(type(event).__name__)
+        if handler is None:
+            return
+        if self._session_id is None:
+            started = type(event).__name__ == "SessionStarted"
+            self._begin(event.session_id, getattr(event, "backend", None) if started else None)
+        handler(self, event)
+
+    def _begin(self, session_id: str, backend: str | None) -> None:
+        console = self.console
+        self._session_id = session_id
+        self._glyphs = display.glyphs_for(console)
+        self._started = time.monotonic()
+        if not console.is_terminal or console.is_dumb_terminal:
+            return  # plain lines only
+        self._status = display.status_rows(console)
+        self._bars = display.map_bars(console, self._glyphs)
+        where = f" [dim]({escape(backend)})[/]" if backend else ""
+        self._status.add_task(f"[bold]daglite session[/]{where}", stats=self._stats)
+        redirect_stdout, redirect_stderr = self._redirects(console)
+        self._view = _LiveView(self, Group(self._status, self._bars))
+        self._live = Live(
+            self._view,
+            console=console,
+            transient=True,
+            refresh_per_second=self.refresh_per_second,
+            redirect_stdout=redirect_stdout,
+            redirect_stderr=redirect_stderr,
+        )
+        self._live.start(refresh=True)
+
+    def _redirects(self, console: Console) -> tuple[bool, bool]:
+        if self.redirect is not None:
+            return self.redirect, self.redirect
+        # Only a stream that shows on the same screen as the console is moved above the
+        # bars: a piped stdout keeps its prints.
+        if not _isatty(console.file):
+            return False, False
+        return _isatty(sys.stdout), _isatty(sys.stderr)
+
+    def _finish(self, ended: ev.SessionEnded | None) -> None:
+        live, self._live = self._live, None
+        if live is not None:
+            live.stop()
+        elapsed = ended.duration if ended is not None else time.monotonic() - self._started
+        text = lines.summary(
+            self._stats,
+            elapsed,
+            self._glyphs,
+            status=ended.status if ended is not None else "success",
+            error_type=ended.error_type if ended is not None else None,
+            error_message=ended.error_message if ended is not None else None,
+        )
+        self._print(text)
+        self._reset()
+
+    def _print(self, text: Text) -> None:
+        self.console.print(text, soft_wrap=True, highlight=False)
+
+    # -- sessions and workflows -------------------------------------------------------
+
+    def _session_started(self, event: ev.SessionStarted) -> None:
+        pass  # `_begin` did the work; a nested session's start changes nothing on screen
+
+    def _session_ended(self, event: ev.SessionEnded) -> None:
+        if event.session_id == self._session_id:
+            self._finish(event)
+
+    def _workflow_started(self, event: ev.WorkflowStarted) -> None:
+        row = None
+        if self._status is not None:
+            row = self._status.add_task(f"workflow [bold cyan]{escape(event.name)}[/]", detail="")
+        else:
+            self._print(lines.workflow_started(event, self._glyphs))
+        self._workflows[event.workflow_id] = row
+        self._show_running()
+
+    def _workflow_ended(self, event: ev.WorkflowEnded) -> None:
+        row = self._workflows.pop(event.workflow_id, None)
+        if row is not None and self._status is not None:
+            self._status.remove_task(row)
+        self._print(lines.workflow_ended(event, self._glyphs))
+        self._show_running()
+
+    def _show_running(self) -> None:
+        """Put the newest running task (outside maps) on the innermost workflow's row."""
+        if self._status is None:
+            return
+        rows = [row for row in self._workflows.values() if row is not None]
+        if rows:
+            detail = next(reversed(self._running.values()), "")
+            self._status.update(rows[-1], detail=detail)
+
+    # -- task calls -------------------------------------------------------------------
+
+    def _task_started(self, event: ev.TaskStarted) -> None:
+        if event.map_id is not None and event.map_id in self._maps:
+            self._items[event.task_id] = event.map_id
+        else:
+            self._running[event.task_id] = display.label(event.name, event.map_index)
+            self._show_running()
+
+    def _task_succeeded(self, event: ev.TaskSucceeded) -> None:
+        if event.cached:
+            self._stats.cached += 1
+        else:
+            self._stats.run += 1
+        if self._item_done(event, failed=False, cached=event.cached):
+            return
+        if self._running.pop(event.task_id, None) is not None:
+            self._show_running()
+        if self.show_tasks and not event.cached:  # a cache hit had its line already
+            self._print(lines.task_succeeded(event, self._glyphs))
+
+    def _task_failed(self, event: ev.TaskFailed) -> None:
+        self._stats.run += 1
+        self._stats.failed += 1
+        in_map = self._item_done(event, failed=True, cached=False)
+        if not in_map and self._running.pop(event.task_id, None) is not None:
+            self._show_running()
+        self._print(lines.task_failed(event, self._glyphs))  # every failure gets its line
+
+    def _task_retried(self, event: ev.TaskRetried) -> None:
+        self._stats.retries += 1
+        self._print(lines.task_retried(event, self._glyphs))
+
+    def _task_timed_out(self, event: ev.TaskTimedOut) -> None:
+        self._print(lines.task_timed_out(event, self._glyphs))
+
+    def _cache_hit(self, event: ev.CacheHit) -> None:
+        if event.map_id is not None and event.map_id in self._maps:
+            return  # counted on the map's bar (TaskSucceeded with cached=True follows)
+        self._print(lines.cache_hit(event, self._glyphs))
+
+    def _dataset(self, event: ev.DatasetSaved | ev.DatasetLoaded) -> None:
+        if event.task_id is not None and event.task_id in self._items:
+            return  # one line per map item would drown the screen
+        self._print(lines.dataset(event, self._glyphs))
+
+    # -- maps -------------------------------------------------------------------------
+
+    def _map_started(self, event: ev.MapStarted) -> None:
+        self._stats.maps += 1
+        parent_map = self._maps.get(self._items.get(event.parent_id or "", ""))
+        now = time.monotonic()
+        entry = _Map(
+            name=event.name,
+            total=event.total,
+            started=now,
+            last_line=now,
+            depth=parent_map.depth + 1 if parent_map is not None else 0,
+        )
+        self._maps[event.map_id] = entry
+        if self._bars is None:
+            self._print(lines.map_started(event, self._glyphs))
+            return
+        entry.row = self._bars.add_task(
+            f"{'  ' * entry.depth}[bold]{escape(event.name)}[/] [dim]({escape(event.backend)})[/]",
+            total=event.total,
+            failures=0,
+            cached=0,
+        )
+
+    def _item_done(self, event: ev.TaskEvent, *, failed: bool, cached: bool) -> bool:
+        """Count a finished map item; False when the call is not an item of a running map."""
+        map_id = self._items.pop(event.task_id, None)
+        if map_id is None:
+            map_id = event.map_id  # a cache hit has no TaskStarted
+        entry = self._maps.get(map_id) if map_id is not None else None
+        if entry is None:
+            return False
+        entry.done += 1
+        entry.failures += failed
+        entry.cached += cached
+        if self._bars is not None:
+            return True  # `_sync_bars` draws it with the next frame
+        now = time.monotonic()
+        if now - entry.last_line >= self.plain_interval:
+            entry.last_line = now
+            self._print(
+                lines.map_progress(
+                    event.timestamp,
+                    entry.name,
+                    done=entry.done,
+                    total=entry.total,
+                    failures=entry.failures,
+                    elapsed=now - entry.started,
+                    g=self._glyphs,
+                )
+            )
+        return True
+
+    def _map_ended(self, event: ev.MapEnded) -> None:
+        entry = self._maps.pop(event.map_id, None)
+        if entry is not None and entry.row is not None and self._bars is not None:
+            self._bars.remove_task(entry.row)
+        expected = entry.total if entry is not None else None
+        cached = entry.cached if entry is not None else 0
+        self._print(lines.map_ended(event, self._glyphs, expected=expected, cached=cached))
+
+
+class _LiveView:
+    """The live region: brings the bars up to date, then draws status rows and bars."""
+
+    def __init__(self, processor: RichProcessor, group: Group) -> None:
+        self.processor = processor
+        self.group = group
+
+    def __rich__(self) -> Group:
+        self.processor._sync_bars()
+        return self.group
+
+
+_HANDLERS: dict[str, Callable[[RichProcessor, Any], None]] = {
+    "SessionStarted": RichProcessor._session_started,
+    "SessionEnded": RichProcessor._session_ended,
+    "WorkflowStarted": RichProcessor._workflow_started,
+    "WorkflowEnded": RichProcessor._workflow_ended,
+    "TaskStarted": RichProcessor._task_started,
+    "TaskSucceeded": RichProcessor._task_succeeded,
+    "TaskFailed": RichProcessor._task_failed,
+    "TaskRetried": RichProcessor._task_retried,
+    "TaskTimedOut": RichProcessor._task_timed_out,
+    "CacheHit": RichProcessor._cache_hit,
+    "DatasetSaved": RichProcessor._dataset,
+    "DatasetLoaded": RichProcessor._dataset,
+    "MapStarted": RichProcessor._map_started,
+    "MapEnded": RichProcessor._map_ended,
+}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed file
+        return False
