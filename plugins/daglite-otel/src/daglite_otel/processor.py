@@ -125,7 +125,7 @@ class OtelProcessor:
         self._backends: dict[str, str] = {}  # session or map id -> backend name
         self._calls: dict[str, _Call] = {}
         self._workflows: dict[str, ev.WorkflowStarted] = {}
-        self._tokens: dict[str, object] = {}
+        self._tokens: dict[str, tuple[str, Any]] = {}  # task id -> (session id, context token)
         self._worker_ready = False
 
     # Only what a worker needs travels: the traced sessions' ids and the provider policy.
@@ -378,7 +378,8 @@ class OtelProcessor:
             self._ensure_worker_provider()
         trace_id, flags = known
         span = _remote(trace_id, flags, metadata.task_id)
-        self._tokens[metadata.task_id] = otel_context.attach(trace.set_span_in_context(span))
+        token = otel_context.attach(trace.set_span_in_context(span))
+        self._tokens[metadata.task_id] = (metadata.session_id, token)
 
     @hookimpl
     def after_task(self, metadata: TaskMetadata) -> None:
@@ -390,11 +391,30 @@ class OtelProcessor:
         """Restore the context `before_task` replaced."""
         self._leave(metadata)
 
+    @hookimpl
+    def on_session_end(self, session: Any) -> None:
+        """Restore contexts left behind by calls a BaseException (Ctrl-C) cut short.
+
+        Only those of this thread's context can be reset; any other belongs to a thread or
+        asyncio task that has ended with it.
+        """
+        leftovers = [
+            (task_id, token)
+            for task_id, (session_id, token) in self._tokens.items()
+            if session_id == session.session_id
+        ]
+        for task_id, token in reversed(leftovers):  # the innermost call first
+            self._tokens.pop(task_id, None)
+            try:
+                token.var.reset(token)  # type: ignore[attr-defined]
+            except ValueError:  # created in another context
+                continue
+
     def _leave(self, metadata: TaskMetadata) -> None:
-        token = self._tokens.pop(metadata.task_id, None)
-        if token is None:
+        entry = self._tokens.pop(metadata.task_id, None)
+        if entry is None:
             return
-        otel_context.detach(token)  # type: ignore[arg-type]
+        otel_context.detach(entry[1])  # type: ignore[arg-type]
         runtime = current_runtime.get()
         if runtime is not None and runtime.in_worker:
             provider.flush()
