@@ -33,6 +33,7 @@ BACKENDS = [
     ),
 ]
 
+
 @task
 def double(x: int) -> int:
     # the global provider changes from test to test: look the tracer up at call time
@@ -151,9 +152,11 @@ def test_task_attributes(memory):
 
 
 def test_failure_is_an_exception_with_error_status(memory):
-    with session(plugins=[OtelProcessor(memory.provider)]):
-        with pytest.raises(TaskError, match="no good: 3"):
-            fails(3)
+    with (
+        session(plugins=[OtelProcessor(memory.provider)]),
+        pytest.raises(TaskError, match="no good: 3"),
+    ):
+        fails(3)
     span = memory.one("task fails")
     assert span.status.status_code is StatusCode.ERROR
     assert span.status.description == "ValueError: no good: 3"
@@ -272,9 +275,11 @@ def _async_session(memory):
 
 def test_session_joins_the_applications_current_span(memory):
     tracer = memory.provider.get_tracer("app")
-    with tracer.start_as_current_span("request") as request:
-        with session(plugins=[OtelProcessor(memory.provider)]):
-            double(1)
+    with (
+        tracer.start_as_current_span("request") as request,
+        session(plugins=[OtelProcessor(memory.provider)]),
+    ):
+        double(1)
     session_span = memory.one("daglite session")
     assert session_span.parent.span_id == request.get_span_context().span_id
     assert memory.one("task double").context.trace_id == request.get_span_context().trace_id

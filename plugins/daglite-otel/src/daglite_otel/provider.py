@@ -18,6 +18,7 @@ instrumented libraries) inside tasks are exported along with daglite's:
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Mapping
 
@@ -87,7 +88,8 @@ def build_from_environ(environ: Mapping[str, str] | None = None) -> trace.Tracer
         else:
             from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-            provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+            # today's stdout, not the one of import time (it may have been redirected since)
+            provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter(out=sys.stdout)))
     return provider
 
 
