@@ -25,11 +25,17 @@ from daglite_otel import provider as provider_module
 
 @pytest.fixture(autouse=True)
 def _clean_otel(monkeypatch):
-    """No OTEL_* variable from outside, and no global TracerProvider left behind."""
+    """No OTEL_* variable from outside, and no global TracerProvider before or after."""
     for name in list(os.environ):
         if name.startswith("OTEL_"):
             monkeypatch.delenv(name)
+    _reset_global_provider()
     yield
+    _reset_global_provider()
+
+
+def _reset_global_provider() -> None:
+    # OpenTelemetry lets a process set its global provider once; tests need it unset again.
     installed = trace._TRACER_PROVIDER
     trace._TRACER_PROVIDER = None
     trace._TRACER_PROVIDER_SET_ONCE = Once()
