@@ -131,24 +131,31 @@ def test_user_spans_nest_under_the_task_span(memory, backend):
 
 
 def test_task_attributes(memory):
-    with session(plugins=[OtelProcessor(memory.provider)]) as ctx:
+    seen = []
+    with session(plugins=[OtelProcessor(memory.provider), seen.append]) as ctx:
         double(4)
         map_tasks(double, [7])
+    started = [e for e in seen if e.kind == "TaskStarted"]
+    (mapped,) = [e for e in seen if e.kind == "MapStarted"]
     plain, item = sorted(memory.named("task double"), key=lambda s: s.start_time)
     assert dict(plain.attributes) == {
         "daglite.task.name": "double",
-        "daglite.task.id": plain.attributes["daglite.task.id"],
-        "daglite.session.id": ctx.session_id,
+        "daglite.task.id": started[0].task_id,
         "daglite.backend": "inline",
         "daglite.outcome": "success",
         "daglite.cache.hit": False,
         "daglite.task.attempts": 1,
     }
+    assert item.attributes["daglite.task.id"] == started[1].task_id
     assert item.attributes["daglite.map.index"] == 0
-    assert item.attributes["daglite.map.id"]
+    assert item.attributes["daglite.map.id"] == mapped.map_id
     assert plain.status.status_code is StatusCode.UNSET
     session_span = memory.one("daglite session")
-    assert session_span.attributes["daglite.outcome"] == "success"
+    assert dict(session_span.attributes) == {
+        "daglite.session.id": ctx.session_id,
+        "daglite.backend": "inline",
+        "daglite.outcome": "success",
+    }
 
 
 def test_failure_is_an_exception_with_error_status(memory):

@@ -286,7 +286,6 @@ class OtelProcessor:
         attributes: dict[str, Any] = {
             TASK_NAME: first.name,
             TASK_ID: first.task_id,
-            SESSION_ID: first.session_id,
             BACKEND: backend,
         }
         if first.map_index is not None:
