@@ -3,10 +3,10 @@
 Runs the same 5 000-item `map_tasks` over a trivial task with: a plain Python loop, a
 session without processors, a session with a no-op processor (the cost of building
 events), a no-op processor that is also a no-op hook plugin (the floor: a hook plugin
-makes the core bind every call's inputs and call the hooks), and the otel processor into the SDK with no exporter, into an in-memory exporter
-(SimpleSpanProcessor) and into a BatchSpanProcessor whose exporter drops the spans (what a
-real OTLP set-up costs in the calling thread). Prints microseconds per item and the ratio
-to the plain loop.
+makes the core bind every call's inputs and call the hooks), and the otel processor into
+the SDK with no span processor, into an in-memory exporter (SimpleSpanProcessor) and into
+a BatchSpanProcessor whose exporter drops the spans (what a real OTLP set-up costs in the
+calling thread). Prints microseconds per item and the ratio to the plain loop.
 
     pip install -e ./core -e ./plugins/daglite-otel
     PYTHONDONTWRITEBYTECODE= python benchmarks/otel_overhead.py
