@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.util._once import Once
 
-from daglite_otel import provider as provider_module
+from daglite_otel import relay
 
 
 @pytest.fixture(autouse=True)
@@ -39,7 +39,7 @@ def _reset_global_provider() -> None:
     installed = trace._TRACER_PROVIDER
     trace._TRACER_PROVIDER = None
     trace._TRACER_PROVIDER_SET_ONCE = Once()
-    provider_module._built = None
+    relay._installed = False
     shutdown = getattr(installed, "shutdown", None)
     if shutdown is not None:
         shutdown()

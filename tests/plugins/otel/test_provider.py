@@ -35,7 +35,7 @@ def test_by_name_it_uses_the_applications_provider_and_nests_user_spans(memory):
     spans = memory.spans()
     assert parent_name(spans, memory.one("user 2")) == "task square"
     assert parent_name(spans, memory.named("task square")[0]) == "daglite session"
-    assert provider.global_provider() == (memory.provider, False)
+    assert provider.global_provider() is memory.provider
 
 
 def test_enabled_through_the_processors_setting(memory, monkeypatch):
@@ -101,7 +101,7 @@ def test_console_exporter_from_the_environment(monkeypatch, capfd):
     names = sorted(span["name"] for span in spans)
     assert names == ["daglite session", "task square", "user 4"]
     assert {span["resource"]["attributes"]["service.name"] for span in spans} == {"console-test"}
-    assert provider.global_provider()[1] is True
+    assert provider.global_provider().resource.attributes["service.name"] == "console-test"
 
 
 def test_none_exporter_and_default_service_name(monkeypatch):

@@ -110,7 +110,7 @@ def test_span_tree_of_a_workflow_with_maps(memory, backend):
             assert parent.start_time <= span.start_time <= span.end_time <= parent.end_time, span
 
 
-@pytest.mark.parametrize("backend", ["inline", "thread"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_user_spans_nest_under_the_task_span(memory, backend):
     trace.set_tracer_provider(memory.provider)
     with session(backend=backend, plugins=[OtelProcessor(memory.provider)]):
@@ -398,3 +398,84 @@ def test_other_events_are_ignored_and_unknown_sessions_are_not_traced(memory):
     )
     assert memory.spans() == []
     processor.close()
+
+
+def test_spans_ended_in_a_worker_are_relayed_with_their_ids(memory):
+    """The worker half runs here under a worker runtime; the events then cross a pickle."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from daglite.context import Runtime
+    from daglite.context import TaskMetadata
+    from daglite.context import current_runtime
+    from daglite.settings import DagliteSettings
+    from daglite_otel.relay import RelaySpanProcessor
+
+    coordinator = OtelProcessor(memory.provider)
+    coordinator(ev.SessionStarted(session_id="s-1", backend="process"))
+    worker_plugin = pickle.loads(pickle.dumps(coordinator))
+    relayed: list = []
+    runtime = Runtime("s-1", DagliteSettings(), "process", emit=relayed.append, in_worker=True)
+    worker_provider = TracerProvider()
+    worker_provider.add_span_processor(RelaySpanProcessor())
+    tracer = worker_provider.get_tracer("my.http", "1.2")
+    meta = TaskMetadata("s-9", "fetch", "q", "", None, "s-1", 0, "m-1")
+
+    token = current_runtime.set(runtime)
+    try:
+        worker_plugin.before_task(metadata=meta)
+        with tracer.start_as_current_span(
+            "GET /", kind=trace.SpanKind.CLIENT, attributes={"http.status_code": 500}
+        ) as client:
+            client.add_event("retrying", {"n": 1})
+            client.set_status(trace.Status(StatusCode.ERROR, "server error"))
+            with tracer.start_as_current_span("parse"):
+                pass
+        worker_plugin.after_task(metadata=meta)
+        with tracer.start_as_current_span("background"):  # outside a task: a root of its own
+            pass
+    finally:
+        current_runtime.reset(token)
+    with tracer.start_as_current_span("not in a worker"):  # no worker runtime: not relayed
+        pass
+
+    assert [e.spans[0]["name"] for e in relayed] == ["parse", "GET /", "background"]
+    for event in pickle.loads(pickle.dumps(relayed)):
+        coordinator(event)
+    coordinator(ev.SessionEnded(session_id="s-1", duration=1.0, status="success"))
+
+    trace_id = coordinator_trace = memory.one("daglite session").context.trace_id
+    get = memory.one("GET /")
+    assert get.context.trace_id == coordinator_trace
+    assert get.parent.span_id == span_id_for(trace_id, "s-9")  # the task span's id
+    assert get.kind is trace.SpanKind.CLIENT
+    assert get.attributes["http.status_code"] == 500
+    assert [e.name for e in get.events] == ["retrying"]
+    assert get.status.status_code is StatusCode.ERROR
+    assert get.status.description == "server error"
+    assert get.instrumentation_scope.name == "my.http"
+    assert get.instrumentation_scope.version == "1.2"
+    assert memory.one("parse").parent.span_id == get.context.span_id
+    background = memory.one("background")
+    assert background.parent is None
+    assert background.context.trace_id != coordinator_trace
+    assert memory.named("not in a worker") == []
+
+
+def test_install_in_worker_keeps_a_provider_already_set(memory):
+    from daglite_otel import relay
+
+    relay.install_in_worker()
+    installed = trace.get_tracer_provider()
+    assert isinstance(
+        installed._active_span_processor._span_processors[0], relay.RelaySpanProcessor
+    )
+    relay.install_in_worker()
+    assert trace.get_tracer_provider() is installed
+
+
+def test_install_in_worker_leaves_the_applications_provider(memory):
+    from daglite_otel import relay
+
+    trace.set_tracer_provider(memory.provider)
+    relay.install_in_worker()
+    assert trace.get_tracer_provider() is memory.provider

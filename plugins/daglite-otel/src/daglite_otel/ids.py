@@ -4,7 +4,8 @@ A task span is exported by the coordinator (from events), but user code inside t
 runs wherever the task runs, maybe in a worker process that only later relays its events.
 Both sides compute the task's span id from the trace id and the task id; the coordinator
 then creates the span with exactly that id through `ChosenIds`, an id generator that
-hands out the next chosen span id once and otherwise defers to the provider's own one.
+hands out the next chosen ids once and otherwise defers to the provider's own one (spans
+relayed from workers keep their ids the same way).
 """
 
 from __future__ import annotations
@@ -23,19 +24,23 @@ def span_id_for(trace_id: int, frame_id: str) -> int:
 
 
 class ChosenIds(IdGenerator):
-    """An id generator that returns a span id chosen beforehand (per thread), once.
+    """An id generator that returns ids chosen beforehand (per thread), once.
 
     Args:
-        fallback: The generator used for trace ids and for spans with no chosen id.
+        fallback: The generator used when no id was chosen.
     """
 
     def __init__(self, fallback: IdGenerator) -> None:
         self.fallback = fallback
         self._chosen = threading.local()
 
-    def choose(self, span_id: int | None) -> None:
-        """Make the next span started in this thread get `span_id` (`None`: a random one)."""
+    def choose(self, span_id: int | None, trace_id: int | None = None) -> None:
+        """Make the next span started in this thread get these ids (`None`: a random one).
+
+        The trace id is only asked for when the span has no parent.
+        """
         self._chosen.span_id = span_id
+        self._chosen.trace_id = trace_id
 
     def generate_span_id(self) -> int:
         span_id = getattr(self._chosen, "span_id", None)
@@ -45,7 +50,11 @@ class ChosenIds(IdGenerator):
         return span_id
 
     def generate_trace_id(self) -> int:
-        return self.fallback.generate_trace_id()
+        trace_id = getattr(self._chosen, "trace_id", None)
+        if trace_id is None:
+            return self.fallback.generate_trace_id()
+        self._chosen.trace_id = None
+        return trace_id
 
     def is_trace_id_random(self) -> bool:
         return self.fallback.is_trace_id_random()

@@ -23,9 +23,11 @@ How the span tree is built, with the least machinery that is right on every back
    user code or an instrumented library opens inside the task is a child of the task span.
    The only state a worker needs is the trace id and flags of each traced session, which
    travel with the pickled plugin (plugins are sent to workers after the session started).
-   A worker exports its users' spans through its own global provider (built from `OTEL_*`
-   there too when the coordinator's came from the environment) and flushes it after each
-   task, since worker processes may exit without running `atexit` handlers.
+4. **Spans from worker processes come back as events.** A fresh worker gets a relaying
+   provider (`daglite_otel.relay`): each span user code ends there becomes a
+   `SpansRelayed` event, sent to the coordinator with the task's other events, where it is
+   re-created with the same ids in the session's provider. Workers need no exporter, no
+   configuration and no flushing.
 
 Name it in `session(plugins=["otel"])` or in the `processors` setting (`DAGLITE_PROCESSORS=otel`),
 or pass an instance, e.g. `OtelProcessor(tracer_provider=provider)` to bypass the global one.
@@ -51,6 +53,8 @@ from daglite.context import current_runtime
 from daglite.hookspecs import hookimpl
 from daglite_otel import ids
 from daglite_otel import provider
+from daglite_otel import relay
+from daglite_otel.relay import SpansRelayed
 
 if TYPE_CHECKING:
     from daglite import events as ev
@@ -112,30 +116,29 @@ class OtelProcessor:
     def __init__(self, tracer_provider: trace.TracerProvider | None = None) -> None:
         self._explicit = tracer_provider
         self._traces: dict[str, tuple[int, int]] = {}  # session id -> (trace id, trace flags)
-        self._worker_env = False  # workers should build a provider from OTEL_* too
         self._local_state()
         if tracer_provider is None and not provider.is_configured():
             provider.exporter_names()  # a bad OTEL_* setting fails the session, not later
 
     def _local_state(self) -> None:
         self._lock = threading.Lock()
+        self._provider: trace.TracerProvider | None = None
         self._tracer: trace.Tracer | None = None
+        self._scopes: dict[tuple[str, str | None], tuple[trace.Tracer, ids.ChosenIds | None]] = {}
         self._chosen: ids.ChosenIds | None = None
         self._sessions: dict[str, trace.Span] = {}
         self._backends: dict[str, str] = {}  # session or map id -> backend name
         self._calls: dict[str, _Call] = {}
         self._workflows: dict[str, ev.WorkflowStarted] = {}
         self._tokens: dict[str, tuple[str, Any]] = {}  # task id -> (session id, context token)
-        self._worker_ready = False
 
-    # Only what a worker needs travels: the traced sessions' ids and the provider policy.
+    # Only what a worker needs travels: the traced sessions' trace ids and flags.
     def __getstate__(self) -> dict[str, Any]:
-        return {"traces": dict(self._traces), "worker_env": self._worker_env}
+        return {"traces": dict(self._traces)}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._explicit = None
         self._traces = state["traces"]
-        self._worker_env = state["worker_env"]
         self._local_state()
 
     def __repr__(self) -> str:
@@ -152,24 +155,29 @@ class OtelProcessor:
 
     def close(self) -> None:
         """Export the spans still buffered (called when the session ends)."""
-        if self._tracer is None:
-            return
-        target = self._explicit if self._explicit is not None else trace.get_tracer_provider()
-        force_flush = getattr(target, "force_flush", None)
+        force_flush = getattr(self._provider, "force_flush", None)
         if force_flush is not None:
             force_flush()
 
     def _get_tracer(self) -> trace.Tracer:
         if self._tracer is None:
             if self._explicit is not None:
-                chosen_provider = self._explicit
+                self._provider = self._explicit
             else:
-                chosen_provider, self._worker_env = provider.global_provider()
+                self._provider = provider.global_provider()
             from daglite_otel import __version__
 
-            self._tracer = chosen_provider.get_tracer(SCOPE, __version__)
-            self._chosen = ids.install(self._tracer)
+            self._tracer, self._chosen = self._scope(SCOPE, __version__)
         return self._tracer
+
+    def _scope(self, name: str, version: str | None) -> tuple[trace.Tracer, ids.ChosenIds | None]:
+        """The provider's tracer of one instrumentation scope, able to take chosen ids."""
+        found = self._scopes.get((name, version))
+        if found is None:
+            assert self._provider is not None
+            tracer = self._provider.get_tracer(name, version)
+            found = self._scopes[(name, version)] = (tracer, ids.install(tracer))
+        return found
 
     def _session_started(self, event: ev.SessionStarted) -> None:
         span = self._get_tracer().start_span(
@@ -320,6 +328,49 @@ class OtelProcessor:
             error,
         )
 
+    def _spans_relayed(self, event: SpansRelayed) -> None:
+        """Re-create spans ended in a worker process, with their own ids, in our provider."""
+        if event.session_id not in self._sessions:
+            return
+        for span in event.spans:
+            tracer, chosen = self._scope(*span["scope"])
+            trace_id = span["trace_id"]
+            parent = None
+            if span["parent_span_id"] is not None:
+                parent_span = NonRecordingSpan(
+                    SpanContext(
+                        trace_id,
+                        span["parent_span_id"],
+                        is_remote=False,
+                        trace_flags=TraceFlags(span["trace_flags"]),
+                    )
+                )
+                parent = trace.set_span_in_context(parent_span)
+            links = [
+                trace.Link(SpanContext(t, s, is_remote=True), attributes)
+                for t, s, attributes in span["links"]
+            ]
+            if chosen is not None:
+                chosen.choose(span["span_id"], trace_id)
+            try:
+                created = tracer.start_span(
+                    span["name"],
+                    context=parent or otel_context.Context(),
+                    kind=trace.SpanKind(span["kind"]),
+                    attributes=span["attributes"],
+                    links=links,
+                    start_time=span["start_time"],
+                )
+            finally:
+                if chosen is not None:
+                    chosen.choose(None)
+            for name, attributes, timestamp in span["events"]:
+                created.add_event(name, attributes, timestamp)
+            code, description = span["status"]
+            if code != StatusCode.UNSET.value:
+                created.set_status(Status(StatusCode(code), description))
+            created.end(end_time=span["end_time"])
+
     def _map_started(self, event: ev.MapStarted) -> None:
         self._backends[event.map_id] = event.backend
 
@@ -364,8 +415,8 @@ class OtelProcessor:
 
     @hookimpl
     def on_worker_start(self) -> None:
-        """Install a provider from `OTEL_*` in a worker when the coordinator did the same."""
-        self._ensure_worker_provider()
+        """Give the worker a provider that relays its spans to the coordinator (see relay)."""
+        relay.install_in_worker()
 
     @hookimpl
     def before_task(self, metadata: TaskMetadata) -> None:
@@ -373,8 +424,9 @@ class OtelProcessor:
         known = self._traces.get(metadata.session_id)
         if known is None:
             return
-        if not self._worker_ready:
-            self._ensure_worker_provider()
+        runtime = current_runtime.get()
+        if runtime is not None and runtime.in_worker:
+            relay.install_in_worker()  # no-op after the first call
         trace_id, flags = known
         span = _remote(trace_id, flags, metadata.task_id)
         token = otel_context.attach(trace.set_span_in_context(span))
@@ -414,16 +466,6 @@ class OtelProcessor:
         if entry is None:
             return
         otel_context.detach(entry[1])  # type: ignore[arg-type]
-        runtime = current_runtime.get()
-        if runtime is not None and runtime.in_worker:
-            provider.flush()
-
-    def _ensure_worker_provider(self) -> None:
-        self._worker_ready = True
-        runtime = current_runtime.get()
-        in_worker = runtime is None or runtime.in_worker  # on_worker_start: no session yet
-        if in_worker and self._worker_env and not provider.is_configured():
-            provider.global_provider()
 
 
 def _remote(trace_id: int, flags: int, frame_id: str) -> NonRecordingSpan:
@@ -464,4 +506,5 @@ _HANDLERS: dict[str, Callable[[OtelProcessor, Any], None]] = {
     "TaskFailed": OtelProcessor._task_ended,
     "MapStarted": OtelProcessor._map_started,
     "MapEnded": OtelProcessor._map_ended,
+    "SpansRelayed": OtelProcessor._spans_relayed,
 }

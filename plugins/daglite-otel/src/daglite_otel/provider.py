@@ -93,29 +93,13 @@ def build_from_environ(environ: Mapping[str, str] | None = None) -> trace.Tracer
     return provider
 
 
-def global_provider() -> tuple[trace.TracerProvider, bool]:
+def global_provider() -> trace.TracerProvider:
     """The global TracerProvider, installing one from the environment if there is none.
-
-    Returns:
-        The provider, and whether daglite-otel built it from the environment (now or earlier).
 
     Raises:
         PluginError: The environment asks for an exporter this plugin cannot build.
     """
-    global _built
     with _lock:
         if not is_configured():
-            _built = build_from_environ()
-            trace.set_tracer_provider(_built)
-        provider = trace.get_tracer_provider()
-        return provider, provider is _built
-
-
-_built: trace.TracerProvider | None = None
-
-
-def flush() -> None:
-    """Export what the global provider still holds (worker processes may exit without atexit)."""
-    force_flush = getattr(trace.get_tracer_provider(), "force_flush", None)
-    if force_flush is not None:
-        force_flush()
+            trace.set_tracer_provider(build_from_environ())
+        return trace.get_tracer_provider()
