@@ -443,9 +443,9 @@ def test_spans_ended_in_a_worker_are_relayed_with_their_ids(memory):
         coordinator(event)
     coordinator(ev.SessionEnded(session_id="s-1", duration=1.0, status="success"))
 
-    trace_id = coordinator_trace = memory.one("daglite session").context.trace_id
+    trace_id = memory.one("daglite session").context.trace_id
     get = memory.one("GET /")
-    assert get.context.trace_id == coordinator_trace
+    assert get.context.trace_id == trace_id
     assert get.parent.span_id == span_id_for(trace_id, "s-9")  # the task span's id
     assert get.kind is trace.SpanKind.CLIENT
     assert get.attributes["http.status_code"] == 500
@@ -457,18 +457,17 @@ def test_spans_ended_in_a_worker_are_relayed_with_their_ids(memory):
     assert memory.one("parse").parent.span_id == get.context.span_id
     background = memory.one("background")
     assert background.parent is None
-    assert background.context.trace_id != coordinator_trace
+    assert background.context.trace_id != trace_id
     assert memory.named("not in a worker") == []
 
 
-def test_install_in_worker_keeps_a_provider_already_set(memory):
+def test_install_in_worker_sets_a_relaying_provider_once():
     from daglite_otel import relay
 
     relay.install_in_worker()
     installed = trace.get_tracer_provider()
-    assert isinstance(
-        installed._active_span_processor._span_processors[0], relay.RelaySpanProcessor
-    )
+    (processor,) = installed._active_span_processor._span_processors
+    assert isinstance(processor, relay.RelaySpanProcessor)
     relay.install_in_worker()
     assert trace.get_tracer_provider() is installed
 
