@@ -43,40 +43,35 @@ from typing import Any
 import attrs
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import NonRecordingSpan
-from opentelemetry.trace import SpanContext
-from opentelemetry.trace import Status
-from opentelemetry.trace import StatusCode
-from opentelemetry.trace import TraceFlags
 
 from daglite.context import current_runtime
 from daglite.hookspecs import hookimpl
 from daglite_otel import ids
 from daglite_otel import provider
 from daglite_otel import relay
+from daglite_otel import spans
 from daglite_otel.relay import SpansRelayed
+from daglite_otel.spans import ATTEMPTS
+from daglite_otel.spans import BACKEND
+from daglite_otel.spans import CACHE_HIT
+from daglite_otel.spans import CACHE_KEY
+from daglite_otel.spans import MAP_ID
+from daglite_otel.spans import MAP_INDEX
+from daglite_otel.spans import OUTCOME
+from daglite_otel.spans import SESSION_ID
+from daglite_otel.spans import TASK_ID
+from daglite_otel.spans import TASK_NAME
+from daglite_otel.spans import WORKFLOW_ID
+from daglite_otel.spans import WORKFLOW_NAME
+from daglite_otel.spans import Error
+from daglite_otel.spans import finish
+from daglite_otel.spans import ns
 
 if TYPE_CHECKING:
     from daglite import events as ev
     from daglite.context import TaskMetadata
 
 SCOPE = "daglite_otel"
-
-#: Span attribute names.
-SESSION_ID = "daglite.session.id"
-BACKEND = "daglite.backend"
-WORKFLOW_NAME = "daglite.workflow.name"
-WORKFLOW_ID = "daglite.workflow.id"
-TASK_NAME = "daglite.task.name"
-TASK_ID = "daglite.task.id"
-ATTEMPTS = "daglite.task.attempts"
-CACHE_HIT = "daglite.cache.hit"
-CACHE_KEY = "daglite.cache.key"
-MAP_INDEX = "daglite.map.index"
-MAP_ID = "daglite.map.id"
-OUTCOME = "daglite.outcome"
-
-_Error = tuple[str, str, str]  # type, message, traceback
 
 
 @attrs.define
@@ -87,10 +82,6 @@ class _Call:
     backend: str | None = None
     cache_key: str | None = None
     events: list[tuple[str, dict[str, Any], int]] = attrs.field(factory=list)
-
-
-def _ns(seconds: float) -> int:
-    return int(seconds * 1e9)
 
 
 class OtelProcessor:
@@ -183,7 +174,7 @@ class OtelProcessor:
         span = self._get_tracer().start_span(
             "daglite session",
             attributes={SESSION_ID: event.session_id, BACKEND: event.backend},
-            start_time=_ns(event.timestamp),
+            start_time=ns(event.timestamp),
         )
         context = span.get_span_context()
         if not context.is_valid:  # tracing is disabled
@@ -207,7 +198,7 @@ class OtelProcessor:
             error = None
             if event.status != "success":
                 error = (event.error_type or "Error", event.error_message or "", "")
-            _finish(span, event.timestamp, error)
+            finish(span, event.timestamp, error)
 
     def _workflow_started(self, event: ev.WorkflowStarted) -> None:
         self._workflows[event.workflow_id] = event
@@ -264,7 +255,7 @@ class OtelProcessor:
                     "exception.type": event.error_type,
                     "exception.message": event.error_message,
                 },
-                _ns(event.timestamp),
+                ns(event.timestamp),
             )
         )
 
@@ -273,7 +264,7 @@ class OtelProcessor:
             (
                 "daglite.timeout",
                 {"daglite.task.attempt": event.attempt, "daglite.timeout": event.timeout},
-                _ns(event.timestamp),
+                ns(event.timestamp),
             )
         )
 
@@ -301,7 +292,7 @@ class OtelProcessor:
             attributes[MAP_ID] = first.map_id or ""
         if call.cache_key is not None:
             attributes[CACHE_KEY] = call.cache_key
-        error: _Error | None = None
+        error: Error | None = None
         start = first.timestamp
         if last is None:
             attributes[OUTCOME] = outcome
@@ -329,47 +320,9 @@ class OtelProcessor:
         )
 
     def _spans_relayed(self, event: SpansRelayed) -> None:
-        """Re-create spans ended in a worker process, with their own ids, in our provider."""
-        if event.session_id not in self._sessions:
-            return
-        for span in event.spans:
-            tracer, chosen = self._scope(*span["scope"])
-            trace_id = span["trace_id"]
-            parent = None
-            if span["parent_span_id"] is not None:
-                parent_span = NonRecordingSpan(
-                    SpanContext(
-                        trace_id,
-                        span["parent_span_id"],
-                        is_remote=False,
-                        trace_flags=TraceFlags(span["trace_flags"]),
-                    )
-                )
-                parent = trace.set_span_in_context(parent_span)
-            links = [
-                trace.Link(SpanContext(t, s, is_remote=True), attributes)
-                for t, s, attributes in span["links"]
-            ]
-            if chosen is not None:
-                chosen.choose(span["span_id"], trace_id)
-            try:
-                created = tracer.start_span(
-                    span["name"],
-                    context=parent or otel_context.Context(),
-                    kind=trace.SpanKind(span["kind"]),
-                    attributes=span["attributes"],
-                    links=links,
-                    start_time=span["start_time"],
-                )
-            finally:
-                if chosen is not None:
-                    chosen.choose(None)
-            for name, attributes, timestamp in span["events"]:
-                created.add_event(name, attributes, timestamp)
-            code, description = span["status"]
-            if code != StatusCode.UNSET.value:
-                created.set_status(Status(StatusCode(code), description))
-            created.end(end_time=span["end_time"])
+        if event.session_id in self._sessions:
+            for record in event.spans:
+                relay.recreate(record, *self._scope(*record["scope"]))
 
     def _map_started(self, event: ev.MapStarted) -> None:
         self._backends[event.map_id] = event.backend
@@ -387,7 +340,7 @@ class OtelProcessor:
         end: float,
         attributes: dict[str, Any],
         events: list[tuple[str, dict[str, Any], int]],
-        error: _Error | None,
+        error: Error | None,
     ) -> None:
         """Record the finished span of call `frame_id`, a child of `parent_id` (or the session)."""
         session = self._sessions.get(session_id)
@@ -397,19 +350,19 @@ class OtelProcessor:
         if parent_id is None:
             parent = trace.set_span_in_context(session)
         else:
-            parent = trace.set_span_in_context(_remote(trace_id, flags, parent_id))
-        if self._chosen is not None:
-            self._chosen.choose(ids.span_id_for(trace_id, frame_id))
-        try:
-            span = self._tracer.start_span(
-                name, context=parent, attributes=attributes, start_time=_ns(start)
-            )
-        finally:
-            if self._chosen is not None:
-                self._chosen.choose(None)
+            parent = spans.frame_stand_in(trace_id, flags, parent_id)
+        span = spans.start(
+            self._tracer,
+            self._chosen,
+            name,
+            parent,
+            ids.span_id_for(trace_id, frame_id),
+            attributes=attributes,
+            start_time=ns(start),
+        )
         for event_name, event_attributes, timestamp in events:
             span.add_event(event_name, event_attributes, timestamp)
-        _finish(span, end, error)
+        finish(span, end, error)
 
     # -- where the task runs: hooks -------------------------------------------------------
 
@@ -428,8 +381,7 @@ class OtelProcessor:
         if runtime is not None and runtime.in_worker:
             relay.install_in_worker()  # no-op after the first call
         trace_id, flags = known
-        span = _remote(trace_id, flags, metadata.task_id)
-        token = otel_context.attach(trace.set_span_in_context(span))
+        token = otel_context.attach(spans.frame_stand_in(trace_id, flags, metadata.task_id))
         self._tokens[metadata.task_id] = (metadata.session_id, token)
 
     @hookimpl
@@ -466,30 +418,6 @@ class OtelProcessor:
         if entry is None:
             return
         otel_context.detach(entry[1])  # type: ignore[arg-type]
-
-
-def _remote(trace_id: int, flags: int, frame_id: str) -> NonRecordingSpan:
-    """A stand-in for the span of call `frame_id`, with the ids its real span gets."""
-    return NonRecordingSpan(
-        SpanContext(
-            trace_id,
-            ids.span_id_for(trace_id, frame_id),
-            is_remote=False,
-            trace_flags=TraceFlags(flags),
-        )
-    )
-
-
-def _finish(span: trace.Span, end: float, error: _Error | None) -> None:
-    if error is not None:
-        error_type, message, stacktrace = error
-        attributes = {"exception.type": error_type, "exception.message": message}
-        if stacktrace:
-            attributes["exception.stacktrace"] = stacktrace
-        span.add_event("exception", attributes, _ns(end))
-        span.set_attribute("error.type", error_type)
-        span.set_status(Status(StatusCode.ERROR, f"{error_type}: {message}"))
-    span.end(end_time=_ns(end))
 
 
 _HANDLERS: dict[str, Callable[[OtelProcessor, Any], None]] = {

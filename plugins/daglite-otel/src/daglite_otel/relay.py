@@ -19,12 +19,19 @@ import threading
 from typing import Any
 
 import attrs
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace import SpanProcessor
+from opentelemetry.trace import SpanContext
+from opentelemetry.trace import Status
+from opentelemetry.trace import StatusCode
 
 from daglite.context import current_runtime
 from daglite.events import Event
+from daglite_otel.ids import ChosenIds
+from daglite_otel.spans import stand_in
+from daglite_otel.spans import start
 
 
 @attrs.frozen(kw_only=True)
@@ -71,6 +78,36 @@ class RelaySpanProcessor(SpanProcessor):
         if runtime is None or not runtime.in_worker or runtime.emit is None:
             return
         runtime.emit(SpansRelayed(session_id=runtime.session_id, spans=(record(span),)))
+
+
+def recreate(span: dict[str, Any], tracer: trace.Tracer, chosen: ChosenIds | None) -> None:
+    """Build the relayed `span` (a `record`) again on `tracer`, with its own ids and times."""
+    trace_id = span["trace_id"]
+    if span["parent_span_id"] is None:
+        parent = otel_context.Context()  # a root: not a child of whatever is current here
+    else:
+        parent = stand_in(trace_id, span["trace_flags"], span["parent_span_id"])
+    created = start(
+        tracer,
+        chosen,
+        span["name"],
+        parent,
+        span["span_id"],
+        trace_id,
+        kind=trace.SpanKind(span["kind"]),
+        attributes=span["attributes"],
+        links=[
+            trace.Link(SpanContext(t, s, is_remote=True), attributes)
+            for t, s, attributes in span["links"]
+        ],
+        start_time=span["start_time"],
+    )
+    for name, attributes, timestamp in span["events"]:
+        created.add_event(name, attributes, timestamp)
+    code, description = span["status"]
+    if code != StatusCode.UNSET.value:
+        created.set_status(Status(StatusCode(code), description))
+    created.end(end_time=span["end_time"])
 
 
 _installed = False
