@@ -478,3 +478,25 @@ def test_install_in_worker_leaves_the_applications_provider(memory):
     trace.set_tracer_provider(memory.provider)
     relay.install_in_worker()
     assert trace.get_tracer_provider() is memory.provider
+
+
+def test_generator_tasks_get_one_span_and_nest_user_spans(memory):
+    tracer = memory.provider.get_tracer("user")
+
+    @task
+    def count(n: int):
+        for i in range(n):
+            with tracer.start_as_current_span(f"item {i}"):
+                pass
+            yield i
+
+    with session(plugins=[OtelProcessor(memory.provider)]):
+        assert list(count(2)) == [0, 1]
+        assert map_tasks(count, [1]) == [[0]]
+    spans = memory.spans()
+    streams = sorted(memory.named("task count"), key=lambda s: s.start_time)
+    assert [s.attributes.get("daglite.map.index") for s in streams] == [None, 0]
+    assert [parent_of(spans, s) for s in memory.named("item 1")] == [streams[0]]
+    assert {parent_of(spans, s).context.span_id for s in memory.named("item 0")} == {
+        s.context.span_id for s in streams
+    }
