@@ -36,7 +36,7 @@ def one() -> int:
     return 1
 
 
-def test_named_processor_that_is_a_hook_plugin_gets_its_hooks(monkeypatch):
+def test_named_processor_that_is_a_hook_plugin_gets_its_hooks():
     with registry.override("processor", "both", Both), session(plugins=["both"]) as ctx:
         one()
     (made,) = ctx.processors

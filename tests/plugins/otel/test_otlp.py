@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from opentelemetry import trace
@@ -116,3 +117,20 @@ def test_a_script_traced_by_environment_variables_alone(receiver, tmp_path):
     assert done.stdout.strip() == "6"
     check_tree(receiver.spans(), 3, "inline")
     assert {r["service.name"] for r in receiver.resources()} == {"daglite"}
+
+
+def test_an_unreachable_collector_does_not_hold_up_the_session(monkeypatch):
+    import socket
+
+    from daglite_otel import processor
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "3")
+    monkeypatch.setattr(processor, "FLUSH_WAIT", 0.2)
+    start = time.monotonic()
+    with session(plugins=["otel"]):
+        assert fetch(1) == 2
+    assert time.monotonic() - start < 2.0

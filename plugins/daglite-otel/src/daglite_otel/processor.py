@@ -72,6 +72,7 @@ if TYPE_CHECKING:
     from daglite.context import TaskMetadata
 
 SCOPE = "daglite_otel"
+FLUSH_WAIT = 2.0  # seconds a session's end waits for its spans to be exported
 
 
 @attrs.define
@@ -145,10 +146,18 @@ class OtelProcessor:
                 handler(self, event)
 
     def close(self) -> None:
-        """Export the spans still buffered (called when the session ends)."""
+        """Export the spans still buffered (called when the session ends).
+
+        Waits at most `FLUSH_WAIT` seconds: an exporter that cannot reach its collector
+        retries for longer, and the session's end should not wait for that (the export
+        goes on in the background, and the provider's own shutdown at exit finishes it).
+        """
         force_flush = getattr(self._provider, "force_flush", None)
-        if force_flush is not None:
-            force_flush()
+        if force_flush is None:
+            return
+        flusher = threading.Thread(target=force_flush, name="daglite-otel-flush", daemon=True)
+        flusher.start()
+        flusher.join(FLUSH_WAIT)
 
     def _get_tracer(self) -> trace.Tracer:
         if self._tracer is None:
