@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import os
 import threading
+import time
 import zlib
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
@@ -89,6 +90,13 @@ class Receiver:
                 for scope_spans in resource_spans.scope_spans
                 for span in scope_spans.spans
             ]
+
+    def wait_for(self, count: int, timeout: float = 15.0) -> list:
+        """The spans, once at least `count` arrived (a session's end waits only 2 s for them)."""
+        deadline = time.monotonic() + timeout
+        while len(spans := self.spans()) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return spans
 
     def resources(self) -> list[dict[str, str]]:
         with self.lock:
