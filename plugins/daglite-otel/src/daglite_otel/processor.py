@@ -198,7 +198,7 @@ class OtelProcessor:
             self._workflows.pop(workflow.workflow_id)
             self._unfinished_workflow(workflow, event.timestamp)
         for task_id in [t for t, c in self._calls.items() if c.first.session_id == sid]:
-            self._task_span(self._calls.pop(task_id), event.timestamp, None, "unfinished")
+            self._task_span(self._calls.pop(task_id), event.timestamp, None)
         span = self._sessions.pop(sid, None)
         self._traces.pop(sid, None)
         self._backends.pop(sid, None)
@@ -279,15 +279,12 @@ class OtelProcessor:
 
     def _task_ended(self, event: ev.TaskSucceeded | ev.TaskFailed) -> None:
         call = self._calls.pop(event.task_id, None) or _Call(first=event)
-        self._task_span(call, event.timestamp, event, "")
+        self._task_span(call, event.timestamp, event)
 
     def _task_span(
-        self,
-        call: _Call,
-        end: float,
-        last: ev.TaskSucceeded | ev.TaskFailed | None,
-        outcome: str,
+        self, call: _Call, end: float, last: ev.TaskSucceeded | ev.TaskFailed | None
     ) -> None:
+        """Record the span of a task call that ended with `last` (`None`: it never ended)."""
         first = call.first
         backend = call.backend or self._backends.get(first.map_id or "")
         backend = backend or self._backends.get(first.session_id, "")
@@ -304,7 +301,7 @@ class OtelProcessor:
         error: Error | None = None
         start = first.timestamp
         if last is None:
-            attributes[OUTCOME] = outcome
+            attributes[OUTCOME] = "unfinished"
             attributes[CACHE_HIT] = False
             error = ("Unfinished", "the session ended before the task returned", "")
         else:
