@@ -126,6 +126,13 @@ class SessionContext:
                     f"{item!r} is neither a hook plugin (no @daglite.hookimpl method), an event "
                     "processor (a callable taking one event) nor a processor name"
                 )
+        # A processor loaded by name may also be a hook plugin (`otel` makes its span current
+        # where each task runs): register it as one too.
+        hook_plugins += [
+            p
+            for p in processors
+            if hooks.is_hook_plugin(p) and all(p is not h for h in hook_plugins)
+        ]
         self.hook_plugins = hook_plugins
         self.processors = processors
         self._dispatcher = EventDispatcher(processors) if processors else None
