@@ -112,8 +112,8 @@ class TaskMetadata(NamedTuple):
         map_index: Index of the item inside `map_tasks`/`gather_tasks`, else `None`.
         map_id: Id of that map, else `None`.
         backend: Name of the backend the call runs on.
-        inputs: The bound arguments of the call (defaults applied); empty when nothing
-            needed them (no hook plugin, no placeholder, no cache, no dataset).
+        inputs: The bound arguments of the call (defaults applied); empty on the fast path
+            of a plain task (no option needing them, no hook plugin, no event processor).
     """
 
     task_id: str

@@ -53,8 +53,10 @@ def make_metadata(
 ) -> TaskMetadata:
     """The metadata (and so the frame) of one call of `task`."""
     parent = current_frame.get()
-    needs_inputs = task.needs_inputs or runtime.hook is not None
-    inputs = task.bind(args, kwargs) if needs_inputs else {}
+    # Binding checks the arguments before anything runs or is reported; only the fast path
+    # of a plain task (nobody listening) skips it and checks them if the call fails.
+    fast = task.plain and runtime.hook is None and runtime.emit is None
+    inputs = {} if fast else task.bind(args, kwargs)
     name = task.resolve_name(inputs, map_index) if task.name_fields else task.name
     return TaskMetadata(
         new_id(),
@@ -128,12 +130,19 @@ def steps(
             break
         except Exception as exc:
             timed_out = isinstance(exc, AttemptTimedOut)
-            if timed_out and emit is not None:
-                emit(ev.TaskTimedOut(**ids, attempt=attempt, timeout=task.timeout))
-            if attempt > task.retries:
-                raise _final_error(task, runtime, meta, exc, attempt, start, ids) from (
-                    None if timed_out else exc
+            if timed_out:  # hooks, events and the caller see a public error, not our signal
+                exc = TaskTimeoutError(
+                    f"{_describe(meta)} timed out after {task.timeout:g} s "
+                    f"(attempt {attempt} of {task.retries + 1})",
+                    task_name=meta.name,
+                    map_index=meta.map_index,
+                    attempts=attempt,
                 )
+                if emit is not None:
+                    emit(ev.TaskTimedOut(**ids, attempt=attempt, timeout=task.timeout))
+            if attempt > task.retries:
+                error = _final_error(runtime, meta, exc, timed_out, attempt, start, ids)
+                raise error from (None if timed_out else exc)
             delay = task.retry_delay * task.retry_backoff ** (attempt - 1)
             if emit is not None:
                 emit(ev.TaskRetried(**ids, attempt=attempt, delay=delay, **_error_fields(exc)))
@@ -162,23 +171,17 @@ def _error_fields(exc: BaseException) -> dict[str, str]:
 
 
 def _final_error(
-    task: BaseTask[Any, Any],
     runtime: Runtime,
     meta: TaskMetadata,
     exc: Exception,
+    timed_out: bool,
     attempts: int,
     start: float,
     ids: dict[str, Any] | None,
 ) -> TaskError:
     duration = perf_counter() - start
-    if isinstance(exc, AttemptTimedOut):
-        error: TaskError = TaskTimeoutError(
-            f"{_describe(meta)} timed out after {task.timeout:g} s "
-            f"(attempt {attempts} of {task.retries + 1})",
-            task_name=meta.name,
-            map_index=meta.map_index,
-            attempts=attempts,
-        )
+    if timed_out and isinstance(exc, TaskError):
+        error = exc
     else:
         error = task_error(meta.name, meta.map_index, exc, attempts)
     if runtime.emit is not None:
@@ -190,7 +193,7 @@ def _final_error(
                 duration=duration,
                 attempts=attempts,
                 traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-                **_error_fields(error if isinstance(exc, AttemptTimedOut) else exc),
+                **_error_fields(exc),
             )
         )
     if runtime.hook is not None:
@@ -224,7 +227,7 @@ def run_sync(task: BaseTask[Any, Any], runtime: Runtime, meta: TaskMetadata, arg
         try:  # nothing to manage: the pipeline would only wrap errors
             return func(*args, **kwargs)
         except Exception as exc:
-            raise task_error(meta.name, meta.map_index, exc, 1) from exc
+            raise task.failed_call(exc, args, kwargs, meta.map_index) from exc
         finally:
             current_frame.reset(token)
     try:

@@ -28,6 +28,7 @@ import attrs
 from daglite import pipeline
 from daglite.context import bare_runtime
 from daglite.context import current_runtime
+from daglite.errors import TaskError
 
 if TYPE_CHECKING:
     from daglite.caching import CacheHashFn
@@ -131,10 +132,17 @@ class BaseTask(Generic[P, R]):
             "needs_inputs",
             bool(self.name_fields) or self.cache is not False or self.dataset is not None,
         )
+        # A plain task is a sync function with nothing for the pipeline to manage: outside a
+        # listening session it is called directly, and its arguments are only checked if
+        # the call fails (see `failed_call`).
         setattr_(
             self,
             "plain",
-            self.retries == 0 and self.timeout is None and not self.needs_inputs,
+            self.retries == 0
+            and self.timeout is None
+            and not self.needs_inputs
+            and not self.is_async
+            and not self.is_stream,
         )
         setattr_(self, "_param_names", _simple_parameters(signature))
         setattr_(
@@ -202,6 +210,23 @@ class BaseTask(Generic[P, R]):
         bound.apply_defaults()
         return dict(bound.arguments)
 
+    def failed_call(
+        self,
+        exc: Exception,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        map_index: int | None = None,
+    ) -> TaskError:
+        """The `TaskError` for a plain call that raised `exc` (set `__cause__` yourself).
+
+        Raises:
+            TypeError: The arguments do not fit the signature: the caller's mistake, reported
+                as every other kind of call reports it (see `bind`).
+        """
+        if isinstance(exc, TypeError):
+            self.bind(args, kwargs)
+        return pipeline.task_error(self.name, map_index, exc, 1)
+
     def resolve_name(self, inputs: dict[str, Any], map_index: int | None) -> str:
         """The task name with its `{param}` and `{map_index}` placeholders filled in."""
         return self.name.format_map({**inputs, "map_index": map_index})
@@ -234,19 +259,10 @@ class SyncTask(BaseTask[P, R]):
                 try:
                     return self.func(*args, **kwargs)
                 except Exception as exc:
-                    raise self._bare_error(exc, args, kwargs) from exc
+                    raise self.failed_call(exc, args, kwargs) from exc
             runtime = bare_runtime()
         meta = pipeline.make_metadata(self, runtime, args, kwargs, None, None)
         return pipeline.run_sync(self, runtime, meta, args, kwargs)
-
-    def _bare_error(self, exc: Exception, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        name = self.name
-        if self.name_fields:
-            try:
-                name = self.resolve_name(self.bind(args, kwargs), None)
-            except Exception:
-                pass  # keep the template: the original error matters more
-        return pipeline.task_error(name, None, exc, 1)
 
 
 class AsyncTask(BaseTask[P, R]):
