@@ -67,7 +67,10 @@ class Recorder:
     @hookimpl
     def on_task_retry(self, metadata, inputs, error, attempt, delay):
         self.calls.append(
-            ("on_task_retry", {"metadata": metadata, "error": error, "attempt": attempt, "delay": delay})
+            (
+                "on_task_retry",
+                {"metadata": metadata, "error": error, "attempt": attempt, "delay": delay},
+            )
         )
 
 
@@ -212,9 +215,13 @@ def test_plugin_implementing_an_unknown_hook_is_rejected():
         def before_tasks(self, metadata):
             pass
 
-    with pytest.raises(PluginError, match=r"^invalid daglite hook plugin: unknown hook 'before_tasks'"):
-        with session(plugins=[Typo()]):
-            pass
+    with (
+        pytest.raises(
+            PluginError, match=r"^invalid daglite hook plugin: unknown hook 'before_tasks'"
+        ),
+        session(plugins=[Typo()]),
+    ):
+        pass
 
 
 def test_plugin_with_wrong_hook_arguments_is_rejected():
@@ -224,9 +231,8 @@ def test_plugin_with_wrong_hook_arguments_is_rejected():
             pass
 
     plugin = Wrong()
-    with pytest.raises(PluginError) as info:
-        with session(plugins=[plugin]):
-            pass
+    with pytest.raises(PluginError) as info, session(plugins=[plugin]):
+        pass
     assert str(info.value).startswith(f"invalid daglite hook plugin {plugin!r}: ")
     assert "colour" in str(info.value)
 

@@ -89,9 +89,11 @@ def test_session_defaults_come_from_settings_and_arguments_override_them():
 
 
 def test_session_rejects_settings_of_another_type():
-    with pytest.raises(TypeError) as info:
-        with session(settings={"backend": "thread"}):  # type: ignore[arg-type]
-            pass
+    with (
+        pytest.raises(TypeError) as info,
+        session(settings={"backend": "thread"}),  # type: ignore[arg-type]
+    ):
+        pass
     assert str(info.value) == (
         "settings must be a DagliteSettings, not dict; build one with "
         "daglite.settings.DagliteSettings(...)"
@@ -100,9 +102,8 @@ def test_session_rejects_settings_of_another_type():
 
 def test_unknown_backend_fails_when_the_session_opens():
     body_ran = []
-    with pytest.raises(BackendError) as info:
-        with session(backend="nope"):
-            body_ran.append(True)
+    with pytest.raises(BackendError) as info, session(backend="nope"):
+        body_ran.append(True)
     installed = ", ".join(registry.names("backend"))
     assert str(info.value) == f"unknown backend 'nope'; installed backends: {installed}"
     assert body_ran == []
@@ -110,9 +111,8 @@ def test_unknown_backend_fails_when_the_session_opens():
 
 
 def test_missing_well_known_backend_says_what_to_install():
-    with pytest.raises(BackendError) as info:
-        with session(backend="loky"):
-            pass
+    with pytest.raises(BackendError) as info, session(backend="loky"):
+        pass
     assert str(info.value).startswith(
         "backend 'loky' is not installed: pip install daglite-loky (installed backends: "
     )
@@ -191,9 +191,8 @@ def test_processor_by_name_through_the_registry():
         def __call__(self, event):
             captured(event)
 
-    with override_plugin("processor", "capture", Named):
-        with session(plugins=["capture"]):
-            add(1, 2)
+    with override_plugin("processor", "capture", Named), session(plugins=["capture"]):
+        add(1, 2)
     assert len(Named.instances) == 1
     assert captured.kinds() == ["SessionStarted", "TaskStarted", "TaskSucceeded", "SessionEnded"]
 
@@ -215,31 +214,30 @@ def test_processor_names_from_settings_and_from_settings_factory():
             self.events.append(event.kind)
 
     settings = DagliteSettings(processors=("configured",), log_level="debug")
-    with override_plugin("processor", "configured", Configured):
-        with session(settings=settings):
-            pass
+    with override_plugin("processor", "configured", Configured), session(settings=settings):
+        pass
     assert [(p.level, p.events) for p in made] == [("debug", ["SessionStarted", "SessionEnded"])]
 
 
 def test_unknown_processor_name_fails_when_the_session_opens():
-    with pytest.raises(PluginError) as info:
-        with session(plugins=["nope"]):
-            pass
+    with pytest.raises(PluginError) as info, session(plugins=["nope"]):
+        pass
     installed = ", ".join(registry.names("processor")) or "none"
     assert str(info.value) == f"unknown processor 'nope'; installed processors: {installed}"
 
 
 def test_missing_well_known_processor_says_what_to_install():
-    with pytest.raises(PluginError, match=r"^processor 'otel' is not installed: pip install "):
-        with session(plugins=["otel"]):
-            pass
+    with (
+        pytest.raises(PluginError, match=r"^processor 'otel' is not installed: pip install "),
+        session(plugins=["otel"]),
+    ):
+        pass
 
 
 @pytest.mark.parametrize("item", [42, object(), ThreadBackend])
 def test_plugins_that_are_neither_hook_plugins_nor_processors_are_rejected(item):
-    with pytest.raises(PluginError) as info:
-        with session(plugins=[item]):
-            pass
+    with pytest.raises(PluginError) as info, session(plugins=[item]):
+        pass
     assert str(info.value) == (
         f"{item!r} is neither a hook plugin (no @daglite.hookimpl method), an event processor "
         "(a callable taking one event) nor a processor name"

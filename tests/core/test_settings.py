@@ -94,7 +94,11 @@ def test_pyproject_table_in_the_nearest_parent(tmp_path, monkeypatch):
     monkeypatch.chdir(nested)
     assert find_pyproject() == tmp_path / "pyproject.toml"
     settings = load_settings(environ={})
-    assert (settings.backend, settings.max_workers, settings.processors) == ("thread", 2, ("jsonl",))
+    assert (settings.backend, settings.max_workers, settings.processors) == (
+        "thread",
+        2,
+        ("jsonl",),
+    )
     assert settings.options == {"otel": {"endpoint": "http://127.0.0.1:4317"}}
 
 
@@ -146,7 +150,9 @@ def test_evolve_makes_a_validated_copy():
         "invalid daglite setting in arguments: max_workers must be a whole number >= 1 "
         "(or empty), not 0"
     )
-    with pytest.raises(SettingsError, match=r"unknown daglite setting\(s\) \['colour'\] in arguments;"):
+    with pytest.raises(
+        SettingsError, match=r"unknown daglite setting\(s\) \['colour'\] in arguments;"
+    ):
         base.evolve(colour="red")
 
 
@@ -173,17 +179,16 @@ def test_bad_environment_value_fails_when_global_settings_load(monkeypatch):
     set_global_settings(None)
     with pytest.raises(SettingsError, match=r"'max_workers' in the environment"):
         get_global_settings()
-    with pytest.raises(SettingsError, match=r"DAGLITE_MAX_WORKERS"):
-        with session():
-            pass
+    with pytest.raises(SettingsError, match=r"DAGLITE_MAX_WORKERS"), session():
+        pass
 
 
 @pytest.mark.parametrize(
     ("table", "message"),
     [
         ("max_workers = 0", "invalid value 0 for 'max_workers' in [tool.daglite] of {path}: "),
-        ('backend = 3', "invalid value 3 for 'backend' in [tool.daglite] of {path}: "),
-        ('processors = 5', "invalid value 5 for 'processors' in [tool.daglite] of {path}: "),
+        ("backend = 3", "invalid value 3 for 'backend' in [tool.daglite] of {path}: "),
+        ("processors = 5", "invalid value 5 for 'processors' in [tool.daglite] of {path}: "),
         (
             'colour = "red"',
             "unknown daglite setting(s) ['colour'] in [tool.daglite] of {path}; known settings: ",

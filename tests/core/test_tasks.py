@@ -147,11 +147,17 @@ def test_failure_raises_task_error_with_the_original_as_cause():
         raise KeyError(x)
 
     for context in (None, session()):
-        with context or _nothing():
-            with pytest.raises(TaskError, match=r"^task 'boom' failed: KeyError: 3$") as info:
-                boom(3)
+        with (
+            context or _nothing(),
+            pytest.raises(TaskError, match=r"^task 'boom' failed: KeyError: 3$") as info,
+        ):
+            boom(3)
         assert isinstance(info.value.__cause__, KeyError)
-        assert (info.value.task_name, info.value.map_index, info.value.attempts) == ("boom", None, 1)
+        assert (info.value.task_name, info.value.map_index, info.value.attempts) == (
+            "boom",
+            None,
+            1,
+        )
 
 
 class _nothing:
@@ -259,7 +265,9 @@ def test_name_template_with_unknown_placeholder_is_rejected_naming_it_and_the_av
 
 
 def test_dataset_template_with_unknown_placeholder_is_rejected():
-    with pytest.raises(ValueError, match=r"Dataset template 'out/\{day\}.pkl' references \{'day'\}"):
+    with pytest.raises(
+        ValueError, match=r"Dataset template 'out/\{day\}.pkl' references \{'day'\}"
+    ):
 
         @task(dataset="out/{day}.pkl")
         def f(a: int) -> None: ...

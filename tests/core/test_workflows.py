@@ -139,7 +139,11 @@ def test_workflow_events_and_parent_links(events):
         assert flow() == 6
     (started,) = events.of_type(WorkflowStarted)
     (ended,) = events.of_type(WorkflowEnded)
-    assert (ended.workflow_id, ended.status, ended.name) == (started.workflow_id, "success", "pipeline")
+    assert (ended.workflow_id, ended.status, ended.name) == (
+        started.workflow_id,
+        "success",
+        "pipeline",
+    )
     assert {e.parent_id for e in events.of_type(TaskStarted)} == {started.workflow_id}
 
 
@@ -152,9 +156,11 @@ def test_workflow_failure_is_reported_and_raised(events):
     def flow() -> None:
         broken()
 
-    with session(plugins=[events]):
-        with pytest.raises(TaskError, match=r"^task 'broken' failed: ValueError: bad input$"):
-            flow()
+    with (
+        session(plugins=[events]),
+        pytest.raises(TaskError, match=r"^task 'broken' failed: ValueError: bad input$"),
+    ):
+        flow()
     (ended,) = events.of_type(WorkflowEnded)
     assert (ended.status, ended.error_type) == ("failure", "TaskError")
     assert ended.error_message == "task 'broken' failed: ValueError: bad input"
