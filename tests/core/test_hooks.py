@@ -277,3 +277,28 @@ def test_every_hookspec_is_documented():
         "after_dataset_load",
     }
     assert all(getattr(hookspecs, name).__doc__ for name in specs)
+
+
+def test_cache_hit_hook_receives_key_and_value(tmp_path):
+    pytest.importorskip("daglite.caching", reason="caching arrives with the stores issue")
+    seen = []
+
+    class Hits:
+        @hookimpl
+        def on_cache_hit(self, metadata, inputs, key, value):
+            seen.append((metadata.name, inputs, key, value))
+
+    runs = []
+
+    @task(cache=True)
+    def cached(x: int) -> int:
+        runs.append(x)
+        return x * 3
+
+    with session(plugins=[Hits()], cache_store=str(tmp_path / "cache")):
+        assert cached(2) == 6
+        assert cached(2) == 6
+    assert runs == [2]
+    ((name, inputs, key, value),) = seen
+    assert (name, inputs, value) == ("cached", {"x": 2}, 6)
+    assert isinstance(key, str) and key

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextvars
 import threading
 import time
-import traceback
 from collections.abc import AsyncIterator
 from collections.abc import Generator
 from collections.abc import Iterator
@@ -42,6 +41,9 @@ class AttemptAbandoned(BaseException):
     """Raised asynchronously inside the thread of a timed-out attempt to stop its work."""
 
 
+_new_tuple = tuple.__new__
+
+
 def make_metadata(
     task: BaseTask[Any, Any],
     runtime: Runtime,
@@ -58,17 +60,22 @@ def make_metadata(
     fast = task.plain and runtime.hook is None and runtime.emit is None
     inputs = {} if fast else task.bind(args, kwargs)
     name = task.resolve_name(inputs, map_index) if task.name_fields else task.name
-    return TaskMetadata(
-        new_id(),
-        name,
-        task.qualname,
-        task.description,
-        parent.task_id if parent is not None else None,
-        runtime.session_id,
-        map_index,
-        map_id,
-        backend or runtime.backend,
-        inputs,
+    # tuple.__new__ skips the named tuple's Python-level __new__ (half the cost); every
+    # field is given, in order.
+    return _new_tuple(
+        TaskMetadata,
+        (
+            new_id(),
+            name,
+            task.qualname,
+            task.description,
+            parent.task_id if parent is not None else None,
+            runtime.session_id,
+            map_index,
+            map_id,
+            backend or runtime.backend,
+            inputs,
+        ),
     )
 
 
@@ -185,6 +192,8 @@ def _final_error(
     else:
         error = task_error(meta.name, meta.map_index, exc, attempts)
     if runtime.emit is not None:
+        import traceback
+
         from daglite import events as ev
 
         runtime.emit(

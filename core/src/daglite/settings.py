@@ -9,12 +9,15 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 import attrs
 
 from daglite.errors import SettingsError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 ENV_PREFIX = "DAGLITE_"
 
@@ -130,6 +133,8 @@ def _validate_each(values: Mapping[str, Any], source: str) -> None:
 
 def find_pyproject(start: Path | None = None) -> Path | None:
     """The nearest `pyproject.toml` at or above `start` (the working directory by default)."""
+    from pathlib import Path  # deferred: keeps `import daglite` lean
+
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         candidate = folder / "pyproject.toml"
