@@ -395,3 +395,59 @@ def test_current_task_is_the_running_call_and_none_outside():
     with session():
         assert who(8) == "who-8"
         assert current_task() is None
+
+
+def test_attempts_finishing_right_at_the_timeout_never_leak_a_thread_error(monkeypatch):
+    leaked = []
+    monkeypatch.setattr(threading, "excepthook", leaked.append)
+
+    @task(timeout=0.002)
+    def borderline() -> str:
+        end = time.perf_counter() + 0.002
+        while time.perf_counter() < end:
+            pass
+        return "done"
+
+    outcomes = set()
+    for _ in range(150):
+        try:
+            outcomes.add(borderline())
+        except TaskTimeoutError:
+            outcomes.add("timed out")
+    time.sleep(0.2)  # let every abandoned attempt wind down
+    assert leaked == []
+    assert outcomes <= {"done", "timed out"}
+
+
+def test_async_attempt_failing_while_cancelled_still_ends_with_the_timeout():
+    @task(timeout=TIMEOUT)
+    async def messy() -> None:
+        try:
+            await asyncio.sleep(30)
+        finally:
+            raise RuntimeError("cleanup failed")  # noqa: B012
+
+    with pytest.raises(TaskTimeoutError, match=r"^task 'messy' timed out after 0.2 s"):
+        asyncio.run(messy())
+
+
+def test_cancelling_the_caller_cancels_a_timed_attempt():
+    cancelled = []
+
+    @task(timeout=30)
+    async def long_wait() -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    async def main():
+        pending = asyncio.ensure_future(long_wait())
+        await asyncio.sleep(0.05)
+        pending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await pending
+
+    asyncio.run(main())
+    assert cancelled == [True]

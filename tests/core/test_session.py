@@ -273,3 +273,48 @@ def test_emit_without_processors_is_a_no_op_and_with_them_delivers(events):
 def test_repr():
     with session(backend="thread") as ctx:
         assert repr(ctx) == f"<SessionContext {ctx.session_id} backend='thread'>"
+
+
+def test_a_failing_start_hook_ends_the_session_it_was_opening():
+    closed = []
+
+    class Processor:
+        def __call__(self, event):
+            pass
+
+        def close(self):
+            closed.append(True)
+
+    class BadStart:
+        @hookimpl
+        def on_session_start(self, session):
+            raise RuntimeError("start hook broke")
+
+    body = []
+    with (
+        pytest.raises(RuntimeError, match="^start hook broke$"),
+        session(plugins=[Processor(), BadStart()], backend="thread"),
+    ):
+        body.append(True)
+    assert body == []
+    assert current_runtime.get() is None
+    assert closed == [True]
+
+
+def test_processors_made_before_an_invalid_plugin_are_closed():
+    closed = []
+
+    class Named:
+        def __call__(self, event):
+            pass
+
+        def close(self):
+            closed.append(True)
+
+    with (
+        override_plugin("processor", "named", Named),
+        pytest.raises(PluginError),
+        session(plugins=["named", 42]),
+    ):
+        pass
+    assert closed == [True]

@@ -377,51 +377,87 @@ def _call_with_timeout(func, args, kwargs, timeout: float, name: str) -> Any:
     instruction. Pure-Python work stops at once; a blocking C call (a `sleep`, a socket
     read) finishes that call first. Its result, if any, is discarded.
     """
-    context = contextvars.copy_context()
-    outcome: list[Any] = []
-    done = threading.Event()
-
-    def attempt() -> None:
-        try:
-            outcome.append((True, context.run(func, *args, **kwargs)))
-        except BaseException as exc:
-            outcome.append((False, exc))
-        finally:
-            done.set()
-
-    thread = threading.Thread(target=attempt, name=f"daglite-timeout-{name}", daemon=True)
-    thread.start()
-    try:
-        finished = done.wait(timeout)
-    except BaseException:  # Ctrl-C while waiting: stop the attempt too
-        _abandon(thread)
-        raise
-    if not finished:
-        _abandon(thread)
-        raise AttemptTimedOut(timeout)
-    ok, value = outcome[0]
-    if ok:
-        return value
-    raise value
+    return _Attempt(func, args, kwargs, name).wait(timeout)
 
 
-def _abandon(thread: threading.Thread) -> None:
-    import ctypes
+class _Attempt:
+    """One attempt of a task running in a daemon thread, which the caller may abandon.
 
-    if thread.ident is not None and thread.is_alive():
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(
-            ctypes.c_ulong(thread.ident), ctypes.py_object(AttemptAbandoned)
+    A lock makes "the attempt finished" and "the caller gave up" exclusive, so the stop
+    request can only land while the attempt is still inside `_run`, where it is caught.
+    """
+
+    def __init__(self, func, args, kwargs, name: str) -> None:
+        context = contextvars.copy_context()
+        self._call = lambda: context.run(func, *args, **kwargs)
+        self._guard = threading.Lock()
+        self._done = threading.Event()
+        self._abandoned = False
+        self._outcome: tuple[bool, Any] = (False, None)
+        self._thread = threading.Thread(
+            target=self._run, name=f"daglite-timeout-{name}", daemon=True
         )
+
+    def _run(self) -> None:
+        try:
+            try:
+                outcome = (True, self._call())
+            except BaseException as exc:
+                outcome = (False, exc)
+            with self._guard:
+                if not self._abandoned:
+                    self._outcome = outcome
+                    self._done.set()
+        except AttemptAbandoned:
+            pass  # the caller stopped waiting: nothing is left to report
+
+    def wait(self, timeout: float) -> Any:
+        """Start the attempt; its value, its exception, or `AttemptTimedOut`."""
+        self._thread.start()
+        try:
+            finished = self._done.wait(timeout)
+        except BaseException:  # Ctrl-C while waiting: stop the attempt too
+            self._abandon()
+            raise
+        if not finished and self._abandon():
+            raise AttemptTimedOut(timeout)
+        ok, value = self._outcome
+        if ok:
+            return value
+        raise value
+
+    def _abandon(self) -> bool:
+        """Ask the attempt to stop unless it has just finished; True if it was abandoned."""
+        import ctypes
+
+        with self._guard:
+            if self._done.is_set():
+                return False
+            self._abandoned = True
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(self._thread.ident), ctypes.py_object(AttemptAbandoned)
+            )
+            return True
 
 
 async def _await_with_timeout(coro, timeout: float) -> Any:
+    """Await `coro` as a task of its own; cancel it after `timeout` seconds.
+
+    Waiting with `asyncio.wait` (not `wait_for`) tells our timeout apart from a
+    `TimeoutError` the task raises itself, without comparing clocks.
+    """
     import asyncio
 
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    attempt = asyncio.ensure_future(coro)
     try:
-        return await asyncio.wait_for(coro, timeout)
-    except (asyncio.TimeoutError, TimeoutError):
-        if loop.time() >= deadline:  # ours, not one the task raised itself
-            raise AttemptTimedOut(timeout) from None
+        done, _ = await asyncio.wait({attempt}, timeout=timeout)
+    except BaseException:  # we were cancelled ourselves: take the attempt with us
+        attempt.cancel()
         raise
+    if done:
+        return attempt.result()
+    attempt.cancel()
+    await asyncio.wait({attempt})  # let it run its cleanup (finally blocks, except clauses)
+    if not attempt.cancelled():
+        attempt.exception()  # retrieved: it ends with the timeout, whatever it did last
+    raise AttemptTimedOut(timeout)
