@@ -79,6 +79,19 @@ def make_metadata(
     )
 
 
+_events_module: Any = None
+
+
+def _events() -> Any:
+    """`daglite.events`, imported the first time someone listens (then kept: no import cost)."""
+    global _events_module
+    if _events_module is None:
+        from daglite import events
+
+        _events_module = events
+    return _events_module
+
+
 def _describe(meta: TaskMetadata) -> str:
     where = f" (map index {meta.map_index})" if meta.map_index is not None else ""
     return f"task '{meta.name}'{where}"
@@ -92,7 +105,7 @@ def steps(
     hook = runtime.hook
     inputs = meta.inputs
     if emit is not None:
-        from daglite import events as ev  # only imported when someone listens
+        ev = _events()
     ids = (
         {
             "session_id": meta.session_id,
@@ -194,8 +207,7 @@ def _final_error(
     if runtime.emit is not None:
         import traceback
 
-        from daglite import events as ev
-
+        ev = _events()
         runtime.emit(
             ev.TaskFailed(
                 **ids,  # type: ignore[arg-type]
@@ -434,9 +446,10 @@ class _Attempt:
             if self._done.is_set():
                 return False
             self._abandoned = True
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                ctypes.c_ulong(self._thread.ident), ctypes.py_object(AttemptAbandoned)
-            )
+            if self._thread.ident is not None:  # always: the thread was started
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(self._thread.ident), ctypes.py_object(AttemptAbandoned)
+                )
             return True
 
 
