@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import threading
 import time
 
@@ -451,3 +452,48 @@ def test_cancelling_the_caller_cancels_a_timed_attempt():
 
     asyncio.run(main())
     assert cancelled == [True]
+
+
+@pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs POSIX timers")
+def test_ctrl_c_while_waiting_for_a_timed_attempt_stops_it_too():
+    spin, counter = _spinner(timeout=30)
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 0.2)
+    start = time.perf_counter()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            spin()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.perf_counter() - start < 0.2 + SLACK
+    _assert_stopped(counter)
+
+
+def test_async_generator_stopped_early_by_its_consumer_ends_normally(events):
+    closed = []
+
+    @task
+    async def endless():
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.append(True)
+
+    async def consume():
+        stream = endless()
+        got = [await stream.__anext__() for _ in range(2)]
+        await stream.aclose()
+        return got
+
+    with session(plugins=[events]):
+        assert asyncio.run(consume()) == [0, 1]
+    assert closed == [True]
+    assert events.kinds()[1:-1] == ["TaskStarted", "TaskSucceeded"]

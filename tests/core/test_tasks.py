@@ -402,3 +402,22 @@ def test_module_level_tasks_pickle_by_reference():
 
 def test_repr_names_the_task_and_its_function():
     assert repr(add) == f"<SyncTask 'add' of {__name__}.add>"
+
+
+def test_an_argument_given_twice_is_a_type_error():
+    with session(plugins=[lambda event: None]), pytest.raises(TypeError) as info:
+        add(1, x=2)
+    assert str(info.value) == "task 'add': multiple values for argument 'x'"
+
+
+def test_keyword_only_and_variadic_parameters_bind_like_the_function():
+    seen = []
+
+    @task
+    def flexible(a, *rest, key=1, **extra):
+        seen.append(current_task().inputs)
+        return (a, rest, key, extra)
+
+    with session(plugins=[lambda event: None]):
+        assert flexible(1, 2, 3, key=4, other=5) == (1, (2, 3), 4, {"other": 5})
+    assert seen == [{"a": 1, "rest": (2, 3), "key": 4, "extra": {"other": 5}}]
