@@ -24,6 +24,10 @@ from daglite import session
 from daglite import task
 from daglite.settings import DagliteSettings
 
+#: Sessions of this benchmark run no event processor unless a row says so (the defaults
+#: may name some, such as logging).
+QUIET = DagliteSettings(processors=())
+
 
 def add(x: int, y: int) -> int:
     return x + y
@@ -90,9 +94,9 @@ def bench_calls(calls: int, repeats: int) -> list[tuple[str, str, str]]:
         return add_task(1, 2)
 
     figures = per_call_us({"plain": plain_call, "bare": task_call}, calls, repeats)
-    with session():
+    with session(settings=QUIET):
         figures |= per_call_us({"plain_s": plain_call, "session": task_call}, calls, repeats)
-    with session(plugins=[lambda event: None]):
+    with session(settings=QUIET, plugins=[lambda event: None]):
         figures |= per_call_us({"plain_e": plain_call, "events": task_call}, calls, repeats)
     plain = min(figures["plain"], figures["plain_s"], figures["plain_e"])
     bare, in_session, events = figures["bare"], figures["session"], figures["events"]
@@ -109,7 +113,7 @@ def bench_calls(calls: int, repeats: int) -> list[tuple[str, str, str]]:
 
 
 def bench_session(repeats: int) -> list[tuple[str, str, str]]:
-    settings = DagliteSettings()
+    settings = QUIET
 
     def open_close() -> None:
         with session(settings=settings):
@@ -130,7 +134,7 @@ def bench_session(repeats: int) -> list[tuple[str, str, str]]:
 
 def bench_map(items: int, repeats: int) -> list[tuple[str, str, str]]:
     data = list(range(items))
-    settings = DagliteSettings(backend="thread")
+    settings = QUIET.evolve(backend="thread")
     workers = settings.max_workers or min(32, (os.cpu_count() or 1) + 4)
 
     def executor_map() -> None:
@@ -194,7 +198,7 @@ def bench_timeouts(repeats: int) -> list[tuple[str, str, str]]:
         return statistics.median(samples) * 1e3
 
     def in_session() -> None:
-        with session():
+        with session(settings=QUIET):
             spin()
 
     rows = [
@@ -215,7 +219,7 @@ def _map_spin() -> None:
         while True:
             pass
 
-    with session(backend="thread"):
+    with session(backend="thread", settings=QUIET):
         map_tasks(spin_item, [0])
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from daglite import hooks
 from daglite import registry
+from daglite import settings
 from daglite.testing import EventCapture
 
 
@@ -13,6 +14,17 @@ from daglite.testing import EventCapture
 def events() -> EventCapture:
     """A fresh event-capturing processor to pass to `session(plugins=[events])`."""
     return EventCapture()
+
+
+@pytest.fixture(autouse=True)
+def _no_default_processors(monkeypatch):
+    """Sessions start with no event processor unless a test asks for one.
+
+    The defaults may name processors (such as logging); the core tests observe sessions
+    through their own processors. Subprocesses started by a test inherit this too.
+    """
+    monkeypatch.setenv("DAGLITE_PROCESSORS", "")
+    settings.set_global_settings(None)
 
 
 @pytest.fixture(autouse=True)

@@ -29,7 +29,6 @@ def test_defaults():
     settings = DagliteSettings()
     assert settings.backend == "inline"
     assert settings.max_workers is None
-    assert settings.processors == ()
     assert (settings.log_level, settings.log_format, settings.event_log) == ("info", "auto", None)
     assert settings.options == {}
 
@@ -242,3 +241,8 @@ def test_set_global_settings_is_used_by_sessions_and_none_reloads(monkeypatch):
     set_global_settings(None)
     with session() as ctx:
         assert ctx.backend == "inline"
+
+
+def test_an_empty_processor_list_turns_them_all_off():
+    assert load_settings(environ={"DAGLITE_PROCESSORS": ""}).processors == ()
+    assert DagliteSettings(processors=[]).processors == ()
