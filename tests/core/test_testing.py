@@ -95,3 +95,15 @@ def test_override_plugin_validates_on_entering():
         override_plugin("thing", "x", object()),
     ):
         pass
+
+
+def test_event_capture_pickles_with_its_events():
+    import pickle
+
+    captured = EventCapture()
+    with session(plugins=[captured]):
+        pass
+    copy = pickle.loads(pickle.dumps(captured))
+    assert copy.events == captured.events
+    copy(captured.events[0])
+    assert len(copy.events) == 3

@@ -58,6 +58,13 @@ class EventCapture:
     def __repr__(self) -> str:
         return f"<EventCapture {len(self.events)} events>"
 
+    def __getstate__(self) -> dict[str, Any]:  # processors pickle; a lock does not
+        return {"events": list(self.events)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.events = state["events"]
+        self._lock = threading.Lock()
+
     def of_type(self, cls: type[E]) -> list[E]:
         """The events that are instances of `cls` (e.g. `daglite.events.TaskFailed`)."""
         return [event for event in self.events if isinstance(event, cls)]
