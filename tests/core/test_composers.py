@@ -339,3 +339,18 @@ def test_gather_with_a_backend_hands_the_items_to_it(events):
     with session(plugins=[events]):
         assert asyncio.run(main()) == [2, 3]
     assert [e.backend for e in events.of_type(MapStarted)] == ["thread"]
+
+
+def test_inside_a_worker_process_maps_never_fan_out_again(events):
+    import attrs
+
+    from daglite.context import bare_runtime
+    from daglite.context import current_runtime
+
+    worker = attrs.evolve(bare_runtime(), in_worker=True, emit=events)
+    token = current_runtime.set(worker)
+    try:
+        assert map_tasks(add, [1, 2], [2, 3], backend="thread") == [3, 5]
+    finally:
+        current_runtime.reset(token)
+    assert [e.backend for e in events.of_type(MapStarted)] == ["inline"]

@@ -302,3 +302,20 @@ def test_cache_hit_hook_receives_key_and_value(tmp_path):
     ((name, inputs, key, value),) = seen
     assert (name, inputs, value) == ("cached", {"x": 2}, 6)
     assert isinstance(key, str) and key
+
+
+def test_objects_whose_attributes_raise_can_still_be_plugins():
+    class Touchy:
+        @property
+        def fragile(self):
+            raise RuntimeError("do not touch")
+
+        @hookimpl
+        def before_task(self, metadata):
+            self.seen = metadata.name
+
+    touchy = Touchy()
+    assert is_hook_plugin(touchy)
+    with session(plugins=[touchy]):
+        scale(1)
+    assert touchy.seen == "scale-1"
