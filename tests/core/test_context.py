@@ -123,3 +123,19 @@ def test_runtime_is_reset_even_when_the_session_body_fails():
     with pytest.raises(ZeroDivisionError), session():
         _ = 1 / 0
     assert current_runtime.get() is None
+
+
+def test_a_bare_call_with_nothing_to_manage_runs_without_metadata():
+    @task
+    def plain() -> object:
+        return current_task()
+
+    @task(name="named-{x}")
+    def templated(x: int) -> object:
+        return current_task()
+
+    assert plain() is None  # documented: a plain call, as cheap as the function
+    assert templated(1).name == "named-1"
+    with session() as ctx:
+        meta = plain()
+    assert (meta.name, meta.session_id) == ("plain", ctx.session_id)
