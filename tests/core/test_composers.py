@@ -354,3 +354,29 @@ def test_inside_a_worker_process_maps_never_fan_out_again(events):
     finally:
         current_runtime.reset(token)
     assert [e.backend for e in events.of_type(MapStarted)] == ["inline"]
+
+
+def test_the_error_is_the_first_failing_item_by_index_even_when_a_later_one_fails_first():
+    later_failed = threading.Event()
+    ran = []
+
+    @task
+    def ordered(i: int) -> int:
+        if i == 2:
+            assert later_failed.wait(10)  # item 5 (another chunk) fails while this one runs
+        ran.append(i)
+        if i == 5:
+            later_failed.set()
+            raise ValueError("five")
+        if i == 3:
+            raise ValueError("three")
+        return i
+
+    with (
+        session(backend="thread", settings=DagliteSettings(max_workers=3)),
+        pytest.raises(TaskError) as info,
+    ):
+        map_tasks(ordered, range(8), chunksize=2)  # chunks [0, 1] [2, 3] [4, 5] [6, 7]
+    assert info.value.map_index == 3
+    assert str(info.value.__cause__) == "three"
+    assert 3 in ran
