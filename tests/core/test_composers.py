@@ -148,7 +148,7 @@ def test_map_chunksize_does_not_change_results(backend, chunksize):
     assert map_tasks(add, range(10), range(10), chunksize=chunksize) == list(range(0, 20, 2))
 
 
-@pytest.mark.parametrize("chunksize", [0, -1, 1.5, "2"])
+@pytest.mark.parametrize("chunksize", [0, -1, 1.5, "2", True])
 def test_map_rejects_bad_chunksize(chunksize):
     with pytest.raises(ValueError) as info:
         map_tasks(add, [1], [1], chunksize=chunksize)

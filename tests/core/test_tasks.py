@@ -421,3 +421,27 @@ def test_keyword_only_and_variadic_parameters_bind_like_the_function():
     with session(plugins=[lambda event: None]):
         assert flexible(1, 2, 3, key=4, other=5) == (1, (2, 3), 4, {"other": 5})
     assert seen == [{"a": 1, "rest": (2, 3), "key": 4, "extra": {"other": 5}}]
+
+
+def test_callable_objects_and_partials_can_be_tasks():
+    import functools
+
+    class Scale:
+        """Multiply by a factor."""
+
+        def __init__(self, factor: int) -> None:
+            self.factor = factor
+
+        def __call__(self, x: int) -> int:
+            return x * self.factor
+
+    scaled = task(Scale(3))
+    assert scaled.name == "Scale"
+    assert scaled.qualname == f"{__name__}.{Scale.__qualname__}"
+    assert inspect.signature(scaled) == inspect.signature(Scale(3))
+    assert scaled(2) == 6
+    partial = task(functools.partial(add.func, 1))
+    assert (partial.name, partial.qualname) == ("partial", "functools.partial")
+    with session(plugins=[lambda event: None]):
+        assert scaled(3) == 9
+        assert partial(2) == 3

@@ -221,3 +221,13 @@ def test_workflow_rejects_generator_functions():
             "`@workflow` cannot wrap generator functions. Use `@task` for generator functions "
             "or collect results inside the workflow."
         )
+
+
+def test_callable_objects_can_be_workflows():
+    class Flow:
+        def __call__(self, x: int) -> int:
+            return add(x, 1)
+
+    flow = workflow(Flow())
+    assert flow.name == "Flow"
+    assert flow(1) == 2

@@ -124,7 +124,9 @@ def map_tasks(
         BackendError: The backend is unknown, or lost a worker.
     """
     checked = _ensure_task(task, "map_tasks")
-    if chunksize is not None and (not isinstance(chunksize, int) or chunksize < 1):
+    if chunksize is not None and (
+        not isinstance(chunksize, int) or isinstance(chunksize, bool) or chunksize < 1
+    ):
         raise ValueError(f"chunksize must be a whole number >= 1 or None, not {chunksize!r}")
     total = _total(iterables)
     if total == 0:

@@ -75,6 +75,18 @@ def check_template(kind: str, template: str, func: Callable[..., Any]) -> frozen
     return frozenset(used)
 
 
+def default_name(func: Callable[..., Any]) -> str:
+    """A callable's name: `__name__`, or its class name for callable objects and partials."""
+    return getattr(func, "__name__", None) or type(func).__name__
+
+
+def qualified_name(func: Callable[..., Any]) -> str:
+    """`module.qualname` of a function, or of the class of a callable object or partial."""
+    module = getattr(func, "__module__", None) or type(func).__module__
+    qualname = getattr(func, "__qualname__", None) or type(func).__qualname__
+    return f"{module}.{qualname}"
+
+
 def _simple_parameters(signature: inspect.Signature) -> tuple[str, ...] | None:
     """Parameter names when all are positional-or-keyword (then binding can skip inspect)."""
     kinds = {p.kind for p in signature.parameters.values()}
@@ -125,7 +137,7 @@ class BaseTask(Generic[P, R]):
         signature = inspect.signature(func)
         setattr_ = object.__setattr__
         setattr_(self, "signature", signature)
-        setattr_(self, "qualname", f"{func.__module__}.{func.__qualname__}")
+        setattr_(self, "qualname", qualified_name(func))
         setattr_(self, "name_fields", placeholders(self.name))
         setattr_(
             self,
@@ -447,7 +459,7 @@ def _make_task(
     if isinstance(func, BaseTask):
         raise TypeError(f"{func!r} is already a task; apply `@task` to the function only once.")
 
-    task_name = name if name is not None else getattr(func, "__name__", "unnamed_task")
+    task_name = name if name is not None else default_name(func)
     if not isinstance(task_name, str) or not task_name:
         raise ValueError(f"Task name must be a non-empty string, not {task_name!r}.")
     if "." in task_name:
