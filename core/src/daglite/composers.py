@@ -39,7 +39,7 @@ def _ensure_task(task: Any, caller: str) -> BaseTask[Any, Any]:
 
 def _total(iterables: tuple[Iterable[Any], ...]) -> int | None:
     try:
-        return min(len(it) for it in iterables)  # type: ignore[arg-type]
+        return min((len(it) for it in iterables), default=0)  # type: ignore[arg-type]
     except TypeError:
         return None
 
@@ -133,10 +133,12 @@ def map_tasks(
         [1, 4, 9]
     """
     checked = _ensure_task(task, "map_tasks")
-    if chunksize is not None and (not isinstance(chunksize, int) or chunksize < 1):
+    if chunksize is not None and (
+        not isinstance(chunksize, int) or isinstance(chunksize, bool) or chunksize < 1
+    ):
         raise ValueError(f"chunksize must be a whole number >= 1 or None, not {chunksize!r}")
     total = _total(iterables)
-    if total == 0 or not iterables:
+    if total == 0:
         return []
     runtime = current_runtime.get() or bare_runtime()
     name = _pick_backend(checked, backend, runtime)

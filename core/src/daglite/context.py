@@ -26,13 +26,13 @@ if TYPE_CHECKING:
 
 # -- ids ----------------------------------------------------------------------------------
 
-_prefix = os.urandom(4).hex()
+_prefix = os.urandom(4).hex() + "-"
 _counter = itertools.count(1)
 
 
 def _new_prefix() -> None:  # a forked child must not repeat its parent's ids
     global _prefix, _counter
-    _prefix = os.urandom(4).hex()
+    _prefix = os.urandom(4).hex() + "-"
     _counter = itertools.count(1)
 
 
@@ -42,7 +42,7 @@ if hasattr(os, "register_at_fork"):
 
 def new_id() -> str:
     """A short id, unique across the processes of a run (random per-process prefix + counter)."""
-    return f"{_prefix}-{next(_counter):x}"
+    return _prefix + hex(next(_counter))[2:]  # twice as fast as an f-string with `:x`
 
 
 # -- runtime ------------------------------------------------------------------------------
@@ -112,8 +112,8 @@ class TaskMetadata(NamedTuple):
         map_index: Index of the item inside `map_tasks`/`gather_tasks`, else `None`.
         map_id: Id of that map, else `None`.
         backend: Name of the backend the call runs on.
-        inputs: The bound arguments of the call (defaults applied); empty when nothing
-            needed them (no hook plugin, no placeholder, no cache, no dataset).
+        inputs: The bound arguments of the call (defaults applied); empty on the fast path
+            of a plain task (no option needing them, no hook plugin, no event processor).
     """
 
     task_id: str

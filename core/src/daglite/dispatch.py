@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from collections.abc import Iterable
@@ -12,7 +11,11 @@ from typing import Any
 if TYPE_CHECKING:
     from daglite.events import Event
 
-log = logging.getLogger("daglite")
+
+def _log() -> Any:
+    import logging  # deferred: only needed when a processor misbehaves
+
+    return logging.getLogger("daglite")
 
 
 def emit_event(sink: Callable[[Event], Any] | None, kind: str, **fields: Any) -> None:
@@ -49,7 +52,7 @@ class EventDispatcher:
                     processor(event)
                 except Exception:
                     self._broken.add(index)
-                    log.exception(
+                    _log().exception(
                         "event processor %r failed on %s and is disabled for this session",
                         processor,
                         event.kind,
@@ -65,4 +68,4 @@ class EventDispatcher:
                 try:
                     close()
                 except Exception:
-                    log.exception("event processor %r failed to close", processor)
+                    _log().exception("event processor %r failed to close", processor)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextvars
 import threading
 import time
-import traceback
 from collections.abc import AsyncIterator
 from collections.abc import Generator
 from collections.abc import Iterator
@@ -43,6 +42,9 @@ class AttemptAbandoned(BaseException):
     """Raised asynchronously inside the thread of a timed-out attempt to stop its work."""
 
 
+_new_tuple = tuple.__new__
+
+
 def make_metadata(
     task: BaseTask[Any, Any],
     runtime: Runtime,
@@ -54,21 +56,41 @@ def make_metadata(
 ) -> TaskMetadata:
     """The metadata (and so the frame) of one call of `task`."""
     parent = current_frame.get()
-    needs_inputs = task.needs_inputs or runtime.hook is not None
-    inputs = task.bind(args, kwargs) if needs_inputs else {}
+    # Binding checks the arguments before anything runs or is reported; only the fast path
+    # of a plain task (nobody listening) skips it and checks them if the call fails.
+    fast = task.plain and runtime.hook is None and runtime.emit is None
+    inputs = {} if fast else task.bind(args, kwargs)
     name = task.resolve_name(inputs, map_index) if task.name_fields else task.name
-    return TaskMetadata(
-        new_id(),
-        name,
-        task.qualname,
-        task.description,
-        parent.task_id if parent is not None else None,
-        runtime.session_id,
-        map_index,
-        map_id,
-        backend or runtime.backend,
-        inputs,
+    # tuple.__new__ skips the named tuple's Python-level __new__ (half the cost); every
+    # field is given, in order.
+    return _new_tuple(
+        TaskMetadata,
+        (
+            new_id(),
+            name,
+            task.qualname,
+            task.description,
+            parent.task_id if parent is not None else None,
+            runtime.session_id,
+            map_index,
+            map_id,
+            backend or runtime.backend,
+            inputs,
+        ),
     )
+
+
+_events_module: Any = None
+
+
+def _events() -> Any:
+    """`daglite.events`, imported the first time someone listens (then kept: no import cost)."""
+    global _events_module
+    if _events_module is None:
+        from daglite import events
+
+        _events_module = events
+    return _events_module
 
 
 def _describe(meta: TaskMetadata) -> str:
@@ -86,9 +108,7 @@ def steps(
     ev: Any = None  # the `daglite.events` module, imported only when someone listens
     ids: dict[str, Any] = {}
     if emit is not None:
-        from daglite import events
-
-        ev = events
+        ev = _events()
         ids = {
             "session_id": meta.session_id,
             "task_id": meta.task_id,
@@ -130,12 +150,19 @@ def steps(
             break
         except Exception as exc:
             timed_out = isinstance(exc, AttemptTimedOut)
-            if timed_out and emit is not None:
-                emit(ev.TaskTimedOut(**ids, attempt=attempt, timeout=task.timeout))
-            if attempt > task.retries:
-                raise _final_error(task, runtime, meta, exc, attempt, start, ids) from (
-                    None if timed_out else exc
+            if timed_out:  # hooks, events and the caller see a public error, not our signal
+                exc = TaskTimeoutError(
+                    f"{_describe(meta)} timed out after {task.timeout:g} s "
+                    f"(attempt {attempt} of {task.retries + 1})",
+                    task_name=meta.name,
+                    map_index=meta.map_index,
+                    attempts=attempt,
                 )
+                if emit is not None:
+                    emit(ev.TaskTimedOut(**ids, attempt=attempt, timeout=task.timeout))
+            if attempt > task.retries:
+                error = _final_error(runtime, meta, exc, timed_out, attempt, start, ids)
+                raise error from (None if timed_out else exc)
             delay = task.retry_delay * task.retry_backoff ** (attempt - 1)
             if emit is not None:
                 emit(ev.TaskRetried(**ids, attempt=attempt, delay=delay, **_error_fields(exc)))
@@ -165,35 +192,30 @@ def _error_fields(exc: BaseException) -> dict[str, Any]:
 
 
 def _final_error(
-    task: BaseTask[Any, Any],
     runtime: Runtime,
     meta: TaskMetadata,
     exc: Exception,
+    timed_out: bool,
     attempts: int,
     start: float,
     ids: dict[str, Any],
 ) -> TaskError:
     duration = perf_counter() - start
-    if isinstance(exc, AttemptTimedOut):
-        error: TaskError = TaskTimeoutError(
-            f"{_describe(meta)} timed out after {task.timeout:g} s "
-            f"(attempt {attempts} of {task.retries + 1})",
-            task_name=meta.name,
-            map_index=meta.map_index,
-            attempts=attempts,
-        )
+    if timed_out and isinstance(exc, TaskError):
+        error = exc
     else:
         error = task_error(meta.name, meta.map_index, exc, attempts)
     if runtime.emit is not None:
-        from daglite import events as ev
+        import traceback
 
+        ev = _events()
         runtime.emit(
             ev.TaskFailed(
                 **ids,
                 duration=duration,
                 attempts=attempts,
                 traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-                **_error_fields(error if isinstance(exc, AttemptTimedOut) else exc),
+                **_error_fields(exc),
             )
         )
     if runtime.hook is not None:
@@ -227,7 +249,7 @@ def run_sync(task: BaseTask[Any, Any], runtime: Runtime, meta: TaskMetadata, arg
         try:  # nothing to manage: the pipeline would only wrap errors
             return func(*args, **kwargs)
         except Exception as exc:
-            raise task_error(meta.name, meta.map_index, exc, 1) from exc
+            raise task.failed_call(exc, args, kwargs, meta.map_index) from exc
         finally:
             current_frame.reset(token)
     try:
@@ -373,51 +395,88 @@ def _call_with_timeout(func, args, kwargs, timeout: float, name: str) -> Any:
     instruction. Pure-Python work stops at once; a blocking C call (a `sleep`, a socket
     read) finishes that call first. Its result, if any, is discarded.
     """
-    context = contextvars.copy_context()
-    outcome: list[Any] = []
-    done = threading.Event()
-
-    def attempt() -> None:
-        try:
-            outcome.append((True, context.run(func, *args, **kwargs)))
-        except BaseException as exc:
-            outcome.append((False, exc))
-        finally:
-            done.set()
-
-    thread = threading.Thread(target=attempt, name=f"daglite-timeout-{name}", daemon=True)
-    thread.start()
-    try:
-        finished = done.wait(timeout)
-    except BaseException:  # Ctrl-C while waiting: stop the attempt too
-        _abandon(thread)
-        raise
-    if not finished:
-        _abandon(thread)
-        raise AttemptTimedOut(timeout)
-    ok, value = outcome[0]
-    if ok:
-        return value
-    raise value
+    return _Attempt(func, args, kwargs, name).wait(timeout)
 
 
-def _abandon(thread: threading.Thread) -> None:
-    import ctypes
+class _Attempt:
+    """One attempt of a task running in a daemon thread, which the caller may abandon.
 
-    if thread.ident is not None and thread.is_alive():
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(
-            ctypes.c_ulong(thread.ident), ctypes.py_object(AttemptAbandoned)
+    A lock makes "the attempt finished" and "the caller gave up" exclusive, so the stop
+    request can only land while the attempt is still inside `_run`, where it is caught.
+    """
+
+    def __init__(self, func, args, kwargs, name: str) -> None:
+        context = contextvars.copy_context()
+        self._call = lambda: context.run(func, *args, **kwargs)
+        self._guard = threading.Lock()
+        self._done = threading.Event()
+        self._abandoned = False
+        self._outcome: tuple[bool, Any] = (False, None)
+        self._thread = threading.Thread(
+            target=self._run, name=f"daglite-timeout-{name}", daemon=True
         )
+
+    def _run(self) -> None:
+        try:
+            try:
+                outcome = (True, self._call())
+            except BaseException as exc:
+                outcome = (False, exc)
+            with self._guard:
+                if not self._abandoned:
+                    self._outcome = outcome
+                    self._done.set()
+        except AttemptAbandoned:
+            pass  # the caller stopped waiting: nothing is left to report
+
+    def wait(self, timeout: float) -> Any:
+        """Start the attempt; its value, its exception, or `AttemptTimedOut`."""
+        self._thread.start()
+        try:
+            finished = self._done.wait(timeout)
+        except BaseException:  # Ctrl-C while waiting: stop the attempt too
+            self._abandon()
+            raise
+        if not finished and self._abandon():
+            raise AttemptTimedOut(timeout)
+        ok, value = self._outcome
+        if ok:
+            return value
+        raise value
+
+    def _abandon(self) -> bool:
+        """Ask the attempt to stop unless it has just finished; True if it was abandoned."""
+        import ctypes
+
+        with self._guard:
+            if self._done.is_set():
+                return False
+            self._abandoned = True
+            if self._thread.ident is not None:  # always: the thread was started
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(self._thread.ident), ctypes.py_object(AttemptAbandoned)
+                )
+            return True
 
 
 async def _await_with_timeout(coro, timeout: float) -> Any:
+    """Await `coro` as a task of its own; cancel it after `timeout` seconds.
+
+    Waiting with `asyncio.wait` (not `wait_for`) tells our timeout apart from a
+    `TimeoutError` the task raises itself, without comparing clocks.
+    """
     import asyncio
 
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    attempt = asyncio.ensure_future(coro)
     try:
-        return await asyncio.wait_for(coro, timeout)
-    except (asyncio.TimeoutError, TimeoutError):
-        if loop.time() >= deadline:  # ours, not one the task raised itself
-            raise AttemptTimedOut(timeout) from None
+        done, _ = await asyncio.wait({attempt}, timeout=timeout)
+    except BaseException:  # we were cancelled ourselves: take the attempt with us
+        attempt.cancel()
         raise
+    if done:
+        return attempt.result()
+    attempt.cancel()
+    await asyncio.wait({attempt})  # let it run its cleanup (finally blocks, except clauses)
+    if not attempt.cancelled():
+        attempt.exception()  # retrieved: it ends with the timeout, whatever it did last
+    raise AttemptTimedOut(timeout)

@@ -106,33 +106,37 @@ class SessionContext:
         else:
             items = [plugins]
         hook_plugins = hooks.global_plugins()
-        processors: list[Callable[[ev.Event], Any]] = [
-            make_processor(name, settings) for name in settings.processors
-        ]
-        named = set(settings.processors)
-        for item in items:
-            if isinstance(item, str):
-                if item not in named:  # enabled by settings and by argument: one instance
-                    named.add(item)
-                    processors.append(make_processor(item, settings))
-                continue
-            is_hook = hooks.is_hook_plugin(item)
-            if is_hook:
-                hook_plugins.append(item)
-            if callable(item) and not isinstance(item, type):
-                processors.append(item)
-            elif not is_hook:
-                raise PluginError(
-                    f"{item!r} is neither a hook plugin (no @daglite.hookimpl method), an event "
-                    "processor (a callable taking one event) nor a processor name"
-                )
-        # A processor loaded by name may also be a hook plugin (`otel` makes its span current
-        # where each task runs): register it as one too.
-        hook_plugins += [
-            p
-            for p in processors
-            if hooks.is_hook_plugin(p) and all(p is not h for h in hook_plugins)
-        ]
+        processors: list[Callable[[ev.Event], Any]] = []
+        try:
+            processors.extend(make_processor(name, settings) for name in settings.processors)
+            named = set(settings.processors)
+            for item in items:
+                if isinstance(item, str):
+                    if item not in named:  # enabled by settings and by argument: one instance
+                        named.add(item)
+                        processors.append(make_processor(item, settings))
+                    continue
+                is_hook = hooks.is_hook_plugin(item)
+                if is_hook:
+                    hook_plugins.append(item)
+                if callable(item) and not isinstance(item, type):
+                    processors.append(item)
+                elif not is_hook:
+                    raise PluginError(
+                        f"{item!r} is neither a hook plugin (no @daglite.hookimpl method), an "
+                        "event processor (a callable taking one event) nor a processor name"
+                    )
+            # A processor loaded by name may also be a hook plugin (`otel` makes its span
+            # current where each task runs): register it as one too.
+            hook_plugins += [
+                p
+                for p in processors
+                if hooks.is_hook_plugin(p) and all(p is not h for h in hook_plugins)
+            ]
+            hook = hooks.build_hook(hook_plugins)
+        except BaseException:
+            EventDispatcher(processors).close()  # release the processors made so far
+            raise
         self.hook_plugins = hook_plugins
         self.processors = processors
         self._dispatcher = EventDispatcher(processors) if processors else None
@@ -140,7 +144,7 @@ class SessionContext:
             session_id=self.session_id,
             settings=settings,
             backend=self.backend,
-            hook=hooks.build_hook(hook_plugins),
+            hook=hook,
             emit=self._dispatcher,
             cache_store=self.cache_store,
             dataset_store=self.dataset_store,
@@ -177,11 +181,15 @@ class SessionContext:
         """Make this session the active one in the current context (called by `session()`)."""
         self._started = time.perf_counter()
         self._token = current_runtime.set(self.runtime)
-        emit_event(
-            self._dispatcher, "SessionStarted", session_id=self.session_id, backend=self.backend
-        )
-        if self.runtime.hook is not None:
-            self.runtime.hook.on_session_start(session=self)
+        try:
+            emit_event(
+                self._dispatcher, "SessionStarted", session_id=self.session_id, backend=self.backend
+            )
+            if self.runtime.hook is not None:
+                self.runtime.hook.on_session_start(session=self)
+        except BaseException as exc:  # a start hook failed: end the session it was opening
+            self.close(exc)
+            raise
         return self
 
     def close(self, error: BaseException | None = None) -> None:

@@ -9,12 +9,15 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from pathlib import Path
+from typing import TYPE_CHECKING
 from typing import Any
 
 import attrs
 
 from daglite.errors import SettingsError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 ENV_PREFIX = "DAGLITE_"
 
@@ -22,26 +25,46 @@ ENV_PREFIX = "DAGLITE_"
 def _tuple_of_str(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         return tuple(part.strip() for part in value.split(",") if part.strip())
-    return tuple(str(v) for v in value)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"processors must be a list of names, not {value!r}")
+    return tuple(value)
 
 
 def _optional_positive_int(value: Any) -> int | None:
     if value is None or value == "":
         return None
-    number = int(value)
-    if number < 1:
-        raise ValueError("must be at least 1")
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if isinstance(value, (bool, float)) or number < 1:
+        raise ValueError(f"max_workers must be a whole number >= 1 (or empty), not {value!r}")
     return number
 
 
-def _choice(*allowed: str):
+def _choice(name: str, *allowed: str):
     def convert(value: Any) -> str:
         text = str(value).lower()
         if text not in allowed:
-            raise ValueError(f"must be one of {', '.join(allowed)}")
+            raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
         return text
 
     return convert
+
+
+def _text(_: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if not isinstance(value, str):
+        raise TypeError(f"{attribute.name} must be a string, not {value!r}")
+
+
+def _optional_text(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value is not None:
+        _text(instance, attribute, value)
+
+
+def _mapping(_: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{attribute.name} must be a table (a mapping), not {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -65,17 +88,19 @@ class DagliteSettings:
             (`[tool.daglite.options.<plugin>]` in `pyproject.toml`).
     """
 
-    backend: str = "inline"
+    backend: str = attrs.field(default="inline", validator=_text)
     max_workers: int | None = attrs.field(default=None, converter=_optional_positive_int)
-    cache_store: str = ".daglite/cache"
-    dataset_store: str = ".daglite/datasets"
+    cache_store: str = attrs.field(default=".daglite/cache", validator=_text)
+    dataset_store: str = attrs.field(default=".daglite/datasets", validator=_text)
     processors: tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_str)
     log_level: str = attrs.field(
-        default="info", converter=_choice("debug", "info", "warning", "error")
+        default="info", converter=_choice("log_level", "debug", "info", "warning", "error")
     )
-    log_format: str = attrs.field(default="auto", converter=_choice("auto", "console", "json"))
-    event_log: str | None = None
-    options: Mapping[str, Any] = attrs.field(factory=dict)
+    log_format: str = attrs.field(
+        default="auto", converter=_choice("log_format", "auto", "console", "json")
+    )
+    event_log: str | None = attrs.field(default=None, validator=_optional_text)
+    options: Mapping[str, Any] = attrs.field(factory=dict, validator=_mapping)
 
     def evolve(self, **changes: Any) -> DagliteSettings:
         """A copy with `changes` applied (values are validated like the constructor's)."""
@@ -108,6 +133,8 @@ def _validate_each(values: Mapping[str, Any], source: str) -> None:
 
 def find_pyproject(start: Path | None = None) -> Path | None:
     """The nearest `pyproject.toml` at or above `start` (the working directory by default)."""
+    from pathlib import Path  # deferred: keeps `import daglite` lean
+
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         candidate = folder / "pyproject.toml"

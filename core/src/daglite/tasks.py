@@ -28,6 +28,7 @@ import attrs
 from daglite import pipeline
 from daglite.context import bare_runtime
 from daglite.context import current_runtime
+from daglite.errors import TaskError
 
 if TYPE_CHECKING:
     from daglite.caching import CacheHashFn  # pyright: ignore[reportMissingImports]
@@ -72,6 +73,18 @@ def check_template(kind: str, template: str, func: Callable[..., Any]) -> frozen
             f"runtime. Available placeholders: {sorted(available)}."
         )
     return frozenset(used)
+
+
+def default_name(func: Callable[..., Any]) -> str:
+    """A callable's name: `__name__`, or its class name for callable objects and partials."""
+    return getattr(func, "__name__", None) or type(func).__name__
+
+
+def qualified_name(func: Callable[..., Any]) -> str:
+    """`module.qualname` of a function, or of the class of a callable object or partial."""
+    module = getattr(func, "__module__", None) or type(func).__module__
+    qualname = getattr(func, "__qualname__", None) or type(func).__qualname__
+    return f"{module}.{qualname}"
 
 
 def _simple_parameters(signature: inspect.Signature) -> tuple[str, ...] | None:
@@ -134,17 +147,24 @@ class BaseTask(Generic[P, R]):
         signature = inspect.signature(func)
         setattr_ = object.__setattr__
         setattr_(self, "signature", signature)
-        setattr_(self, "qualname", f"{func.__module__}.{func.__qualname__}")
+        setattr_(self, "qualname", qualified_name(func))
         setattr_(self, "name_fields", placeholders(self.name))
         setattr_(
             self,
             "needs_inputs",
             bool(self.name_fields) or self.cache is not False or self.dataset is not None,
         )
+        # A plain task is a sync function with nothing for the pipeline to manage: outside a
+        # listening session it is called directly, and its arguments are only checked if
+        # the call fails (see `failed_call`).
         setattr_(
             self,
             "plain",
-            self.retries == 0 and self.timeout is None and not self.needs_inputs,
+            self.retries == 0
+            and self.timeout is None
+            and not self.needs_inputs
+            and not self.is_async
+            and not self.is_stream,
         )
         setattr_(self, "_param_names", _simple_parameters(signature))
         setattr_(
@@ -212,6 +232,23 @@ class BaseTask(Generic[P, R]):
         bound.apply_defaults()
         return dict(bound.arguments)
 
+    def failed_call(
+        self,
+        exc: Exception,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        map_index: int | None = None,
+    ) -> TaskError:
+        """The `TaskError` for a plain call that raised `exc` (set `__cause__` yourself).
+
+        Raises:
+            TypeError: The arguments do not fit the signature: the caller's mistake, reported
+                as every other kind of call reports it (see `bind`).
+        """
+        if isinstance(exc, TypeError):
+            self.bind(args, kwargs)
+        return pipeline.task_error(self.name, map_index, exc, 1)
+
     def resolve_name(self, inputs: dict[str, Any], map_index: int | None) -> str:
         """The task name with its `{param}` and `{map_index}` placeholders filled in."""
         return self.name.format_map({**inputs, "map_index": map_index})
@@ -251,19 +288,10 @@ class SyncTask(BaseTask[P, R]):
                 try:
                     return self.func(*args, **kwargs)
                 except Exception as exc:
-                    raise self._bare_error(exc, args, kwargs) from exc
+                    raise self.failed_call(exc, args, kwargs) from exc
             runtime = bare_runtime()
         meta = pipeline.make_metadata(self, runtime, args, kwargs, None, None)
         return pipeline.run_sync(self, runtime, meta, args, kwargs)
-
-    def _bare_error(self, exc: Exception, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        name = self.name
-        if self.name_fields:
-            try:
-                name = self.resolve_name(self.bind(args, kwargs), None)
-            except Exception:
-                pass  # keep the template: the original error matters more
-        return pipeline.task_error(name, None, exc, 1)
 
 
 class AsyncTask(BaseTask[P, R]):
@@ -468,7 +496,7 @@ def _make_task(
     if isinstance(func, BaseTask):
         raise TypeError(f"{func!r} is already a task; apply `@task` to the function only once.")
 
-    task_name = name if name is not None else getattr(func, "__name__", "unnamed_task")
+    task_name = name if name is not None else default_name(func)
     if not isinstance(task_name, str) or not task_name:
         raise ValueError(f"Task name must be a non-empty string, not {task_name!r}.")
     if "." in task_name:

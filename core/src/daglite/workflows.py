@@ -27,6 +27,7 @@ from daglite.session import active_session
 from daglite.session import session
 from daglite.tasks import P
 from daglite.tasks import R
+from daglite.tasks import default_name
 
 
 @attrs.frozen(slots=False, eq=False, repr=False)
@@ -210,7 +211,7 @@ def _make_workflow(func: Any, name: str | None, description: str | None) -> Any:
             "`@workflow` cannot wrap generator functions. Use `@task` for generator functions "
             "or collect results inside the workflow."
         )
-    wf_name = name if name is not None else getattr(func, "__name__", "unnamed_workflow")
+    wf_name = name if name is not None else default_name(func)
     wf_description = description if description is not None else inspect.getdoc(func) or ""
     cls = AsyncWorkflow if inspect.iscoroutinefunction(func) else SyncWorkflow
     return cls(func=func, name=wf_name, description=wf_description)

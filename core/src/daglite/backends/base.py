@@ -45,8 +45,11 @@ class MapJob:
         backend: The backend's name.
         return_exceptions: Failed items give their exception in place instead of raising.
         chunksize: Items per batch requested by the caller (`None`: the backend decides).
-        stop: Set when the map should stop early (a failure, or Ctrl-C): workers check it
-            between items.
+        stop: Set when the map should stop at once (Ctrl-C, a lost backend): workers check
+            it between items.
+        first_failure: Index of the lowest failed item so far (unless exceptions are
+            returned): items after it are skipped, items before it still run, so the error
+            raised is the first failing item by index on every backend.
         finished: How many items ran (set by `collect`).
         failures: How many of them failed (set by `collect`).
     """
@@ -61,8 +64,28 @@ class MapJob:
     return_exceptions: bool = False
     chunksize: int | None = None
     stop: threading.Event = attrs.field(factory=threading.Event)
+    first_failure: int | None = None
     finished: int = 0
     failures: int = 0
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False)
+
+    @property
+    def failed(self) -> bool:
+        """True once the map cannot succeed: stop submitting new items."""
+        return self.first_failure is not None or self.stop.is_set()
+
+    def note_failure(self, index: int) -> None:
+        """Record that item `index` failed (a map that returns exceptions never fails)."""
+        if self.return_exceptions:
+            return
+        with self._lock:
+            if self.first_failure is None or index < self.first_failure:
+                self.first_failure = index
+
+    def skips(self, index: int) -> bool:
+        """Whether item `index` need not run: the map stopped, or an earlier item failed."""
+        first = self.first_failure
+        return self.stop.is_set() or (first is not None and index > first)
 
     def run_item(self, index: int, args: tuple[Any, ...]) -> Any:
         """Run one item through the run pipeline in the current thread; returns its value.
@@ -86,17 +109,20 @@ class MapJob:
         return run_coroutine(pipeline.run_async(task, runtime, meta, args, {}))
 
     def run_chunk(self, chunk: Iterable[tuple[int, tuple[Any, ...]]]) -> list[Outcome]:
-        """Run items in order until done, or until one fails and exceptions are not returned."""
+        """Run items in order until done, or until one fails and exceptions are not returned.
+
+        A chunk holds consecutive indexes, so it ends at the first item that `skips`.
+        """
         outcomes = []
         for index, args in chunk:
-            if self.stop.is_set():
+            if self.skips(index):
                 break
             try:
                 outcomes.append(Outcome(index, True, self.run_item(index, args)))
             except TaskError as exc:
                 outcomes.append(Outcome(index, False, exc))
+                self.note_failure(index)
                 if not self.return_exceptions:
-                    self.stop.set()
                     break
         return outcomes
 

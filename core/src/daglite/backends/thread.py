@@ -24,7 +24,9 @@ class ThreadBackend(Backend):
 
     Items travel in chunks (one future per chunk, not per item), at most a few chunks per
     thread are in flight, and the input is consumed lazily. A failed item stops the map
-    (queued chunks are cancelled) unless `return_exceptions` is set; Ctrl-C does the same.
+    unless `return_exceptions` is set: no new chunk is sent, later items are skipped and
+    earlier ones finish, so the error is the first failing item by index. Ctrl-C stops
+    everything at once (queued chunks are cancelled).
     A map started from inside one of this pool's threads runs inline, so nested maps can
     never deadlock the pool.
     """
@@ -64,7 +66,7 @@ class ThreadBackend(Backend):
         limit = self.max_workers * 2
         try:
             while True:
-                while len(pending) < limit and not job.stop.is_set():
+                while len(pending) < limit and not job.failed:
                     chunk = list(itertools.islice(indexed, size))
                     if not chunk:
                         break

@@ -1,0 +1,107 @@
+"""Helpers for testing code that uses daglite (public API, like `structlog.testing`).
+
+`capture_events()` gives an event processor that records every event of the sessions it
+is passed to; `override_plugin()` makes a fake backend, store, format or processor
+available under a name without installing a distribution.
+
+Example:
+    >>> from daglite import session, task
+    >>> from daglite.testing import capture_events
+    >>> @task
+    ... def double(x: int) -> int:
+    ...     return 2 * x
+    >>> with capture_events() as events, session(plugins=[events]):
+    ...     double(2)
+    4
+    >>> events.kinds()
+    ['SessionStarted', 'TaskStarted', 'TaskSucceeded', 'SessionEnded']
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import TypeVar
+
+from daglite import registry
+
+if TYPE_CHECKING:
+    from daglite.events import Event
+
+E = TypeVar("E", bound="Event")
+
+__all__ = ["EventCapture", "capture_events", "override_plugin"]
+
+
+class EventCapture:
+    """An event processor that keeps every event it receives, in order.
+
+    Pass it to `session(plugins=[capture])`. It may be shared by several sessions; the
+    events of all of them end up in `events`.
+
+    Attributes:
+        events: The events received so far.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            self.events.append(event)
+
+    def __repr__(self) -> str:
+        return f"<EventCapture {len(self.events)} events>"
+
+    def __getstate__(self) -> dict[str, Any]:  # processors pickle; a lock does not
+        return {"events": list(self.events)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.events = state["events"]
+        self._lock = threading.Lock()
+
+    def of_type(self, cls: type[E]) -> list[E]:
+        """The events that are instances of `cls` (e.g. `daglite.events.TaskFailed`)."""
+        return [event for event in self.events if isinstance(event, cls)]
+
+    def kinds(self) -> list[str]:
+        """The class names of the events, in order (e.g. `["SessionStarted", ...]`)."""
+        return [event.kind for event in self.events]
+
+    def clear(self) -> None:
+        """Forget the events received so far."""
+        with self._lock:
+            self.events.clear()
+
+
+@contextmanager
+def capture_events() -> Iterator[EventCapture]:
+    """Give a fresh `EventCapture` to pass to `session(plugins=[...])`.
+
+    It opens no session itself, so it combines with any session, workflow or backend.
+    """
+    yield EventCapture()
+
+
+def override_plugin(kind: str, name: str, obj: Any) -> AbstractContextManager[None]:
+    """Register `obj` as the plugin `name` of `kind` for the duration of a `with` block.
+
+    Args:
+        kind: `"backend"`, `"store"`, `"format"` or `"processor"`.
+        name: The name sessions and tasks look it up by (e.g. `backend="fake"`).
+        obj: What an entry point of that name would load (a `Backend` class, a processor
+            class, ...).
+
+    Returns:
+        A context manager; the previous registration (if any) is restored on exit. Only
+        this process sees the override: worker processes of a backend do not.
+
+    Raises:
+        ValueError: `kind` is unknown or `name` is empty.
+    """
+    return registry.override(kind, name, obj)
