@@ -106,8 +106,11 @@ class SessionContext:
         else:
             items = [plugins]
         hook_plugins = hooks.global_plugins()
+        names = settings.processors
+        if settings.event_log and "jsonl" not in names:
+            names = (*names, "jsonl")  # naming a file is asking for the event log
         processors: list[Callable[[ev.Event], Any]] = [
-            make_processor(name, settings) for name in settings.processors
+            make_processor(name, settings) for name in names
         ]
         for item in items:
             if isinstance(item, str):
