@@ -12,17 +12,21 @@ is not among their processors).
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 from typing import Any
 
 from daglite.context import bare_runtime
 from daglite.context import current_frame
 from daglite.context import current_runtime
 
+if TYPE_CHECKING:
+    from structlog.typing import FilteringBoundLogger
+
 # The LoggingProcessor used when no session listens, with the settings it was built from.
 _direct: tuple[Any, Any] = (None, None)
 
 
-def get_logger(name: str | None = None, **initial_values: Any) -> Any:
+def get_logger(name: str | None = None, **initial_values: Any) -> FilteringBoundLogger:
     """A structlog logger bound to the current task call.
 
     Inside a task the logger carries the session id, task name, task id and map index; a

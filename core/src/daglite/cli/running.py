@@ -204,8 +204,9 @@ def execute(workflow: Any, args: list[Any], kwargs: dict[str, Any], options: dic
             changes[name] = options[name]
     if options.get("event_log") is not None:
         changes["event_log"] = str(options["event_log"])
-    if options.get("backend") is not None:
-        changes["backend"] = options["backend"]
+    for name in ("backend", "cache_store", "dataset_store"):
+        if options.get(name) is not None:
+            changes[name] = options[name]
     try:
         settings = load_settings().evolve(**changes)
     except DagliteError as exc:

@@ -231,6 +231,8 @@ _IDS = frozenset({"task_id", "map_index", "session_id", "workflow_id"})
 
 def _short(key: str, value: Any) -> Any:
     # Durations and delays read better rounded on a terminal; JSON keeps full precision.
+    if key == "key" and isinstance(value, str) and len(value) > 16:
+        return value[:12] + "..."  # cache keys: enough to tell them apart
     if key in ("duration", "delay", "timeout") and isinstance(value, float):
         return f"{value:.3f}s" if value < 60 else f"{value:.1f}s"
     return value
