@@ -103,7 +103,12 @@ def clear(url: str | None, older_than: str | None) -> int:
                 "older_than); run `daglite cache clear` without --older-than to clear it all"
             )
         removed = store.clear(older_than=seconds)
-    where = getattr(store, "url", None) or url or "the cache store"
+    where = (
+        getattr(store, "url", None)
+        or getattr(getattr(store, "bytes", None), "url", None)
+        or url
+        or "the cache store"
+    )
     age = f" older than {older_than}" if older_than is not None else ""
     print(f"removed {removed} cache entr{'y' if removed == 1 else 'ies'}{age} from {where}")
     sys.stdout.flush()
