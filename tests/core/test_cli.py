@@ -497,3 +497,32 @@ def test_demo_runs_and_its_second_run_hits_the_cache(tmp_path):
     hits = [r["task"] for r in _json_lines(second.stderr) if r["event"] == "cache hit"]
     assert sorted(hits) == ["aggregate", "generate"] + [f"summarize[{i}]" for i in range(4)]
     assert not [r for r in _json_lines(second.stderr) if r["event"] == "task started"]
+
+
+CACHED = """
+from daglite import task, workflow
+
+
+@task(cache=True)
+def slow_square(x: int) -> int:
+    return x * x
+
+
+@workflow
+def squares(n: int = 3) -> list[int]:
+    return [slow_square(i) for i in range(n)]
+"""
+
+
+def test_cache_commands_on_a_real_store(tmp_path):
+    pytest.importorskip("daglite.caching")
+    (tmp_path / "cached.py").write_text(CACHED)
+    done = daglite_cmd("run", "cached.py:squares", "--n", "3", "--log-level", "error", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    info = daglite_cmd("cache", "info", cwd=tmp_path)
+    assert info.returncode == 0, info.stderr
+    assert "entries: 3" in info.stdout
+    cleared = daglite_cmd("cache", "clear", cwd=tmp_path)
+    assert cleared.returncode == 0, cleared.stderr
+    assert cleared.stdout.startswith("removed 3 cache entries from ")
+    assert "entries: 0" in daglite_cmd("cache", "info", cwd=tmp_path).stdout
