@@ -92,6 +92,9 @@ class SessionContext:
                 "build one with daglite.settings.DagliteSettings(...)"
             )
         settings = settings or get_global_settings()
+        if settings.event_log and "jsonl" not in settings.processors:
+            # naming a file is asking for the event log
+            settings = settings.evolve(processors=(*settings.processors, "jsonl"))
         self.session_id = new_id()
         self.settings = settings
         self.backend = backend or settings.backend
@@ -106,11 +109,8 @@ class SessionContext:
         else:
             items = [plugins]
         hook_plugins = hooks.global_plugins()
-        names = settings.processors
-        if settings.event_log and "jsonl" not in names:
-            names = (*names, "jsonl")  # naming a file is asking for the event log
         processors: list[Callable[[ev.Event], Any]] = [
-            make_processor(name, settings) for name in names
+            make_processor(name, settings) for name in settings.processors
         ]
         for item in items:
             if isinstance(item, str):
