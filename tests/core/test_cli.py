@@ -144,6 +144,23 @@ def test_help_lists_every_command(tmp_path):
     assert "Exit status: 0 success, 1 the workflow failed, 2 usage error" in text
 
 
+def test_help_and_version_stay_lean(tmp_path):
+    code = (
+        "import sys\n"
+        "from daglite.cli import main\n"
+        "main(['--version'])\n"
+        "assert 'cyclopts' not in sys.modules, 'cyclopts loaded for --version'\n"
+        "main(['--help'])\n"
+        "lazy = ('structlog', 'stevedore', 'fsspec', 'cloudpickle')\n"
+        "heavy = [m for m in lazy if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    command = [sys.executable, "-c", code]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(daglite.__version__ + "\n")
+
+
 def test_run_help_shows_workflow_parameters_defaults_and_session_options(flows):
     done = daglite_cmd("run", "flows.py:typed", "--help", cwd=flows)
     assert done.returncode == 0, done.stderr

@@ -1,5 +1,5 @@
 """`python -m daglite.cli`: the same as the `daglite` command."""
 
-from daglite.cli.app import main
+from daglite.cli import main
 
 main()

@@ -243,9 +243,8 @@ def _format_error(error: Any) -> str:
     return f"daglite: error: {error}\nsee: daglite --help"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The `daglite` console script; returns (and exits with) the exit status."""
-    tokens = list(sys.argv[1:] if argv is None else argv)
+def run_command(tokens: list[str]) -> int:
+    """Run the command line `tokens`; returns the exit status."""
     try:
         if tokens[:1] == ["run"] and running.find_target(tokens[1:]) is not None:
             status = running.run(tokens[1:])
@@ -256,6 +255,4 @@ def main(argv: list[str] | None = None) -> int:
         status = 2
     except SystemExit as exc:  # cyclopts exits 2 on bad options; keep its status
         status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-    if argv is None:
-        sys.exit(status if isinstance(status, int) else 0)
     return status if isinstance(status, int) else 0
