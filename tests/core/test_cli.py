@@ -89,6 +89,24 @@ async def later(x: int = 2) -> int:
     return double(x)
 
 
+@workflow
+def odd_result() -> set:
+    """Returns what JSON cannot hold."""
+    return {3, 1, 2}
+
+
+@workflow
+def interrupted() -> None:
+    """Gets Ctrl-C."""
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGINT)
+    import time
+
+    time.sleep(5)
+
+
 not_a_workflow = double
 '''
 
@@ -288,6 +306,24 @@ def test_async_workflow_and_default_target(flows):
     assert done.stdout.strip() == "10"
 
 
+def test_results_json_cannot_hold_are_pretty_printed(flows):
+    done = daglite_cmd("run", "flows.py:odd_result", cwd=flows)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "{1, 2, 3}\n"
+
+
+def test_ctrl_c_ends_the_run_with_130(flows):
+    done = daglite_cmd("run", "flows.py:interrupted", "--event-log", "ev.jsonl", cwd=flows)
+    assert done.returncode == 130
+    assert done.stderr.strip().endswith("daglite: interrupted")
+    ended = _json_lines((flows / "ev.jsonl").read_text())[-1]
+    assert (ended["event"], ended["status"], ended["error_type"]) == (
+        "SessionEnded",
+        "failure",
+        "KeyboardInterrupt",
+    )
+
+
 def test_module_target_from_the_working_directory(flows):
     done = daglite_cmd("run", "flows:typed", "1", "--log-level", "error", cwd=flows)
     assert done.returncode == 0, done.stderr
@@ -302,7 +338,7 @@ def test_module_target_from_the_working_directory(flows):
         (["flows.py:typed"], "requires an argument"),
         (["flows.py:nope"], "'flows.py' has no workflow 'nope'; its workflows: typed, failing"),
         (["flows.py:not_a_workflow"], "'flows.py:not_a_workflow' is a @task, not a @workflow"),
-        (["flows.py"], "'flows.py' defines several workflows (typed, failing, shadow, later)"),
+        (["flows.py"], "'flows.py' defines several workflows (typed, failing, shadow, later, "),
         (["missing.py:wf"], "no such file: missing.py"),
         (["nosuch.module:wf"], "cannot find module 'nosuch.module'"),
         (["flows.py:typed", "1", "--backend", "zzz"], "unknown backend 'zzz'; installed backends:"),
@@ -360,6 +396,8 @@ def test_list_shows_each_workflow_with_its_summary(flows):
         "flows.py:failing",
         "flows.py:shadow",
         "flows.py:later",
+        "flows.py:odd_result",
+        "flows.py:interrupted",
     ]
     assert lines[0].endswith("Exercise every parameter type.")
 
