@@ -17,6 +17,7 @@ from cyclopts import Parameter
 from daglite import __version__
 from daglite.cli import cache as cache_commands
 from daglite.cli import running
+from daglite.cli.running import reflow
 from daglite.cli.targets import UsageError
 from daglite.cli.targets import load_module
 from daglite.cli.targets import load_workflow
@@ -36,22 +37,6 @@ app = cyclopts.App(
     help_formatter="plain",
     result_action="return_value",
 )
-
-
-def reflow(doc: str | None) -> str:
-    """`doc` with the lines of each prose paragraph joined (cyclopts keeps line breaks).
-
-    Sections such as `Args:` keep their lines, so cyclopts still finds parameter help there.
-    """
-    paragraphs = inspect.cleandoc(doc or "").split("\n\n")
-    out = []
-    for paragraph in paragraphs:
-        lines = paragraph.splitlines()
-        if lines and lines[0].rstrip().endswith(":") and len(lines) > 1:
-            out.append(paragraph)  # a docstring section
-        else:
-            out.append(" ".join(line.strip() for line in lines))
-    return "\n\n".join(out)
 
 
 def _reflowed(func: Any) -> Any:

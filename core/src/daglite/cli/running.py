@@ -100,6 +100,22 @@ VALUE_OPTIONS = frozenset(
 )
 
 
+def reflow(doc: str | None) -> str:
+    """`doc` with the lines of each prose paragraph joined (cyclopts keeps line breaks).
+
+    Sections such as `Args:` keep their lines, so cyclopts still finds parameter help there.
+    """
+    paragraphs = inspect.cleandoc(doc or "").split("\n\n")
+    out = []
+    for paragraph in paragraphs:
+        lines = paragraph.splitlines()
+        if lines and lines[0].rstrip().endswith(":") and len(lines) > 1:
+            out.append(paragraph)  # a docstring section
+        else:
+            out.append(" ".join(line.strip() for line in lines))
+    return "\n\n".join(out)
+
+
 def find_target(tokens: list[str]) -> int | None:
     """Index of TARGET among the tokens after `run` (`None` when there is none)."""
     skip = False
@@ -143,7 +159,7 @@ def build_app(target: str) -> tuple[cyclopts.App, Any]:
     signature = _resolved_signature(workflow.func)
     params = list(signature.parameters.values())
     taken = {p.name.replace("_", "-") for p in params}
-    for option in inspect.signature(_options).parameters.values():
+    for option in _resolved_signature(_options).parameters.values():
         flag = option.name[len(_PREFIX) :].replace("_", "-")
         if flag not in taken:  # a workflow parameter of the same name wins
             params.append(option)
@@ -160,7 +176,7 @@ def build_app(target: str) -> tuple[cyclopts.App, Any]:
     runner.__module__ = __name__
     app = cyclopts.App(
         name=f"daglite run {target}",
-        help=workflow.description or None,
+        help=reflow(workflow.description) or None,
         help_format="plaintext",
         version_flags=(),
         result_action="return_value",
