@@ -581,3 +581,57 @@ def test_cache_commands_on_a_real_store(tmp_path):
     assert cleared.returncode == 0, cleared.stderr
     assert cleared.stdout.startswith("removed 3 cache entries from ")
     assert "entries: 0" in daglite_cmd("cache", "info", cwd=tmp_path).stdout
+
+
+# -- pieces of the command line, in process -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tokens", "index"),
+    [
+        (["flows.py:wf"], 0),
+        (["--backend", "thread", "flows.py:wf", "--n", "1"], 2),
+        (["--backend=thread", "--traceback", "flows.py:wf"], 2),
+        (["--plugin", "a", "--plugin", "b", "mod:wf"], 4),
+        (["--", "-odd-name.py:wf"], 1),
+        (["--backend", "thread"], None),
+        ([], None),
+    ],
+)
+def test_find_target(tokens, index):
+    from daglite.cli.running import find_target
+
+    assert find_target(tokens) == index
+
+
+def test_split_target():
+    from daglite.cli.targets import split_target
+
+    assert split_target("pkg.mod:wf") == ("pkg.mod", "wf")
+    assert split_target("path/to/file.py:wf") == ("path/to/file.py", "wf")
+    assert split_target("pkg.mod") == ("pkg.mod", None)
+    assert split_target("C:/x/file.py") == ("C:/x/file.py", None)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90), ("1.5", 1.5), ("30s", 30), ("15m", 900), ("2h", 7200), ("7d", 604800),
+     ("1w", 604800), ("1h30m", 5400), (" 2H ", 7200)],
+)  # fmt: skip
+def test_parse_duration(text, seconds):
+    from daglite.cli.cache import parse_duration
+
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("-5", "--older-than must not be negative"), ("2x", "invalid duration '2x'"),
+     ("1h 30m", "invalid duration '1h 30m'"), ("", "invalid duration ''")],
+)  # fmt: skip
+def test_parse_duration_rejects(text, message):
+    from daglite.cli.cache import parse_duration
+    from daglite.cli.targets import UsageError
+
+    with pytest.raises(UsageError, match=message):
+        parse_duration(text)

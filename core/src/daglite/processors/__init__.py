@@ -11,3 +11,22 @@ and found by name like any plugin's processor:
 
 Importing this package imports neither structlog nor the processors' modules.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["JsonlProcessor", "LoggingProcessor"]
+
+
+def __getattr__(name: str) -> Any:
+    # `from daglite.processors import JsonlProcessor` works without importing both modules.
+    if name == "LoggingProcessor":
+        from daglite.processors.logs import LoggingProcessor
+
+        return LoggingProcessor
+    if name == "JsonlProcessor":
+        from daglite.processors.eventlog import JsonlProcessor
+
+        return JsonlProcessor
+    raise AttributeError(f"module 'daglite.processors' has no attribute {name!r}")
