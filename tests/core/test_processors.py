@@ -233,3 +233,20 @@ def test_event_log_appends_across_sessions(tmp_path):
             square(2)
     sessions = {json.loads(line)["session_id"] for line in path.read_text().splitlines()}
     assert len(sessions) == 2
+
+
+def test_processors_package_exports_both_lazily():
+    import daglite.processors as package
+
+    assert package.JsonlProcessor is JsonlProcessor
+    assert package.LoggingProcessor is LoggingProcessor
+    with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
+        package.Nope  # noqa: B018
+
+
+def test_a_processor_instance_for_one_session(tmp_path):
+    path = tmp_path / "one.jsonl"
+    with session(plugins=[JsonlProcessor(path)]):
+        square(3)
+    kinds = [json.loads(line)["event"] for line in path.read_text().splitlines()]
+    assert kinds == ["SessionStarted", "TaskStarted", "TaskSucceeded", "SessionEnded"]
