@@ -253,6 +253,10 @@ def test_event_log_option_writes_a_complete_account(flows):
     records = _json_lines((flows / "run" / "events.jsonl").read_text())
     kinds = [r["event"] for r in records]
     assert kinds[0] == "SessionStarted" and kinds[-1] == "SessionEnded"
+    # the workflow joined the session the command opened (with its backend)
+    assert kinds.count("SessionStarted") == 1
+    assert records[0]["backend"] == "thread"
+    assert {r["session_id"] for r in records} == {records[0]["session_id"]}
     for kind in ("WorkflowStarted", "MapStarted", "TaskStarted", "TaskSucceeded", "LogRecorded"):
         assert kind in kinds
     workflow = next(r for r in records if r["event"] == "WorkflowStarted")
