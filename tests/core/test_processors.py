@@ -250,3 +250,17 @@ def test_a_processor_instance_for_one_session(tmp_path):
         square(3)
     kinds = [json.loads(line)["event"] for line in path.read_text().splitlines()]
     assert kinds == ["SessionStarted", "TaskStarted", "TaskSucceeded", "SessionEnded"]
+
+
+def test_console_shortens_cache_hashes_but_not_dataset_keys():
+    out = io.StringIO()
+    processor = LoggingProcessor(format="console", stream=out)
+    processor(ev.CacheHit(session_id="s", task_id="t", name="x", key="0123456789abcdef0123"))
+    processor(
+        ev.DatasetSaved(
+            session_id="s", key="reports/sales-5000-7.json", store="/d", format=None, duration=0.1
+        )
+    )
+    hit, saved = out.getvalue().splitlines()
+    assert "key=0123456789ab..." in hit
+    assert "key=reports/sales-5000-7.json" in saved

@@ -229,10 +229,13 @@ class LoggingProcessor:
 _IDS = frozenset({"task_id", "map_index", "session_id", "workflow_id"})
 
 
+_HEX = frozenset("0123456789abcdef")
+
+
 def _short(key: str, value: Any) -> Any:
     # Durations and delays read better rounded on a terminal; JSON keeps full precision.
-    if key == "key" and isinstance(value, str) and len(value) > 16:
-        return value[:12] + "..."  # cache keys: enough to tell them apart
+    if key == "key" and isinstance(value, str) and len(value) > 16 and _HEX.issuperset(value):
+        return value[:12] + "..."  # a cache key's hash: enough to tell entries apart
     if key in ("duration", "delay", "timeout") and isinstance(value, float):
         return f"{value:.3f}s" if value < 60 else f"{value:.1f}s"
     return value
