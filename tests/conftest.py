@@ -15,6 +15,9 @@ def _isolated(tmp_path, monkeypatch):
     for name in list(os.environ):
         if name.startswith("DAGLITE_"):
             monkeypatch.delenv(name)
+    # Sessions log through the `logging` processor by default; tests (and the subprocesses
+    # they start) stay quiet unless they ask for it. The CLI and processor tests set their own.
+    monkeypatch.setenv("DAGLITE_PROCESSORS", "")
     monkeypatch.chdir(tmp_path)
     settings_module.set_global_settings(None)
     yield

@@ -19,6 +19,7 @@ from daglite.errors import TaskError
 from daglite.errors import TaskTimeoutError
 from daglite.hooks import register_plugin
 from daglite.hooks import unregister_plugin
+from daglite.logger import get_logger
 from daglite.session import SessionContext
 from daglite.session import async_session
 from daglite.session import session
@@ -47,6 +48,7 @@ __all__ = [
     "async_session",
     "current_task",
     "gather_tasks",
+    "get_logger",
     "hookimpl",
     "map_tasks",
     "register_plugin",

@@ -210,3 +210,33 @@ class MapEnded(Event):
     failures: int
     duration: float
     parent_id: str | None = None
+
+
+# -- logs ---------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class LogRecorded(Event):
+    """A record logged with `daglite.get_logger()`, wherever the task ran.
+
+    Records logged in a worker process travel to the coordinator like every other event,
+    and the `logging` processor renders them there.
+
+    Attributes:
+        level: `"debug"`, `"info"`, `"warning"`, `"error"` or `"critical"`.
+        message: The log message.
+        logger: The logger's name.
+        task_id: Id of the task call that logged it, if any.
+        name: Name of that task, if any.
+        map_index: Its map index, if any.
+        fields: The other key-value pairs of the record (JSON-ready: other values are
+            replaced by their `repr`).
+    """
+
+    level: str
+    message: str
+    logger: str | None = None
+    task_id: str | None = None
+    name: str | None = None
+    map_index: int | None = None
+    fields: dict[str, Any] = attrs.field(factory=dict)

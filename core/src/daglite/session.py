@@ -92,6 +92,9 @@ class SessionContext:
                 "build one with daglite.settings.DagliteSettings(...)"
             )
         settings = settings or get_global_settings()
+        if settings.event_log and "jsonl" not in settings.processors:
+            # naming a file is asking for the event log
+            settings = settings.evolve(processors=(*settings.processors, "jsonl"))
         self.session_id = new_id()
         self.settings = settings
         self.backend = backend or settings.backend

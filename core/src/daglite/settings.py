@@ -78,12 +78,13 @@ class DagliteSettings:
         cache_store: Where `cache=True` tasks keep results (`DAGLITE_CACHE_STORE`).
         dataset_store: Where datasets are saved and loaded (`DAGLITE_DATASET_STORE`).
         processors: Names of event processors every session starts with, from the
-            `daglite.processors` entry-point group (`DAGLITE_PROCESSORS`, comma-separated).
+            `daglite.processors` entry-point group (`DAGLITE_PROCESSORS`, comma-separated;
+            an empty value turns them all off). The default is `("logging",)`.
         log_level: Level of the logging processor (`DAGLITE_LOG_LEVEL`).
         log_format: `"auto"` (readable on a terminal, JSON otherwise), `"console"` or
             `"json"` (`DAGLITE_LOG_FORMAT`).
         event_log: Path of the JSON-lines event log written by the `jsonl` processor
-            (`DAGLITE_EVENT_LOG`).
+            (`DAGLITE_EVENT_LOG`); when set, every session also runs that processor.
         options: Free-form settings for plugins, keyed by plugin name
             (`[tool.daglite.options.<plugin>]` in `pyproject.toml`).
     """
@@ -92,7 +93,7 @@ class DagliteSettings:
     max_workers: int | None = attrs.field(default=None, converter=_optional_positive_int)
     cache_store: str = attrs.field(default=".daglite/cache", validator=_text)
     dataset_store: str = attrs.field(default=".daglite/datasets", validator=_text)
-    processors: tuple[str, ...] = attrs.field(default=(), converter=_tuple_of_str)
+    processors: tuple[str, ...] = attrs.field(default=("logging",), converter=_tuple_of_str)
     log_level: str = attrs.field(
         default="info", converter=_choice("log_level", "debug", "info", "warning", "error")
     )

@@ -1,0 +1,243 @@
+"""The `daglite` command: `run`, `list`, `describe`, `plugins` and `cache`.
+
+Exit statuses: 0 success; 1 the workflow failed; 2 a usage error (unknown target, bad
+parameter value, unknown backend or plugin), with a message saying what to do.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from typing import Annotated
+from typing import Any
+
+import cyclopts
+from cyclopts import Parameter
+
+from daglite import __version__
+from daglite.cli import cache as cache_commands
+from daglite.cli import running
+from daglite.cli.running import reflow
+from daglite.cli.targets import UsageError
+from daglite.cli.targets import load_module
+from daglite.cli.targets import load_workflow
+from daglite.cli.targets import split_target
+from daglite.cli.targets import workflows_in
+
+app = cyclopts.App(
+    name="daglite",
+    help=(
+        "Run and inspect daglite workflows.\n\n"
+        "A TARGET is package.module:workflow or path/to/file.py:workflow. "
+        "Exit status: 0 success, 1 the workflow failed, 2 usage error."
+    ),
+    version=__version__,
+    version_flags=("--version",),
+    help_format="plaintext",
+    help_formatter="plain",
+    result_action="return_value",
+)
+
+
+def _reflowed(func: Any) -> Any:
+    func.__doc__ = reflow(func.__doc__)
+    return func
+
+
+cache_app = cyclopts.App(
+    name="cache",
+    help="Inspect or prune the cache store.",
+    help_format="plaintext",
+    help_formatter="plain",
+    result_action="return_value",
+)
+app.command(cache_app)
+
+
+@app.command
+@_reflowed
+def run(
+    target: str,
+    /,
+    *parameters: Annotated[str, Parameter(allow_leading_hyphen=True)],
+) -> int:
+    """Run a workflow and print its result.
+
+    The workflow's parameters become options, parsed from its annotations: see them with
+    `daglite run TARGET --help`. Session options (--backend, --cache-store, --dataset-store,
+    --log-format, --log-level, --plugin, --event-log, --traceback) are accepted before or
+    after TARGET; a workflow parameter with the same name takes precedence.
+
+    Args:
+        target: package.module:workflow or path/to/file.py:workflow.
+        parameters: The workflow's parameters (--name value ...).
+    """
+    return running.run([target, *parameters])
+
+
+@app.command(name="list")
+@_reflowed
+def list_(target: str, /) -> int:
+    """List the workflows of a module or file.
+
+    Args:
+        target: package.module or path/to/file.py.
+    """
+    source, _ = split_target(target)
+    module = load_module(source)
+    found = workflows_in(module)
+    if not found:
+        print(f"'{source}' defines no @workflow", file=sys.stderr)
+        return 0
+    width = max(len(name) for name in found)
+    for attr, workflow in found.items():
+        summary = (workflow.description or "").strip().splitlines()
+        print(f"{source}:{attr:<{width}}  {summary[0] if summary else ''}".rstrip())
+    return 0
+
+
+@app.command
+@_reflowed
+def describe(target: str, /) -> int:
+    """Show a workflow's parameters (types, defaults) and description.
+
+    Args:
+        target: package.module:workflow or path/to/file.py:workflow.
+    """
+    import docstring_parser  # cyclopts' own docstring parser
+
+    workflow = load_workflow(target)
+    signature = running._resolved_signature(workflow.func)
+    doc = docstring_parser.parse(inspect.getdoc(workflow.func) or workflow.description or "")
+    kind = "async workflow" if inspect.iscoroutinefunction(workflow.func) else "workflow"
+    print(f"{kind} {workflow.name}  ({target})")
+    text = "\n\n".join(t for t in (doc.short_description, doc.long_description) if t)
+    if text:
+        print()
+        for line in reflow(text).splitlines():
+            print(f"  {line}".rstrip())
+    helps = {p.arg_name: " ".join((p.description or "").split()) for p in doc.params}
+    rows = [
+        (
+            "--" + param.name.replace("_", "-"),
+            _type_name(param.annotation),
+            "required"
+            if param.default is inspect.Parameter.empty
+            else f"default: {_value_text(param.default)}",
+            helps.get(param.name, ""),
+        )
+        for param in signature.parameters.values()
+    ]
+    print("\nparameters:")
+    if not rows:
+        print("  (none)")
+    widths = [max((len(row[i]) for row in rows), default=0) for i in range(3)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths)] + [row[3]]
+        print(("  " + "  ".join(cells)).rstrip())
+    print(f"\nrun it: daglite run {target} [PARAMETERS]  (all options: --help)")
+    return 0
+
+
+def _type_name(annotation: Any) -> str:
+    import enum
+    import typing
+
+    if annotation is inspect.Parameter.empty:
+        return "any"
+    if typing.get_origin(annotation) is typing.Literal:
+        return "|".join(str(a) for a in typing.get_args(annotation))
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
+        return "|".join(member.name.lower() for member in annotation)
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return inspect.formatannotation(annotation).replace("pathlib.", "")
+
+
+def _value_text(value: Any) -> str:
+    import enum
+    import os
+
+    if isinstance(value, enum.Enum):
+        return value.name.lower()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return repr(value)
+
+
+@app.command
+@_reflowed
+def plugins() -> int:
+    """List every plugin of every entry-point group and whether it loads.
+
+    For each group (backends, stores, formats, processors): the name, the providing
+    distribution and its version, and "ok" or the error that stops it from loading.
+    """
+    from daglite import registry
+    from daglite.errors import PluginError
+
+    broken = 0
+    for kind, group in registry.GROUPS.items():
+        print(group)
+        infos = registry.entries(kind)
+        if not infos:
+            print("  (none installed)")
+        width = max((len(info.name) for info in infos), default=0)
+        for info in infos:
+            where = f"{info.distribution or '?'} {info.version or ''}".strip()
+            try:
+                registry.load(kind, info.name)
+                status = "ok"
+            except PluginError as exc:
+                broken += 1
+                status = f"error: {exc}"
+            print(f"  {info.name:<{width}}  {where}  {status}")
+    if broken:
+        print(f"\n{broken} plugin(s) failed to load", file=sys.stderr)
+    return 0
+
+
+@cache_app.command
+@_reflowed
+def info(*, store: Annotated[str | None, Parameter(help="Cache store path or URL.")] = None) -> int:
+    """Show the cache store's location, entry count and size.
+
+    Args:
+        store: Path or URL of the cache store (default: the cache_store setting).
+    """
+    return cache_commands.info(store)
+
+
+@cache_app.command
+@_reflowed
+def clear(
+    *,
+    store: str | None = None,
+    older_than: str | None = None,
+) -> int:
+    """Remove cache entries: all of them, or those older than a duration.
+
+    Args:
+        store: Path or URL of the cache store (default: the cache_store setting).
+        older_than: Only entries written longer ago than this (30s, 15m, 2h, 7d, 1w, 1h30m).
+    """
+    return cache_commands.clear(store, older_than)
+
+
+def _format_error(error: Any) -> str:
+    return f"daglite: error: {error}\nsee: daglite --help"
+
+
+def run_command(tokens: list[str]) -> int:
+    """Run the command line `tokens`; returns the exit status."""
+    try:
+        if tokens[:1] == ["run"] and running.find_target(tokens[1:]) is not None:
+            status = running.run(tokens[1:])
+        else:
+            status = app(tokens, error_formatter=_format_error)
+    except UsageError as exc:
+        print(f"daglite: error: {exc}", file=sys.stderr)
+        status = 2
+    except SystemExit as exc:  # cyclopts exits 2 on bad options; keep its status
+        status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    return status if isinstance(status, int) else 0

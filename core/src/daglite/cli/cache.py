@@ -1,0 +1,125 @@
+"""`daglite cache info` / `daglite cache clear`: look at and prune a cache store.
+
+The commands rely on this much of `daglite.caching`:
+
+- `CacheStore(url)` opens the store at a path or URL;
+- `store.clear()` removes every entry and returns how many it removed;
+- `store.clear(older_than=seconds)` removes only entries last written more than that many
+  seconds ago (needed by `--older-than` only);
+- `store.info()` returns a mapping of facts to print (`url`, `entries`, `bytes`, ...); a
+  store without it is described by `store.keys()` (the entry count).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import Any
+
+from daglite.cli.targets import UsageError
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in `text`: a number of seconds, or parts like `90s`, `15m`, `2h`, `7d`, `1h30m`.
+
+    Raises:
+        UsageError: `text` is not a duration.
+    """
+    text = text.strip().lower()
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        if seconds < 0:
+            raise UsageError(f"--older-than must not be negative, not {text!r}")
+        return seconds
+    parts = _PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise UsageError(
+            f"invalid duration {text!r}: use a number of seconds or parts like "
+            "30s, 15m, 2h, 7d, 1w (combined: 1h30m)"
+        )
+    return sum(float(number) * _UNITS[unit] for number, unit in parts)
+
+
+def open_store(url: str | None) -> Any:
+    """The cache store at `url` (the `cache_store` setting when `None`).
+
+    Raises:
+        UsageError: `daglite.caching` is not available, or the store cannot be opened.
+    """
+    try:
+        from daglite.caching import CacheStore  # type: ignore[import-not-found]
+    except ImportError as exc:
+        raise UsageError(
+            "the cache commands need daglite.caching, which this installation lacks "
+            f"({type(exc).__name__}: {exc}); install a daglite release with stores"
+        ) from exc
+    if url is None:
+        from daglite.settings import get_global_settings
+
+        url = get_global_settings().cache_store
+    if not callable(getattr(CacheStore, "clear", None)):
+        raise UsageError(
+            "daglite.caching.CacheStore has no clear() method: this daglite installation "
+            "does not support the cache commands"
+        )
+    try:
+        return CacheStore(url)
+    except Exception as exc:
+        raise UsageError(f"cannot open the cache store {url!r}: {exc}") from exc
+
+
+def info(url: str | None) -> int:
+    """Print what the store reports about itself."""
+    store: Any = open_store(url)
+    facts: dict[str, Any]
+    if callable(getattr(store, "info", None)):
+        facts = dict(store.info())
+    else:
+        location = getattr(getattr(store, "bytes", None), "url", None)
+        facts = {"store": location or url or repr(store), "entries": len(store.keys())}
+    for key, value in facts.items():
+        print(f"{key}: {_human(str(key), value)}")
+    return 0
+
+
+def clear(url: str | None, older_than: str | None) -> int:
+    """Remove entries (all, or those older than the duration); print how many."""
+    seconds = parse_duration(older_than) if older_than is not None else None
+    store = open_store(url)
+    if seconds is None:
+        removed = store.clear()
+    else:
+        import inspect
+
+        if "older_than" not in inspect.signature(store.clear).parameters:
+            raise UsageError(
+                "this cache store cannot clear entries by age (its clear() takes no "
+                "older_than); run `daglite cache clear` without --older-than to clear it all"
+            )
+        removed = store.clear(older_than=seconds)
+    where = (
+        getattr(store, "url", None)
+        or getattr(getattr(store, "bytes", None), "url", None)
+        or url
+        or "the cache store"
+    )
+    age = f" older than {older_than}" if older_than is not None else ""
+    print(f"removed {removed} cache entr{'y' if removed == 1 else 'ies'}{age} from {where}")
+    sys.stdout.flush()
+    return 0
+
+
+def _human(key: str, value: Any) -> str:
+    if key.endswith("bytes") and isinstance(value, int):
+        size = float(value)
+        for unit in ("B", "KiB", "MiB", "GiB"):
+            if size < 1024 or unit == "GiB":
+                return f"{value} ({size:.1f} {unit})" if unit != "B" else f"{value} B"
+            size /= 1024
+    return str(value)

@@ -1,0 +1,75 @@
+"""The `jsonl` processor: every event of a session, one JSON object a line, in a file.
+
+The file is opened in append mode on the first event, so several sessions (or runs) can
+share one log; every line carries its session id. Lines are buffered and flushed when the
+session ends (`SessionEnded`) and when the processor is closed, so the file is complete
+before the session returns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import IO
+from typing import TYPE_CHECKING
+from typing import Any
+
+from daglite.errors import PluginError
+
+if TYPE_CHECKING:
+    from daglite.events import Event
+    from daglite.settings import DagliteSettings
+
+
+class JsonlProcessor:
+    """Appends each event's `to_dict()` as one JSON line to `path`.
+
+    Values JSON cannot hold are written as their `repr`.
+
+    Args:
+        path: The file to append to (parent folders are created).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._file: IO[str] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: DagliteSettings) -> JsonlProcessor:
+        """The processor writing to the `event_log` setting.
+
+        Raises:
+            PluginError: `event_log` is not set.
+        """
+        if not settings.event_log:
+            raise PluginError(
+                "the 'jsonl' processor needs a file to write to: set the event_log setting "
+                "(DAGLITE_EVENT_LOG=path, event_log = 'path' in [tool.daglite], or "
+                "daglite run --event-log path)"
+            )
+        return cls(settings.event_log)
+
+    def __repr__(self) -> str:
+        return f"JsonlProcessor({str(self.path)!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"])  # type: ignore[misc]
+
+    def __call__(self, event: Event) -> None:
+        """Append `event` as one line (flushed when it ends its session)."""
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("a", encoding="utf-8")
+        self._file.write(json.dumps(event.to_dict(), default=repr, ensure_ascii=False) + "\n")
+        if event.kind == "SessionEnded":
+            self._file.flush()
+
+    def close(self) -> None:
+        """Flush and close the file (the session calls this when it ends)."""
+        file, self._file = self._file, None
+        if file is not None:
+            file.close()
