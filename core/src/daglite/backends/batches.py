@@ -44,8 +44,6 @@ from typing import Protocol
 import attrs
 
 from daglite.backends.base import MapJob
-from daglite.backends.base import Outcome
-from daglite.backends.base import collect
 from daglite.backends.worker import BatchRequest
 from daglite.backends.worker import BatchResult
 from daglite.backends.worker import JobInfo
@@ -60,6 +58,8 @@ if TYPE_CHECKING:
 
 #: Seconds of work a batch should hold once the cost per item is known.
 TARGET_BATCH_SECONDS = 0.05
+#: Smallest batch once the cost is known, in seconds of work (bounds the round trips).
+MIN_BATCH_SECONDS = 0.01
 #: Largest batch, whatever the cost per item (bounds the memory of items in flight).
 MAX_BATCH = 10_000
 #: Extra seconds granted to a timed item before its worker is killed by the coordinator.
@@ -305,8 +305,9 @@ class BatchSizer:
             size = 1
         else:
             size = max(1, min(MAX_BATCH, int(TARGET_BATCH_SECONDS / self.cost)))
-            if self.left is not None:
-                size = min(size, max(1, math.ceil(self.left / (self.workers * 4))))
+            if self.left is not None:  # balance the end, but never below a few ms of work
+                share = math.ceil(self.left / (self.workers * 4))
+                size = min(size, max(share, int(MIN_BATCH_SECONDS / self.cost), 1))
         if self.left is not None:
             self.left = max(0, self.left - size)
         return size
@@ -337,7 +338,7 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
     indexed: Iterator[tuple[int, tuple[Any, ...]]] = enumerate(job.items)
     retry: deque[_Batch] = deque()
     inflight: dict[Hashable, _Batch] = {}
-    outcomes: list[Outcome] = []
+    outcomes: list[tuple[int, bool, Any]] = []
     limit = task.timeout * (task.retries + 1) if task.timeout is not None else None
     if limit is not None:
         limit += sum(task.retry_delay * task.retry_backoff**n for n in range(task.retries))
@@ -350,7 +351,7 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
         return _Batch(chunk, pack_items(task, chunk)) if chunk else None
 
     def finish(index: int, error: BaseException) -> None:
-        outcomes.append(Outcome(index, False, error))
+        outcomes.append((index, False, error))
         if not job.return_exceptions:
             job.stop.set()
 
@@ -379,7 +380,7 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
                 if not done.alone:
                     sizer.observe(len(result.outcomes), result.duration)
                 outcomes.extend(result.outcomes)
-                if not job.return_exceptions and any(not o.ok for o in result.outcomes):
+                if not job.return_exceptions and not all(o[1] for o in result.outcomes):
                     job.stop.set()
             if limit is not None:
                 now = time.monotonic()
@@ -397,7 +398,21 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
         job.stop.set()
         transport.abort()
         raise
-    return collect(job, outcomes)
+    return _collect(job, outcomes)
+
+
+def _collect(job: MapJob, outcomes: list[tuple[int, bool, Any]]) -> list[Any]:
+    """`collect` for outcome tuples: values in index order, or the first failure raised."""
+    outcomes.sort(key=_index)
+    job.finished = len(outcomes)
+    job.failures = sum(not ok for _, ok, _ in outcomes)
+    if job.failures and not job.return_exceptions:
+        raise next(value for _, ok, value in outcomes if not ok)
+    return [value for _, _, value in outcomes]
+
+
+def _index(outcome: tuple[int, bool, Any]) -> int:
+    return outcome[0]
 
 
 def _lost(job: MapJob, batch: _Batch, lost: WorkerLost, retry: deque[_Batch], finish) -> None:
@@ -414,4 +429,3 @@ def _lost(job: MapJob, batch: _Batch, lost: WorkerLost, retry: deque[_Batch], fi
     others = [item for item in batch.items if item[0] != culprit]
     if others:  # the items before it finished, but their results died with the worker
         retry.append(_Batch(others, pack_items(job.task, others), alone=batch.alone))
-

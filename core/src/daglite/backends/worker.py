@@ -38,7 +38,6 @@ from typing import Any
 import attrs
 
 from daglite.backends.base import MapJob
-from daglite.backends.base import Outcome
 from daglite.context import Runtime
 from daglite.context import WorkflowFrame
 from daglite.context import current_frame
@@ -92,7 +91,8 @@ class BatchResult:
     """What a worker sends back for one batch (cloudpickled by `run_batch`).
 
     Attributes:
-        outcomes: One `Outcome` per item that ran, in order.
+        outcomes: `(map_index, ok, value_or_error)` per item that ran, in order (plain
+            tuples: the cheapest thing to pickle).
         events: The events the items emitted, in order.
         logs: Log records emitted while the items ran (ready for `Logger.handle`).
         writes: Dataset writes to apply on the coordinator, in order: objects with an
@@ -103,7 +103,7 @@ class BatchResult:
         pid: The worker's process id.
     """
 
-    outcomes: list[Outcome] = attrs.field(factory=list)
+    outcomes: list[tuple[int, bool, Any]] = attrs.field(factory=list)
     events: list[Any] = attrs.field(factory=list)
     logs: list[logging.LogRecord] = attrs.field(factory=list)
     writes: list[Any] = attrs.field(factory=list)
@@ -271,7 +271,7 @@ def run_batch(request: BatchRequest, progress: Callable[[int], None] | None = No
     start = time.perf_counter()
     try:
         chunk = items if progress is None else _watched(items, progress)
-        result.outcomes = job.run_chunk(chunk)
+        result.outcomes = [(o.index, o.ok, o.value) for o in job.run_chunk(chunk)]
     finally:
         result.duration = time.perf_counter() - start
         current_frame.reset(frame_token)
@@ -295,20 +295,20 @@ def _dump(result: BatchResult, name: str) -> bytes:
     """Cloudpickle `result`; values or errors that cannot travel are replaced by errors."""
     import cloudpickle
 
-    for outcome in result.outcomes:
-        if not outcome.ok:
-            _keep_traceback(outcome.value)
+    for _, ok, value in result.outcomes:
+        if not ok:
+            _keep_traceback(value)
     try:
         return cloudpickle.dumps(result)
     except Exception:
         pass
     outcomes = []
-    for outcome in result.outcomes:
+    for index, ok, value in result.outcomes:
         try:
-            cloudpickle.dumps(outcome.value)
+            cloudpickle.dumps(value)
         except Exception as exc:
-            outcome = Outcome(outcome.index, False, _unsendable(outcome, exc, name))
-        outcomes.append(outcome)
+            ok, value = False, _unsendable(index, value, exc, name)
+        outcomes.append((index, ok, value))
     result.outcomes = outcomes
     events = []
     for event in result.events:
@@ -347,16 +347,15 @@ def _keep_traceback(error: Any) -> None:
         cause.add_note(f"\nTraceback in worker process {os.getpid()}:\n{text.rstrip()}")
 
 
-def _unsendable(outcome: Outcome, exc: Exception, name: str) -> TaskError:
+def _unsendable(index: int, value: Any, exc: Exception, name: str) -> TaskError:
     """The error reporting that an item's value (or error) cannot be pickled back."""
-    value = outcome.value
-    what = f"the result of task '{name}' (map index {outcome.index})"
+    what = f"the result of task '{name}' (map index {index})"
     if isinstance(value, TaskError):
-        what = f"the error of task '{value.task_name}' (map index {outcome.index})"
+        what = f"the error of task '{value.task_name}' (map index {index})"
     error = TaskError(
         f"{what} cannot be sent back from the worker process: {exc}",
         task_name=name,
-        map_index=outcome.index,
+        map_index=index,
     )
     if isinstance(value, TaskError):
         error.worker_traceback = getattr(value, "worker_traceback", None) or str(value)
