@@ -27,6 +27,7 @@ import contextvars
 import logging
 import os
 import pickle
+import struct
 import sys
 import threading
 import time
@@ -343,8 +344,9 @@ def _keep_traceback(error: Any) -> None:
         return
     text = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
     error.worker_traceback = text
-    if hasattr(cause, "add_note"):
-        cause.add_note(f"\nTraceback in worker process {os.getpid()}:\n{text.rstrip()}")
+    add_note = getattr(cause, "add_note", None)  # Python >= 3.11
+    if add_note is not None:
+        add_note(f"\nTraceback in worker process {os.getpid()}:\n{text.rstrip()}")
 
 
 def _unsendable(index: int, value: Any, exc: Exception, name: str) -> TaskError:
@@ -365,12 +367,18 @@ def _unsendable(index: int, value: Any, exc: Exception, name: str) -> TaskError:
 # -- the worker process of the `process` backend ----------------------------------------
 
 
+#: The progress cell a `process` worker shares with the coordinator: the map index of the
+#: running item (-1: none) and when it started (`time.monotonic()`, system-wide on POSIX).
+PROGRESS = struct.Struct("qd")
+
+
 def main(fd: int, progress_fd: int | None = None) -> None:
     """Serve batches on the connection `fd` until it closes (the `process` backend's worker).
 
-    Each message is a pickled `BatchRequest`; each answer the bytes of `run_batch`. The map
-    index of the running item is written to the shared memory at `progress_fd` (8 bytes),
-    so the coordinator can name it if this process dies.
+    Each message is a pickled `BatchRequest`; each answer the bytes of `run_batch`. Before
+    each item the worker writes its map index and start time to the shared memory at
+    `progress_fd` (`PROGRESS`), so the coordinator can name the item if this process dies
+    and time it against its task's `timeout`.
     """
     import signal
     from multiprocessing.connection import Connection
@@ -381,16 +389,18 @@ def main(fd: int, progress_fd: int | None = None) -> None:
 
 def serve(conn: Any, progress_fd: int | None = None) -> None:
     """The request loop of a `process` worker over a `multiprocessing` connection."""
-    progress = None
+    progress: Callable[[int], None] | None = None
     if progress_fd is not None:
         import mmap
-        import struct
 
-        memory = mmap.mmap(progress_fd, 8)
-        pack = struct.Struct("q").pack_into
+        memory = mmap.mmap(progress_fd, PROGRESS.size)
+        pack = PROGRESS.pack_into
+        clock = time.monotonic
 
-        def progress(index: int) -> None:
-            pack(memory, 0, index)
+        def write_progress(index: int) -> None:
+            pack(memory, 0, index, clock())
+
+        progress = write_progress
 
     while True:
         try:
