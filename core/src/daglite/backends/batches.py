@@ -370,7 +370,9 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
     try:
         batch = next_batch()  # packed before any worker starts: pickling errors come first
         while True:
-            while batch is not None and len(inflight) < slots:
+            # Until the cost per item is known, one batch (of one item) per worker.
+            room = slots if sizer.cost is not None or sizer.fixed else transport.workers
+            while batch is not None and len(inflight) < room:
                 batch.sent = time.monotonic()
                 request = BatchRequest(spec.key, spec, job_key, job_blob, batch.blob)
                 inflight[transport.submit(request)] = batch

@@ -33,7 +33,6 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from collections.abc import Iterator
 from typing import Any
 
 import attrs
@@ -271,8 +270,7 @@ def run_batch(request: BatchRequest, progress: Callable[[int], None] | None = No
     )
     start = time.perf_counter()
     try:
-        chunk = items if progress is None else _watched(items, progress)
-        result.outcomes = [(o.index, o.ok, o.value) for o in job.run_chunk(chunk)]
+        result.outcomes = _run_items(job, items, progress)
     finally:
         result.duration = time.perf_counter() - start
         current_frame.reset(frame_token)
@@ -284,12 +282,25 @@ def run_batch(request: BatchRequest, progress: Callable[[int], None] | None = No
     return _dump(result, info.task.name)
 
 
-def _watched(
-    items: list[tuple[int, tuple[Any, ...]]], progress: Callable[[int], None]
-) -> Iterator[tuple[int, tuple[Any, ...]]]:
-    for item in items:
-        progress(item[0])
-        yield item
+def _run_items(
+    job: MapJob,
+    items: list[tuple[int, tuple[Any, ...]]],
+    progress: Callable[[int], None] | None,
+) -> list[tuple[int, bool, Any]]:
+    """`MapJob.run_chunk` for a worker: outcome tuples, and the progress cell kept."""
+    outcomes: list[tuple[int, bool, Any]] = []
+    append = outcomes.append
+    run_item = job.run_item
+    for index, args in items:
+        if progress is not None:
+            progress(index)
+        try:
+            append((index, True, run_item(index, args)))
+        except TaskError as exc:
+            append((index, False, exc))
+            if not job.return_exceptions:
+                break
+    return outcomes
 
 
 def _dump(result: BatchResult, name: str) -> bytes:
