@@ -79,12 +79,16 @@ class WorkerLost:
         index: Map index of the item it was running, if the transport can tell.
         started: False if the batch never started (it was queued behind the one that
             killed the worker): then it simply runs again.
+        certain: False if the transport cannot tell whose worker died (a pool that breaks
+            as a whole fails every batch in flight): then the batch's items run again one
+            at a time, with nothing else in flight, to find the one that kills workers.
     """
 
     exitcode: int | None = None
     pid: int | None = None
     index: int | None = None
     started: bool = True
+    certain: bool = True
 
 
 class Transport(Protocol):
@@ -329,6 +333,7 @@ class _Batch:
     items: list[tuple[int, tuple[Any, ...]]]
     blob: bytes
     alone: bool = False  # re-run alone to find which item kills its worker
+    suspect: bool = False  # runs with no other batch in flight, so a loss is its own
     sent: float = 0.0
 
 
@@ -373,6 +378,8 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
             # Until the cost per item is known, one batch (of one item) per worker.
             room = slots if sizer.cost is not None or sizer.fixed else transport.workers
             while batch is not None and len(inflight) < room:
+                if inflight and (batch.suspect or any(b.suspect for b in inflight.values())):
+                    break
                 batch.sent = time.monotonic()
                 request = BatchRequest(spec.key, spec, job_key, job_blob, batch.blob)
                 inflight[transport.submit(request)] = batch
@@ -457,13 +464,19 @@ def _lost(job: MapJob, batch: _Batch, lost: WorkerLost, retry: deque[_Batch], fi
     if not lost.started:
         retry.append(batch)
         return
+    if not lost.certain and not batch.suspect:  # maybe a bystander: isolate and re-run
+        for item in batch.items:
+            retry.append(_Batch([item], pack_items(job.task, [item]), alone=True, suspect=True))
+        return
     indices = [index for index, _ in batch.items]
     culprit = lost.index if lost.index in indices else None
     if culprit is None and len(batch.items) == 1:
         culprit = indices[0]
     if culprit is None:  # which item killed it is unknown: run each alone to find out
         for item in batch.items:
-            retry.append(_Batch([item], pack_items(job.task, [item]), alone=True))
+            retry.append(
+                _Batch([item], pack_items(job.task, [item]), alone=True, suspect=batch.suspect)
+            )
         return
     finish(culprit, lost_error(job, culprit, lost))
     others = [item for item in batch.items if item[0] != culprit]
