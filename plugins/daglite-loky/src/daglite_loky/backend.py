@@ -83,7 +83,7 @@ class LokyTransport:
         return finished
 
     def kill(self, ticket: Hashable) -> None:
-        """loky cannot stop one worker: stop them all (the others' batches run again)."""
+        """Loky cannot stop one worker: stop them all (the others' batches run again)."""
         self._pending.discard(ticket)  # type: ignore[arg-type]
         self._executor().shutdown(wait=False, kill_workers=True)
 
