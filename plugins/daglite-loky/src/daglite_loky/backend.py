@@ -16,6 +16,7 @@ again one at a time, so the item that kills workers is found and named.
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from collections.abc import Hashable
@@ -60,7 +61,8 @@ class LokyTransport:
     def _executor(self) -> Any:
         from loky import get_reusable_executor
 
-        return get_reusable_executor(max_workers=self.workers, timeout=self.idle_timeout)
+        idle = math.ceil(self.idle_timeout)  # loky counts whole seconds
+        return get_reusable_executor(max_workers=self.workers, timeout=idle)
 
     def submit(self, request: BatchRequest) -> Hashable:
         """Hand `request` to loky; the future is the ticket."""
