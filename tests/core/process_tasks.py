@@ -135,3 +135,9 @@ def fail_at(x: int, at: int) -> int:
     if x == at:
         raise ValueError(f"stop at {x}")
     return x
+
+
+@task
+def nap(x: float) -> float:
+    time.sleep(x)
+    return x

@@ -20,6 +20,7 @@ from process_tasks import count_to
 from process_tasks import die
 from process_tasks import fail_at
 from process_tasks import fetch
+from process_tasks import nap
 from process_tasks import outer
 from process_tasks import sleepy
 from process_tasks import square
@@ -397,3 +398,30 @@ def test_explicit_chunksize_and_timed_tasks_fix_the_batch_size():
     assert fixed.next_size() == 7
     timed = BatchSizer(_job(chunksize=7, the_task=sleepy), workers=2)
     assert timed.next_size() == 1
+
+
+def test_session_end_stops_a_map_running_in_another_thread():
+    import contextvars
+
+    errors = []
+
+    def run():
+        try:
+            map_tasks(nap, [0.2] * 100, chunksize=1)
+        except BackendError as exc:
+            errors.append(exc)
+
+    with session(backend="process", settings=DagliteSettings(max_workers=2)) as ctx:
+        thread = threading.Thread(target=contextvars.copy_context().run, args=(run,))
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not ctx.get_backend("process").pool.pids and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.5)
+        pids = ctx.get_backend("process").pool.pids
+        start = time.monotonic()
+    assert time.monotonic() - start < 2
+    thread.join(5)
+    assert not thread.is_alive()
+    assert [str(e) for e in errors] == ["the process pool was closed (its session ended)"]
+    assert wait_gone(pids) == []

@@ -47,6 +47,7 @@ from daglite.backends.batches import run_map
 from daglite.backends.batches import worker_spec
 from daglite.backends.worker import PROGRESS
 from daglite.backends.worker import BatchRequest
+from daglite.errors import BackendError
 
 #: How workers start: "subprocess" (POSIX, see the module docstring) or "spawn".
 START_METHOD = "subprocess" if os.name == "posix" else "spawn"
@@ -172,6 +173,7 @@ class ProcessPool:
         self._backlog: deque[tuple[Hashable, BatchRequest]] = deque()
         self._lost: list[tuple[Hashable, WorkerLost]] = []
         self._tickets = itertools.count()
+        self.closed = False
         self._finalizer = weakref.finalize(self, _kill_all, self._all)
 
     @property
@@ -180,6 +182,8 @@ class ProcessPool:
         return [worker.pid for worker in self._all]
 
     def _pick(self, size: int) -> _Worker | None:
+        if self.closed:
+            raise BackendError("the process pool was closed (its session ended)")
         idle = [w for w in self._all if not w.tickets]
         if not idle and len(self._all) < self.workers:
             for _ in range(self.workers - len(self._all)):  # they boot in parallel
@@ -213,6 +217,8 @@ class ProcessPool:
         spec = None if worker.spec_key == request.spec_key else request.spec
         job = None if worker.job_key == request.job_key else request.job
         message = BatchRequest(request.spec_key, spec, request.job_key, job, request.items)
+        if not worker.tickets and worker.progress is not None:  # no stale index from before
+            PROGRESS.pack_into(worker.progress, 0, -1, 0.0)
         worker.tickets.append(ticket)
         self._holder[ticket] = worker
         try:
@@ -233,6 +239,8 @@ class ProcessPool:
         """Finished tickets: the bytes each worker answered, or how it died."""
         done: list[tuple[Hashable, bytes | WorkerLost]] = list(self._lost)
         self._lost.clear()
+        if self.closed:
+            raise BackendError("the process pool was closed (its session ended)")
         busy = [w for w in self._all if w.tickets]
         if done or not busy:
             return done
@@ -240,7 +248,12 @@ class ProcessPool:
         for worker in busy:
             for waitable in worker.waitables():
                 owners[waitable] = worker
-        ready = {id(owners[w]): owners[w] for w in wait_for(list(owners), timeout)}
+        try:
+            ready = {id(owners[w]): owners[w] for w in wait_for(list(owners), timeout)}
+        except (OSError, ValueError):
+            if self.closed:  # closed from another thread while we waited
+                raise BackendError("the process pool was closed (its session ended)") from None
+            raise
         for worker in ready.values():
             try:
                 data = worker.conn.recv_bytes() if worker.conn.poll() else None
@@ -259,12 +272,13 @@ class ProcessPool:
     def _bury(self, worker: _Worker) -> list[tuple[Hashable, WorkerLost]]:
         """Forget a dead worker; say how it died for each batch it held."""
         running = worker.running()
-        self._all.remove(worker)
+        if worker in self._all:
+            self._all.remove(worker)
         code = worker.exitcode()
         worker.release()
         lost = []
         for position, ticket in enumerate(worker.tickets):
-            del self._holder[ticket]
+            self._holder.pop(ticket, None)
             index = running[0] if running is not None and position == 0 else None
             lost.append(
                 (
@@ -303,6 +317,7 @@ class ProcessPool:
 
     def close(self) -> None:
         """Let the workers leave (their connection closes), then kill what is left."""
+        self.closed = True
         workers = list(self._all)
         self._all.clear()
         self._holder.clear()
@@ -360,8 +375,15 @@ class ProcessBackend(Backend):
             return run_map(job, self.pool, spec)
 
     def close(self) -> None:
-        """Stop the workers."""
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.close()
+        """Stop the workers; a map still running in another thread fails with BackendError."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if self._lock.acquire(blocking=False):
+            try:
+                pool.close()
+            finally:
+                self._lock.release()
+        else:  # a map runs in another thread (e.g. gather_tasks): do not wait for it
+            pool.closed = True
+            pool.abort()
