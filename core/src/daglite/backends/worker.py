@@ -128,6 +128,7 @@ class JobInfo:
 _runtimes: dict[str, Runtime] = {}
 _jobs: dict[str, JobInfo] = {}
 _MAX_JOBS = 8
+_MAX_RUNTIMES = 4
 _batch: contextvars.ContextVar[BatchResult | None] = contextvars.ContextVar(
     "daglite_batch", default=None
 )
@@ -213,7 +214,8 @@ def worker_runtime(spec: WorkerSpec) -> Runtime:
         root = logging.getLogger()
         root.addHandler(_LogCapture())
         root.setLevel(spec.settings.log_level.upper())
-    _runtimes.clear()  # a worker serves one session at a time; keep only the newest
+    if len(_runtimes) >= _MAX_RUNTIMES:  # sessions come and go: keep the newest few
+        _runtimes.pop(next(iter(_runtimes)))
     _runtimes[spec.key] = runtime
     if hook is not None:
         hook.on_worker_start(settings=spec.settings)
