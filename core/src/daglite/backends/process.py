@@ -181,7 +181,7 @@ class ProcessPool:
         """Process ids of the live workers."""
         return [worker.pid for worker in self._all]
 
-    def _pick(self, size: int) -> _Worker | None:
+    def _pick(self, request: BatchRequest) -> _Worker | None:
         if self.closed:
             raise BackendError("the process pool was closed (its session ended)")
         idle = [w for w in self._all if not w.tickets]
@@ -191,9 +191,9 @@ class ProcessPool:
             idle = [w for w in self._all if not w.tickets]
         if idle:
             return idle[0]
-        if size <= QUEUE_BYTES:
+        if len(request.items) <= QUEUE_BYTES:  # queue it behind a batch of the same map
             for worker in self._all:
-                if len(worker.tickets) == 1:
+                if len(worker.tickets) == 1 and worker.job_key == request.job_key:
                     return worker
         return None
 
@@ -207,7 +207,7 @@ class ProcessPool:
     def _dispatch(self) -> None:
         while self._backlog:
             ticket, request = self._backlog[0]
-            worker = self._pick(len(request.items))
+            worker = self._pick(request)
             if worker is None:
                 return
             self._backlog.popleft()
