@@ -251,9 +251,11 @@ class ProcessPool:
         try:
             ready = {id(owners[w]): owners[w] for w in wait_for(list(owners), timeout)}
         except (OSError, ValueError):
-            if self.closed:  # closed from another thread while we waited
-                raise BackendError("the process pool was closed (its session ended)") from None
-            raise
+            if not self.closed:
+                raise
+            ready = {}
+        if self.closed:  # closed from another thread while we waited: its workers are gone
+            raise BackendError("the process pool was closed (its session ended)")
         for worker in ready.values():
             try:
                 data = worker.conn.recv_bytes() if worker.conn.poll() else None
