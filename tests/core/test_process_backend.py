@@ -12,12 +12,14 @@ import time
 from pathlib import Path
 
 import pytest
+from process_tasks import FailingStart
 from process_tasks import WorkerHook
 from process_tasks import async_double
 from process_tasks import boom
 from process_tasks import chatty
 from process_tasks import count_to
 from process_tasks import die
+from process_tasks import exits
 from process_tasks import fail_at
 from process_tasks import fetch
 from process_tasks import nap
@@ -425,3 +427,22 @@ def test_session_end_stops_a_map_running_in_another_thread():
     assert not thread.is_alive()
     assert [str(e) for e in errors] == ["the process pool was closed (its session ended)"]
     assert wait_gone(pids) == []
+
+
+def test_a_failing_worker_start_hook_is_reported():
+    match = (
+        r"^task 'square' could not be loaded in worker process \d+: "
+        r"RuntimeError: no database here$"
+    )
+    opened = session(backend="process", plugins=[FailingStart()])
+    with opened, pytest.raises(BackendError, match=match):
+        map_tasks(square, range(3))
+
+
+def test_system_exit_in_a_task_ends_its_worker():
+    with session(backend="process"):
+        out = map_tasks(exits, range(3), return_exceptions=True)
+    assert out[0] == 0 and out[2] == 2
+    assert re.fullmatch(
+        r"worker process \d+ died running task 'exits' \(map index 1\): exit code 4", str(out[1])
+    )

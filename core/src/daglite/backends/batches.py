@@ -233,9 +233,10 @@ def relay(data: bytes, job: MapJob) -> BatchResult:
             f"process: {type(exc).__name__}: {exc}"
         ) from exc
     if result.error is not None:
+        hint = " (is the task's module importable there?)"
         raise BackendError(
             f"task '{job.task.name}' could not be loaded in worker process {result.pid}: "
-            f"{result.error} (is the task's module importable there?)"
+            f"{result.error}{hint if result.error.startswith('ModuleNotFoundError') else ''}"
         )
     runtime = job.runtime
     for write in result.writes:
