@@ -340,7 +340,9 @@ def test_timed_out_item_fails_alone_and_its_worker_is_replaced(tmp_path):
         assert map_tasks(square, range(3)) == [0, 1, 4]
 
 
-def test_attempt_stuck_in_c_code_gets_its_worker_killed():
+@pytest.mark.parametrize("method", ["subprocess", "spawn"])
+def test_attempt_stuck_in_c_code_gets_its_worker_killed(method, monkeypatch):
+    monkeypatch.setattr(process_module, "START_METHOD", method)
     with session(backend="process", settings=DagliteSettings(max_workers=2)):
         out = map_tasks(stuck_in_c, range(4), return_exceptions=True)
     assert out[0] == 0 and out[2:] == [2, 3]

@@ -32,6 +32,7 @@ import pickle
 import subprocess
 import sys
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Hashable
@@ -68,6 +69,7 @@ class _Worker:
         self.job_key: str | None = None
         self.tickets: deque[Hashable] = deque()  # the first one is running
         self.last: Hashable | None = None  # the ticket it answered last
+        self.sent = 0.0  # when its running batch was sent
         self.pidfd: int | None = None
         if method == "subprocess":
             self._start_subprocess()
@@ -219,6 +221,8 @@ class ProcessPool:
         message = BatchRequest(request.spec_key, spec, request.job_key, job, request.items)
         if not worker.tickets and worker.progress is not None:  # no stale index from before
             PROGRESS.pack_into(worker.progress, 0, -1, 0.0)
+        if not worker.tickets:
+            worker.sent = time.monotonic()
         worker.tickets.append(ticket)
         self._holder[ticket] = worker
         try:
@@ -232,6 +236,8 @@ class ProcessPool:
         worker = self._holder.get(ticket)
         if worker is None or not worker.tickets or worker.tickets[0] != ticket:
             return None
+        if worker.progress is None:  # no progress cell (spawn): count from when it was sent
+            return worker.sent
         running = worker.running()
         return running[1] if running is not None else None
 
