@@ -448,3 +448,19 @@ def test_system_exit_in_a_task_ends_its_worker():
     assert re.fullmatch(
         r"worker process \d+ died running task 'exits' \(map index 1\): exit code 4", str(out[1])
     )
+
+
+def test_events_of_slow_items_arrive_while_they_run():
+    arrivals = []
+
+    def on_event(event):
+        arrivals.append((event.kind, time.monotonic()))
+
+    with session(backend="process", plugins=[on_event]):
+        map_tasks(nap, [0.8, 0.8])
+    seen = dict(arrivals)  # the last arrival of each kind
+    starts = [t for kind, t in arrivals if kind == "TaskStarted"]
+    ends = [t for kind, t in arrivals if kind == "TaskSucceeded"]
+    assert len(starts) == len(ends) == 2
+    assert max(ends) - max(starts) >= 0.5  # TaskStarted did not wait for the batch's end
+    assert seen["MapEnded"] >= max(ends)

@@ -62,6 +62,8 @@ TARGET_BATCH_SECONDS = 0.05
 MIN_BATCH_SECONDS = 0.01
 #: Largest batch, whatever the cost per item (bounds the memory of items in flight).
 MAX_BATCH = 10_000
+#: A batch expected to run at least this long streams its events as they happen.
+STREAM_SECONDS = 0.2
 #: Extra seconds granted to a timed item before its worker is killed by the coordinator.
 TIMEOUT_GRACE = 1.0
 
@@ -91,6 +93,17 @@ class WorkerLost:
     certain: bool = True
 
 
+@attrs.frozen
+class EarlyEvents:
+    """A transport's report of events a worker sent before its batch ended.
+
+    Attributes:
+        data: The cloudpickled list of events.
+    """
+
+    data: bytes
+
+
 class Transport(Protocol):
     """How a backend runs batches on its workers (the only part a backend plugin writes).
 
@@ -109,8 +122,14 @@ class Transport(Protocol):
         """Start `request` on a worker (which calls `run_batch`); returns a ticket."""
         ...
 
-    def wait(self, timeout: float | None) -> list[tuple[Hashable, bytes | WorkerLost]]:
-        """Block up to `timeout` s for finished tickets: their `run_batch` bytes, or a loss."""
+    def wait(
+        self, timeout: float | None
+    ) -> list[tuple[Hashable, bytes | WorkerLost | EarlyEvents]]:
+        """Block up to `timeout` s for finished tickets: their `run_batch` bytes, or a loss.
+
+        A transport whose workers can talk back during a batch may also report the events
+        of a batch still running (`EarlyEvents`; asked for by `BatchRequest.stream`).
+        """
         ...
 
     def kill(self, ticket: Hashable) -> None:
@@ -252,6 +271,14 @@ def relay(data: bytes, job: MapJob) -> BatchResult:
     return result
 
 
+def relay_events(data: bytes, job: MapJob) -> None:
+    """Hand the events a worker streamed during a batch to the session's processors."""
+    emit = job.runtime.emit
+    if emit is not None:
+        for event in pickle.loads(data):
+            emit(event)
+
+
 def describe_exit(exitcode: int | None) -> str:
     """`exitcode` in words: "exit code 3", "signal SIGKILL (9)", ..."""
     if exitcode is None:
@@ -382,12 +409,18 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
                 if inflight and (batch.suspect or any(b.suspect for b in inflight.values())):
                     break
                 batch.sent = time.monotonic()
-                request = BatchRequest(spec.key, spec, job_key, job_blob, batch.blob)
+                stream = spec.emit and (
+                    sizer.cost is None or sizer.cost * len(batch.items) >= STREAM_SECONDS
+                )
+                request = BatchRequest(spec.key, spec, job_key, job_blob, batch.blob, stream)
                 inflight[transport.submit(request)] = batch
                 batch = None if job.stop.is_set() else next_batch()
             if not inflight:
                 break
             for ticket, answer in transport.wait(_next_check(limit, inflight, started)):
+                if isinstance(answer, EarlyEvents):
+                    relay_events(answer.data, job)
+                    continue
                 done = inflight.pop(ticket)
                 if isinstance(answer, WorkerLost):
                     _lost(job, done, answer, retry, finish)

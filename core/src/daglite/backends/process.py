@@ -40,12 +40,16 @@ from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_for
 from typing import Any
 
+import attrs
+
 from daglite.backends.base import Backend
 from daglite.backends.base import MapJob
 from daglite.backends.base import collect
+from daglite.backends.batches import EarlyEvents
 from daglite.backends.batches import WorkerLost
 from daglite.backends.batches import run_map
 from daglite.backends.batches import worker_spec
+from daglite.backends.worker import EVENTS_TAG
 from daglite.backends.worker import PROGRESS
 from daglite.backends.worker import BatchRequest
 from daglite.errors import BackendError
@@ -218,7 +222,7 @@ class ProcessPool:
     def _send(self, worker: _Worker, ticket: Hashable, request: BatchRequest) -> None:
         spec = None if worker.spec_key == request.spec_key else request.spec
         job = None if worker.job_key == request.job_key else request.job
-        message = BatchRequest(request.spec_key, spec, request.job_key, job, request.items)
+        message = attrs.evolve(request, spec=spec, job=job)
         if not worker.tickets and worker.progress is not None:  # no stale index from before
             PROGRESS.pack_into(worker.progress, 0, -1, 0.0)
         if not worker.tickets:
@@ -241,9 +245,11 @@ class ProcessPool:
         running = worker.running()
         return running[1] if running is not None else None
 
-    def wait(self, timeout: float | None) -> list[tuple[Hashable, bytes | WorkerLost]]:
-        """Finished tickets: the bytes each worker answered, or how it died."""
-        done: list[tuple[Hashable, bytes | WorkerLost]] = list(self._lost)
+    def wait(
+        self, timeout: float | None
+    ) -> list[tuple[Hashable, bytes | WorkerLost | EarlyEvents]]:
+        """Finished tickets: the bytes each worker answered, or how it died (or early events)."""
+        done: list[tuple[Hashable, bytes | WorkerLost | EarlyEvents]] = list(self._lost)
         self._lost.clear()
         if self.closed:
             raise BackendError("the process pool was closed (its session ended)")
@@ -269,6 +275,9 @@ class ProcessPool:
                 data = None
             if data is None:
                 done.extend(self._bury(worker))
+                continue
+            if data[:1] == EVENTS_TAG:  # events of the running batch, sent as they happen
+                done.append((worker.tickets[0], EarlyEvents(data[1:])))
                 continue
             ticket = worker.tickets.popleft()
             del self._holder[ticket]

@@ -76,7 +76,8 @@ class BatchRequest:
 
     `spec` and `job` may be `None` when the coordinator knows this worker already has them
     (its own pool does); plugins simply always send them (the worker still unpickles each
-    only once).
+    only once). `stream` asks a worker that can talk back before the batch ends to send
+    each event at once (a batch of slow items: so `TaskStarted` is seen while it runs).
     """
 
     spec_key: str
@@ -84,6 +85,7 @@ class BatchRequest:
     job_key: str
     job: bytes | None
     items: bytes
+    stream: bool = False
 
 
 @attrs.define
@@ -132,12 +134,20 @@ _MAX_RUNTIMES = 4
 _batch: contextvars.ContextVar[BatchResult | None] = contextvars.ContextVar(
     "daglite_batch", default=None
 )
+_stream: contextvars.ContextVar[Callable[[list[Any]], None] | None] = contextvars.ContextVar(
+    "daglite_stream", default=None
+)
 
 
 def _emit(event: Any) -> None:
     batch = _batch.get()
-    if batch is not None:  # an abandoned attempt emitting after its batch ended: dropped
+    if batch is None:  # an abandoned attempt emitting after its batch ended: dropped
+        return
+    stream = _stream.get()
+    if stream is None:
         batch.events.append(event)
+    else:
+        stream([event])
 
 
 def _relay(write: Any) -> None:
@@ -234,13 +244,19 @@ def _job(key: str, blob: bytes | None) -> JobInfo:
     return job
 
 
-def run_batch(request: BatchRequest, progress: Callable[[int], None] | None = None) -> bytes:
+def run_batch(
+    request: BatchRequest,
+    progress: Callable[[int], None] | None = None,
+    stream: Callable[[list[Any]], None] | None = None,
+) -> bytes:
     """Run one batch in this worker; returns the cloudpickled `BatchResult`.
 
     Args:
         request: The batch.
         progress: Called with each item's map index before it runs (a pool that can watch
             it learns which item a dying worker was running).
+        stream: Sends events to the coordinator at once, when `request.stream` asks for it
+            and the pool can (else events travel with the result).
     """
     try:
         spec = request.spec
@@ -266,6 +282,7 @@ def run_batch(request: BatchRequest, progress: Callable[[int], None] | None = No
     )
     result = BatchResult()
     batch_token = _batch.set(result)
+    stream_token = _stream.set(stream if request.stream else None)
     runtime_token = current_runtime.set(runtime)
     frame_token = current_frame.set(
         WorkflowFrame(info.parent_id, "map", None) if info.parent_id is not None else None
@@ -277,6 +294,7 @@ def run_batch(request: BatchRequest, progress: Callable[[int], None] | None = No
         result.duration = time.perf_counter() - start
         current_frame.reset(frame_token)
         current_runtime.reset(runtime_token)
+        _stream.reset(stream_token)
         _batch.reset(batch_token)
     result.tainted = info.task.timeout is not None and any(
         t.name.startswith("daglite-timeout-") and t.is_alive() for t in threading.enumerate()
@@ -380,6 +398,10 @@ def _unsendable(index: int, value: Any, exc: Exception, name: str) -> TaskError:
 # -- the worker process of the `process` backend ----------------------------------------
 
 
+#: First byte of a message carrying events sent before the batch's result (a result is a
+#: pickle, whose first byte is never this).
+EVENTS_TAG = b"E"
+
 #: The progress cell a `process` worker shares with the coordinator: the map index of the
 #: running item (-1: none) and when it started (`time.monotonic()`, system-wide on POSIX).
 PROGRESS = struct.Struct("qd")
@@ -415,6 +437,15 @@ def serve(conn: Any, progress_fd: int | None = None) -> None:
 
         progress = write_progress
 
+    def stream(events: list[Any]) -> None:
+        import cloudpickle
+
+        try:
+            data = cloudpickle.dumps(events)
+        except Exception:
+            return  # an event with an unpicklable field is dropped, as at the batch's end
+        conn.send_bytes(EVENTS_TAG + data)
+
     while True:
         try:
             data = conn.recv_bytes()
@@ -424,6 +455,6 @@ def serve(conn: Any, progress_fd: int | None = None) -> None:
         if progress is not None:
             progress(-1)
         try:
-            conn.send_bytes(run_batch(request, progress))
+            conn.send_bytes(run_batch(request, progress, stream))
         except (BrokenPipeError, OSError):
             return
