@@ -5,7 +5,9 @@ processes. It packs the task once and the items in batches (cloudpickle; a value
 cannot be pickled fails here, before any worker starts, naming the task and argument),
 sizes batches from the measured cost per item, keeps a bounded number in flight while
 consuming the input lazily, relays what comes back (`relay`: dataset writes, then log
-records and events, in order) and returns the values in input order.
+records and events, in order) and returns the values in input order. Batches expected to
+run for a while ask their worker to stream events as they happen (`EarlyEvents`), where
+the transport can.
 
 A backend only provides a `Transport`: how to hand a `BatchRequest` to a worker (which
 calls `daglite.backends.worker.run_batch`) and get the bytes back, and how it learns that
