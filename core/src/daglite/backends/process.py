@@ -13,14 +13,17 @@ would start replacements faster, but its server and preload list are process-wid
 shared with everyone else using multiprocessing, and its workers are not our children.
 Elsewhere (Windows) workers start with multiprocessing's `spawn` context.
 
-What the coordinator knows: which batch each worker holds, and (through 8 bytes of shared
-memory the worker writes before each item) which map index it is running. So when a
-worker dies (`os._exit`, a signal, a segfault, the out-of-memory killer) the item is named
-with the exit code or signal at once, the worker is replaced and the map goes on (see
-`daglite.backends.batches`). An item of a task with a `timeout` runs alone; if its worker
-cannot stop the attempt in time the coordinator kills the worker. Ctrl-C kills every
-worker at once. Workers also leave when their connection closes (the coordinator ended),
-and any worker still alive when the interpreter exits is killed.
+What the coordinator knows: which batches each worker holds (one running, at most one
+small one queued), and, through 16 bytes of shared memory the worker writes before each
+item, which map index it is running and since when. So when a worker dies (`os._exit`, a
+signal, a segfault, the out-of-memory killer) the item is named with the exit code or
+signal at once (a pidfd or the socket's end wakes the coordinator), the worker is
+replaced and the map goes on (see `daglite.backends.batches`). An item of a task with a
+`timeout` runs alone and is timed from its real start; if its worker cannot stop the
+attempt in time the coordinator kills the worker. A worker running a slow batch sends its
+events as they happen. Ctrl-C kills every worker at once. Workers also leave when their
+connection closes (the coordinator ended), and any worker still alive when the
+interpreter exits is killed.
 """
 
 from __future__ import annotations
