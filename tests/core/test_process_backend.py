@@ -197,9 +197,18 @@ def test_worker_log_records_are_relayed(caplog):
 
 
 def test_dataset_writes_are_relayed_and_applied_in_order():
-    with session(backend="process", settings=DagliteSettings(max_workers=1)) as ctx:
-        assert map_tasks(writer, range(5)) == [True] * 5
-        assert ctx.runtime.services["applied"] == [0, 1, 2, 3, 4]
+    applied_before_success = []
+
+    def on_event(event):
+        if event.kind == "TaskSucceeded":
+            applied = ctx.runtime.services.get("applied", [])
+            applied_before_success.append(event.map_index in applied)
+
+    settings = DagliteSettings(max_workers=1)
+    with session(backend="process", settings=settings, plugins=[on_event]) as ctx:
+        assert map_tasks(writer, range(300)) == [True] * 300  # streamed first, then batched
+        assert ctx.runtime.services["applied"] == list(range(300))
+    assert applied_before_success == [True] * 300  # writes land before the events after them
     assert writer.func(1) is False  # outside a worker the caller writes itself
 
 

@@ -100,7 +100,7 @@ class EarlyEvents:
     """A transport's report of events a worker sent before its batch ended.
 
     Attributes:
-        data: The cloudpickled list of events.
+        data: The cloudpickled list of `(is_write, event_or_dataset_write)` pairs.
     """
 
     data: bytes
@@ -274,11 +274,14 @@ def relay(data: bytes, job: MapJob) -> BatchResult:
 
 
 def relay_events(data: bytes, job: MapJob) -> None:
-    """Hand the events a worker streamed during a batch to the session's processors."""
-    emit = job.runtime.emit
-    if emit is not None:
-        for event in pickle.loads(data):
-            emit(event)
+    """Replay what a worker streamed during a batch: `(is_write, obj)` pairs, in order."""
+    runtime = job.runtime
+    emit = runtime.emit
+    for is_write, obj in pickle.loads(data):
+        if is_write:
+            obj.apply(runtime)
+        elif emit is not None:
+            emit(obj)
 
 
 def describe_exit(exitcode: int | None) -> str:

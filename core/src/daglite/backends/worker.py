@@ -134,6 +134,7 @@ _MAX_RUNTIMES = 4
 _batch: contextvars.ContextVar[BatchResult | None] = contextvars.ContextVar(
     "daglite_batch", default=None
 )
+# Sends `(is_write, event_or_write)` pairs to the coordinator at once (streamed batches).
 _stream: contextvars.ContextVar[Callable[[list[Any]], None] | None] = contextvars.ContextVar(
     "daglite_stream", default=None
 )
@@ -147,13 +148,18 @@ def _emit(event: Any) -> None:
     if stream is None:
         batch.events.append(event)
     else:
-        stream([event])
+        stream([(False, event)])
 
 
 def _relay(write: Any) -> None:
     batch = _batch.get()
-    if batch is not None:
+    if batch is None:
+        return
+    stream = _stream.get()
+    if stream is None:
         batch.writes.append(write)
+    else:  # streamed with the events, so a write still comes before the events after it
+        stream([(True, write)])
 
 
 def relay_write(write: Any) -> bool:
@@ -255,8 +261,9 @@ def run_batch(
         request: The batch.
         progress: Called with each item's map index before it runs (a pool that can watch
             it learns which item a dying worker was running).
-        stream: Sends events to the coordinator at once, when `request.stream` asks for it
-            and the pool can (else events travel with the result).
+        stream: Sends events and dataset writes to the coordinator at once, as a list of
+            `(is_write, obj)` pairs, when `request.stream` asks for it and the pool can
+            (else they travel with the result).
     """
     try:
         spec = request.spec
@@ -437,13 +444,13 @@ def serve(conn: Any, progress_fd: int | None = None) -> None:
 
         progress = write_progress
 
-    def stream(events: list[Any]) -> None:
+    def stream(entries: list[Any]) -> None:
         import cloudpickle
 
         try:
-            data = cloudpickle.dumps(events)
+            data = cloudpickle.dumps(entries)
         except Exception:
-            return  # an event with an unpicklable field is dropped, as at the batch's end
+            return  # one that cannot be pickled is dropped, as at the batch's end
         conn.send_bytes(EVENTS_TAG + data)
 
     while True:
