@@ -167,8 +167,8 @@ def relay_write(write: Any) -> bool:
 
     The datasets module calls this from a worker instead of writing to a store the worker
     cannot share with the coordinator. `write` must pickle and have an `apply(runtime)`
-    method; the coordinator calls it, in order, with its own runtime, before it emits the
-    events of the same batch.
+    method; the coordinator calls it with its own runtime, in order, and before it hands
+    on any event emitted after the write (a `DatasetSaved` event finds the data saved).
 
     Returns:
         True if the write was queued; False outside a worker batch (then write directly).
