@@ -422,15 +422,16 @@ def main(fd: int, progress_fd: int | None = None) -> None:
     `progress_fd` (`PROGRESS`), so the coordinator can name the item if this process dies
     and time it against its task's `timeout`.
     """
-    import signal
     from multiprocessing.connection import Connection
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
     serve(Connection(fd), progress_fd)
 
 
 def serve(conn: Any, progress_fd: int | None = None) -> None:
     """The request loop of a `process` worker over a `multiprocessing` connection."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
     progress: Callable[[int], None] | None = None
     if progress_fd is not None:
         import mmap
