@@ -166,9 +166,11 @@ def test_a_plugin_only_supplies_an_fsspec_filesystem():
 
 
 def test_factory_must_return_a_byte_store():
-    with registry.override("store", "broken", lambda url, options: object()):
-        with pytest.raises(StoreError, match="returned object, not a ByteStore"):
-            open_store("broken://x")
+    with (
+        registry.override("store", "broken", lambda url, options: object()),
+        pytest.raises(StoreError, match="returned object, not a ByteStore"),
+    ):
+        open_store("broken://x")
 
 
 def test_rename_writes_go_through_a_temporary_name():

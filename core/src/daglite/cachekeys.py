@@ -223,9 +223,12 @@ def _fingerprint_into(func: types.FunctionType, out: list[bytes], seen: set[int]
         inner = getattr(value, "__wrapped__", None)
         if isinstance(inner, types.FunctionType) and hasattr(value, "cache_hash_fn"):
             value = inner  # another daglite task: its function
-        if isinstance(value, types.FunctionType) and id(value) not in seen:
-            if (value.__module__ or "").partition(".")[0] == package:
-                helpers.append((name, value))
+        if (
+            isinstance(value, types.FunctionType)
+            and id(value) not in seen
+            and (value.__module__ or "").partition(".")[0] == package
+        ):
+            helpers.append((name, value))
     for cell in func.__closure__ or ():
         try:
             value = cell.cell_contents

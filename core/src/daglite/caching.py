@@ -174,8 +174,10 @@ _stores_lock = threading.Lock()
 
 
 def open_cache_store(spec: Any) -> CacheStore:
-    """The `CacheStore` for `spec`: a path or URL (opened once per working directory for
-    relative paths), a `ByteStore`, or a `CacheStore` (returned as is).
+    """The `CacheStore` for `spec` (a path, URL, `ByteStore` or `CacheStore`).
+
+    Paths and URLs are opened once (relative paths once per working directory); a
+    `CacheStore` is returned as is.
 
     Raises:
         StoreError: The URL's scheme has no installed store.

@@ -192,8 +192,10 @@ _stores_lock = threading.Lock()
 
 
 def open_dataset_store(spec: Any) -> DatasetStore:
-    """The `DatasetStore` for `spec`: a path or URL, a `{"url", "options"}` dict, a
-    `ByteStore`, or a `DatasetStore` (returned as is).
+    """The `DatasetStore` for `spec` (a path, URL, `{"url", "options"}`, store object).
+
+    Paths and URLs are opened once (relative paths once per working directory); a
+    `DatasetStore` is returned as is.
 
     Raises:
         StoreError: The URL's scheme has no installed store.

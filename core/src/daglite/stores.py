@@ -207,6 +207,7 @@ def _temp_name(path: str) -> str:
 
 
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 _CHUNK = 1 << 16
 
 
@@ -268,12 +269,16 @@ class LocalStore(ByteStore):
                 os.makedirs(folder, exist_ok=True)
                 self._made.add(folder)
             try:
-                fh = open(temp, "xb")
+                fd = os.open(temp, _WRITE_FLAGS, 0o666)
             except FileNotFoundError:  # the folder was removed since: make it again
                 os.makedirs(folder, exist_ok=True)
-                fh = open(temp, "xb")
-            with fh:
-                fh.write(data)
+                fd = os.open(temp, _WRITE_FLAGS, 0o666)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+            finally:
+                os.close(fd)
             os.replace(temp, path)
         except OSError as exc:
             try:

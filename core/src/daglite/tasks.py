@@ -78,8 +78,9 @@ _DATASET_CALLS = frozenset({"save_dataset", "load_dataset"})
 
 
 def _uses_datasets(func: Callable[..., Any]) -> bool:
-    """Whether `func`'s code names `save_dataset`/`load_dataset`: their `{param}` keys are
-    filled from the call's arguments, so those must be bound for every call.
+    """Whether `func`'s code names `save_dataset` or `load_dataset`.
+
+    Their `{param}` keys are filled from the call's arguments, so those must be bound.
     """
     stack = [getattr(func, "__code__", None)]
     while stack:
