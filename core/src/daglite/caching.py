@@ -78,7 +78,7 @@ class CacheStore:
         self.bytes = open_store(store, **options)
         self.ttl = ttl
         self.clock = clock or time.time
-        local = type(self.bytes) is LocalStore
+        local = self._local = type(self.bytes) is LocalStore
         self._read = self.bytes.read_trusted if local else self.bytes.read  # type: ignore[attr-defined]
         self._write = self.bytes.write_trusted if local else self.bytes.write  # type: ignore[attr-defined]
 
@@ -147,7 +147,10 @@ class CacheStore:
         header = _HEADER.pack(
             MAGIC, VERSION, self.clock(), len(payload), zlib.crc32(payload), len(b"pickle")
         )
-        self._write(self.entry_key(key), b"".join((header, b"pickle", payload)))
+        if self._local:  # no copy of a large payload just to prepend the header
+            self._write(self.entry_key(key), [header + b"pickle", payload])
+        else:
+            self._write(self.entry_key(key), b"".join((header, b"pickle", payload)))
 
     def delete(self, key: str) -> bool:
         """Remove entry `key`; returns whether it existed."""
@@ -276,11 +279,14 @@ def task_cache_store(task: BaseTask[Any, Any], runtime: Runtime) -> CacheStore:
     """
     cache = task.cache
     if cache is not True and cache is not False:
-        return open_cache_store(cache)
-    if task.cache_store is not None:
-        return open_cache_store(task.cache_store)
-    spec = runtime.cache_store
-    return open_cache_store(spec if spec is not None else runtime.settings.cache_store)
+        spec = cache
+    elif task.cache_store is not None:
+        spec = task.cache_store
+    else:
+        spec = runtime.cache_store
+        if spec is None:
+            spec = runtime.settings.cache_store
+    return open_cache_store(spec)
 
 
 class CachePlan:

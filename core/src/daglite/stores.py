@@ -257,11 +257,14 @@ class LocalStore(ByteStore):
     def write(self, key: str, data: bytes) -> str:
         return self._write(self.path(key), key, data)
 
-    def write_trusted(self, key: str, data: bytes) -> str:
-        """`write` for keys daglite built itself (skips validation)."""
+    def write_trusted(self, key: str, data: bytes | list[bytes]) -> str:
+        """`write` for keys daglite built itself (skips validation).
+
+        `data` may be a list of buffers, written one after the other without joining them.
+        """
         return self._write(f"{self.root}/{key}", key, data)
 
-    def _write(self, path: str, key: str, data: bytes) -> str:
+    def _write(self, path: str, key: str, data: bytes | list[bytes]) -> str:
         folder = path.rpartition("/")[0]
         temp = _temp_name(path)
         try:
@@ -274,9 +277,10 @@ class LocalStore(ByteStore):
                 os.makedirs(folder, exist_ok=True)
                 fd = os.open(temp, _WRITE_FLAGS, 0o666)
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                for part in data if isinstance(data, list) else (data,):
+                    view = memoryview(part)
+                    while view:
+                        view = view[os.write(fd, view) :]
             finally:
                 os.close(fd)
             os.replace(temp, path)
