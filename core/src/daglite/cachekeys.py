@@ -100,6 +100,9 @@ def encode_into(obj: Any, out: list[bytes], depth: int = 0) -> None:
         _encode_other(obj, out, depth)
 
 
+_BUILTIN_BASES: tuple[Any, ...] = (str, int, float, bytes, tuple, list, dict, frozenset, set)
+
+
 def _qualname(obj: Any) -> str:
     return f"{getattr(obj, '__module__', None)}.{getattr(obj, '__qualname__', obj.__name__)}"
 
@@ -127,7 +130,7 @@ def _encode_other(obj: Any, out: list[bytes], depth: int) -> None:
         encode_into(obj.__func__, out, depth + 1)
         return
     # Subclasses of the built-in containers (namedtuples, OrderedDict, str enums, ...).
-    for base in (str, int, float, bytes, tuple, list, dict, frozenset, set):
+    for base in _BUILTIN_BASES:
         if isinstance(obj, base) and not hasattr(obj, "__dict__"):
             out.append(b"S")
             _enc_str(_qualname(type(obj)), out)

@@ -78,9 +78,14 @@ class CacheStore:
         self.bytes = open_store(store, **options)
         self.ttl = ttl
         self.clock = clock or time.time
-        local = self._local = type(self.bytes) is LocalStore
-        self._read = self.bytes.read_trusted if local else self.bytes.read  # type: ignore[attr-defined]
-        self._write = self.bytes.write_trusted if local else self.bytes.write  # type: ignore[attr-defined]
+        self._local = isinstance(self.bytes, LocalStore)
+        # Local stores skip key validation on the hot path: entry keys are built here.
+        self._read: Callable[[str], bytes] = (
+            self.bytes.read_trusted if isinstance(self.bytes, LocalStore) else self.bytes.read
+        )
+        self._write: Callable[[str, Any], Any] = (
+            self.bytes.write_trusted if isinstance(self.bytes, LocalStore) else self.bytes.write
+        )
 
     def __repr__(self) -> str:
         return f"<CacheStore {self.bytes.url!r} ttl={self.ttl}>"
