@@ -332,3 +332,21 @@ def test_dataset_store_api_and_specs(tmp_path):
     assert open_dataset_store(store) is store
     with pytest.raises(TypeError, match="a dataset store is a path, a URL"):
         open_dataset_store(3.5)
+
+
+def _save_from_helper(store):
+    save_dataset("h/{a}.json", 1, store=store)
+
+
+def test_placeholders_from_a_helper_without_bound_arguments_say_why():
+    store = memory_dataset_store()
+
+    @task
+    def t(a):
+        return _save_from_helper(store)  # the task's own code never names save_dataset
+
+    with pytest.raises(daglite.TaskError, match="only bound when its own body calls save_dataset"):
+        t(1)
+    with session(), pytest.raises(daglite.TaskError, match="available placeholders"):
+        t(1)
+    assert store.list() == []

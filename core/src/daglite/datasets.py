@@ -226,6 +226,12 @@ def open_dataset_store(spec: Any) -> DatasetStore:
 # -- keys ---------------------------------------------------------------------------------
 
 
+_UNBOUND = (
+    "; the task's arguments are only bound when its own body calls save_dataset or "
+    "load_dataset: call them there, or format the key yourself"
+)
+
+
 def resolve_key(key: str, meta: TaskMetadata | None) -> str:
     """`key` with its `{param}` / `{map_index}` placeholders filled from `meta`'s call.
 
@@ -236,16 +242,16 @@ def resolve_key(key: str, meta: TaskMetadata | None) -> str:
         return key
     if meta is None:
         raise DatasetError(
-            f"dataset key {key!r} has placeholders but no task is running to fill them; "
-            "format the key yourself outside tasks"
+            f"dataset key {key!r} has placeholders but no task is running to fill them{_UNBOUND}"
         )
     values = {**meta.inputs, "map_index": meta.map_index}
     try:
         return key.format_map(values)
     except (KeyError, IndexError, AttributeError, ValueError) as exc:
+        hint = "" if meta.inputs else _UNBOUND
         raise DatasetError(
             f"cannot fill dataset key {key!r} in task '{meta.name}': {type(exc).__name__}: "
-            f"{exc} (available placeholders: {sorted(values)})"
+            f"{exc} (available placeholders: {sorted(values)}){hint}"
         ) from None
 
 
