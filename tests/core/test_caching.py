@@ -576,3 +576,16 @@ def test_a_cached_result_survives_the_interpreter(tmp_path):
     ]
     assert outputs[0] == ["11", "1"]
     assert outputs[1] == ["11", "0"]  # the second interpreter read the first one's entry
+
+
+def test_a_failing_store_fails_the_call_with_a_store_error(tmp_path):
+    from daglite import StoreError
+
+    root = tmp_path / "c"
+    f, calls = counted(cache=str(root))
+    root.mkdir()
+    key = cache_key(f, 1)
+    (root / key[:2]).write_text("a file where the entry's folder should be")
+    with pytest.raises(StoreError, match=f"cannot write key '{key[:2]}/{key}'"):
+        f(1)
+    assert calls == [(1, 0)]

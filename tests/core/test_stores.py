@@ -246,3 +246,82 @@ def test_stores_pickle_as_their_url(tmp_path):
     assert pickle.loads(pickle.dumps(local)) is local
     mem = open_store("memory://pickled")
     assert pickle.loads(pickle.dumps(mem)) is mem
+
+
+def test_redact_hides_secret_option_values():
+    options = {
+        "key": "AKIAEXAMPLE",
+        "secret": "s3cr3t-value",
+        "client_kwargs": {"token": "tok-123"},
+    }
+    text = "failed with AKIAEXAMPLE and s3cr3t-value and tok-123 at endpoint"
+    from daglite.stores import redact
+
+    assert redact(text, options) == "failed with *** and *** and *** at endpoint"
+    assert redact("region us-east-1", {"region": "us-east-1"}) == "region us-east-1"
+
+
+class _Broken(ByteStore):
+    """A store whose filesystem fails the way a remote one can; `explain` says what to check."""
+
+    def explain(self, exc):
+        if "bucket" in str(exc):
+            return "create the bucket, or fix the URL"
+        return "check the network" if isinstance(exc, ConnectionError) else ""
+
+
+class _FailingFS:
+    def __init__(self, exc):
+        self.exc = exc
+
+    @classmethod
+    def _strip_protocol(cls, url):
+        return url.split("://", 1)[1]
+
+    def _fail(self, *args, **kwargs):
+        raise self.exc
+
+    cat_file = pipe_file = isfile = rm_file = find = _fail
+
+
+def test_store_errors_name_key_url_and_hint_without_secrets():
+    secret = "very-secret-value"
+    store = _Broken(
+        _FailingFS(ConnectionError(f"boom using {secret}")),
+        "remote://user:pw@bucket/p",
+        is_local=False,
+        options={"secret": secret},
+    )
+    for op, call in [
+        ("read", lambda: store.read("k")),
+        ("write", lambda: store.write("k", b"x")),
+        ("check", lambda: store.exists("k")),
+        ("delete", lambda: store.delete("k")),
+        ("list", lambda: store.list()),
+    ]:
+        with pytest.raises(StoreError) as info:
+            call()
+        message = str(info.value)
+        assert message.startswith(f"cannot {op} key")
+        assert "remote://***@bucket/p" in message and "check the network" in message
+        assert secret not in message and "pw" not in message
+
+
+def test_missing_bucket_is_a_store_error_not_a_missing_key():
+    store = _Broken(_FailingFS(FileNotFoundError("The specified bucket does not exist")), "x://b")
+    with pytest.raises(StoreError, match="create the bucket"):
+        store.read("k")
+    with pytest.raises(StoreError, match="create the bucket"):
+        store.list()
+    plain = _Broken(_FailingFS(FileNotFoundError("k")), "x://b")
+    with pytest.raises(FileNotFoundError, match="no key 'k' in store 'x://b'"):
+        plain.read("k")
+    assert plain.list() == []
+    assert plain.delete("k") is False
+
+
+def test_local_read_failure_is_a_store_error(tmp_path):
+    store = open_store(str(tmp_path))
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(StoreError, match="cannot read key 'folder'.*IsADirectoryError"):
+        store.read("folder")

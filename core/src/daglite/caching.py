@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from daglite import cachekeys
+from daglite.errors import StoreError
 from daglite.stores import ByteStore
 from daglite.stores import LocalStore
 from daglite.stores import open_store
@@ -327,9 +328,17 @@ class CachePlan:
         return found, value
 
     def store(self, value: Any) -> None:
-        """Save the call's `value`; a value that cannot be saved is logged, not raised."""
+        """Save the call's `value`.
+
+        A value that cannot be pickled is logged, not raised (the call still returns it).
+
+        Raises:
+            StoreError: The store failed (e.g. a missing bucket, bad credentials, a full disk).
+        """
         try:
             self.cache.put(self.key, value)
+        except StoreError:
+            raise
         except Exception as exc:
             log.warning(
                 "cannot cache the result under %s in %s: %s: %s",

@@ -144,15 +144,24 @@ class ByteStore:
 
         Raises:
             FileNotFoundError: Nothing is stored under `key`.
-            StoreError: `key` is invalid.
+            StoreError: `key` is invalid, or the store failed (the message says what to check).
         """
-        return self.fs.cat_file(self.path(key))
+        path = self.path(key)
+        try:
+            return self.fs.cat_file(path)
+        except FileNotFoundError as exc:
+            problem = self.explain(exc)
+            if problem:  # e.g. a missing bucket: not a missing key
+                raise self.error("read", key, exc) from None
+            raise FileNotFoundError(f"no key {key!r} in store '{self.safe_url}'") from None
+        except Exception as exc:
+            raise self.error("read", key, exc) from None
 
     def write(self, key: str, data: bytes) -> str:
         """Store `data` under `key` atomically; returns the full path written.
 
         Raises:
-            StoreError: `key` is invalid, or the filesystem refused the write.
+            StoreError: `key` is invalid, or the store refused the write.
         """
         path = self.path(key)
         try:
@@ -162,21 +171,29 @@ class ByteStore:
                 self.fs.mv(temp, path)
             else:
                 self.fs.pipe_file(path, bytes(data))
-        except OSError as exc:
-            raise StoreError(f"cannot write key {key!r} to store '{self.url}': {exc}") from exc
+        except Exception as exc:
+            raise self.error("write", key, exc) from None
         return path
 
     def exists(self, key: str) -> bool:
         """Whether something is stored under `key`."""
-        return bool(self.fs.isfile(self.path(key)))
+        path = self.path(key)
+        try:
+            return bool(self.fs.isfile(path))
+        except Exception as exc:
+            raise self.error("check", key, exc) from None
 
     def delete(self, key: str) -> bool:
         """Remove `key`; returns whether it existed."""
         path = self.path(key)
         try:
+            if not self.fs.isfile(path):
+                return False
             self.fs.rm_file(path)
         except FileNotFoundError:
             return False
+        except Exception as exc:
+            raise self.error("delete", key, exc) from None
         return True
 
     def list(self, prefix: str = "") -> list[str]:
@@ -184,8 +201,12 @@ class ByteStore:
         base = f"{self.root}/{check_key(prefix, self.url)}" if prefix else self.root
         try:
             found = self.fs.find(base)
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            if self.explain(exc):
+                raise self.error("list", prefix, exc) from None
             return []
+        except Exception as exc:
+            raise self.error("list", prefix, exc) from None
         start = len(self.root) + 1
         keys = []
         for path in found:
@@ -194,11 +215,62 @@ class ByteStore:
                 keys.append(key)
         return sorted(keys)
 
+    # -- errors -----------------------------------------------------------------------------
+
+    @property
+    def safe_url(self) -> str:
+        """The URL without any user or password part (safe to log and to show)."""
+        head, sep, rest = self.url.partition("://")
+        if sep and "@" in rest.split("/", 1)[0]:
+            return f"{head}://***@{rest.split('@', 1)[1]}"
+        return self.url
+
+    def explain(self, exc: BaseException) -> str:
+        """What to check when the filesystem raised `exc` (plugins override; "" if nothing).
+
+        For a `FileNotFoundError`, a non-empty answer means the store itself is unusable
+        (e.g. its bucket is missing) rather than one key being absent.
+        """
+        return ""
+
+    def error(self, op: str, key: str, exc: BaseException) -> StoreError:
+        """The `StoreError` for a failed `op` ("read", "write", ...) on `key`.
+
+        It names the key and the store's URL, says what to check (`explain`), and never
+        contains a secret from the store's options.
+        """
+        hint = self.explain(exc)
+        message = f"cannot {op} key {key!r} in store '{self.safe_url}': {type(exc).__name__}: {exc}"
+        if hint:
+            message += f"; {hint}"
+        return StoreError(redact(message, self.options))
+
     def full_path(self, key: str) -> str:
         """Where `key` lives, as a user would write it (a local path, or a URL)."""
         path = self.path(key)
         scheme = scheme_of(self.url)
         return path if scheme == "file" else f"{scheme}://{path.lstrip('/')}"
+
+
+_SECRET_WORDS = ("secret", "token", "password", "passwd", "key", "credential", "auth")
+
+
+def redact(text: str, options: dict[str, Any]) -> str:
+    """`text` with the values of secret-looking options (keys, tokens, ...) replaced by ***."""
+
+    def secrets(mapping: Any) -> list[str]:
+        found = []
+        for name, value in mapping.items():
+            if isinstance(value, dict):
+                found += secrets(value)
+            elif isinstance(value, str) and len(value) >= 4:
+                if any(word in str(name).lower() for word in _SECRET_WORDS):
+                    found.append(value)
+        return found
+
+    for secret in sorted(secrets(options), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
 
 
 def _temp_name(path: str) -> str:
@@ -234,8 +306,13 @@ class LocalStore(ByteStore):
         return (open_store, (self.root,))
 
     def read(self, key: str) -> bytes:
-        with open(self.path(key), "rb") as fh:
-            return fh.read()
+        try:
+            with open(self.path(key), "rb") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise self.error("read", key, exc) from None
 
     def read_trusted(self, key: str) -> bytes:
         """`read` for keys daglite built itself (skips validation; hot path of the cache)."""
@@ -289,7 +366,9 @@ class LocalStore(ByteStore):
                 os.remove(temp)
             except OSError:
                 pass
-            raise StoreError(f"cannot write key {key!r} to store '{self.root}': {exc}") from exc
+            raise StoreError(
+                f"cannot write key {key!r} in store '{self.root}': {type(exc).__name__}: {exc}"
+            ) from exc
         return path
 
     def exists(self, key: str) -> bool:
