@@ -263,9 +263,12 @@ def redact(text: str, options: dict[str, Any]) -> str:
         for name, value in mapping.items():
             if isinstance(value, dict):
                 found += secrets(value)
-            elif isinstance(value, str) and len(value) >= 4:
-                if any(word in str(name).lower() for word in _SECRET_WORDS):
-                    found.append(value)
+            elif (
+                isinstance(value, str)
+                and len(value) >= 4
+                and any(word in str(name).lower() for word in _SECRET_WORDS)
+            ):
+                found.append(value)
         return found
 
     for secret in sorted(secrets(options), key=len, reverse=True):
