@@ -105,6 +105,8 @@ def test_non_string_key_is_rejected(store):
 
 
 def test_unknown_scheme_lists_installed_and_hints_plugin():
+    if "s3" in registry.names("store"):
+        pytest.skip("daglite-s3 is installed here (the core env has no plugin)")
     with pytest.raises(StoreError) as info:
         open_store("s3://bucket/prefix")
     message = str(info.value)

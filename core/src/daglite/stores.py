@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 import threading
 from typing import Any
+from typing import ClassVar
 
 from daglite import registry
 from daglite.errors import PluginError
@@ -101,7 +102,12 @@ class ByteStore:
             writes made in remote worker processes are then relayed to the coordinator.
         rename_writes: Write to a temporary name, then rename (for filesystems whose
             `pipe_file` is not a single atomic PUT).
+        cat_options: Extra keyword arguments of `fs.cat_file` (a class attribute; e.g. to
+            read an object with one request, never as concurrent ranges that could mix
+            two versions of an object being overwritten).
     """
+
+    cat_options: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self,
@@ -148,7 +154,7 @@ class ByteStore:
         """
         path = self.path(key)
         try:
-            return self.fs.cat_file(path)
+            return self.fs.cat_file(path, **self.cat_options)
         except FileNotFoundError as exc:
             problem = self.explain(exc)
             if problem:  # e.g. a missing bucket: not a missing key

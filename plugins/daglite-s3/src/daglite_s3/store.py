@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from typing import Any
+from typing import ClassVar
 
 from daglite.stores import ByteStore
 
@@ -92,8 +93,11 @@ class S3Store(ByteStore):
     """Keys under `s3://bucket/prefix`. `is_local` is false: every worker writes directly.
 
     A write is one PUT, which S3 applies atomically: a reader sees the old object or the
-    new one, never part of one.
+    new one, never part of one. A read is one GET for the same reason (s3fs would otherwise
+    fetch large objects as concurrent ranges, after an extra HEAD request).
     """
+
+    cat_options: ClassVar[dict[str, Any]] = {"max_concurrency": 1}
 
     @property
     def bucket(self) -> str:
