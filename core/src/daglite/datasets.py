@@ -10,9 +10,10 @@ The store is, in order: the explicit `store=` argument (for auto-saves, the task
 the value's type (see `daglite.formats`).
 
 In a worker process of a process-based backend the runtime carries a
-`services["dataset_relay"]` callable. A save to a store that only this machine can reach
-(`is_local`) is then serialized in the worker and its bytes handed to the relay; the
-coordinator writes them with `apply_relayed_write`. Remote stores are written directly.
+`services["dataset_relay"]` callable. A save to a store that only the coordinator's
+machine can reach (`is_local`) is then serialized in the worker and handed to the relay
+as one picklable `RelayedWrite`; the coordinator calls its `apply(runtime)`, which writes
+the bytes (`apply_relayed_write`). Remote stores are written directly by the worker.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import NamedTuple
 from typing import TypeVar
 from typing import overload
 
@@ -292,7 +294,7 @@ def _save(
             "name": meta.name if meta is not None else None,
             "map_index": meta.map_index if meta is not None else None,
         }
-        relay(store.config(), key, data, fmt.name, info)
+        relay(RelayedWrite(store.config(), key, data, fmt.name, info))
         path = store.bytes.full_path(key)
     else:
         path = store.write(key, data)
@@ -444,6 +446,28 @@ def autosave(task: BaseTask[Any, Any], runtime: Runtime, meta: TaskMetadata, val
         runtime,
         meta,
     )
+
+
+class RelayedWrite(NamedTuple):
+    """A dataset write made in a worker, to be applied by the coordinator (it pickles).
+
+    Attributes:
+        store: `DatasetStore.config()` of the target store (a URL, or URL and options).
+        key: The resolved key.
+        data: The serialized dataset (never deserialized on the way).
+        format_name: The format the worker used.
+        metadata: Who saved it (`task_id`, `name`, `map_index`).
+    """
+
+    store: Any
+    key: str
+    data: bytes
+    format_name: str | None
+    metadata: dict[str, Any] | None
+
+    def apply(self, runtime: Any = None) -> str:
+        """Write the data on the coordinator; returns where it was stored."""
+        return apply_relayed_write(*self)
 
 
 def apply_relayed_write(
