@@ -153,6 +153,27 @@ def test_errors_are_not_cached():
 # -- keys -----------------------------------------------------------------------------------
 
 
+def test_keyword_order_and_defaults_do_not_matter():
+    @task(cache=True)
+    def g(x, y, z=3):
+        return x
+
+    assert cache_key(g, 1, 2) == cache_key(g, y=2, x=1) == cache_key(g, z=3, y=2, x=1)
+    assert cache_key(g, 1, 2) != cache_key(g, 2, 1)
+    assert cache_key(g, 1, "2") != cache_key(g, 1, 2)  # scalar fast path keeps types apart
+    assert cache_key(g, 1, 2) != cache_key(g, 1, [2])  # fast path vs general encoding
+    assert cache_key(g, 1, 1) != cache_key(g, 1, True) != cache_key(g, 1, 1.0)
+
+
+def test_varargs_and_kwargs_are_keyed():
+    @task(cache=True)
+    def h(*args, **kwargs):
+        return args
+
+    assert cache_key(h, 1, 2, a=1, b=2) == cache_key(h, 1, 2, b=2, a=1)
+    assert cache_key(h, 1, 2) != cache_key(h, 2, 1)
+
+
 def test_dict_and_set_order_do_not_matter():
     f, _ = counted(cache=memory_cache_store())
     assert cache_key(f, {"a": 1, "b": 2}) == cache_key(f, {"b": 2, "a": 1})
