@@ -147,11 +147,15 @@ def get_format(name: str) -> Format:
     return fmt
 
 
+_CORE = ("pickle", "json", "text", "bytes")
+
+
 def _all_formats() -> list[Format]:
     # The core's formats first, so that a broken plugin never hides them.
-    infos = registry.entries("format")
-    infos.sort(key=lambda info: (not info.value.startswith("daglite.formats:"), info.name))
-    return [get_format(info.name) for info in infos]
+    installed = registry.names("format")
+    ordered = [name for name in _CORE if name in installed]
+    ordered += [name for name in installed if name not in _CORE]
+    return [get_format(name) for name in ordered]
 
 
 def _by_extension(key: str) -> Format | None:
