@@ -327,3 +327,26 @@ def test_local_read_failure_is_a_store_error(tmp_path):
     (tmp_path / "folder").mkdir()
     with pytest.raises(StoreError, match="cannot read key 'folder'.*IsADirectoryError"):
         store.read("folder")
+
+
+def test_symlinks_cannot_lead_outside_the_root(tmp_path):
+    root = tmp_path / "root"
+    root.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_bytes(b"secret")
+    (root / "link").symlink_to(outside, target_is_directory=True)
+    (root / "inner").mkdir()
+    (root / "ok").symlink_to(root / "inner", target_is_directory=True)
+    store = open_store(str(root))
+    for op in (
+        lambda: store.read("link/secret.txt"),
+        lambda: store.write("link/new.txt", b"x"),
+        lambda: store.exists("link/secret.txt"),
+        lambda: store.delete("link/secret.txt"),
+    ):
+        with pytest.raises(StoreError, match="a symbolic link takes it outside the store's root"):
+            op()
+    assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
+    store.write("ok/fine.txt", b"inside")  # a link that stays inside the root is fine
+    assert (root / "inner" / "fine.txt").read_bytes() == b"inside"

@@ -314,6 +314,22 @@ class LocalStore(ByteStore):
     def __reduce__(self) -> Any:
         return (open_store, (self.root,))
 
+    def path(self, key: str) -> str:
+        """The full path of `key`, validated, and not leaving the root through a symlink.
+
+        Raises:
+            StoreError: `key` is invalid, or resolves outside the root.
+        """
+        path = super().path(key)
+        real_root = os.path.realpath(self.root)
+        real = os.path.realpath(path)
+        if not real.startswith(real_root + os.sep) and real != real_root:
+            raise StoreError(
+                f"invalid store key {key!r} for store '{self.root}': a symbolic link takes it "
+                "outside the store's root; nothing was written"
+            )
+        return path
+
     def read(self, key: str) -> bytes:
         try:
             with open(self.path(key), "rb") as fh:
