@@ -343,6 +343,8 @@ def test_cache_store_rejects_bad_ttl_and_specs():
         CacheStore("memory://t", ttl="1")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="a cache store is a path, a URL"):
         open_cache_store(42)
+    with pytest.raises(TypeError, match="a cache store is a path, a URL"):
+        open_cache_store({"url": "x"})
 
 
 # -- corruption -------------------------------------------------------------------------------

@@ -194,7 +194,10 @@ def open_cache_store(spec: Any) -> CacheStore:
     """
     if isinstance(spec, CacheStore):
         return spec
-    found = _stores.get(spec)  # URLs, absolute paths and byte stores
+    try:
+        found = _stores.get(spec)  # URLs, absolute paths and byte stores
+    except TypeError:  # unhashable: not a store spec at all (reported below)
+        found = None
     if found is not None:
         return found
     if isinstance(spec, str):
