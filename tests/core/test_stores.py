@@ -9,8 +9,8 @@ import pytest
 
 from daglite import StoreError
 from daglite import registry
+from daglite.localstore import LocalStore
 from daglite.stores import ByteStore
-from daglite.stores import LocalStore
 from daglite.stores import check_key
 from daglite.stores import open_store
 from daglite.stores import scheme_of

@@ -31,8 +31,8 @@ from typing import Any
 
 from daglite import cachekeys
 from daglite.errors import StoreError
+from daglite.localstore import LocalStore
 from daglite.stores import ByteStore
-from daglite.stores import LocalStore
 from daglite.stores import open_store
 
 if TYPE_CHECKING:
