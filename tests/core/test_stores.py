@@ -350,3 +350,11 @@ def test_symlinks_cannot_lead_outside_the_root(tmp_path):
     assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
     store.write("ok/fine.txt", b"inside")  # a link that stays inside the root is fine
     assert (root / "inner" / "fine.txt").read_bytes() == b"inside"
+
+
+def test_delete_many(store):
+    for key in ("a/1", "a/2", "b"):
+        store.write(key, b"x")
+    assert store.delete_many([]) == 0
+    assert store.delete_many(["a/1", "b"]) == 2
+    assert store.list() == ["a/2"]

@@ -168,10 +168,7 @@ class CacheStore:
 
     def clear(self) -> int:
         """Remove every entry; returns how many were removed."""
-        removed = 0
-        for key in self.bytes.list():
-            removed += self.bytes.delete(key)
-        return removed
+        return self.bytes.delete_many(self.bytes.list())
 
 
 def _rebuild(store: ByteStore, ttl: float | None, clock: Any) -> CacheStore:

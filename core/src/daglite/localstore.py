@@ -137,6 +137,9 @@ class LocalStore(ByteStore):
             return False
         return True
 
+    def delete_many(self, keys: list[str]) -> int:
+        return sum(self.delete(key) for key in keys)
+
 
 def file_store(url: str, options: dict[str, Any]) -> ByteStore:
     """Factory of the `file` scheme: a local directory (plain paths and `file://` URLs)."""

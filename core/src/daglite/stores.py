@@ -202,6 +202,19 @@ class ByteStore:
             raise self.error("delete", key, exc) from None
         return True
 
+    def delete_many(self, keys: list[str]) -> int:
+        """Remove `keys` (one bulk request on object stores); returns how many were given."""
+        if not keys:
+            return 0
+        paths = [self.path(key) for key in keys]
+        try:
+            self.fs.rm(paths)
+        except FileNotFoundError:
+            pass
+        except Exception as exc:
+            raise self.error("delete", keys[0], exc) from None
+        return len(keys)
+
     def list(self, prefix: str = "") -> list[str]:
         """Every key under `prefix` (all keys by default), sorted; in-flight writes excluded."""
         base = f"{self.root}/{check_key(prefix, self.url)}" if prefix else self.root

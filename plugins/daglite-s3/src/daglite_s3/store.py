@@ -139,7 +139,7 @@ def s3_store(url: str, options: dict[str, Any]) -> ByteStore:
         url: `s3://bucket/prefix` (`s3a://` is accepted as a synonym).
         options: Store options (see the module docstring).
     """
-    import s3fs
+    import s3fs  # pyright: ignore[reportMissingImports]
 
     resolved = resolve_options(options)
     fs = s3fs.S3FileSystem(**filesystem_kwargs(resolved))
