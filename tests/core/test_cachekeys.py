@@ -92,3 +92,15 @@ def test_code_fingerprint_of_builtins_and_methods():
             return 1
 
     assert code_fingerprint(A().m) == code_fingerprint(A.m)
+
+
+def test_module_constants_read_by_the_code_are_part_of_the_fingerprint():
+    namespace = {"__name__": "constmod"}
+    exec("LIMIT = 5\ndef f(x):\n    return min(x, LIMIT)\n", namespace)
+    before = code_fingerprint(namespace["f"])
+    namespace["LIMIT"] = 6
+    assert code_fingerprint(namespace["f"]) != before
+    namespace["LIMIT"] = 5
+    assert code_fingerprint(namespace["f"]) == before
+    namespace["UNUSED"] = 1  # not read by the code: no effect
+    assert code_fingerprint(namespace["f"]) == before

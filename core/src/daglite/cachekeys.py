@@ -7,9 +7,11 @@ The argument encoding covers the built-in value types directly (dicts and sets s
 their encoded items); other objects are encoded from their `__reduce_ex__` state (what
 pickle would save, with the same sorting), functions by name and code fingerprint, and
 cloudpickle is the last resort. The code fingerprint covers the bytecode, constants and
-names of the function, its nested functions and every function of the same top-level
-package it references by global name (recursively) - but not line numbers, comments or
-the docstring, so reformatting or documenting a function keeps its cache.
+names of the function, its nested functions, the module-level scalar constants it reads
+(`THRESHOLD = 5`), and every function of the same top-level package it references by
+global name (recursively) - but not line numbers, comments or the docstring, so
+reformatting or documenting a function keeps its cache. Classes and objects it reads
+are not followed.
 """
 
 from __future__ import annotations
@@ -214,6 +216,9 @@ def _code_parts(code: types.CodeType, out: list[bytes], names: set[str]) -> None
     names.update(code.co_names)
 
 
+_CONSTANTS = frozenset({int, float, complex, str, bytes, bool, type(None)})
+
+
 def _fingerprint_into(func: types.FunctionType, out: list[bytes], seen: set[int]) -> None:
     seen.add(id(func))
     names: set[str] = set()
@@ -222,7 +227,14 @@ def _fingerprint_into(func: types.FunctionType, out: list[bytes], seen: set[int]
     env = func.__globals__
     helpers: list[tuple[str, types.FunctionType]] = []
     for name in sorted(names):
-        value = env.get(name)
+        if name not in env:
+            continue
+        value = env[name]
+        if type(value) in _CONSTANTS:  # a module-level constant the code reads
+            out.append(b"K")
+            _enc_str(name, out)
+            encode_into(value, out)
+            continue
         inner = getattr(value, "__wrapped__", None)
         if isinstance(inner, types.FunctionType) and hasattr(value, "cache_hash_fn"):
             value = inner  # another daglite task: its function
