@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from contextlib import contextmanager
@@ -30,11 +31,22 @@ from typing import TypeVar
 from daglite import registry
 
 if TYPE_CHECKING:
+    from daglite.caching import CacheStore
+    from daglite.datasets import DatasetStore
     from daglite.events import Event
+    from daglite.stores import ByteStore
 
 E = TypeVar("E", bound="Event")
 
-__all__ = ["EventCapture", "capture_events", "override_plugin"]
+__all__ = [
+    "EventCapture",
+    "ManualClock",
+    "capture_events",
+    "memory_cache_store",
+    "memory_dataset_store",
+    "memory_store",
+    "override_plugin",
+]
 
 
 class EventCapture:
@@ -105,3 +117,45 @@ def override_plugin(kind: str, name: str, obj: Any) -> AbstractContextManager[No
         ValueError: `kind` is unknown or `name` is empty.
     """
     return registry.override(kind, name, obj)
+
+
+# -- in-memory stores ----------------------------------------------------------------------
+
+
+def memory_store(name: str | None = None) -> ByteStore:
+    """A byte store in this process's memory, under a fresh root (or `memory://<name>`)."""
+    import uuid
+
+    from daglite.stores import open_store
+
+    return open_store(f"memory://{name or 'daglite-test-' + uuid.uuid4().hex}")
+
+
+def memory_cache_store(
+    *, ttl: float | None = None, clock: Callable[[], float] | None = None
+) -> CacheStore:
+    """A `CacheStore` in memory, empty, with an optional TTL and injectable clock."""
+    from daglite.caching import CacheStore
+
+    return CacheStore(memory_store(), ttl=ttl, clock=clock)
+
+
+def memory_dataset_store() -> DatasetStore:
+    """A `DatasetStore` in memory, empty."""
+    from daglite.datasets import DatasetStore
+
+    return DatasetStore(memory_store())
+
+
+class ManualClock:
+    """A clock for TTL tests: call it for the time, `advance(seconds)` to move it."""
+
+    def __init__(self, start: float = 1_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward by `seconds`."""
+        self.now += seconds
