@@ -9,6 +9,8 @@ from daglite.composers import gather_tasks
 from daglite.composers import map_tasks
 from daglite.context import TaskMetadata
 from daglite.context import current_task
+from daglite.datasets import load_dataset
+from daglite.datasets import save_dataset
 from daglite.errors import BackendError
 from daglite.errors import DagliteError
 from daglite.errors import DatasetError
@@ -48,8 +50,10 @@ __all__ = [
     "current_task",
     "gather_tasks",
     "hookimpl",
+    "load_dataset",
     "map_tasks",
     "register_plugin",
+    "save_dataset",
     "session",
     "task",
     "unregister_plugin",

@@ -74,6 +74,25 @@ def check_template(kind: str, template: str, func: Callable[..., Any]) -> frozen
     return frozenset(used)
 
 
+_DATASET_CALLS = frozenset({"save_dataset", "load_dataset"})
+
+
+def _uses_datasets(func: Callable[..., Any]) -> bool:
+    """Whether `func`'s code names `save_dataset` or `load_dataset`.
+
+    Their `{param}` keys are filled from the call's arguments, so those must be bound.
+    """
+    stack = [getattr(func, "__code__", None)]
+    while stack:
+        code = stack.pop()
+        if code is None:
+            continue
+        if _DATASET_CALLS.intersection(code.co_names):
+            return True
+        stack.extend(c for c in code.co_consts if hasattr(c, "co_names"))
+    return False
+
+
 def _simple_parameters(signature: inspect.Signature) -> tuple[str, ...] | None:
     """Parameter names when all are positional-or-keyword (then binding can skip inspect)."""
     kinds = {p.kind for p in signature.parameters.values()}
@@ -139,7 +158,10 @@ class BaseTask(Generic[P, R]):
         setattr_(
             self,
             "needs_inputs",
-            bool(self.name_fields) or self.cache is not False or self.dataset is not None,
+            bool(self.name_fields)
+            or self.cache is not False
+            or self.dataset is not None
+            or _uses_datasets(func),
         )
         setattr_(
             self,

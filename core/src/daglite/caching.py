@@ -1,0 +1,340 @@
+"""Result caching: `CacheStore` (entries over a byte store) and `CachePlan` (one call's lookup).
+
+An entry is one file (or object) holding a small binary header and the pickled value::
+
+    b"DGLC" | version u8 | created f64 | payload size u64 | crc32 u32 | format u8+name | payload
+
+It is written atomically by the byte store, so concurrent writers (threads or processes)
+never leave a torn entry: readers see one complete entry or another. On read, every part
+is checked; an empty, truncated or garbled entry (header or data) is a miss whose reason
+starts with `"corrupt"` (reported in the `CacheMissed` event and on the `daglite` logger),
+never a crash. The next successful call overwrites it.
+
+The default key hashes the task's qualified name, a fingerprint of its code (see
+`daglite.cachekeys`), `cache_version` and the canonical encoding of its bound arguments
+minus `cache_ignore`. `cache_hash=` replaces the argument part by any string it returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+import struct
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+from typing import Any
+
+from daglite import cachekeys
+from daglite.stores import ByteStore
+from daglite.stores import LocalStore
+from daglite.stores import open_store
+
+if TYPE_CHECKING:
+    from daglite.context import Runtime
+    from daglite.context import TaskMetadata
+    from daglite.tasks import BaseTask
+
+#: A custom key function: `(func, inputs) -> str` (any string; it is hashed into the key).
+CacheHashFn = Callable[[Callable[..., Any], dict[str, Any]], str]
+
+log = logging.getLogger("daglite")
+
+MAGIC = b"DGLC"
+VERSION = 1
+_HEADER = struct.Struct(">4sBdQIB")  # magic, version, created, size, crc32, len(format)
+_FORMATS = {b"pickle"}
+
+
+class CacheStore:
+    """Cached task results under keys, over a byte store.
+
+    Args:
+        store: Where entries live: a path, a URL (`memory://...`, `s3://...`) or a
+            `ByteStore`. Defaults to `.daglite/cache`.
+        ttl: Time-to-live of entries in seconds; when set it overrides the tasks'
+            `cache_ttl`. `None` keeps entries until they are overwritten or cleared.
+        clock: Returns the current time in seconds (`time.time` by default); inject one to
+            test expiry without waiting.
+        **options: Options of the byte store (e.g. credentials of a remote store).
+    """
+
+    def __init__(
+        self,
+        store: str | ByteStore = ".daglite/cache",
+        *,
+        ttl: float | None = None,
+        clock: Callable[[], float] | None = None,
+        **options: Any,
+    ) -> None:
+        if ttl is not None and (isinstance(ttl, bool) or not isinstance(ttl, (int, float))):
+            raise ValueError(f"ttl must be a number of seconds or None, not {ttl!r}")
+        if ttl is not None and ttl <= 0:
+            raise ValueError(f"ttl must be > 0 seconds, not {ttl!r}")
+        self.bytes = open_store(store, **options)
+        self.ttl = ttl
+        self.clock = clock or time.time
+        self._local = isinstance(self.bytes, LocalStore)
+        # Local stores skip key validation on the hot path: entry keys are built here.
+        self._read: Callable[[str], bytes] = (
+            self.bytes.read_trusted if isinstance(self.bytes, LocalStore) else self.bytes.read
+        )
+        self._write: Callable[[str, Any], Any] = (
+            self.bytes.write_trusted if isinstance(self.bytes, LocalStore) else self.bytes.write
+        )
+
+    def __repr__(self) -> str:
+        return f"<CacheStore {self.bytes.url!r} ttl={self.ttl}>"
+
+    def __reduce__(self) -> Any:
+        clock = None if self.clock is time.time else self.clock
+        return (_rebuild, (self.bytes, self.ttl, clock))
+
+    @staticmethod
+    def entry_key(key: str) -> str:
+        """The byte-store key of cache entry `key` (entries are spread over 256 folders)."""
+        return f"{key[:2]}/{key}"
+
+    def get(self, key: str, ttl: float | None = None) -> tuple[bool, Any, str]:
+        """Look `key` up: `(found, value, reason)`; `reason` says why nothing was found.
+
+        Reasons: `"absent"`, `"expired"`, `"corrupt: ..."` (empty, truncated, bad header,
+        checksum mismatch, undecodable value) and `"unreadable: ..."` (the store failed).
+        """
+        try:
+            data = self._read(self.entry_key(key))
+        except FileNotFoundError:
+            return False, None, "absent"
+        except Exception as exc:
+            return self._bad(key, f"unreadable: {type(exc).__name__}: {exc}")
+        if len(data) < _HEADER.size:
+            what = "empty entry" if not data else f"truncated header ({len(data)} bytes)"
+            return self._bad(key, f"corrupt: {what}")
+        magic, version, created, size, crc, flen = _HEADER.unpack_from(data)
+        start = _HEADER.size + flen
+        fmt = data[_HEADER.size : start]
+        if magic != MAGIC or version != VERSION or fmt not in _FORMATS or created != created:
+            return self._bad(key, "corrupt: bad header")
+        if len(data) - start != size:
+            return self._bad(key, f"corrupt: truncated data ({len(data) - start} of {size} bytes)")
+        payload = memoryview(data)[start:]
+        if zlib.crc32(payload) != crc:
+            return self._bad(key, "corrupt: checksum mismatch")
+        ttl = self.ttl if self.ttl is not None else ttl
+        if ttl is not None and self.clock() - created > ttl:
+            return False, None, "expired"
+        try:
+            return True, pickle.loads(payload), ""
+        except Exception as exc:
+            return self._bad(key, f"corrupt: cannot unpickle ({type(exc).__name__}: {exc})")
+
+    def _bad(self, key: str, reason: str) -> tuple[bool, Any, str]:
+        log.warning("cache entry %s in %s is a miss: %s", key, self.bytes.url, reason)
+        return False, None, reason
+
+    def put(self, key: str, value: Any) -> None:
+        """Store `value` under `key` (atomically: readers never see a partial entry).
+
+        Raises:
+            TypeError: `value` cannot be pickled, even by cloudpickle.
+            StoreError: The byte store refused the write.
+        """
+        try:
+            payload = pickle.dumps(value, protocol=5)
+        except (pickle.PicklingError, TypeError, AttributeError):
+            import cloudpickle  # lambdas and local classes: pickled by value
+
+            payload = cloudpickle.dumps(value, protocol=5)
+        header = _HEADER.pack(
+            MAGIC, VERSION, self.clock(), len(payload), zlib.crc32(payload), len(b"pickle")
+        )
+        if self._local:  # no copy of a large payload just to prepend the header
+            self._write(self.entry_key(key), [header + b"pickle", payload])
+        else:
+            self._write(self.entry_key(key), b"".join((header, b"pickle", payload)))
+
+    def delete(self, key: str) -> bool:
+        """Remove entry `key`; returns whether it existed."""
+        return self.bytes.delete(self.entry_key(key))
+
+    def keys(self) -> list[str]:
+        """The keys of every entry, sorted."""
+        return [k.rsplit("/", 1)[-1] for k in self.bytes.list()]
+
+    def clear(self) -> int:
+        """Remove every entry; returns how many were removed."""
+        removed = 0
+        for key in self.bytes.list():
+            removed += self.bytes.delete(key)
+        return removed
+
+
+def _rebuild(store: ByteStore, ttl: float | None, clock: Any) -> CacheStore:
+    return CacheStore(store, ttl=ttl, clock=clock)
+
+
+_stores: dict[Any, CacheStore] = {}
+_stores_lock = threading.Lock()
+
+
+def open_cache_store(spec: Any) -> CacheStore:
+    """The `CacheStore` for `spec` (a path, URL, `ByteStore` or `CacheStore`).
+
+    Paths and URLs are opened once (relative paths once per working directory); a
+    `CacheStore` is returned as is.
+
+    Raises:
+        StoreError: The URL's scheme has no installed store.
+        TypeError: `spec` is none of the above.
+    """
+    if isinstance(spec, CacheStore):
+        return spec
+    found = _stores.get(spec)  # URLs, absolute paths and byte stores
+    if found is not None:
+        return found
+    if isinstance(spec, str):
+        absolute = "://" in spec or os.path.isabs(spec)
+        ident: Any = spec if absolute else (spec, os.getcwd())
+    elif isinstance(spec, ByteStore):
+        ident = spec
+    else:
+        raise TypeError(
+            f"a cache store is a path, a URL, a ByteStore or a CacheStore, not {spec!r}"
+        )
+    found = _stores.get(ident)
+    if found is None:
+        with _stores_lock:
+            found = _stores.get(ident)
+            if found is None:
+                found = _stores[ident] = CacheStore(spec)
+    return found
+
+
+# -- per-task key state -------------------------------------------------------------------
+
+
+class _TaskKeys:
+    """What a task's keys need that does not change between calls (kept on the task)."""
+
+    __slots__ = ("hash_fn", "ignore", "prefix", "task")
+
+    def __init__(self, task: BaseTask[Any, Any]) -> None:
+        self.task = task
+        self.hash_fn = task.cache_hash_fn
+        self.ignore = frozenset(task.cache_ignore)
+        head = [b"daglite-cache-1\x00"]
+        cachekeys._enc_str(task.qualname, head)
+        cachekeys._enc_str(task.cache_version or "", head)
+        if self.hash_fn is None:
+            cachekeys._enc_str(cachekeys.code_fingerprint(task.func), head)
+        self.prefix = b"".join(head)
+
+    def key(self, inputs: dict[str, Any]) -> str:
+        out = [self.prefix]
+        if self.hash_fn is not None:
+            custom = self.hash_fn(self.task.func, inputs)
+            if not isinstance(custom, str):
+                raise TypeError(
+                    f"cache_hash of task '{self.task.name}' returned "
+                    f"{type(custom).__name__} {custom!r}; it must return a str"
+                )
+            cachekeys._enc_str(custom, out)
+        else:
+            ignore = self.ignore
+            for name, value in inputs.items():
+                if name in ignore:
+                    continue
+                cachekeys._enc_str(name, out)
+                try:
+                    cachekeys.encode_into(value, out)
+                except (cachekeys.Unhashable, RecursionError) as exc:
+                    raise TypeError(
+                        f"task '{self.task.name}': argument '{name}' "
+                        f"({type(value).__name__}) cannot be part of a cache key: {exc}. "
+                        f"Leave it out with cache_ignore=('{name}',) or pass cache_hash=..."
+                    ) from exc
+        return hashlib.blake2b(b"".join(out), digest_size=20).hexdigest()
+
+
+def _task_keys(task: BaseTask[Any, Any]) -> _TaskKeys:
+    keys = task.__dict__.get("_daglite_keys")
+    if keys is None:
+        keys = _TaskKeys(task)
+        object.__setattr__(task, "_daglite_keys", keys)
+    return keys
+
+
+def cache_key(task: BaseTask[Any, Any], *args: Any, **kwargs: Any) -> str:
+    """The cache key a call `task(*args, **kwargs)` would use.
+
+    Raises:
+        TypeError: An argument cannot be hashed (the message names it).
+    """
+    return _task_keys(task).key(task.bind(args, kwargs))
+
+
+def task_cache_store(task: BaseTask[Any, Any], runtime: Runtime) -> CacheStore:
+    """The cache store of `task` when run in `runtime`.
+
+    `cache=` a path or store wins, then the task's `cache_store=`, then the session's.
+    """
+    cache = task.cache
+    if cache is not True and cache is not False:
+        spec = cache
+    elif task.cache_store is not None:
+        spec = task.cache_store
+    else:
+        spec = runtime.cache_store
+        if spec is None:
+            spec = runtime.settings.cache_store
+    return open_cache_store(spec)
+
+
+class CachePlan:
+    """The cache side of one task call: its key, lookup and store.
+
+    Attributes:
+        key: The entry's key (a hex digest).
+        miss_reason: Why `lookup()` found nothing (`"absent"`, `"expired"`, `"corrupt: ..."`).
+    """
+
+    __slots__ = ("cache", "key", "miss_reason", "ttl")
+
+    def __init__(self, cache: CacheStore, key: str, ttl: float | None) -> None:
+        self.cache = cache
+        self.key = key
+        self.ttl = ttl
+        self.miss_reason = ""
+
+    @classmethod
+    def for_call(cls, task: BaseTask[Any, Any], runtime: Runtime, meta: TaskMetadata) -> CachePlan:
+        """The plan of one call of `task` (its bound arguments are `meta.inputs`).
+
+        Raises:
+            TypeError: An argument cannot be part of the key (the message names it), or
+                `cache_hash` returned something other than a string.
+        """
+        keys = task.__dict__.get("_daglite_keys") or _task_keys(task)
+        return cls(task_cache_store(task, runtime), keys.key(meta.inputs), task.cache_ttl)
+
+    def lookup(self) -> tuple[bool, Any]:
+        """`(True, value)` on a hit, else `(False, None)` with `miss_reason` set."""
+        found, value, self.miss_reason = self.cache.get(self.key, self.ttl)
+        return found, value
+
+    def store(self, value: Any) -> None:
+        """Save the call's `value`; a value that cannot be saved is logged, not raised."""
+        try:
+            self.cache.put(self.key, value)
+        except Exception as exc:
+            log.warning(
+                "cannot cache the result under %s in %s: %s: %s",
+                self.key,
+                self.cache.bytes.url,
+                type(exc).__name__,
+                exc,
+            )

@@ -1,0 +1,475 @@
+"""Datasets: named values saved to and loaded from a store, in a chosen format.
+
+`save_dataset` / `load_dataset` work anywhere; `@task(dataset="out/{x}.json")` saves
+every result of a task automatically (also each map item: `{map_index}`). Keys may use
+`{param}` placeholders, filled from the arguments of the task call running at the time.
+
+The store is, in order: the explicit `store=` argument (for auto-saves, the task's
+`dataset_store=`), else the session's dataset store, else the settings'
+(`.daglite/datasets` by default). The format is `format=`, else the key's extension, else
+the value's type (see `daglite.formats`).
+
+In a worker process of a process-based backend the runtime carries a
+`services["dataset_relay"]` callable. A save to a store that only this machine can reach
+(`is_local`) is then serialized in the worker and its bytes handed to the relay; the
+coordinator writes them with `apply_relayed_write`. Remote stores are written directly.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import TypeVar
+from typing import overload
+
+from daglite.context import Runtime
+from daglite.context import bare_runtime
+from daglite.context import current_runtime
+from daglite.context import current_task
+from daglite.errors import DatasetError
+from daglite.stores import ByteStore
+from daglite.stores import LocalStore
+from daglite.stores import open_store
+
+if TYPE_CHECKING:
+    from daglite.context import TaskMetadata
+    from daglite.formats import Format
+    from daglite.tasks import BaseTask
+
+R = TypeVar("R")
+
+_PICKLE_START = b"\x80"  # every pickle of protocol 2 and later starts with PROTO
+
+
+class DatasetStore:
+    """Datasets under keys, over a byte store.
+
+    Args:
+        store: Where datasets live: a path, a URL (`memory://...`, `s3://...`) or a
+            `ByteStore`. Defaults to `.daglite/datasets`.
+        **options: Options of the byte store (e.g. credentials of a remote store).
+    """
+
+    def __init__(self, store: str | ByteStore = ".daglite/datasets", **options: Any) -> None:
+        self.bytes = open_store(store, **options)
+
+    def __repr__(self) -> str:
+        return f"<DatasetStore {self.bytes.url!r}>"
+
+    def __reduce__(self) -> Any:
+        return (DatasetStore, (self.bytes,))
+
+    @property
+    def url(self) -> str:
+        """The store's URL (for local stores: the absolute root path)."""
+        store = self.bytes
+        return store.root if isinstance(store, LocalStore) else store.url
+
+    @property
+    def is_local(self) -> bool:
+        """True when only this machine can reach the store (local files, memory)."""
+        return self.bytes.is_local
+
+    def config(self) -> str | dict[str, Any]:
+        """What reopens this store in another process: its URL, or URL and options."""
+        if self.bytes.options:
+            return {"url": self.url, "options": dict(self.bytes.options)}
+        return self.url
+
+    def dumps(
+        self, key: str, value: Any, *, format: str | None = None, options: dict[str, Any] | None
+    ) -> tuple[bytes, Format]:
+        """`value` serialized as it would be saved under `key`: `(data, format)`.
+
+        Raises:
+            StoreError: `key` is invalid (nothing is serialized or written).
+            DatasetError: The format is unknown or cannot save this value.
+        """
+        from daglite.formats import resolve_format
+
+        self.bytes.path(key)  # validate first
+        fmt = resolve_format(key, format=format, value_type=type(value))
+        try:
+            return fmt.dumps(value, dict(options or {})), fmt
+        except Exception as exc:
+            raise DatasetError(
+                f"cannot save dataset {key!r} to store '{self.url}' as {fmt.name}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+    def write(self, key: str, data: bytes) -> str:
+        """Write serialized `data` under `key` (atomically); returns where it was stored."""
+        self.bytes.write(key, data)
+        return self.bytes.full_path(key)
+
+    def save(
+        self,
+        key: str,
+        value: Any,
+        *,
+        format: str | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> str:
+        """Save `value` under `key`; returns where it was stored (a path or URL).
+
+        Raises:
+            StoreError: `key` is invalid (nothing is written).
+            DatasetError: The format is unknown or cannot save this value.
+        """
+        data, _ = self.dumps(key, value, format=format, options=options)
+        return self.write(key, data)
+
+    def load(
+        self,
+        key: str,
+        return_type: Any = None,
+        *,
+        format: str | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> Any:
+        """The value saved under `key`.
+
+        Raises:
+            StoreError: `key` is invalid.
+            DatasetError: Nothing is saved under `key`, or it cannot be read in the format.
+        """
+        value, _ = self._load(key, return_type, format, options)
+        return value
+
+    def _load(
+        self, key: str, return_type: Any, format: str | None, options: dict[str, Any] | None
+    ) -> tuple[Any, str]:
+        from daglite.formats import get_format
+        from daglite.formats import resolve_format
+
+        try:
+            data = self.bytes.read(key)
+        except FileNotFoundError:
+            raise DatasetError(
+                f"dataset {key!r} not found in store '{self.url}'" + _nearby(self, key)
+            ) from None
+        try:
+            fmt = resolve_format(key, format=format, value_type=return_type)
+        except DatasetError:
+            if format is not None or not data.startswith(_PICKLE_START):
+                raise
+            fmt = get_format("pickle")  # an extensionless key saved by type: a pickle
+        try:
+            return fmt.loads(data, return_type, dict(options or {})), fmt.name
+        except Exception as exc:
+            raise DatasetError(
+                f"cannot load dataset {key!r} from store '{self.url}' as {fmt.name}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+    def exists(self, key: str) -> bool:
+        """Whether a dataset is saved under `key`."""
+        return self.bytes.exists(key)
+
+    def delete(self, key: str) -> bool:
+        """Remove the dataset under `key`; returns whether it existed."""
+        return self.bytes.delete(key)
+
+    def list(self, prefix: str = "") -> list[str]:
+        """The keys of every dataset under `prefix`, sorted."""
+        return self.bytes.list(prefix)
+
+
+def _nearby(store: DatasetStore, key: str) -> str:
+    folder = key.rpartition("/")[0]
+    try:
+        keys = store.list(folder)[:5]
+    except Exception:
+        return ""
+    return f" (keys there: {', '.join(keys)})" if keys else " (the store has nothing there)"
+
+
+_stores: dict[Any, DatasetStore] = {}
+_stores_lock = threading.Lock()
+
+
+def open_dataset_store(spec: Any) -> DatasetStore:
+    """The `DatasetStore` for `spec` (a path, URL, `{"url", "options"}`, store object).
+
+    Paths and URLs are opened once (relative paths once per working directory); a
+    `DatasetStore` is returned as is.
+
+    Raises:
+        StoreError: The URL's scheme has no installed store.
+        TypeError: `spec` is none of the above.
+    """
+    if isinstance(spec, DatasetStore):
+        return spec
+    if isinstance(spec, dict):
+        return DatasetStore(spec["url"], **spec.get("options", {}))
+    if isinstance(spec, str):
+        absolute = "://" in spec or os.path.isabs(spec)
+        ident: Any = spec if absolute else (spec, os.getcwd())
+    elif isinstance(spec, ByteStore):
+        ident = spec
+    else:
+        raise TypeError(
+            f"a dataset store is a path, a URL, a ByteStore or a DatasetStore, not {spec!r}"
+        )
+    found = _stores.get(ident)
+    if found is None:
+        with _stores_lock:
+            found = _stores.get(ident)
+            if found is None:
+                found = _stores[ident] = DatasetStore(spec)
+    return found
+
+
+# -- keys ---------------------------------------------------------------------------------
+
+
+_UNBOUND = (
+    "; the task's arguments are only bound when its own body calls save_dataset or "
+    "load_dataset: call them there, or format the key yourself"
+)
+
+
+def resolve_key(key: str, meta: TaskMetadata | None) -> str:
+    """`key` with its `{param}` / `{map_index}` placeholders filled from `meta`'s call.
+
+    Raises:
+        DatasetError: A placeholder cannot be filled (outside a task, or not an argument).
+    """
+    if "{" not in key:
+        return key
+    if meta is None:
+        raise DatasetError(
+            f"dataset key {key!r} has placeholders but no task is running to fill them{_UNBOUND}"
+        )
+    values = {**meta.inputs, "map_index": meta.map_index}
+    try:
+        return key.format_map(values)
+    except (KeyError, IndexError, AttributeError, ValueError) as exc:
+        hint = "" if meta.inputs else _UNBOUND
+        raise DatasetError(
+            f"cannot fill dataset key {key!r} in task '{meta.name}': {type(exc).__name__}: "
+            f"{exc} (available placeholders: {sorted(values)}){hint}"
+        ) from None
+
+
+def _store_spec(explicit: Any, runtime: Runtime) -> Any:
+    if explicit is not None:
+        return explicit
+    if runtime.dataset_store is not None:
+        return runtime.dataset_store
+    return runtime.settings.dataset_store
+
+
+# -- save / load --------------------------------------------------------------------------
+
+
+def _save(
+    key: str,
+    value: Any,
+    format: str | None,
+    spec: Any,
+    options: dict[str, Any] | None,
+    runtime: Runtime,
+    meta: TaskMetadata | None,
+) -> str:
+    store = open_dataset_store(_store_spec(spec, runtime))
+    key = resolve_key(key, meta)
+    hook = runtime.hook
+    start = time.perf_counter()
+    if hook is not None:
+        store.bytes.path(key)  # an invalid key fails before any hook runs
+        hook.before_dataset_save(
+            key=key, value=value, format=format, options=options, metadata=meta
+        )
+    data, fmt = store.dumps(key, value, format=format, options=options)
+    relay = runtime.services.get("dataset_relay")
+    if relay is not None and store.is_local:
+        info = {
+            "task_id": meta.task_id if meta is not None else None,
+            "name": meta.name if meta is not None else None,
+            "map_index": meta.map_index if meta is not None else None,
+        }
+        relay(store.config(), key, data, fmt.name, info)
+        path = store.bytes.full_path(key)
+    else:
+        path = store.write(key, data)
+    if hook is not None:
+        hook.after_dataset_save(key=key, value=value, format=format, options=options, metadata=meta)
+    if runtime.emit is not None:
+        from daglite.events import DatasetSaved
+
+        runtime.emit(
+            DatasetSaved(
+                session_id=runtime.session_id,
+                key=key,
+                store=store.url,
+                format=fmt.name,
+                duration=time.perf_counter() - start,
+                task_id=meta.task_id if meta is not None else None,
+            )
+        )
+    return path
+
+
+def save_dataset(
+    key: str,
+    value: Any,
+    *,
+    format: str | None = None,
+    store: DatasetStore | str | None = None,
+    options: dict[str, Any] | None = None,
+) -> str:
+    """Save a value to the active (or explicitly provided) dataset store.
+
+    Inside a process worker, a save to a store only the coordinator's machine can reach is
+    relayed to the coordinator, which writes it.
+
+    The store is resolved from the context chain: explicit argument -> session context ->
+    global settings.
+
+    Args:
+        key: Storage key/path. May contain `{param}` placeholders resolved from the current
+            task's bound arguments (and `{map_index}`).
+        value: The Python object to serialize and persist.
+        format: Serialization format (e.g. `"pickle"`, `"json"`); else from the key's
+            extension, else from the value's type.
+        store: Explicit `DatasetStore` or string path/URL. When `None`, the store is resolved
+            from the context chain.
+        options: Additional options forwarded to the format (e.g. `{"indent": 2}` for json).
+
+    Returns:
+        The actual path where data was stored (a local path, or a URL).
+
+    Raises:
+        StoreError: The key is invalid (absolute, or leaving the store's root).
+        DatasetError: The format is unknown, cannot save the value, or a placeholder cannot
+            be filled.
+    """
+    runtime = current_runtime.get() or bare_runtime()
+    return _save(key, value, format, store, options, runtime, current_task())
+
+
+@overload
+def load_dataset(
+    key: str,
+    return_type: type[R],
+    *,
+    format: str | None = None,
+    store: DatasetStore | str | None = None,
+    options: dict[str, Any] | None = None,
+) -> R: ...
+@overload
+def load_dataset(
+    key: str,
+    *,
+    format: str | None = None,
+    store: DatasetStore | str | None = None,
+    options: dict[str, Any] | None = None,
+) -> Any: ...
+def load_dataset(
+    key: str,
+    return_type: type[R] | None = None,
+    *,
+    format: str | None = None,
+    store: DatasetStore | str | None = None,
+    options: dict[str, Any] | None = None,
+) -> R | Any:
+    """Load a dataset from the active (or explicitly provided) dataset store.
+
+    Args:
+        key: Storage key/path. May contain `{param}` placeholders that are resolved from the
+            current task's bound arguments.
+        return_type: Expected Python type for deserialization dispatch.
+        format: Serialization format hint (e.g. `"pickle"`).
+        store: Explicit `DatasetStore` or string path. When `None`, the store is resolved
+            from the context chain.
+        options: Additional options forwarded to the format.
+
+    Returns:
+        The deserialized Python object.
+
+    Raises:
+        DatasetError: Nothing is saved under the key (the message names key and store), the
+            format is unknown, or the data cannot be read in it.
+    """
+    runtime = current_runtime.get() or bare_runtime()
+    meta = current_task()
+    resolved = open_dataset_store(_store_spec(store, runtime))
+    key = resolve_key(key, meta)
+    hook = runtime.hook
+    if hook is not None:
+        hook.before_dataset_load(
+            key=key, return_type=return_type, format=format, options=options, metadata=meta
+        )
+    start = time.perf_counter()
+    result, fmt_name = resolved._load(key, return_type, format, options)
+    duration = time.perf_counter() - start
+    if hook is not None:
+        hook.after_dataset_load(
+            key=key,
+            return_type=return_type,
+            format=format,
+            options=options,
+            metadata=meta,
+            result=result,
+            duration=duration,
+        )
+    if runtime.emit is not None:
+        from daglite.events import DatasetLoaded
+
+        runtime.emit(
+            DatasetLoaded(
+                session_id=runtime.session_id,
+                key=key,
+                store=resolved.url,
+                format=fmt_name,
+                duration=duration,
+                task_id=meta.task_id if meta is not None else None,
+            )
+        )
+    return result
+
+
+def autosave(task: BaseTask[Any, Any], runtime: Runtime, meta: TaskMetadata, value: Any) -> str:
+    """Save a task call's result under its `dataset=` key (called by the run pipeline)."""
+    return _save(
+        task.dataset,  # type: ignore[arg-type]
+        value,
+        task.dataset_format,
+        task.dataset_store,
+        None,
+        runtime,
+        meta,
+    )
+
+
+def apply_relayed_write(
+    store: Any,
+    key: str,
+    data: bytes,
+    format_name: str | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> str:
+    """Write bytes a worker serialized for a local-only store (runs on the coordinator).
+
+    The bytes are written as they came (never deserialized here); the key is validated
+    again by the store.
+
+    Args:
+        store: What the worker's `DatasetStore.config()` returned (a URL or path, or a
+            `{"url", "options"}` dict), or a store object.
+        key: The resolved key.
+        data: The serialized dataset.
+        format_name: The format the worker used (informational).
+        metadata: Who saved it (`task_id`, `name`, `map_index`; informational).
+
+    Returns:
+        Where the data was stored.
+
+    Raises:
+        StoreError: The key is invalid or the write failed.
+    """
+    return open_dataset_store(store).write(key, data)

@@ -1,0 +1,578 @@
+"""Result caching: keys, stores, TTL, corruption, concurrency, sync and async tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import pickle
+import struct
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+
+from daglite import map_tasks
+from daglite import session
+from daglite import task
+from daglite.cachekeys import Unhashable
+from daglite.cachekeys import code_fingerprint
+from daglite.cachekeys import encode
+from daglite.caching import CachePlan
+from daglite.caching import CacheStore
+from daglite.caching import cache_key
+from daglite.caching import open_cache_store
+from daglite.testing import ManualClock
+from daglite.testing import memory_cache_store
+
+
+def counted(**options):
+    """A cached task `f(x, y=0)` and the list of calls that actually ran."""
+    calls = []
+
+    @task(**options)
+    def f(x, y=0):
+        calls.append((x, y))
+        return {"sum": x + y}
+
+    return f, calls
+
+
+def events_of(kind, events):
+    return [e for e in events if e.kind == kind]
+
+
+# -- hits and misses ------------------------------------------------------------------------
+
+
+def test_second_call_is_a_hit_in_the_default_store(tmp_path):
+    f, calls = counted(cache=True)
+    assert f(1, 2) == {"sum": 3}
+    assert f(1, y=2) == {"sum": 3}  # same bound arguments, same key
+    assert f(2) == {"sum": 2}
+    assert calls == [(1, 2), (2, 0)]
+    assert len(open_cache_store(".daglite/cache").keys()) == 2
+    assert (tmp_path / ".daglite" / "cache").is_dir()
+
+
+def test_session_store_and_events(tmp_path):
+    f, calls = counted(cache=True)
+    events = []
+    with session(cache_store=str(tmp_path / "c"), plugins=[events.append]):
+        f(1)
+        f(1)
+    assert calls == [(1, 0)]
+    missed = events_of("CacheMissed", events)
+    hit = events_of("CacheHit", events)
+    assert [e.reason for e in missed] == ["absent"]
+    assert hit[0].key == missed[0].key
+    succeeded = events_of("TaskSucceeded", events)
+    assert [e.cached for e in succeeded] == [False, True]
+    assert open_cache_store(str(tmp_path / "c")).keys() == [hit[0].key]
+
+
+def test_cache_string_is_a_path_for_this_task(tmp_path):
+    f, calls = counted(cache=str(tmp_path / "mine"))
+    with session(cache_store=str(tmp_path / "session")):
+        f(1)
+        f(1)
+    assert calls == [(1, 0)]
+    assert len(CacheStore(str(tmp_path / "mine")).keys()) == 1
+    assert not (tmp_path / "session").exists()
+
+
+def test_cache_store_instance_is_used_as_given():
+    store = memory_cache_store()
+    f, calls = counted(cache=store)
+    f(3)
+    f(3)
+    assert calls == [(3, 0)]
+    assert len(store.keys()) == 1
+
+
+def test_cache_store_option_overrides_the_session(tmp_path):
+    store = memory_cache_store()
+    f, calls = counted(cache=True, cache_store=store)
+    with session(cache_store=str(tmp_path / "session")):
+        f(1)
+        f(1)
+    assert calls == [(1, 0)] and len(store.keys()) == 1
+    assert not (tmp_path / "session").exists()
+
+
+def test_async_tasks_are_cached():
+    store = memory_cache_store()
+    calls = []
+
+    @task(cache=store)
+    async def double(x):
+        calls.append(x)
+        await asyncio.sleep(0)
+        return x * 2
+
+    async def main():
+        return [await double(4), await double(4), await double(5)]
+
+    assert asyncio.run(main()) == [8, 8, 10]
+    assert calls == [4, 5]
+
+
+def test_map_items_are_cached_on_the_thread_backend():
+    store = memory_cache_store()
+    f, calls = counted(cache=store)
+    with session(backend="thread"):
+        assert map_tasks(f, [1, 2, 1]) == [{"sum": 1}, {"sum": 2}, {"sum": 1}]
+        map_tasks(f, [1, 2])
+    assert sorted(calls)[:2] == [(1, 0), (2, 0)]
+    assert len(calls) <= 3  # items 0 and 2 may race; the second map only hits
+    assert len(store.keys()) == 2
+
+
+def test_errors_are_not_cached():
+    store = memory_cache_store()
+    calls = []
+
+    @task(cache=store)
+    def flaky(x):
+        calls.append(x)
+        if len(calls) == 1:
+            raise ValueError("first time")
+        return x
+
+    with pytest.raises(Exception, match="first time"):
+        flaky(1)
+    assert flaky(1) == 1 and flaky(1) == 1
+    assert calls == [1, 1]
+
+
+# -- keys -----------------------------------------------------------------------------------
+
+
+def test_dict_and_set_order_do_not_matter():
+    f, _ = counted(cache=memory_cache_store())
+    assert cache_key(f, {"a": 1, "b": 2}) == cache_key(f, {"b": 2, "a": 1})
+    assert cache_key(f, {3, 1, 2}) == cache_key(f, {2, 3, 1})
+    assert cache_key(f, frozenset("abc")) == cache_key(f, frozenset("cba"))
+    assert cache_key(f, [1, 2]) != cache_key(f, [2, 1])
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        (1, True),
+        (1, 1.0),
+        ([1], (1,)),
+        ({1}, frozenset({1})),
+        ("1", b"1"),
+        ("ab", ["a", "b"]),
+        ({"a": 1}, [("a", 1)]),
+        (None, "None"),
+        (0.1, 0.1000000001),
+    ],
+)
+def test_distinct_values_give_distinct_keys(a, b):
+    assert encode(a) != encode(b)
+
+
+def test_objects_and_functions_are_encoded_by_state_and_code():
+    import dataclasses
+    import datetime
+    import enum
+    from collections import OrderedDict
+    from collections import namedtuple
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+        tags: set
+
+    Pair = namedtuple("Pair", "a b")
+
+    class Color(enum.Enum):
+        RED = 1
+
+    assert encode(Point(1, {"a", "b"})) == encode(Point(1, {"b", "a"}))
+    assert encode(Point(1, set())) != encode(Point(2, set()))
+    assert encode(Pair(1, 2)) != encode((1, 2))
+    assert encode(OrderedDict(a=1)) != encode({"a": 1})
+    assert encode(Color.RED) == encode(Color.RED)
+    assert encode(datetime.date(2024, 1, 2)) != encode(datetime.date(2024, 1, 3))
+    assert encode(Path("a")) != encode(Path("b"))
+    assert encode(len) == encode(len)
+    assert encode(Point) != encode(Pair)
+
+    def one():
+        return 1
+
+    def two():
+        return 2
+
+    assert encode(one) != encode(two)
+    assert encode(lambda: 1) == encode(lambda: 1)
+
+
+def test_cache_version_and_ignore():
+    f1, _ = counted(cache=True)
+    f2, _ = counted(cache=True, cache_version="2")
+    assert cache_key(f1, 1) != cache_key(f2, 1)
+    g, calls = counted(cache=memory_cache_store(), cache_ignore=("y",))
+    assert cache_key(g, 1, 5) == cache_key(g, 1, 6)
+    g(1, 5)
+    assert g(1, 6) == {"sum": 6}  # y is ignored: the first result is returned
+    assert calls == [(1, 5)]
+
+
+def test_custom_hash_may_return_any_string():
+    seen = []
+
+    def by_x(func, inputs):
+        seen.append((func.__name__, dict(inputs)))
+        return f"../../weird/{inputs['x']}/ünïcode\x00" if inputs["x"] else ""
+
+    f, calls = counted(cache=memory_cache_store(), cache_hash=by_x)
+    f(1, 2)
+    f(1, 3)  # same custom hash: a hit
+    f(0)
+    f(0, 9)
+    assert calls == [(1, 2), (0, 0)]
+    assert seen[0] == ("f", {"x": 1, "y": 2})
+
+
+def test_custom_hash_must_return_a_string():
+    f, _ = counted(cache=memory_cache_store(), cache_hash=lambda func, inputs: 42)
+    with pytest.raises(TypeError, match="cache_hash of task 'f' returned int 42; it must return"):
+        f(1)
+
+
+def test_unhashable_argument_is_named():
+    f, calls = counted(cache=memory_cache_store())
+    with pytest.raises(TypeError) as info:
+        f(threading.Lock())
+    message = str(info.value)
+    assert "argument 'x'" in message and "task 'f'" in message
+    assert "cache_ignore=('x',)" in message
+    assert calls == []
+    with pytest.raises(Unhashable, match="nested too deeply"):
+        nested: list = []
+        nested.append(nested)
+        encode(nested)
+
+
+def test_unpicklable_result_is_logged_not_raised(caplog):
+    store = memory_cache_store()
+
+    @task(cache=store)
+    def make_lock():
+        return threading.Lock()
+
+    with caplog.at_level("WARNING", logger="daglite"):
+        assert make_lock() is not None
+    assert "cannot cache the result" in caplog.text
+    assert store.keys() == []
+
+
+def test_code_fingerprint_of_builtins_and_methods():
+    assert code_fingerprint(len) == "builtins.len"
+
+    class A:
+        def m(self):
+            return 1
+
+    assert code_fingerprint(A().m) == code_fingerprint(A.m)
+
+
+# -- TTL --------------------------------------------------------------------------------------
+
+
+def test_task_ttl_expires_with_the_injected_clock():
+    clock = ManualClock()
+    store = memory_cache_store(clock=clock)
+    f, calls = counted(cache=store, cache_ttl=60)
+    events = []
+    with session(plugins=[events.append]):
+        f(1)
+        clock.advance(59)
+        f(1)
+        clock.advance(2)
+        f(1)
+        f(1)
+    assert calls == [(1, 0), (1, 0)]
+    assert [e.reason for e in events_of("CacheMissed", events)] == ["absent", "expired"]
+
+
+def test_store_ttl_overrides_the_task_ttl():
+    clock = ManualClock()
+    store = memory_cache_store(ttl=10, clock=clock)
+    f, calls = counted(cache=store, cache_ttl=1000)
+    f(1)
+    clock.advance(11)
+    f(1)
+    assert len(calls) == 2
+
+
+def test_cache_store_rejects_bad_ttl_and_specs():
+    with pytest.raises(ValueError, match="ttl must be > 0"):
+        CacheStore("memory://t", ttl=0)
+    with pytest.raises(ValueError, match="ttl must be a number of seconds or None"):
+        CacheStore("memory://t", ttl="1")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="a cache store is a path, a URL"):
+        open_cache_store(42)
+
+
+# -- corruption -------------------------------------------------------------------------------
+
+
+def _entry_path(root: Path, key: str) -> Path:
+    return root / key[:2] / key
+
+
+def _header_garbage(data: bytes) -> bytes:
+    return b"\xde\xad\xbe\xef" + os.urandom(40) + data[44:]
+
+
+def _good_crc_bad_pickle(data: bytes) -> bytes:
+    payload = b"\x80\x05garbage that is not a pickle"
+    header = struct.pack(">4sBdQIB", b"DGLC", 1, 0.0, len(payload), zlib.crc32(payload), 6)
+    return header + b"pickle" + payload
+
+
+CORRUPTIONS = {
+    "empty": (lambda data: b"", "corrupt: empty entry"),
+    "short header": (lambda data: data[:10], "corrupt: truncated header (10 bytes)"),
+    "truncated": (lambda data: data[:-5], "corrupt: truncated data"),
+    "garbage data": (
+        lambda data: data[:-8] + bytes(b ^ 0xFF for b in data[-8:]),
+        "corrupt: checksum mismatch",
+    ),
+    "garbage metadata": (_header_garbage, "corrupt: bad header"),
+    "wrong format name": (lambda data: data[:30] + b"pockle" + data[36:], "corrupt: bad header"),
+    "undecodable value": (_good_crc_bad_pickle, "corrupt: cannot unpickle"),
+    "random bytes": (lambda data: os.urandom(len(data)), "corrupt: bad header"),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(CORRUPTIONS))
+def test_corrupt_entries_are_misses_with_a_warning_event(tmp_path, shape, caplog):
+    spoil, reason = CORRUPTIONS[shape]
+    root = tmp_path / "cache"
+    f, calls = counted(cache=str(root))
+    f(1)
+    key = cache_key(f, 1)
+    path = _entry_path(root, key)
+    path.write_bytes(spoil(path.read_bytes()))
+    events = []
+    with caplog.at_level("WARNING", logger="daglite"), session(plugins=[events.append]):
+        assert f(1) == {"sum": 1}
+        assert f(1) == {"sum": 1}  # the entry was rewritten: a hit again
+    assert len(calls) == 2
+    missed = events_of("CacheMissed", events)
+    assert len(missed) == 1 and missed[0].reason.startswith(reason), missed[0].reason
+    assert key in caplog.text and "is a miss" in caplog.text
+    assert len(events_of("CacheHit", events)) == 1
+
+
+def test_unreadable_entry_is_a_miss(tmp_path):
+    root = tmp_path / "cache"
+    f, calls = counted(cache=str(root))
+    f(1)
+    path = _entry_path(root, cache_key(f, 1))
+    path.unlink()
+    path.mkdir()  # reading a directory fails with an OSError other than "not found"
+    plan = CachePlan(open_cache_store(str(root)), cache_key(f, 1), None)
+    assert plan.lookup() == (False, None)
+    assert plan.miss_reason.startswith("unreadable: ")
+
+
+def test_store_helpers_delete_keys_clear():
+    store = memory_cache_store()
+    store.put("k1", 1)
+    store.put("k2", [2])
+    assert store.keys() == ["k1", "k2"]
+    assert store.get("k2") == (True, [2], "")
+    assert store.delete("k1") and not store.delete("k1")
+    assert store.clear() == 1 and store.keys() == []
+    assert pickle.loads(pickle.dumps(store)).keys() == []
+
+
+# -- concurrency ------------------------------------------------------------------------------
+
+
+def test_threads_writing_the_same_key_never_tear(tmp_path):
+    store = CacheStore(str(tmp_path / "c"))
+    values = [list(range(i, i + 20_000)) for i in range(6)]
+    bad = []
+    stop = threading.Event()
+
+    def write(value):
+        for _ in range(10):
+            store.put("samekey", value)
+
+    def read():
+        while not stop.is_set():
+            found, value, reason = store.get("samekey")
+            if reason not in ("", "absent") or (found and value not in values):
+                bad.append(reason)
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    writers = [threading.Thread(target=write, args=(v,)) for v in values]
+    for t in readers + writers:
+        t.start()
+    for t in writers:
+        t.join()
+    stop.set()
+    for t in readers:
+        t.join()
+    assert bad == []
+    assert store.get("samekey")[1] in values
+    assert store.keys() == ["samekey"]
+
+
+def _process_writer(root: str, seed: int, rounds: int) -> None:
+    store = CacheStore(root)
+    for _ in range(rounds):
+        store.put("samekey", [seed] * 20_000)
+
+
+def test_processes_writing_the_same_key_never_tear(tmp_path):
+    root = str(tmp_path / "c")
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_process_writer, args=(root, i, 25)) for i in range(2)]
+    for p in procs:
+        p.start()
+    store = CacheStore(root)
+    bad = []
+    seen = set()
+    while any(p.is_alive() for p in procs):
+        found, value, reason = store.get("samekey")
+        if found:
+            if len(set(value)) != 1 or len(value) != 20_000:
+                bad.append("mixed")
+            seen.add(value[0])
+        elif reason != "absent":
+            bad.append(reason)
+        time.sleep(0.002)
+    for p in procs:
+        p.join()
+        assert p.exitcode == 0
+    assert bad == []
+    assert store.get("samekey")[0] is True
+    assert store.keys() == ["samekey"]
+
+
+# -- code-aware keys across interpreter runs --------------------------------------------------
+
+MODULE = '''
+"""Module docstring."""
+from daglite import task
+from {pkg}.helpers import helper
+from otherpkg import outside
+
+
+@task(cache=True)
+def compute(x, table):
+    """Docstring v1."""
+    # a comment
+    return helper(x) + outside(x) + len(table)
+'''
+
+HELPERS = """
+def helper(x):
+    return x + 1
+"""
+
+OUTSIDE = """
+def outside(x):
+    return x * 2
+"""
+
+PROBE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from daglite.caching import cache_key
+from {pkg}.tasks import compute
+print(cache_key(compute, 3, {{"b": {{"y", "x"}}, "a": [1.5, None, (True,)]}}))
+"""
+
+
+def _write_project(root: Path, pkg: str, module=MODULE, helpers=HELPERS, outside=OUTSIDE):
+    (root / pkg).mkdir(parents=True, exist_ok=True)
+    (root / pkg / "__init__.py").write_text("")
+    (root / pkg / "tasks.py").write_text(module.format(pkg=pkg))
+    (root / pkg / "helpers.py").write_text(helpers)
+    (root / "otherpkg").mkdir(exist_ok=True)
+    (root / "otherpkg" / "__init__.py").write_text(outside)
+
+
+def _key_in_fresh_interpreter(root: Path, pkg: str, seed: str = "1") -> str:
+    env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONDONTWRITEBYTECODE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE.format(pkg=pkg), str(root)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=60,
+    )
+    return out.stdout.strip()
+
+
+@pytest.mark.slow
+def test_keys_follow_the_code_not_its_formatting(tmp_path):
+    pkg = "proj"
+    _write_project(tmp_path, pkg)
+    base = _key_in_fresh_interpreter(tmp_path, pkg, seed="1")
+    assert len(base) == 40
+    # Same code in another interpreter with another string-hash seed: same key.
+    assert _key_in_fresh_interpreter(tmp_path, pkg, seed="2") == base
+
+    cosmetic = MODULE.replace('"""Docstring v1."""', '"""Docstring v2,\n\n    longer."""')
+    cosmetic = cosmetic.replace("# a comment", "# another comment\n\n    # and more")
+    cosmetic = "\n\n# header comment\n" + cosmetic.replace("@task", "\n\n@task")
+    _write_project(tmp_path, pkg, module=cosmetic)
+    assert _key_in_fresh_interpreter(tmp_path, pkg) == base
+
+    body = MODULE.replace("len(table)", "len(table) + 0")
+    _write_project(tmp_path, pkg, module=body)
+    assert _key_in_fresh_interpreter(tmp_path, pkg) != base
+
+    _write_project(tmp_path, pkg, helpers=HELPERS.replace("x + 1", "x + 2"))
+    changed_helper = _key_in_fresh_interpreter(tmp_path, pkg)
+    assert changed_helper != base
+
+    # A function from another top-level package is not part of the fingerprint.
+    _write_project(tmp_path, pkg, outside=OUTSIDE.replace("x * 2", "x * 3"))
+    assert _key_in_fresh_interpreter(tmp_path, pkg) == base
+
+
+@pytest.mark.slow
+def test_a_cached_result_survives_the_interpreter(tmp_path):
+    pkg = "proj2"
+    _write_project(tmp_path, pkg)
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        sys.path.insert(0, {str(tmp_path)!r})
+        os.chdir({str(tmp_path)!r})
+        from daglite import session
+        from {pkg} import helpers
+        runs = []
+        original = helpers.helper
+        from {pkg}.tasks import compute
+        compute.func.__globals__["helper"] = lambda x: runs.append(x) or original(x)
+        print(compute(3, {{"k": 1}}), len(runs))
+        """
+    )
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
+        ).stdout.split()
+        for _ in range(2)
+    ]
+    assert outputs[0] == ["11", "1"]
+    assert outputs[1] == ["11", "0"]  # the second interpreter read the first one's entry

@@ -1,0 +1,248 @@
+"""Byte stores: schemes, key validation, atomic writes, listing, caching of opened stores."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from daglite import StoreError
+from daglite import registry
+from daglite.stores import ByteStore
+from daglite.stores import LocalStore
+from daglite.stores import check_key
+from daglite.stores import open_store
+from daglite.stores import scheme_of
+from daglite.testing import memory_store
+
+
+@pytest.fixture(params=["file", "memory"])
+def store(request, tmp_path):
+    if request.param == "file":
+        return open_store(str(tmp_path / "root"))
+    return memory_store()
+
+
+def test_scheme_of_urls_and_plain_paths():
+    assert scheme_of("memory://x") == "memory"
+    assert scheme_of("s3://bucket/p") == "s3"
+    assert scheme_of("file:///tmp/x") == "file"
+    assert scheme_of(".daglite/cache") == "file"
+    assert scheme_of("/abs/path") == "file"
+    assert scheme_of("C://weird") == "file"  # a drive letter, not a scheme
+
+
+def test_round_trip_list_exists_delete(store):
+    assert store.list() == []
+    store.write("a/b/c.bin", b"one")
+    store.write("top.txt", b"two")
+    assert store.read("a/b/c.bin") == b"one"
+    assert store.exists("top.txt") and not store.exists("nope")
+    assert store.list() == ["a/b/c.bin", "top.txt"]
+    assert store.list("a") == ["a/b/c.bin"]
+    assert store.list("missing") == []
+    assert store.delete("top.txt") is True
+    assert store.delete("top.txt") is False
+    with pytest.raises(FileNotFoundError):
+        store.read("top.txt")
+
+
+def test_overwrite_replaces(store):
+    store.write("k", b"old" * 1000)
+    store.write("k", b"new")
+    assert store.read("k") == b"new"
+
+
+BAD_KEYS = [
+    ("", "it is empty"),
+    ("/etc/passwd", "it is absolute"),
+    ("C:/x", "it is absolute"),
+    ("../escape", "leaves the store's root"),
+    ("a/../../escape", "leaves the store's root"),
+    ("a//b", "empty segment"),
+    ("a/", "empty segment"),
+    ("a\\..\\b", "backslash or NUL"),
+    ("a\x00b", "backslash or NUL"),
+    (".", "names the store's root itself"),
+]
+
+
+@pytest.mark.parametrize(("key", "problem"), BAD_KEYS)
+def test_bad_keys_are_rejected_and_nothing_is_written(store, key, problem):
+    for op in (lambda: store.write(key, b"x"), lambda: store.read(key)):
+        with pytest.raises(StoreError) as info:
+            op()
+        assert problem in str(info.value)
+        assert repr(key) in str(info.value)
+        assert store.url in str(info.value)
+    assert store.list() == []
+
+
+def test_traversal_never_touches_outside_the_root(tmp_path):
+    root = tmp_path / "inner" / "root"
+    store = open_store(str(root))
+    outside = tmp_path / "inner" / "secret.txt"
+    outside.parent.mkdir()
+    outside.write_bytes(b"secret")
+    with pytest.raises(StoreError, match="leaves the store's root"):
+        store.read("../secret.txt")
+    with pytest.raises(StoreError, match="leaves the store's root"):
+        store.write("x/../../secret.txt", b"overwritten")
+    assert outside.read_bytes() == b"secret"
+    assert not root.exists()
+
+
+def test_inner_dotdot_is_normalized():
+    assert check_key("a/./b/../c", "root") == "a/c"
+    with pytest.raises(StoreError, match="key must be a string"):
+        check_key(3, "root")
+
+
+def test_non_string_key_is_rejected(store):
+    with pytest.raises(StoreError, match="key must be a string, not int"):
+        store.write(5, b"x")  # type: ignore[arg-type]
+
+
+def test_unknown_scheme_lists_installed_and_hints_plugin():
+    with pytest.raises(StoreError) as info:
+        open_store("s3://bucket/prefix")
+    message = str(info.value)
+    assert "s3://bucket/prefix" in message
+    assert "pip install daglite-s3" in message
+    assert "file" in message and "memory" in message
+    with pytest.raises(StoreError, match=r"unknown store 'gopher'; installed stores: .*file"):
+        open_store("gopher://x")
+
+
+def test_invalid_url_and_file_options():
+    with pytest.raises(StoreError, match="non-empty URL or path string"):
+        open_store("")
+    with pytest.raises(StoreError, match="takes no options"):
+        open_store("somewhere", auto_mkdir=True)
+
+
+def test_opened_stores_are_cached_per_url_and_cwd(tmp_path, monkeypatch):
+    a = open_store("rel/store")
+    assert open_store("rel/store") is a
+    assert a.root == str(tmp_path / "rel" / "store")
+    other = tmp_path / "other"
+    other.mkdir()
+    monkeypatch.chdir(other)
+    b = open_store("rel/store")
+    assert b is not a and b.root == str(other / "rel" / "store")
+    assert open_store(a) is a
+
+
+def test_is_local_and_full_path(tmp_path):
+    local = open_store(str(tmp_path))
+    assert isinstance(local, LocalStore) and local.is_local
+    assert local.full_path("a/b") == f"{tmp_path}/a/b"
+    mem = open_store("memory://fp")
+    assert mem.is_local
+    assert mem.full_path("a/b") == "memory://fp/a/b"
+    assert open_store("file://" + str(tmp_path)).root == str(tmp_path)
+
+
+def test_a_plugin_only_supplies_an_fsspec_filesystem():
+    """The documented plugin contract: a factory returning ByteStore(fs, url, is_local=False)."""
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    made = []
+
+    def factory(url, options):
+        made.append((url, options))
+        return ByteStore(MemoryFileSystem(), url.replace("fake://", "memory://"), is_local=False)
+
+    with registry.override("store", "fake", factory):
+        store = open_store("fake://bucket/p", region="x")
+        assert open_store("fake://bucket/p", region="x") is store
+        assert made == [("fake://bucket/p", {"region": "x"})]
+        assert store.is_local is False
+        store.write("k/v", b"data")
+        assert store.read("k/v") == b"data"
+        with pytest.raises(StoreError, match="leaves the store's root"):
+            store.write("../k", b"data")
+
+
+def test_factory_must_return_a_byte_store():
+    with (
+        registry.override("store", "broken", lambda url, options: object()),
+        pytest.raises(StoreError, match="returned object, not a ByteStore"),
+    ):
+        open_store("broken://x")
+
+
+def test_rename_writes_go_through_a_temporary_name():
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    store = ByteStore(MemoryFileSystem(), "memory://renamed", rename_writes=True)
+    store.write("a/b", b"payload")
+    assert store.read("a/b") == b"payload"
+    assert store.list() == ["a/b"]
+
+
+def test_local_write_failure_is_a_store_error_and_leaves_no_temp(tmp_path):
+    store = open_store(str(tmp_path / "s"))
+    store.write("dir", b"a file where a folder is wanted")
+    with pytest.raises(StoreError, match="cannot write key 'dir/x'"):
+        store.write("dir/x", b"x")
+    assert store.list() == ["dir"]
+
+
+def test_local_read_of_large_entries(tmp_path):
+    store = open_store(str(tmp_path))
+    big = os.urandom(300_000)
+    store.write_trusted("ab/big", big)  # type: ignore[attr-defined]
+    assert store.read_trusted("ab/big") == big  # type: ignore[attr-defined]
+    assert store.read("ab/big") == big
+
+
+def test_temporary_files_are_hidden_from_list(tmp_path):
+    store = open_store(str(tmp_path))
+    store.write("a", b"1")
+    (tmp_path / ".a.tmp-1-2-3").write_bytes(b"half")
+    assert store.list() == ["a"]
+
+
+def test_concurrent_thread_writers_never_tear(store):
+    payloads = [bytes([i]) * 200_000 for i in range(8)]
+    stop = threading.Event()
+    seen = set()
+    errors = []
+
+    def writer(data):
+        for _ in range(15):
+            store.write("shared/key", data)
+
+    def reader():
+        while not stop.is_set():
+            try:
+                data = store.read("shared/key")
+            except FileNotFoundError:
+                continue
+            if data not in payloads:
+                errors.append(len(data))
+            seen.add(data[:1])
+
+    threads = [threading.Thread(target=writer, args=(p,)) for p in payloads]
+    watcher = threading.Thread(target=reader)
+    watcher.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    watcher.join()
+    assert errors == []
+    assert store.read("shared/key") in payloads
+    assert store.list() == ["shared/key"]
+
+
+def test_stores_pickle_as_their_url(tmp_path):
+    import pickle
+
+    local = open_store(str(tmp_path))
+    assert pickle.loads(pickle.dumps(local)) is local
+    mem = open_store("memory://pickled")
+    assert pickle.loads(pickle.dumps(mem)) is mem
