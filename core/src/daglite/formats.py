@@ -36,6 +36,15 @@ class Format(Protocol):
         types: Value types it claims when no format or extension says otherwise: classes,
             or `"module.QualName"` strings so that the format need not import a heavy
             library to claim its types. The most specific claim wins.
+
+    Optional, for formats that also serve the result cache (see `cache_format`):
+
+    - `cache_types`: types whose cached values this format stores instead of pickle
+      (claimed like `types`). `loads(data, None, {})` must give back an equal value of the
+      same type; `data` may then be a `memoryview`.
+    - `fingerprint(value) -> bytes`: a digest of the content of a value of one of its
+      `cache_types`, used in cache keys instead of encoding the value's pickle state. It
+      must be equal for equal values in every process and run.
     """
 
     name: str
@@ -182,6 +191,48 @@ def _by_type(cls: type) -> Format | None:
                         best = (rank, fmt)
                     break
     return best[1] if best is not None else None
+
+
+_cache_formats: dict[type, Format | None] = {}
+
+
+def cache_format(cls: type) -> Format | None:
+    """The format that stores cached values of type `cls`, or `None` (pickle them).
+
+    It is the installed format whose `cache_types` claims `cls` most specifically;
+    the answer is remembered per type. A format plugin that fails to import is logged
+    on the `daglite` logger and left out (the cache then falls back to pickle).
+    """
+    try:
+        return _cache_formats[cls]
+    except KeyError:
+        pass
+    mro = _type_names(cls)
+    best: tuple[int, Format] | None = None
+    for fmt in _cache_candidates():
+        for claim in getattr(fmt, "cache_types", ()):
+            for rank, (klass, qualname) in enumerate(mro):
+                if claim is klass or claim == qualname:
+                    if best is None or rank < best[0]:
+                        best = (rank, fmt)
+                    break
+    found = best[1] if best is not None else None
+    _cache_formats[cls] = found
+    return found
+
+
+def _cache_candidates() -> list[Format]:
+    found = []
+    for info in registry.entries("format"):
+        try:
+            found.append(get_format(info.name))
+        except DatasetError as exc:
+            import logging
+
+            logging.getLogger("daglite").warning(
+                "format %r is left out of the cache: %s", info.name, exc
+            )
+    return found
 
 
 def resolve_format(
