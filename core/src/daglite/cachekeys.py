@@ -143,10 +143,15 @@ def _encode_other(obj: Any, out: list[bytes], depth: int) -> None:
     if fingerprint is _UNKNOWN:
         fingerprint = _fingerprint_of(type(obj))
     if fingerprint is not None:
-        out.append(b"X")
-        _enc_str(_qualname(type(obj)), out)
-        _enc_bytes(fingerprint(obj), out)
-        return
+        try:
+            digest = fingerprint(obj)
+        except Exception:  # a value the format cannot hold: encoded like any other object
+            digest = None
+        if digest is not None:
+            out.append(b"X")
+            _enc_str(_qualname(type(obj)), out)
+            _enc_bytes(digest, out)
+            return
     try:
         reduced = obj.__reduce_ex__(4)
     except Exception as exc:
