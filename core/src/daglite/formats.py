@@ -226,7 +226,7 @@ def _cache_candidates() -> list[Format]:
     for info in registry.entries("format"):
         try:
             found.append(get_format(info.name))
-        except DatasetError as exc:
+        except Exception as exc:
             import logging
 
             logging.getLogger("daglite").warning(

@@ -109,18 +109,19 @@ def from_arrow(table: pyarrow.Table, kind: str | None) -> Any:
     """
     metadata = dict(table.schema.metadata or {})
     saved = metadata.pop(TYPE_KEY, None)
+    why = f"is asked for as a {kind}"
     if kind is None:
         kind = KIND_NAMES.get(saved.decode(), PYARROW) if saved else PYARROW
+        why = f"was saved from a {kind}"
     if kind == PYARROW:
         return table.replace_schema_metadata(metadata or None) if saved else table
     library = _LIBRARY[kind]
     try:
         module = __import__(library)
     except ImportError as exc:
-        origin = f"was saved from a {saved.decode()} and " if saved else ""
         raise ImportError(
-            f"the table {origin}is asked for as a {kind}, but {library} is not installed: "
-            f"pip install {library} (or load it with return_type=pyarrow.Table)"
+            f"the table {why}, but {library} is not installed: pip install {library} "
+            f"(or load it with return_type=pyarrow.Table)"
         ) from exc
     if kind == PANDAS:
         return table.to_pandas()
