@@ -170,7 +170,7 @@ class CacheStore:
         fmt = cache_format(type(value))
         if fmt is not None:
             try:
-                payload = fmt.dumps(value, {})
+                payload = fmt.dumps(value, dict(getattr(fmt, "cache_options", {})))
                 name = fmt.name.encode("ascii")
             except Exception as exc:  # e.g. a column the format cannot hold: pickle it
                 log.debug("cache format %s cannot save %s: %s", fmt.name, type(value), exc)

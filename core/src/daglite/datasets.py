@@ -93,7 +93,8 @@ class DatasetStore:
         self.bytes.path(key)  # validate first
         fmt = resolve_format(key, format=format, value_type=type(value))
         try:
-            return fmt.dumps(value, dict(options or {})), fmt
+            data = fmt.dumps(value, dict(options or {}))
+            return (data if isinstance(data, bytes) else bytes(data)), fmt
         except Exception as exc:
             raise DatasetError(
                 f"cannot save dataset {key!r} to store '{self.url}' as {fmt.name}: "

@@ -42,6 +42,8 @@ class Format(Protocol):
     - `cache_types`: types whose cached values this format stores instead of pickle
       (claimed like `types`). `loads(data, None, {})` must give back an equal value of the
       same type; `data` may then be a `memoryview`.
+    - `cache_options`: the options the cache passes to `dumps` (default `{}`), e.g. a
+      faster compression than the format's default for files.
     - `fingerprint(value) -> bytes`: a digest of the content of a value of one of its
       `cache_types`, used in cache keys instead of encoding the value's pickle state. It
       must be equal for equal values in every process and run.
@@ -52,7 +54,7 @@ class Format(Protocol):
     types: Sequence[type | str]
 
     def dumps(self, value: Any, options: dict[str, Any]) -> bytes:
-        """The bytes of `value`."""
+        """The bytes of `value` (or another bytes-like object, to spare copying a buffer)."""
         ...
 
     def loads(self, data: bytes, return_type: Any, options: dict[str, Any]) -> Any:

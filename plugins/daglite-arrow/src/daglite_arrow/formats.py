@@ -40,7 +40,7 @@ class _TableFormat:
         table = to_arrow(value, self.name, options.pop("preserve_index", None))
         sink = pa.BufferOutputStream()
         self._write(table, sink, options)
-        return sink.getvalue().to_pybytes()
+        return memoryview(sink.getvalue())  # type: ignore[return-value]  # no copy
 
     def loads(self, data: bytes, return_type: Any, options: dict[str, Any]) -> Any:
         import pyarrow as pa
@@ -86,12 +86,14 @@ class FeatherFormat(_TableFormat):
     `"uncompressed"`; `compression_level`, `chunksize`); when loading to
     `pyarrow.feather.read_table` (`columns`, `use_threads`).
 
-    It is also the result cache's format for tables, and fingerprints table arguments.
+    It is also the result cache's format for tables (uncompressed there: written at memory
+    speed, read without a copy), and fingerprints table arguments.
     """
 
     name = "feather"
     extensions = ("feather", "arrow")
     cache_types = TABLE_TYPES
+    cache_options = {"compression": "uncompressed"}  # the cache: speed over size
 
     def fingerprint(self, value: Any) -> bytes:
         """A digest of a table's content (see `daglite_arrow.tables.fingerprint`)."""
