@@ -39,12 +39,15 @@ class PointFormat:
     extensions = ()
     types = ()
     cache_types = (f"{__name__}.Point",)
+    cache_options = {"separators": (",", ":")}
     fingerprinted: list[Point] = []
 
     def dumps(self, value, options):
+        if options != {"separators": (",", ":")}:
+            raise AssertionError(f"dumps got options {options}")
         if value.x < 0:
             raise ValueError("negative points are not supported")
-        return json.dumps([value.x, value.y, value.label]).encode()
+        return json.dumps([value.x, value.y, value.label], **options).encode()
 
     def loads(self, data, return_type, options):
         x, y, label = json.loads(bytes(data))
@@ -81,6 +84,7 @@ def test_a_type_claimed_by_a_format_is_cached_in_it(point_format):
     cache = memory_cache_store()
     cache.put("a" * 40, Point(1, 2, "home"))
     assert _entry_format(cache, "a" * 40) == b"pointjson"
+    assert cache.bytes.read(cache.entry_key("a" * 40)).endswith(b'[1,2,"home"]')  # its options
     found, value, _ = cache.get("a" * 40)
     assert found and value == Point(1, 2) and value.label == "home"
     cache.put("b" * 40, {"not": "a point"})
