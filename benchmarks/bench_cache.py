@@ -83,6 +83,26 @@ def main() -> None:
         compute_again = per_fresh_call_ms(squares, seeds, big_calls, repeats)
         compute = min(compute, compute_again)
 
+        import json
+        from pathlib import Path
+
+        from daglite import load_dataset
+        from daglite import save_dataset
+
+        target = Path(tmp) / "plain.json"
+        small = {"a": [1, 2, 3], "b": "text"}
+
+        def plain_write() -> None:
+            target.write_text(json.dumps(small))
+
+        plain_save = per_call_us(plain_write, calls // 10 or 1, repeats)
+        dataset_save = per_call_us(
+            lambda: save_dataset("small.json", small, store=f"{tmp}/ds"), calls // 10 or 1, repeats
+        )
+        dataset_load = per_call_us(
+            lambda: load_dataset("small.json", store=f"{tmp}/ds"), calls // 10 or 1, repeats
+        )
+
     rows = [
         ("plain add(1, 2)", f"{plain:8.2f} µs", ""),
         ("daglite cache hit, bare call", f"{bare_hit:8.2f} µs", "target <= 25 µs"),
@@ -106,6 +126,9 @@ def main() -> None:
             f"{joblib_miss - compute:8.2f} ms",
             f"= {(joblib_miss - compute) / compute:.2f} x compute",
         ),
+        ("json.dumps + Path.write_text", f"{plain_save:8.2f} µs", ""),
+        ("save_dataset small .json", f"{dataset_save:8.2f} µs", "atomic (temp file + rename)"),
+        ("load_dataset small .json", f"{dataset_load:8.2f} µs", ""),
     ]
     width = max(len(r[0]) for r in rows)
     for name, value, note in rows:

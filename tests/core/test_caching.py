@@ -153,6 +153,27 @@ def test_errors_are_not_cached():
 # -- keys -----------------------------------------------------------------------------------
 
 
+def test_keyword_order_and_defaults_do_not_matter():
+    @task(cache=True)
+    def g(x, y, z=3):
+        return x
+
+    assert cache_key(g, 1, 2) == cache_key(g, y=2, x=1) == cache_key(g, z=3, y=2, x=1)
+    assert cache_key(g, 1, 2) != cache_key(g, 2, 1)
+    assert cache_key(g, 1, "2") != cache_key(g, 1, 2)  # scalar fast path keeps types apart
+    assert cache_key(g, 1, 2) != cache_key(g, 1, [2])  # fast path vs general encoding
+    assert cache_key(g, 1, 1) != cache_key(g, 1, True) != cache_key(g, 1, 1.0)
+
+
+def test_varargs_and_kwargs_are_keyed():
+    @task(cache=True)
+    def h(*args, **kwargs):
+        return args
+
+    assert cache_key(h, 1, 2, a=1, b=2) == cache_key(h, 1, 2, b=2, a=1)
+    assert cache_key(h, 1, 2) != cache_key(h, 2, 1)
+
+
 def test_dict_and_set_order_do_not_matter():
     f, _ = counted(cache=memory_cache_store())
     assert cache_key(f, {"a": 1, "b": 2}) == cache_key(f, {"b": 2, "a": 1})
@@ -322,6 +343,8 @@ def test_cache_store_rejects_bad_ttl_and_specs():
         CacheStore("memory://t", ttl="1")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="a cache store is a path, a URL"):
         open_cache_store(42)
+    with pytest.raises(TypeError, match="a cache store is a path, a URL"):
+        open_cache_store({"url": "x"})
 
 
 # -- corruption -------------------------------------------------------------------------------
@@ -576,3 +599,16 @@ def test_a_cached_result_survives_the_interpreter(tmp_path):
     ]
     assert outputs[0] == ["11", "1"]
     assert outputs[1] == ["11", "0"]  # the second interpreter read the first one's entry
+
+
+def test_a_failing_store_fails_the_call_with_a_store_error(tmp_path):
+    from daglite import StoreError
+
+    root = tmp_path / "c"
+    f, calls = counted(cache=str(root))
+    root.mkdir()
+    key = cache_key(f, 1)
+    (root / key[:2]).write_text("a file where the entry's folder should be")
+    with pytest.raises(StoreError, match=f"cannot write key '{key[:2]}/{key}'"):
+        f(1)
+    assert calls == [(1, 0)]

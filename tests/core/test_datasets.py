@@ -283,11 +283,17 @@ def test_worker_saves_to_local_stores_are_relayed(tmp_path):
         current_runtime.reset(token)
     assert path == str(tmp_path / "ds" / "r" / "v.json")
     assert store.list() == []  # nothing written in the worker
-    [(spec, key, data, fmt, info)] = relayed
+    [(write,)] = relayed
+    spec, key, data, fmt, info = write
     assert (spec, key, fmt) == (store.url, "r/v.json", "json")
     assert info == {"task_id": None, "name": None, "map_index": None}
+    assert data == b'{"a": 1}'
     # The coordinator writes the bytes as they came, through a freshly opened store.
-    assert pickle.loads(pickle.dumps(spec)) == spec
+    shipped = pickle.loads(pickle.dumps(write))
+    assert shipped == write
+    assert shipped.apply(None) == path
+    assert store.load("r/v.json") == {"a": 1}
+    store.delete("r/v.json")
     assert apply_relayed_write(spec, key, data, fmt, info) == path
     assert store.load("r/v.json") == {"a": 1}
 
@@ -350,3 +356,27 @@ def test_placeholders_from_a_helper_without_bound_arguments_say_why():
     with session(), pytest.raises(daglite.TaskError, match="available placeholders"):
         t(1)
     assert store.list() == []
+
+
+@task(dataset="relayed/{name}/{map_index}.json")
+def _relayed_item(name: str) -> dict:
+    save_dataset("relayed/{name}.txt", f"explicit {name}")
+    return {"name": name}
+
+
+def test_process_workers_relay_saves_to_local_stores(tmp_path):
+    from daglite import registry
+
+    if "process" not in registry.names("backend"):
+        pytest.skip("the process backend is not installed in this build")
+    root = tmp_path / "ds"
+    with session(backend="process", dataset_store=str(root)):
+        map_tasks(_relayed_item, ["a", "b"])
+    store = DatasetStore(str(root))
+    assert store.list() == [
+        "relayed/a.txt",
+        "relayed/a/0.json",
+        "relayed/b.txt",
+        "relayed/b/1.json",
+    ]
+    assert store.load("relayed/b/1.json") == {"name": "b"}

@@ -36,10 +36,11 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from daglite import cachekeys
+from daglite.errors import StoreError
 from daglite.formats import cache_format
 from daglite.formats import get_format
+from daglite.localstore import LocalStore
 from daglite.stores import ByteStore
-from daglite.stores import LocalStore
 from daglite.stores import open_store
 
 if TYPE_CHECKING:
@@ -226,7 +227,10 @@ def open_cache_store(spec: Any) -> CacheStore:
     """
     if isinstance(spec, CacheStore):
         return spec
-    found = _stores.get(spec)  # URLs, absolute paths and byte stores
+    try:
+        found = _stores.get(spec)  # URLs, absolute paths and byte stores
+    except TypeError:  # unhashable: not a store spec at all (reported below)
+        found = None
     if found is not None:
         return found
     if isinstance(spec, str):
@@ -250,24 +254,33 @@ def open_cache_store(spec: Any) -> CacheStore:
 # -- per-task key state -------------------------------------------------------------------
 
 
-class _TaskKeys:
-    """What a task's keys need that does not change between calls (kept on the task)."""
+_SCALARS = frozenset({int, str, float, bool, type(None)})
 
-    __slots__ = ("hash_fn", "ignore", "prefix", "task")
+
+class _TaskKeys:
+    """What a task's keys need that does not change between calls (kept on the task).
+
+    Arguments are encoded in the signature's order (so `f(1, y=2)` and `f(y=2, x=1)` share a
+    key). When every argument is an `int`, `str`, `float`, `bool` or `None`, their `repr`
+    (stable across runs for these types, and distinct between them) is the encoding.
+    """
+
+    __slots__ = ("hash_fn", "names", "prefix", "task")
 
     def __init__(self, task: BaseTask[Any, Any]) -> None:
         self.task = task
         self.hash_fn = task.cache_hash_fn
-        self.ignore = frozenset(task.cache_ignore)
+        ignore = set(task.cache_ignore)
+        self.names = tuple(n for n in task.signature.parameters if n not in ignore)
         head = [b"daglite-cache-1\x00"]
         cachekeys._enc_str(task.qualname, head)
         cachekeys._enc_str(task.cache_version or "", head)
         if self.hash_fn is None:
             cachekeys._enc_str(cachekeys.code_fingerprint(task.func), head)
+            cachekeys.encode_into(self.names, head)
         self.prefix = b"".join(head)
 
     def key(self, inputs: dict[str, Any]) -> str:
-        out = [self.prefix]
         if self.hash_fn is not None:
             custom = self.hash_fn(self.task.func, inputs)
             if not isinstance(custom, str):
@@ -275,22 +288,32 @@ class _TaskKeys:
                     f"cache_hash of task '{self.task.name}' returned "
                     f"{type(custom).__name__} {custom!r}; it must return a str"
                 )
+            out = [self.prefix]
             cachekeys._enc_str(custom, out)
+            material = b"".join(out)
         else:
-            ignore = self.ignore
-            for name, value in inputs.items():
-                if name in ignore:
-                    continue
-                cachekeys._enc_str(name, out)
-                try:
-                    cachekeys.encode_into(value, out)
-                except (cachekeys.Unhashable, RecursionError) as exc:
-                    raise TypeError(
-                        f"task '{self.task.name}': argument '{name}' "
-                        f"({type(value).__name__}) cannot be part of a cache key: {exc}. "
-                        f"Leave it out with cache_ignore=('{name}',) or pass cache_hash=..."
-                    ) from exc
-        return hashlib.blake2b(b"".join(out), digest_size=20).hexdigest()
+            values = [inputs[name] for name in self.names]
+            scalars = _SCALARS
+            for value in values:
+                if type(value) not in scalars:
+                    material = self._general(values)
+                    break
+            else:
+                material = self.prefix + b"r" + repr(values).encode("utf-8", "surrogatepass")
+        return hashlib.blake2b(material, digest_size=20).hexdigest()
+
+    def _general(self, values: list[Any]) -> bytes:
+        out = [self.prefix, b"g"]
+        for name, value in zip(self.names, values):
+            try:
+                cachekeys.encode_into(value, out)
+            except (cachekeys.Unhashable, RecursionError) as exc:
+                raise TypeError(
+                    f"task '{self.task.name}': argument '{name}' "
+                    f"({type(value).__name__}) cannot be part of a cache key: {exc}. "
+                    f"Leave it out with cache_ignore=('{name}',) or pass cache_hash=..."
+                ) from exc
+        return b"".join(out)
 
 
 def _task_keys(task: BaseTask[Any, Any]) -> _TaskKeys:
@@ -360,9 +383,17 @@ class CachePlan:
         return found, value
 
     def store(self, value: Any) -> None:
-        """Save the call's `value`; a value that cannot be saved is logged, not raised."""
+        """Save the call's `value`.
+
+        A value that cannot be pickled is logged, not raised (the call still returns it).
+
+        Raises:
+            StoreError: The store failed (e.g. a missing bucket, bad credentials, a full disk).
+        """
         try:
             self.cache.put(self.key, value)
+        except StoreError:
+            raise
         except Exception as exc:
             log.warning(
                 "cannot cache the result under %s in %s: %s: %s",

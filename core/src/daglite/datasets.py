@@ -10,18 +10,18 @@ The store is, in order: the explicit `store=` argument (for auto-saves, the task
 the value's type (see `daglite.formats`).
 
 In a worker process of a process-based backend the runtime carries a
-`services["dataset_relay"]` callable. A save to a store that only this machine can reach
-(`is_local`) is then serialized in the worker and its bytes handed to the relay; the
-coordinator writes them with `apply_relayed_write`. Remote stores are written directly.
+`services["dataset_relay"]` callable. A save to a store that only the coordinator's
+machine can reach (`is_local`) is then serialized in the worker and handed to the relay
+as one picklable `RelayedWrite`; the coordinator calls its `apply(runtime)`, which writes
+the bytes (`apply_relayed_write`). Remote stores are written directly by the worker.
 """
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import NamedTuple
 from typing import TypeVar
 from typing import overload
 
@@ -29,200 +29,26 @@ from daglite.context import Runtime
 from daglite.context import bare_runtime
 from daglite.context import current_runtime
 from daglite.context import current_task
+from daglite.datasetstore import DatasetStore
+from daglite.datasetstore import open_dataset_store
 from daglite.errors import DatasetError
-from daglite.stores import ByteStore
-from daglite.stores import LocalStore
-from daglite.stores import open_store
 
 if TYPE_CHECKING:
     from daglite.context import TaskMetadata
-    from daglite.formats import Format
     from daglite.tasks import BaseTask
 
+__all__ = [
+    "DatasetStore",
+    "RelayedWrite",
+    "apply_relayed_write",
+    "autosave",
+    "load_dataset",
+    "open_dataset_store",
+    "resolve_key",
+    "save_dataset",
+]
+
 R = TypeVar("R")
-
-_PICKLE_START = b"\x80"  # every pickle of protocol 2 and later starts with PROTO
-
-
-class DatasetStore:
-    """Datasets under keys, over a byte store.
-
-    Args:
-        store: Where datasets live: a path, a URL (`memory://...`, `s3://...`) or a
-            `ByteStore`. Defaults to `.daglite/datasets`.
-        **options: Options of the byte store (e.g. credentials of a remote store).
-    """
-
-    def __init__(self, store: str | ByteStore = ".daglite/datasets", **options: Any) -> None:
-        self.bytes = open_store(store, **options)
-
-    def __repr__(self) -> str:
-        return f"<DatasetStore {self.bytes.url!r}>"
-
-    def __reduce__(self) -> Any:
-        return (DatasetStore, (self.bytes,))
-
-    @property
-    def url(self) -> str:
-        """The store's URL (for local stores: the absolute root path)."""
-        store = self.bytes
-        return store.root if isinstance(store, LocalStore) else store.url
-
-    @property
-    def is_local(self) -> bool:
-        """True when only this machine can reach the store (local files, memory)."""
-        return self.bytes.is_local
-
-    def config(self) -> str | dict[str, Any]:
-        """What reopens this store in another process: its URL, or URL and options."""
-        if self.bytes.options:
-            return {"url": self.url, "options": dict(self.bytes.options)}
-        return self.url
-
-    def dumps(
-        self, key: str, value: Any, *, format: str | None = None, options: dict[str, Any] | None
-    ) -> tuple[bytes, Format]:
-        """`value` serialized as it would be saved under `key`: `(data, format)`.
-
-        Raises:
-            StoreError: `key` is invalid (nothing is serialized or written).
-            DatasetError: The format is unknown or cannot save this value.
-        """
-        from daglite.formats import resolve_format
-
-        self.bytes.path(key)  # validate first
-        fmt = resolve_format(key, format=format, value_type=type(value))
-        try:
-            data = fmt.dumps(value, dict(options or {}))
-            return (data if isinstance(data, bytes) else bytes(data)), fmt
-        except Exception as exc:
-            raise DatasetError(
-                f"cannot save dataset {key!r} to store '{self.url}' as {fmt.name}: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-
-    def write(self, key: str, data: bytes) -> str:
-        """Write serialized `data` under `key` (atomically); returns where it was stored."""
-        self.bytes.write(key, data)
-        return self.bytes.full_path(key)
-
-    def save(
-        self,
-        key: str,
-        value: Any,
-        *,
-        format: str | None = None,
-        options: dict[str, Any] | None = None,
-    ) -> str:
-        """Save `value` under `key`; returns where it was stored (a path or URL).
-
-        Raises:
-            StoreError: `key` is invalid (nothing is written).
-            DatasetError: The format is unknown or cannot save this value.
-        """
-        data, _ = self.dumps(key, value, format=format, options=options)
-        return self.write(key, data)
-
-    def load(
-        self,
-        key: str,
-        return_type: Any = None,
-        *,
-        format: str | None = None,
-        options: dict[str, Any] | None = None,
-    ) -> Any:
-        """The value saved under `key`.
-
-        Raises:
-            StoreError: `key` is invalid.
-            DatasetError: Nothing is saved under `key`, or it cannot be read in the format.
-        """
-        value, _ = self._load(key, return_type, format, options)
-        return value
-
-    def _load(
-        self, key: str, return_type: Any, format: str | None, options: dict[str, Any] | None
-    ) -> tuple[Any, str]:
-        from daglite.formats import get_format
-        from daglite.formats import resolve_format
-
-        try:
-            data = self.bytes.read(key)
-        except FileNotFoundError:
-            raise DatasetError(
-                f"dataset {key!r} not found in store '{self.url}'" + _nearby(self, key)
-            ) from None
-        try:
-            fmt = resolve_format(key, format=format, value_type=return_type)
-        except DatasetError:
-            if format is not None or not data.startswith(_PICKLE_START):
-                raise
-            fmt = get_format("pickle")  # an extensionless key saved by type: a pickle
-        try:
-            return fmt.loads(data, return_type, dict(options or {})), fmt.name
-        except Exception as exc:
-            raise DatasetError(
-                f"cannot load dataset {key!r} from store '{self.url}' as {fmt.name}: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-
-    def exists(self, key: str) -> bool:
-        """Whether a dataset is saved under `key`."""
-        return self.bytes.exists(key)
-
-    def delete(self, key: str) -> bool:
-        """Remove the dataset under `key`; returns whether it existed."""
-        return self.bytes.delete(key)
-
-    def list(self, prefix: str = "") -> list[str]:
-        """The keys of every dataset under `prefix`, sorted."""
-        return self.bytes.list(prefix)
-
-
-def _nearby(store: DatasetStore, key: str) -> str:
-    folder = key.rpartition("/")[0]
-    try:
-        keys = store.list(folder)[:5]
-    except Exception:
-        return ""
-    return f" (keys there: {', '.join(keys)})" if keys else " (the store has nothing there)"
-
-
-_stores: dict[Any, DatasetStore] = {}
-_stores_lock = threading.Lock()
-
-
-def open_dataset_store(spec: Any) -> DatasetStore:
-    """The `DatasetStore` for `spec` (a path, URL, `{"url", "options"}`, store object).
-
-    Paths and URLs are opened once (relative paths once per working directory); a
-    `DatasetStore` is returned as is.
-
-    Raises:
-        StoreError: The URL's scheme has no installed store.
-        TypeError: `spec` is none of the above.
-    """
-    if isinstance(spec, DatasetStore):
-        return spec
-    if isinstance(spec, dict):
-        return DatasetStore(spec["url"], **spec.get("options", {}))
-    if isinstance(spec, str):
-        absolute = "://" in spec or os.path.isabs(spec)
-        ident: Any = spec if absolute else (spec, os.getcwd())
-    elif isinstance(spec, ByteStore):
-        ident = spec
-    else:
-        raise TypeError(
-            f"a dataset store is a path, a URL, a ByteStore or a DatasetStore, not {spec!r}"
-        )
-    found = _stores.get(ident)
-    if found is None:
-        with _stores_lock:
-            found = _stores.get(ident)
-            if found is None:
-                found = _stores[ident] = DatasetStore(spec)
-    return found
-
 
 # -- keys ---------------------------------------------------------------------------------
 
@@ -293,7 +119,7 @@ def _save(
             "name": meta.name if meta is not None else None,
             "map_index": meta.map_index if meta is not None else None,
         }
-        relay(store.config(), key, data, fmt.name, info)
+        relay(RelayedWrite(store.config(), key, data, fmt.name, info))
         path = store.bytes.full_path(key)
     else:
         path = store.write(key, data)
@@ -445,6 +271,28 @@ def autosave(task: BaseTask[Any, Any], runtime: Runtime, meta: TaskMetadata, val
         runtime,
         meta,
     )
+
+
+class RelayedWrite(NamedTuple):
+    """A dataset write made in a worker, to be applied by the coordinator (it pickles).
+
+    Attributes:
+        store: `DatasetStore.config()` of the target store (a URL, or URL and options).
+        key: The resolved key.
+        data: The serialized dataset (never deserialized on the way).
+        format_name: The format the worker used.
+        metadata: Who saved it (`task_id`, `name`, `map_index`).
+    """
+
+    store: Any
+    key: str
+    data: bytes
+    format_name: str | None
+    metadata: dict[str, Any] | None
+
+    def apply(self, runtime: Any = None) -> str:
+        """Write the data on the coordinator; returns where it was stored."""
+        return apply_relayed_write(*self)
 
 
 def apply_relayed_write(

@@ -158,11 +158,15 @@ def get_format(name: str) -> Format:
     return fmt
 
 
+_CORE = ("pickle", "json", "text", "bytes")
+
+
 def _all_formats() -> list[Format]:
     # The core's formats first, so that a broken plugin never hides them.
-    infos = registry.entries("format")
-    infos.sort(key=lambda info: (not info.value.startswith("daglite.formats:"), info.name))
-    return [get_format(info.name) for info in infos]
+    installed = registry.names("format")
+    ordered = [name for name in _CORE if name in installed]
+    ordered += [name for name in installed if name not in _CORE]
+    return [get_format(name) for name in ordered]
 
 
 def _by_extension(key: str) -> Format | None:
@@ -225,14 +229,14 @@ def cache_format(cls: type) -> Format | None:
 
 def _cache_candidates() -> list[Format]:
     found = []
-    for info in registry.entries("format"):
+    for name in registry.names("format"):
         try:
-            found.append(get_format(info.name))
+            found.append(get_format(name))
         except Exception as exc:
             import logging
 
             logging.getLogger("daglite").warning(
-                "format %r is left out of the cache: %s", info.name, exc
+                "format %r is left out of the cache: %s", name, exc
             )
     return found
 

@@ -95,7 +95,10 @@ def entries(kind: str) -> list[EntryInfo]:
 
 def names(kind: str) -> list[str]:
     """The installed names of one kind, sorted, without importing any plugin."""
-    return sorted({info.name for info in entries(kind)})
+    # Not via entries(): the distribution lookup there costs milliseconds, names need none.
+    found = {ep.name for ep in _entry_points(kind)}
+    found.update(name for (k, name) in _overrides if k == kind)
+    return sorted(found)
 
 
 def load(kind: str, name: str) -> Any:

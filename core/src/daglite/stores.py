@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 import threading
 from typing import Any
+from typing import ClassVar
 
 from daglite import registry
 from daglite.errors import PluginError
@@ -101,7 +102,12 @@ class ByteStore:
             writes made in remote worker processes are then relayed to the coordinator.
         rename_writes: Write to a temporary name, then rename (for filesystems whose
             `pipe_file` is not a single atomic PUT).
+        cat_options: Extra keyword arguments of `fs.cat_file` (a class attribute; e.g. to
+            read an object with one request, never as concurrent ranges that could mix
+            two versions of an object being overwritten).
     """
+
+    cat_options: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self,
@@ -144,39 +150,56 @@ class ByteStore:
 
         Raises:
             FileNotFoundError: Nothing is stored under `key`.
-            StoreError: `key` is invalid.
+            StoreError: `key` is invalid, or the store failed (the message says what to check).
         """
-        return self.fs.cat_file(self.path(key))
+        path = self.path(key)
+        try:
+            return self.fs.cat_file(path, **self.cat_options)
+        except FileNotFoundError as exc:
+            problem = self.explain(exc)
+            if problem:  # e.g. a missing bucket: not a missing key
+                raise self.error("read", key, exc) from None
+            raise FileNotFoundError(f"no key {key!r} in store '{self.safe_url}'") from None
+        except Exception as exc:
+            raise self.error("read", key, exc) from None
 
     def write(self, key: str, data: bytes) -> str:
         """Store `data` under `key` atomically; returns the full path written.
 
         Raises:
-            StoreError: `key` is invalid, or the filesystem refused the write.
+            StoreError: `key` is invalid, or the store refused the write.
         """
         path = self.path(key)
         try:
             if self.rename_writes:
-                temp = _temp_name(path)
+                temp = temp_name(path)
                 self.fs.pipe_file(temp, bytes(data))
                 self.fs.mv(temp, path)
             else:
                 self.fs.pipe_file(path, bytes(data))
-        except OSError as exc:
-            raise StoreError(f"cannot write key {key!r} to store '{self.url}': {exc}") from exc
+        except Exception as exc:
+            raise self.error("write", key, exc) from None
         return path
 
     def exists(self, key: str) -> bool:
         """Whether something is stored under `key`."""
-        return bool(self.fs.isfile(self.path(key)))
+        path = self.path(key)
+        try:
+            return bool(self.fs.isfile(path))
+        except Exception as exc:
+            raise self.error("check", key, exc) from None
 
     def delete(self, key: str) -> bool:
         """Remove `key`; returns whether it existed."""
         path = self.path(key)
         try:
+            if not self.fs.isfile(path):
+                return False
             self.fs.rm_file(path)
         except FileNotFoundError:
             return False
+        except Exception as exc:
+            raise self.error("delete", key, exc) from None
         return True
 
     def list(self, prefix: str = "") -> list[str]:
@@ -184,8 +207,12 @@ class ByteStore:
         base = f"{self.root}/{check_key(prefix, self.url)}" if prefix else self.root
         try:
             found = self.fs.find(base)
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            if self.explain(exc):
+                raise self.error("list", prefix, exc) from None
             return []
+        except Exception as exc:
+            raise self.error("list", prefix, exc) from None
         start = len(self.root) + 1
         keys = []
         for path in found:
@@ -194,6 +221,36 @@ class ByteStore:
                 keys.append(key)
         return sorted(keys)
 
+    # -- errors -----------------------------------------------------------------------------
+
+    @property
+    def safe_url(self) -> str:
+        """The URL without any user or password part (safe to log and to show)."""
+        head, sep, rest = self.url.partition("://")
+        if sep and "@" in rest.split("/", 1)[0]:
+            return f"{head}://***@{rest.split('@', 1)[1]}"
+        return self.url
+
+    def explain(self, exc: BaseException) -> str:
+        """What to check when the filesystem raised `exc` (plugins override; "" if nothing).
+
+        For a `FileNotFoundError`, a non-empty answer means the store itself is unusable
+        (e.g. its bucket is missing) rather than one key being absent.
+        """
+        return ""
+
+    def error(self, op: str, key: str, exc: BaseException) -> StoreError:
+        """The `StoreError` for a failed `op` ("read", "write", ...) on `key`.
+
+        It names the key and the store's URL, says what to check (`explain`), and never
+        contains a secret from the store's options.
+        """
+        hint = self.explain(exc)
+        message = f"cannot {op} key {key!r} in store '{self.safe_url}': {type(exc).__name__}: {exc}"
+        if hint:
+            message += f"; {hint}"
+        return StoreError(redact(message, self.options))
+
     def full_path(self, key: str) -> str:
         """Where `key` lives, as a user would write it (a local path, or a URL)."""
         path = self.path(key)
@@ -201,120 +258,37 @@ class ByteStore:
         return path if scheme == "file" else f"{scheme}://{path.lstrip('/')}"
 
 
-def _temp_name(path: str) -> str:
+_SECRET_WORDS = ("secret", "token", "password", "passwd", "key", "credential", "auth")
+
+
+def redact(text: str, options: dict[str, Any]) -> str:
+    """`text` with the values of secret-looking options (keys, tokens, ...) replaced by ***."""
+
+    def secrets(mapping: Any) -> list[str]:
+        found = []
+        for name, value in mapping.items():
+            if isinstance(value, dict):
+                found += secrets(value)
+            elif (
+                isinstance(value, str)
+                and len(value) >= 4
+                and any(word in str(name).lower() for word in _SECRET_WORDS)
+            ):
+                found.append(value)
+        return found
+
+    for secret in sorted(secrets(options), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def temp_name(path: str) -> str:
+    """A unique temporary name next to `path` (hidden from `list()`), for atomic writes."""
     head, _, name = path.rpartition("/")
     return f"{head}/.{name}{TEMP_MARK}{os.getpid()}-{threading.get_ident()}-{os.urandom(4).hex()}"
 
 
-_READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
-_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-_CHUNK = 1 << 16
-
-
-class LocalStore(ByteStore):
-    """A directory on this machine. Reads and writes use the OS directly (no fsspec overhead).
-
-    fsspec's `LocalFileSystem` is only built for the rarely used operations (`list`).
-    """
-
-    def __init__(self, root: str, *, url: str | None = None) -> None:
-        super().__init__(None, url or root, is_local=True)
-        self.root = os.path.abspath(root).replace(os.sep, "/").rstrip("/") or "/"
-        self._made: set[str] = set()
-
-    @property
-    def fs(self) -> Any:
-        if self._fs is None:
-            from fsspec.implementations.local import LocalFileSystem
-
-            self._fs = LocalFileSystem()
-        return self._fs
-
-    def __reduce__(self) -> Any:
-        return (open_store, (self.root,))
-
-    def read(self, key: str) -> bytes:
-        with open(self.path(key), "rb") as fh:
-            return fh.read()
-
-    def read_trusted(self, key: str) -> bytes:
-        """`read` for keys daglite built itself (skips validation; hot path of the cache)."""
-        # Plain os calls: no file object is built. Entries are replaced, never modified in
-        # place, so the opened file cannot grow while it is read: a short read is the end.
-        fd = os.open(f"{self.root}/{key}", _READ_FLAGS)
-        try:
-            data = os.read(fd, _CHUNK)
-            if len(data) < _CHUNK:
-                return data
-            parts = [data]
-            while data:
-                data = os.read(fd, _CHUNK * 16)
-                parts.append(data)
-            return b"".join(parts)
-        finally:
-            os.close(fd)
-
-    def write(self, key: str, data: bytes) -> str:
-        return self._write(self.path(key), key, data)
-
-    def write_trusted(self, key: str, data: bytes | list[bytes]) -> str:
-        """`write` for keys daglite built itself (skips validation).
-
-        `data` may be a list of buffers, written one after the other without joining them.
-        """
-        return self._write(f"{self.root}/{key}", key, data)
-
-    def _write(self, path: str, key: str, data: bytes | list[bytes]) -> str:
-        folder = path.rpartition("/")[0]
-        temp = _temp_name(path)
-        try:
-            if folder not in self._made:
-                os.makedirs(folder, exist_ok=True)
-                self._made.add(folder)
-            try:
-                fd = os.open(temp, _WRITE_FLAGS, 0o666)
-            except FileNotFoundError:  # the folder was removed since: make it again
-                os.makedirs(folder, exist_ok=True)
-                fd = os.open(temp, _WRITE_FLAGS, 0o666)
-            try:
-                for part in data if isinstance(data, list) else (data,):
-                    view = memoryview(part)
-                    while view:
-                        view = view[os.write(fd, view) :]
-            finally:
-                os.close(fd)
-            os.replace(temp, path)
-        except OSError as exc:
-            try:
-                os.remove(temp)
-            except OSError:
-                pass
-            raise StoreError(f"cannot write key {key!r} to store '{self.root}': {exc}") from exc
-        return path
-
-    def exists(self, key: str) -> bool:
-        return os.path.isfile(self.path(key))
-
-    def delete(self, key: str) -> bool:
-        try:
-            os.remove(self.path(key))
-        except FileNotFoundError:
-            return False
-        return True
-
-
-# -- factories (registered in core/pyproject.toml) ----------------------------------------
-
-
-def file_store(url: str, options: dict[str, Any]) -> ByteStore:
-    """Factory of the `file` scheme: a local directory (plain paths and `file://` URLs)."""
-    if options:
-        raise StoreError(
-            f"the file store '{url}' takes no options, got {sorted(options)}; "
-            "options are for remote stores (s3://..., ...)"
-        )
-    path = url[len("file://") :] if url.startswith("file://") else url
-    return LocalStore(os.path.expanduser(path), url=url)
+# -- factories (registered in core/pyproject.toml; `file` lives in daglite.localstore) ------
 
 
 def memory_store(url: str, options: dict[str, Any]) -> ByteStore:
