@@ -84,6 +84,12 @@ def test_importing_the_plugin_or_choosing_by_type_imports_no_table_library():
         "class Thing: pass\n"
         "assert resolve_format('x', value_type=Thing).name == 'pickle'\n"
         "assert resolve_format('x.parquet').name == 'parquet'\n"
+        "from daglite.formats import cache_format\n"
+        "assert cache_format(Thing) is None and cache_format(dict) is None\n"
+        "from daglite import task\n"
+        "from daglite.caching import cache_key\n"
+        "f = task(cache=True)(lambda thing: 1)\n"
+        "cache_key(f, Thing())\n"
         "heavy = [m for m in ('pyarrow', 'pandas', 'polars') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
