@@ -218,3 +218,27 @@ def test_a_fingerprint_of_a_large_frame_covers_every_row():
     changed = frame.copy()
     changed.iloc[199_999, 2] += 1e-9
     assert fingerprint(changed) != base
+
+
+def test_nested_and_sliced_nested_columns_have_stable_fingerprints():
+    table = pa.table(
+        {
+            "tags": pa.array([["x"], [], None, ["y", "z"]]),
+            "point": pa.array([{"x": 1}, {"x": 2}, None, {"x": 4}]),
+        }
+    )
+    rebuilt = pa.table(table.slice(1).to_pydict(), schema=table.schema)
+    assert fingerprint(table.slice(1)) == fingerprint(rebuilt)
+    changed = pa.table(
+        {
+            "tags": pa.array([["x"], [], None, ["y", "q"]]),
+            "point": pa.array([{"x": 1}, {"x": 2}, None, {"x": 4}]),
+        }
+    )
+    assert fingerprint(changed) != fingerprint(table)
+
+
+def test_unused_pandas_categories_are_part_of_the_key():
+    one = pd.DataFrame({"c": pd.Categorical(["a", "b"], categories=["a", "b"])})
+    two = pd.DataFrame({"c": pd.Categorical(["a", "b"], categories=["a", "b", "c"])})
+    assert cache_key(measure, one) != cache_key(measure, two)

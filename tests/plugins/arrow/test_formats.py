@@ -318,3 +318,32 @@ def test_bytes_that_are_not_the_format_are_a_clear_load_error(ext, store):
     assert str(info.value).startswith(
         f"cannot load dataset 't.{ext}' from store '{store.url}' as {FORMATS[ext]}: ArrowInvalid"
     )
+
+
+# -- richer types ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ext", ["parquet", "feather"])
+def test_pandas_categoricals_and_time_zones_round_trip(ext, store):
+    frame = pd.DataFrame(
+        {
+            "grade": pd.Categorical(["b", "a", "b"], categories=["a", "b", "c"], ordered=True),
+            "at": pd.date_range("2024-03-01", periods=3, freq="h", tz="Europe/Oslo"),
+            "n": pd.array([1, None, 3], dtype="Int64"),
+        }
+    )
+    store.save(f"t.{ext}", frame)
+    assert_same(store.load(f"t.{ext}"), frame)
+
+
+@pytest.mark.parametrize("ext", ["parquet", "feather"])
+def test_polars_nested_and_enum_columns_round_trip(ext, store):
+    frame = pl.DataFrame(
+        {
+            "tags": [["x", "y"], [], None],
+            "point": [{"x": 1, "y": 2}, {"x": 3, "y": None}, None],
+            "size": pl.Series(["s", "l", "s"], dtype=pl.Enum(["s", "m", "l"])),
+        }
+    )
+    store.save(f"t.{ext}", frame)
+    assert_same(store.load(f"t.{ext}"), frame)
