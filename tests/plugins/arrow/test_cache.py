@@ -242,3 +242,13 @@ def test_unused_pandas_categories_are_part_of_the_key():
     one = pd.DataFrame({"c": pd.Categorical(["a", "b"], categories=["a", "b"])})
     two = pd.DataFrame({"c": pd.Categorical(["a", "b"], categories=["a", "b", "c"])})
     assert cache_key(measure, one) != cache_key(measure, two)
+
+
+def test_columns_read_from_a_cache_entry_are_8_byte_aligned():
+    cache = memory_cache_store()
+    table = pa.table({"x": pa.array(range(100), pa.int64()), "y": pa.array([0.5] * 100)})
+    cache.put("a" * 40, table)
+    found, loaded, _ = cache.get("a" * 40)
+    assert found and loaded.equals(table)
+    addresses = [c.chunks[0].buffers()[1].address for c in loaded.columns]
+    assert all(address % 8 == 0 for address in addresses), addresses

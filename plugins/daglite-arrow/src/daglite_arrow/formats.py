@@ -46,12 +46,12 @@ class _TableFormat:
         import pyarrow as pa
 
         kind = requested_kind(return_type, self.name)  # a bad type fails before reading
-        return from_arrow(self._read(pa.BufferReader(pa.py_buffer(data)), dict(options)), kind)
+        return from_arrow(self._read(pa.py_buffer(data), dict(options)), kind)
 
     def _write(self, table: pyarrow.Table, sink: Any, options: dict[str, Any]) -> None:
         raise NotImplementedError
 
-    def _read(self, source: Any, options: dict[str, Any]) -> pyarrow.Table:
+    def _read(self, data: pyarrow.Buffer, options: dict[str, Any]) -> pyarrow.Table:
         raise NotImplementedError
 
 
@@ -72,10 +72,11 @@ class ParquetFormat(_TableFormat):
 
         pq.write_table(table, sink, **options)
 
-    def _read(self, source: Any, options: dict[str, Any]) -> pyarrow.Table:
+    def _read(self, data: pyarrow.Buffer, options: dict[str, Any]) -> pyarrow.Table:
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        return pq.read_table(source, **options)
+        return pq.read_table(pa.BufferReader(data), **options)
 
 
 class FeatherFormat(_TableFormat):
@@ -104,11 +105,16 @@ class FeatherFormat(_TableFormat):
 
         feather.write_feather(table, sink, **options)
 
-    def _read(self, source: Any, options: dict[str, Any]) -> pyarrow.Table:
+    def _read(self, data: pyarrow.Buffer, options: dict[str, Any]) -> pyarrow.Table:
+        import pyarrow as pa
         import pyarrow.feather as feather
 
+        if data.address % 8:
+            # Uncompressed columns are read in place, and Arrow wants them 8-byte aligned:
+            # a cache entry's payload follows its header at any offset. Copy it once.
+            data = pa.py_buffer(bytes(data))
         options.setdefault("memory_map", False)
-        return feather.read_table(source, **options)
+        return feather.read_table(pa.BufferReader(data), **options)
 
 
 class CsvFormat(_TableFormat):
@@ -130,7 +136,8 @@ class CsvFormat(_TableFormat):
 
         pcsv.write_csv(table, sink, write_options=pcsv.WriteOptions(**options))
 
-    def _read(self, source: Any, options: dict[str, Any]) -> pyarrow.Table:
+    def _read(self, data: pyarrow.Buffer, options: dict[str, Any]) -> pyarrow.Table:
+        import pyarrow as pa
         import pyarrow.csv as pcsv
 
         groups: dict[Any, dict[str, Any]] = {
@@ -149,7 +156,7 @@ class CsvFormat(_TableFormat):
                 known = sorted({k for cls in groups for k in _option_names(cls)} | {"columns"})
                 raise TypeError(f"unknown csv load option {key!r}; known: {', '.join(known)}")
         return pcsv.read_csv(
-            source,
+            pa.BufferReader(data),
             read_options=pcsv.ReadOptions(**groups[pcsv.ReadOptions]),
             parse_options=pcsv.ParseOptions(**groups[pcsv.ParseOptions]),
             convert_options=pcsv.ConvertOptions(**groups[pcsv.ConvertOptions]),
