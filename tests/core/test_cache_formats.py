@@ -75,7 +75,7 @@ def point_format():
 
 def _entry_format(cache: CacheStore, key: str) -> bytes:
     data = cache.bytes.read(cache.entry_key(key))
-    return data[26 : 26 + data[25]]
+    return data[26 : 26 + data[25]].rstrip(b"\0")
 
 
 def test_a_type_claimed_by_a_format_is_cached_in_it(point_format):
@@ -89,6 +89,16 @@ def test_a_type_claimed_by_a_format_is_cached_in_it(point_format):
     assert found and value == Point(1, 2) and value.label == "home"
     cache.put("b" * 40, {"not": "a point"})
     assert _entry_format(cache, "b" * 40) == b"pickle"
+
+
+def test_the_payload_of_an_entry_starts_8_byte_aligned(point_format):
+    cache = memory_cache_store()
+    cache.put("a" * 40, Point(1, 2))  # "pointjson": 26 + 9 header bytes, padded to 40
+    data = cache.bytes.read(cache.entry_key("a" * 40))
+    assert data[25] == 14 and data[26:40] == b"pointjson\0\0\0\0\0"
+    assert data[40:] == b'[1,2,""]'
+    cache.put("b" * 40, {"x": 1})  # "pickle": 26 + 6 bytes, aligned as it is
+    assert cache.bytes.read(cache.entry_key("b" * 40))[25] == 6
 
 
 def test_a_value_the_format_cannot_save_is_pickled_instead(point_format):

@@ -138,4 +138,4 @@ def test_a_table_cached_on_s3_is_a_feather_entry_and_hits(prefix):
     pd.testing.assert_frame_equal(first, second)
     cache = open_cache_store(f"{prefix}/cache")
     entry = cache.bytes.read(cache.entry_key(cache_key(doubled, frame)))
-    assert entry[26 : 26 + entry[25]] == b"feather"
+    assert entry[26 : 26 + entry[25]].rstrip(b"\0") == b"feather"

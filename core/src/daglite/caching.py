@@ -7,6 +7,8 @@ An entry is one file (or object) holding a small binary header and the serialize
 The value is pickled, unless an installed format claims its type in its `cache_types`
 (`daglite.formats.cache_format`; e.g. `daglite-arrow` stores tables as Arrow IPC). The
 entry names the format, and reading an entry whose format is not installed is a miss.
+The name is padded with NUL bytes so that the payload starts 8-byte aligned (formats
+that read columns in place, like Arrow's, need it).
 
 It is written atomically by the byte store, so concurrent writers (threads or processes)
 never leave a torn entry: readers see one complete entry or another. On read, every part
@@ -124,7 +126,7 @@ class CacheStore:
             return self._bad(key, f"corrupt: {what}")
         magic, version, created, size, crc, flen = _HEADER.unpack_from(data)
         start = _HEADER.size + flen
-        fmt = data[_HEADER.size : start]
+        fmt = data[_HEADER.size : start].rstrip(b"\0")
         if magic != MAGIC or version != VERSION or created != created or not fmt.isascii():
             return self._bad(key, "corrupt: bad header")
         decoder = None
@@ -183,6 +185,7 @@ class CacheStore:
                 import cloudpickle  # lambdas and local classes: pickled by value
 
                 payload = cloudpickle.dumps(value, protocol=5)
+        name += b"\0" * (-(_HEADER.size + len(name)) % 8)  # the payload starts 8-byte aligned
         header = _HEADER.pack(
             MAGIC, VERSION, self.clock(), len(payload), zlib.crc32(payload), len(name)
         )

@@ -31,7 +31,7 @@ from .conftest import sample
 
 def _entry_format(cache: CacheStore, key: str) -> bytes:
     data = cache.bytes.read(cache.entry_key(key))
-    return data[26 : 26 + data[25]]  # the header's format name
+    return data[26 : 26 + data[25]].rstrip(b"\0")  # the header's format name (NUL-padded)
 
 
 def test_tables_choose_feather_for_the_cache_and_other_values_keep_pickle():
@@ -252,3 +252,14 @@ def test_columns_read_from_a_cache_entry_are_8_byte_aligned():
     assert found and loaded.equals(table)
     addresses = [c.chunks[0].buffers()[1].address for c in loaded.columns]
     assert all(address % 8 == 0 for address in addresses), addresses
+
+
+def test_feather_realigns_a_payload_read_at_an_odd_offset():
+    from daglite_arrow import FeatherFormat
+
+    table = pa.table({"x": pa.array(range(100), pa.int64())})
+    fmt = FeatherFormat()
+    data = b"?" + bytes(fmt.dumps(table, {"compression": "uncompressed"}))
+    loaded = fmt.loads(memoryview(data)[1:], None, {})
+    assert loaded.equals(table)
+    assert loaded.column(0).chunks[0].buffers()[1].address % 8 == 0
