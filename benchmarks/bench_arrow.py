@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from daglite import cachekeys
+from daglite import formats
 from daglite import task
 from daglite.caching import CacheStore
 from daglite.caching import cache_key
@@ -51,14 +52,22 @@ def make_frame(rows: int) -> pd.DataFrame:
     return frame
 
 
-def best_ms(func: Callable[[], Any], repeats: int) -> float:
-    """The best of `repeats` timings of `func()`, in milliseconds (robust on a busy machine)."""
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        func()
-        samples.append((time.perf_counter() - start) * 1e3)
-    return min(samples)
+def interleaved_ms(funcs: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
+    """The best time of each function in ms, over `rounds` rounds that run each once in turn.
+
+    Interleaving spreads the load of a busy machine over every contender alike.
+    """
+    samples: dict[str, list[float]] = {name: [] for name in funcs}
+    for _ in range(rounds):
+        for name, func in funcs.items():
+            start = time.perf_counter()
+            func()
+            samples[name].append((time.perf_counter() - start) * 1e3)
+    return {name: min(values) for name, values in samples.items()}
+
+
+def _size(tmp: str, key: str) -> float:
+    return os.path.getsize(os.path.join(tmp, "datasets", key)) / 1e6
 
 
 @task(cache=True)
@@ -76,13 +85,12 @@ def main() -> None:
     print(
         f"frame: {args.rows:,} rows x {frame.shape[1]} columns, "
         f"{frame.memory_usage(deep=True).sum() / 1e6:.0f} MB in memory; "
-        f"best of {repeats} runs"
+        f"best of {repeats} interleaved runs"
     )
     lines: list[tuple[str, str]] = []
 
     with tempfile.TemporaryDirectory() as tmp:
         store = DatasetStore(os.path.join(tmp, "datasets"))
-        results = {}
         variants = [
             ("pickle", "frame.pkl", {}),
             ("parquet", "frame.parquet", {}),
@@ -90,60 +98,87 @@ def main() -> None:
             ("feather", "frame.feather", {}),
             ("feather, uncompressed", "plain.feather", {"compression": "uncompressed"}),
         ]
+        funcs: dict[str, Callable[[], Any]] = {}
         for label, key, options in variants:
-            save = best_ms(lambda k=key, o=options: store.save(k, frame, options=o), repeats)
-            load = best_ms(lambda k=key: store.load(k, pd.DataFrame), repeats)
-            size = os.path.getsize(os.path.join(tmp, "datasets", key)) / 1e6
-            results[label] = (save, load, size)
-        pickled = results["pickle"]
+            funcs[f"save {label}"] = lambda k=key, o=options: store.save(k, frame, options=o)
+            funcs[f"load {label}"] = lambda k=key: store.load(k, pd.DataFrame)
+        times = interleaved_ms(funcs, repeats)
+        pickled = times["save pickle"], times["load pickle"], _size(tmp, "frame.pkl")
         lines.append(("dataset", "save ms   load ms   size MB   (ratio to pickle)"))
-        for fmt, (save, load, size) in results.items():
+        for label, key, _ in variants:
+            save, load, size = times[f"save {label}"], times[f"load {label}"], _size(tmp, key)
             lines.append(
                 (
-                    f"  {fmt}",
+                    f"  {label}",
                     f"{save:7.0f}   {load:7.0f}   {size:7.1f}   "
                     f"(save {save / pickled[0]:.2f}x, load {load / pickled[1]:.2f}x, "
                     f"size {size / pickled[2]:.2f}x)",
                 )
             )
 
-        cache = CacheStore(os.path.join(tmp, "cache"))
         assert cache_format(pd.DataFrame) is not None, "install daglite-arrow"
-        put_arrow = best_ms(lambda: cache.put("a" * 40, frame), repeats)
-        get_arrow = best_ms(lambda: cache.get("a" * 40), repeats)
+        cache = CacheStore(os.path.join(tmp, "cache"))
         plain = CacheStore(os.path.join(tmp, "plain"))
-        from daglite import formats
 
-        formats._cache_formats[pd.DataFrame] = None  # the core without the plugin: pickle
-        put_pickle = best_ms(lambda: plain.put("b" * 40, frame), repeats)
-        get_pickle = best_ms(lambda: plain.get("b" * 40), repeats)
-        formats._cache_formats.pop(pd.DataFrame)
+        def put_pickle() -> None:  # the core without the plugin
+            formats._cache_formats[pd.DataFrame] = None
+            try:
+                plain.put("b" * 40, frame)
+            finally:
+                formats._cache_formats.pop(pd.DataFrame)
+
+        times = interleaved_ms(
+            {
+                "put feather": lambda: cache.put("a" * 40, frame),
+                "get feather": lambda: cache.get("a" * 40),
+                "put pickle": put_pickle,
+                "get pickle": lambda: plain.get("b" * 40),
+            },
+            repeats,
+        )
         lines.append(("cache entry", "put ms    get ms"))
-        lines.append(("  feather (plugin)", f"{put_arrow:7.0f}   {get_arrow:7.0f}"))
-        lines.append(("  pickle (core)", f"{put_pickle:7.0f}   {get_pickle:7.0f}"))
+        for label, name in (("feather (plugin)", "feather"), ("pickle (core)", "pickle")):
+            lines.append(
+                (f"  {label}", f"{times['put ' + name]:7.0f}   {times['get ' + name]:7.0f}")
+            )
         lines.append(
             (
                 "  ratio feather/pickle",
-                f"put {put_arrow / put_pickle:.2f}x, get {get_arrow / get_pickle:.2f}x",
+                f"put {times['put feather'] / times['put pickle']:.2f}x, "
+                f"get {times['get feather'] / times['get pickle']:.2f}x",
             )
         )
 
-    fingerprint = best_ms(lambda: cache_key(summarize, frame), repeats)
-    cachekeys._fingerprints[pd.DataFrame] = None  # the core's encoding of the frame's state
-    try:
-        state = best_ms(lambda: cache_key(summarize, frame), repeats)
-    finally:
-        cachekeys._fingerprints.pop(pd.DataFrame)
-    pickle_hash = best_ms(lambda: hashlib.sha256(pickle.dumps(frame, protocol=5)).digest(), repeats)
+    def state_key() -> None:  # the core's encoding of the frame's (pickle) state
+        cachekeys._fingerprints[pd.DataFrame] = None
+        try:
+            cache_key(summarize, frame)
+        finally:
+            cachekeys._fingerprints.pop(pd.DataFrame)
+
     raw = np.ascontiguousarray(frame[[f"f{i}" for i in range(7)]].to_numpy())
-    floor = best_ms(lambda: hashlib.sha256(raw).digest(), repeats) * frame.shape[1] / 7
+    times = interleaved_ms(
+        {
+            "fingerprint": lambda: cache_key(summarize, frame),
+            "state": state_key,
+            "pickle": lambda: hashlib.sha256(pickle.dumps(frame, protocol=5)).digest(),
+            "floor": lambda: hashlib.sha256(raw).digest(),
+        },
+        repeats,
+    )
+    fingerprint, floor = times["fingerprint"], times["floor"] * frame.shape[1] / 7
     lines.append(("cache key of the frame", "ms"))
     lines.append(("  content fingerprint (plugin)", f"{fingerprint:7.0f}"))
-    lines.append(("  pickle state (core)", f"{state:7.0f}   ({fingerprint / state:.2f}x of it)"))
+    lines.append(
+        (
+            "  pickle state (core)",
+            f"{times['state']:7.0f}   ({fingerprint / times['state']:.2f}x of it)",
+        )
+    )
     lines.append(
         (
             "  sha256(pickle.dumps(frame))",
-            f"{pickle_hash:7.0f}   ({fingerprint / pickle_hash:.2f}x of it)",
+            f"{times['pickle']:7.0f}   ({fingerprint / times['pickle']:.2f}x of it)",
         )
     )
     lines.append(
