@@ -178,3 +178,15 @@ def test_a_format_that_fails_to_load_is_left_out_of_the_cache_with_a_warning(cap
     finally:
         formats._cache_formats.pop(Lonely, None)
     assert "format 'brokenfmt' is left out of the cache: broken plugin" in caplog.text
+
+
+def test_a_subclass_of_a_claimed_type_is_pickled_and_keyed_by_its_state(point_format):
+    class LabelledPoint(Point):
+        pass
+
+    assert cache_format(LabelledPoint) is None
+    cache = memory_cache_store()
+    cache.put("a" * 40, LabelledPoint(1, 2, "x"))
+    assert _entry_format(cache, "a" * 40) == b"pickle"
+    found, value, _ = cache.get("a" * 40)
+    assert found and type(value) is LabelledPoint and value.label == "x"

@@ -40,8 +40,9 @@ class Format(Protocol):
     Optional, for formats that also serve the result cache (see `cache_format`):
 
     - `cache_types`: types whose cached values this format stores instead of pickle
-      (claimed like `types`). `loads(data, None, {})` must give back an equal value of the
-      same type; `data` may then be a `memoryview`.
+      (classes or `"module.QualName"` strings; exact types, not their subclasses).
+      `loads(data, None, {})` must give back an equal value of the same type; `data` may
+      then be a `memoryview`.
     - `cache_options`: the options the cache passes to `dumps` (default `{}`), e.g. a
       faster compression than the format's default for files.
     - `fingerprint(value) -> bytes`: a digest of the content of a value of one of its
@@ -205,24 +206,21 @@ _cache_formats: dict[type, Format | None] = {}
 def cache_format(cls: type) -> Format | None:
     """The format that stores cached values of type `cls`, or `None` (pickle them).
 
-    It is the installed format whose `cache_types` claims `cls` most specifically;
-    the answer is remembered per type. A format plugin that fails to import is logged
-    on the `daglite` logger and left out (the cache then falls back to pickle).
+    It is the first installed format (by name) whose `cache_types` claims `cls` itself:
+    a subclass is pickled, since it may carry state that the format does not know. The
+    answer is remembered per type. A format plugin that fails to import is logged on the
+    `daglite` logger and left out (the cache then falls back to pickle).
     """
     try:
         return _cache_formats[cls]
     except KeyError:
         pass
-    mro = _type_names(cls)
-    best: tuple[int, Format] | None = None
+    qualname = f"{cls.__module__}.{cls.__qualname__}"
+    found = None
     for fmt in _cache_candidates():
-        for claim in getattr(fmt, "cache_types", ()):
-            for rank, (klass, qualname) in enumerate(mro):
-                if claim is klass or claim == qualname:
-                    if best is None or rank < best[0]:
-                        best = (rank, fmt)
-                    break
-    found = best[1] if best is not None else None
+        if any(claim is cls or claim == qualname for claim in getattr(fmt, "cache_types", ())):
+            found = fmt
+            break
     _cache_formats[cls] = found
     return found
 

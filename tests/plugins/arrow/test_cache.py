@@ -263,3 +263,23 @@ def test_feather_realigns_a_payload_read_at_an_odd_offset():
     loaded = fmt.loads(memoryview(data)[1:], None, {})
     assert loaded.equals(table)
     assert loaded.column(0).chunks[0].buffers()[1].address % 8 == 0
+
+
+class Tagged(pd.DataFrame):
+    """A pandas subclass with state of its own: the cache must give it back as it was."""
+
+    _metadata = ["tag"]
+
+    @property
+    def _constructor(self):
+        return Tagged
+
+
+def test_a_subclass_of_a_frame_is_cached_as_a_pickle_and_comes_back_as_itself(tmp_path):
+    frame = Tagged({"x": [1, 2]})
+    frame.tag = "raw"
+    cache = CacheStore(str(tmp_path / "c"))
+    cache.put("a" * 40, frame)
+    assert _entry_format(cache, "a" * 40) == b"pickle"
+    found, loaded, _ = cache.get("a" * 40)
+    assert found and type(loaded) is Tagged and loaded.tag == "raw"
