@@ -32,6 +32,7 @@ from daglite.context import current_task
 from daglite.datasetstore import DatasetStore
 from daglite.datasetstore import open_dataset_store
 from daglite.errors import DatasetError
+from daglite.stores import check_key
 
 if TYPE_CHECKING:
     from daglite.context import TaskMetadata
@@ -107,7 +108,7 @@ def _save(
     hook = runtime.hook
     start = time.perf_counter()
     if hook is not None:
-        store.bytes.path(key)  # an invalid key fails before any hook runs
+        check_key(key, store.bytes.url)  # an invalid key fails before any hook runs
         hook.before_dataset_save(
             key=key, value=value, format=format, options=options, metadata=meta
         )

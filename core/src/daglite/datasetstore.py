@@ -16,6 +16,7 @@ from typing import Any
 from daglite.errors import DatasetError
 from daglite.localstore import LocalStore
 from daglite.stores import ByteStore
+from daglite.stores import check_key
 from daglite.stores import open_store
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ class DatasetStore:
         """
         from daglite.formats import resolve_format
 
-        self.bytes.path(key)  # validate first
+        check_key(key, self.bytes.url)  # validate first (symlinks are checked when writing)
         fmt = resolve_format(key, format=format, value_type=type(value))
         try:
             data = fmt.dumps(value, dict(options or {}))
@@ -83,8 +84,7 @@ class DatasetStore:
 
     def write(self, key: str, data: bytes) -> str:
         """Write serialized `data` under `key` (atomically); returns where it was stored."""
-        self.bytes.write(key, data)
-        return self.bytes.full_path(key)
+        return self.bytes.shown(self.bytes.write(key, data))
 
     def save(
         self,

@@ -30,6 +30,7 @@ class LocalStore(ByteStore):
         super().__init__(None, url or root, is_local=True)
         self.root = os.path.abspath(root).replace(os.sep, "/").rstrip("/") or "/"
         self._made: set[str] = set()
+        self._real_root: str | None = None
 
     @property
     def fs(self) -> Any:
@@ -49,7 +50,9 @@ class LocalStore(ByteStore):
             StoreError: `key` is invalid, or resolves outside the root.
         """
         path = super().path(key)
-        real_root = os.path.realpath(self.root)
+        real_root = self._real_root
+        if real_root is None:
+            real_root = self._real_root = os.path.realpath(self.root)
         real = os.path.realpath(path)
         if not real.startswith(real_root + os.sep) and real != real_root:
             raise StoreError(

@@ -253,7 +253,10 @@ class ByteStore:
 
     def full_path(self, key: str) -> str:
         """Where `key` lives, as a user would write it (a local path, or a URL)."""
-        path = self.path(key)
+        return self.shown(self.path(key))
+
+    def shown(self, path: str) -> str:
+        """A path on `fs` (as `path()` and `write()` return it) as a user would write it."""
         scheme = scheme_of(self.url)
         return path if scheme == "file" else f"{scheme}://{path.lstrip('/')}"
 
