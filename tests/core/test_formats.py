@@ -90,7 +90,7 @@ def test_nothing_decides_the_format():
     assert "json" in message and "pickle" in message
 
 
-@pytest.mark.parametrize("name", ["parquet", "csv", "feather"])
+@pytest.mark.parametrize("name", ["parquet", "csv", "feather", "arrow"])
 def test_well_known_plugin_formats_say_what_to_install(name):
     with pytest.raises(DatasetError) as info:
         get_format(name)

@@ -4,14 +4,15 @@ Both are stable across processes and interpreter runs (no `hash()`, no `id()`, n
 dict iteration order), so a key computed today matches the one computed tomorrow.
 
 The argument encoding covers the built-in value types directly (dicts and sets sorted by
-their encoded items); other objects are encoded from their `__reduce_ex__` state (what
-pickle would save, with the same sorting), functions by name and code fingerprint, and
-cloudpickle is the last resort. The code fingerprint covers the bytecode, constants and
-names of the function, its nested functions, the module-level scalar constants it reads
-(`THRESHOLD = 5`), and every function of the same top-level package it references by
-global name (recursively) - but not line numbers, comments or the docstring, so
-reformatting or documenting a function keeps its cache. Classes and objects it reads
-are not followed.
+their encoded items); values of a type whose cache format (`daglite.formats.cache_format`)
+has a `fingerprint()` by that digest of their content (e.g. tables, with `daglite-arrow`);
+other objects from their `__reduce_ex__` state (what pickle would save, with the same
+sorting), functions by name and code fingerprint, and cloudpickle is the last resort. The
+code fingerprint covers the bytecode, constants and names of the function, its nested
+functions, the module-level scalar constants it reads (`THRESHOLD = 5`), and every function
+of the same top-level package it references by global name (recursively) - but not line
+numbers, comments or the docstring, so reformatting or documenting a function keeps its
+cache. Classes and objects it reads are not followed.
 """
 
 from __future__ import annotations
@@ -138,6 +139,19 @@ def _encode_other(obj: Any, out: list[bytes], depth: int) -> None:
             _enc_str(_qualname(type(obj)), out)
             encode_into(base(obj), out, depth + 1)
             return
+    fingerprint = _fingerprints.get(type(obj), _UNKNOWN)
+    if fingerprint is _UNKNOWN:
+        fingerprint = _fingerprint_of(type(obj))
+    if fingerprint is not None:
+        try:
+            digest = fingerprint(obj)
+        except Exception:  # a value the format cannot hold: encoded like any other object
+            digest = None
+        if digest is not None:
+            out.append(b"X")
+            _enc_str(_qualname(type(obj)), out)
+            _enc_bytes(digest, out)
+            return
     try:
         reduced = obj.__reduce_ex__(4)
     except Exception as exc:
@@ -157,6 +171,19 @@ def _encode_other(obj: Any, out: list[bytes], depth: int) -> None:
         encode_into(tuple(parts), out, depth + 1)
     except Unhashable as exc:
         _last_resort(obj, out, exc)
+
+
+_UNKNOWN: Any = object()
+_fingerprints: dict[type, Callable[[Any], bytes] | None] = {}
+
+
+def _fingerprint_of(cls: type) -> Callable[[Any], bytes] | None:
+    from daglite.formats import cache_format  # formats load plugins: only when needed
+
+    fmt = cache_format(cls)
+    found = getattr(fmt, "fingerprint", None) if fmt is not None else None
+    _fingerprints[cls] = found
+    return found
 
 
 def _last_resort(obj: Any, out: list[bytes], cause: BaseException) -> None:

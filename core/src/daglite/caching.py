@@ -1,8 +1,14 @@
 """Result caching: `CacheStore` (entries over a byte store) and `CachePlan` (one call's lookup).
 
-An entry is one file (or object) holding a small binary header and the pickled value::
+An entry is one file (or object) holding a small binary header and the serialized value::
 
     b"DGLC" | version u8 | created f64 | payload size u64 | crc32 u32 | format u8+name | payload
+
+The value is pickled, unless an installed format claims its type in its `cache_types`
+(`daglite.formats.cache_format`; e.g. `daglite-arrow` stores tables as Arrow IPC). The
+entry names the format, and reading an entry whose format is not installed is a miss.
+The name is padded with NUL bytes so that the payload starts 8-byte aligned (formats
+that read columns in place, like Arrow's, need it).
 
 It is written atomically by the byte store, so concurrent writers (threads or processes)
 never leave a torn entry: readers see one complete entry or another. On read, every part
@@ -12,7 +18,9 @@ never a crash. The next successful call overwrites it.
 
 The default key hashes the task's qualified name, a fingerprint of its code (see
 `daglite.cachekeys`), `cache_version` and the canonical encoding of its bound arguments
-minus `cache_ignore`. `cache_hash=` replaces the argument part by any string it returns.
+minus `cache_ignore` (values of a type whose cache format has `fingerprint()` are
+encoded by that digest of their content). `cache_hash=` replaces the argument part by
+any string it returns.
 """
 
 from __future__ import annotations
@@ -31,6 +39,8 @@ from typing import Any
 
 from daglite import cachekeys
 from daglite.errors import StoreError
+from daglite.formats import cache_format
+from daglite.formats import get_format
 from daglite.localstore import LocalStore
 from daglite.stores import ByteStore
 from daglite.stores import open_store
@@ -48,7 +58,6 @@ log = logging.getLogger("daglite")
 MAGIC = b"DGLC"
 VERSION = 1
 _HEADER = struct.Struct(">4sBdQIB")  # magic, version, created, size, crc32, len(format)
-_FORMATS = {b"pickle"}
 
 
 class CacheStore:
@@ -117,9 +126,15 @@ class CacheStore:
             return self._bad(key, f"corrupt: {what}")
         magic, version, created, size, crc, flen = _HEADER.unpack_from(data)
         start = _HEADER.size + flen
-        fmt = data[_HEADER.size : start]
-        if magic != MAGIC or version != VERSION or fmt not in _FORMATS or created != created:
+        fmt = data[_HEADER.size : start].rstrip(b"\0")
+        if magic != MAGIC or version != VERSION or created != created or not fmt.isascii():
             return self._bad(key, "corrupt: bad header")
+        decoder = None
+        if fmt != b"pickle":  # written with a plugin's format (or a garbled name)
+            try:
+                decoder = get_format(fmt.decode("ascii"))
+            except Exception as exc:
+                return self._bad(key, f"corrupt: bad header ({exc})")
         if len(data) - start != size:
             return self._bad(key, f"corrupt: truncated data ({len(data) - start} of {size} bytes)")
         payload = memoryview(data)[start:]
@@ -128,10 +143,17 @@ class CacheStore:
         ttl = self.ttl if self.ttl is not None else ttl
         if ttl is not None and self.clock() - created > ttl:
             return False, None, "expired"
+        if decoder is None:
+            try:
+                return True, pickle.loads(payload), ""
+            except Exception as exc:
+                return self._bad(key, f"corrupt: cannot unpickle ({type(exc).__name__}: {exc})")
         try:
-            return True, pickle.loads(payload), ""
+            return True, decoder.loads(payload, None, {}), ""  # type: ignore[arg-type]
         except Exception as exc:
-            return self._bad(key, f"corrupt: cannot unpickle ({type(exc).__name__}: {exc})")
+            return self._bad(
+                key, f"corrupt: cannot load as {decoder.name} ({type(exc).__name__}: {exc})"
+            )
 
     def _bad(self, key: str, reason: str) -> tuple[bool, Any, str]:
         log.warning("cache entry %s in %s is a miss: %s", key, self.bytes.url, reason)
@@ -140,23 +162,37 @@ class CacheStore:
     def put(self, key: str, value: Any) -> None:
         """Store `value` under `key` (atomically: readers never see a partial entry).
 
+        The value is pickled unless an installed format claims its type for the cache.
+
         Raises:
             TypeError: `value` cannot be pickled, even by cloudpickle.
             StoreError: The byte store refused the write.
         """
-        try:
-            payload = pickle.dumps(value, protocol=5)
-        except (pickle.PicklingError, TypeError, AttributeError):
-            import cloudpickle  # lambdas and local classes: pickled by value
+        payload: Any = None
+        name = b"pickle"
+        fmt = cache_format(type(value))
+        if fmt is not None:
+            try:
+                payload = fmt.dumps(value, dict(getattr(fmt, "cache_options", {})))
+                name = fmt.name.encode("ascii")
+            except Exception as exc:  # e.g. a column the format cannot hold: pickle it
+                log.debug("cache format %s cannot save %s: %s", fmt.name, type(value), exc)
+        if payload is None:
+            name = b"pickle"
+            try:
+                payload = pickle.dumps(value, protocol=5)
+            except (pickle.PicklingError, TypeError, AttributeError):
+                import cloudpickle  # lambdas and local classes: pickled by value
 
-            payload = cloudpickle.dumps(value, protocol=5)
+                payload = cloudpickle.dumps(value, protocol=5)
+        name += b"\0" * (-(_HEADER.size + len(name)) % 8)  # the payload starts 8-byte aligned
         header = _HEADER.pack(
-            MAGIC, VERSION, self.clock(), len(payload), zlib.crc32(payload), len(b"pickle")
+            MAGIC, VERSION, self.clock(), len(payload), zlib.crc32(payload), len(name)
         )
         if self._local:  # no copy of a large payload just to prepend the header
-            self._write(self.entry_key(key), [header + b"pickle", payload])
+            self._write(self.entry_key(key), [header + name, payload])
         else:
-            self._write(self.entry_key(key), b"".join((header, b"pickle", payload)))
+            self._write(self.entry_key(key), b"".join((header, name, payload)))
 
     def delete(self, key: str) -> bool:
         """Remove entry `key`; returns whether it existed."""

@@ -74,7 +74,8 @@ class DatasetStore:
         check_key(key, self.bytes.url)  # validate first (symlinks are checked when writing)
         fmt = resolve_format(key, format=format, value_type=type(value))
         try:
-            return fmt.dumps(value, dict(options or {})), fmt
+            data = fmt.dumps(value, dict(options or {}))
+            return (data if isinstance(data, bytes) else bytes(data)), fmt
         except Exception as exc:
             raise DatasetError(
                 f"cannot save dataset {key!r} to store '{self.url}' as {fmt.name}: "

@@ -36,6 +36,18 @@ class Format(Protocol):
         types: Value types it claims when no format or extension says otherwise: classes,
             or `"module.QualName"` strings so that the format need not import a heavy
             library to claim its types. The most specific claim wins.
+
+    Optional, for formats that also serve the result cache (see `cache_format`):
+
+    - `cache_types`: types whose cached values this format stores instead of pickle
+      (classes or `"module.QualName"` strings; exact types, not their subclasses).
+      `loads(data, None, {})` must give back an equal value of the same type; `data` may
+      then be a `memoryview`.
+    - `cache_options`: the options the cache passes to `dumps` (default `{}`), e.g. a
+      faster compression than the format's default for files.
+    - `fingerprint(value) -> bytes`: a digest of the content of a value of one of its
+      `cache_types`, used in cache keys instead of encoding the value's pickle state. It
+      must be equal for equal values in every process and run.
     """
 
     name: str
@@ -43,7 +55,7 @@ class Format(Protocol):
     types: Sequence[type | str]
 
     def dumps(self, value: Any, options: dict[str, Any]) -> bytes:
-        """The bytes of `value`."""
+        """The bytes of `value` (or another bytes-like object, to spare copying a buffer)."""
         ...
 
     def loads(self, data: bytes, return_type: Any, options: dict[str, Any]) -> Any:
@@ -194,6 +206,45 @@ def _by_type(cls: type) -> Format | None:
                         best = (rank, fmt)
                     break
     return best[1] if best is not None else None
+
+
+_cache_formats: dict[type, Format | None] = {}
+
+
+def cache_format(cls: type) -> Format | None:
+    """The format that stores cached values of type `cls`, or `None` (pickle them).
+
+    It is the first installed format (by name) whose `cache_types` claims `cls` itself:
+    a subclass is pickled, since it may carry state that the format does not know. The
+    answer is remembered per type. A format plugin that fails to import is logged on the
+    `daglite` logger and left out (the cache then falls back to pickle).
+    """
+    try:
+        return _cache_formats[cls]
+    except KeyError:
+        pass
+    qualname = f"{cls.__module__}.{cls.__qualname__}"
+    found = None
+    for fmt in _cache_candidates():
+        if any(claim is cls or claim == qualname for claim in getattr(fmt, "cache_types", ())):
+            found = fmt
+            break
+    _cache_formats[cls] = found
+    return found
+
+
+def _cache_candidates() -> list[Format]:
+    found = []
+    for name in registry.names("format"):
+        try:
+            found.append(get_format(name))
+        except Exception as exc:
+            import logging
+
+            logging.getLogger("daglite").warning(
+                "format %r is left out of the cache: %s", name, exc
+            )
+    return found
 
 
 def resolve_format(

@@ -34,6 +34,7 @@ INSTALL_HINTS = {
     ("format", "parquet"): "daglite-arrow",
     ("format", "feather"): "daglite-arrow",
     ("format", "csv"): "daglite-arrow",
+    ("format", "arrow"): "daglite-arrow",
 }
 
 
