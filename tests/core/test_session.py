@@ -318,3 +318,36 @@ def test_processors_made_before_an_invalid_plugin_are_closed():
     ):
         pass
     assert closed == [True]
+
+
+def test_a_processor_that_replaces_another_drops_it():
+    from daglite import DagliteSettings
+    from daglite.testing import override_plugin
+
+    closed = []
+
+    class Noisy:
+        def __call__(self, event):
+            raise AssertionError("a replaced processor must see no event")
+
+        def close(self):
+            closed.append("noisy")
+
+    class Quiet:
+        replaces = ("noisy",)
+
+        def __init__(self):
+            self.events = []
+
+        def __call__(self, event):
+            self.events.append(event)
+
+    with (
+        override_plugin("processor", "noisy", Noisy),
+        override_plugin("processor", "quiet", Quiet),
+        session(settings=DagliteSettings(processors=("noisy",)), plugins=["quiet"]) as ctx,
+    ):
+        pass
+    assert [type(p).__name__ for p in ctx.processors] == ["Quiet"]
+    assert closed == ["noisy"]
+    assert [e.kind for e in ctx.processors[0].events] == ["SessionStarted", "SessionEnded"]

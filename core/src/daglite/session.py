@@ -52,6 +52,11 @@ def make_processor(name: str, settings: DagliteSettings) -> Callable[[ev.Event],
     return from_settings(settings) if from_settings is not None else factory()
 
 
+def _replaces(processor: Any) -> tuple[str, ...]:
+    replaces = getattr(processor, "replaces", ())
+    return (replaces,) if isinstance(replaces, str) else tuple(replaces)
+
+
 def check_backend(name: str) -> type[Backend]:
     """The backend class registered under `name`.
 
@@ -110,14 +115,14 @@ class SessionContext:
             items = [plugins]
         hook_plugins = hooks.global_plugins()
         processors: list[Callable[[ev.Event], Any]] = []
+        by_name: dict[str, Callable[[ev.Event], Any]] = {}
         try:
-            processors.extend(make_processor(name, settings) for name in settings.processors)
-            named = set(settings.processors)
+            for name in settings.processors:
+                by_name[name] = make_processor(name, settings)
             for item in items:
                 if isinstance(item, str):
-                    if item not in named:  # enabled by settings and by argument: one instance
-                        named.add(item)
-                        processors.append(make_processor(item, settings))
+                    if item not in by_name:  # enabled by settings and by argument: one instance
+                        by_name[item] = make_processor(item, settings)
                     continue
                 is_hook = hooks.is_hook_plugin(item)
                 if is_hook:
@@ -129,6 +134,12 @@ class SessionContext:
                         f"{item!r} is neither a hook plugin (no @daglite.hookimpl method), an "
                         "event processor (a callable taking one event) nor a processor name"
                     )
+            # A processor may supersede others (`rich` draws its own log lines, so the default
+            # `logging` processor would print every line twice): drop those it `replaces`.
+            replaced = {name for p in (*by_name.values(), *processors) for name in _replaces(p)}
+            for name in replaced & by_name.keys():
+                EventDispatcher([by_name.pop(name)]).close()
+            processors[:0] = by_name.values()
             # A processor loaded by name may also be a hook plugin (`otel` makes its span
             # current where each task runs): register it as one too.
             hook_plugins += [
@@ -137,8 +148,8 @@ class SessionContext:
                 if hooks.is_hook_plugin(p) and all(p is not h for h in hook_plugins)
             ]
             hook = hooks.build_hook(hook_plugins)
-        except BaseException:
-            EventDispatcher(processors).close()  # release the processors made so far
+        except BaseException:  # release the processors made so far
+            EventDispatcher([*by_name.values(), *processors]).close()
             raise
         self.hook_plugins = hook_plugins
         self.processors = processors

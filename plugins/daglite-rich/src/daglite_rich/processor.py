@@ -85,6 +85,9 @@ class RichProcessor:
         ValueError: An argument has an unusable value (the message names it).
     """
 
+    #: It draws its own log lines: a session with `rich` drops the default `logging` one.
+    replaces = ("logging",)
+
     def __init__(
         self,
         *,
