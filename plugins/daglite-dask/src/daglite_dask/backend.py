@@ -259,8 +259,8 @@ class DaskBackend(Backend):
             backend=job.backend,
             parent=(parent.task_id, parent.name, parent.parent_id) if parent else None,
             hook_plugins=plugins,
-            cache_store=runtime.cache_store,
-            dataset_store=runtime.dataset_store,
+            cache_store=_absolute(runtime.cache_store),
+            dataset_store=_absolute(runtime.dataset_store),
             listening=runtime.emit is not None,
             return_exceptions=job.return_exceptions,
         )
@@ -322,7 +322,7 @@ class DaskBackend(Backend):
             job.stop.set()
             raise
         finally:
-            for future in pending.futures:
+            for future in list(pending.futures):
                 future.cancel()
             pending.clear()
         return collect(job, outcomes)
@@ -335,11 +335,14 @@ class DaskBackend(Backend):
         try:
             return future.result()
         except KilledWorker as exc:
+            import dask
+
+            allowed = dask.config.get("distributed.scheduler.allowed-failures")
             raise BackendError(
                 f"dask lost the worker running {_describe_items(job.task.name, chunk)}: "
-                f"{exc}. The batch was retried on other workers (dask's "
-                "distributed.scheduler.allowed-failures) and killed each of them; check the "
-                "worker logs (memory limit, segfault, os._exit) for that item"
+                f"{exc}. Dask gives up on a batch once it has killed {allowed + 1} worker(s) "
+                f"(distributed.scheduler.allowed-failures = {allowed}); check the worker logs "
+                "for why that item kills its process (memory limit, crash, os._exit)"
             ) from exc
         except Exception as exc:
             raise BackendError(
@@ -375,6 +378,13 @@ def _suspicious(keys: list[str], dask_scheduler: Any = None) -> dict[str, int]:
         if state is not None and state.suspicious:
             found[key] = state.suspicious
     return found
+
+
+def _absolute(store: Any) -> Any:
+    # Workers do not share the coordinator's working directory: send local paths absolute.
+    if isinstance(store, str) and "://" not in store:
+        return os.path.abspath(store)
+    return store
 
 
 def _pickle_spec(spec: BatchSpec) -> bytes:

@@ -79,17 +79,26 @@ class BatchSpec:
             object.__setattr__(self, name, value)
 
     def hook(self) -> Any:
-        """The pluggy hook relay over the hook plugins (built once per worker), or `None`."""
+        """The pluggy hook relay over the hook plugins (built once per worker), or `None`.
+
+        The first time a worker process sees a session, its `on_worker_start` hook runs.
+        """
         if not self._hook_built:
             from daglite import hooks
 
-            self._hook = hooks.build_hook(self.hook_plugins)
-            self._hook_built = True
+            hook = hooks.build_hook(self.hook_plugins)
+            with _specs_lock:
+                first = self.session_id not in _sessions_seen
+                _sessions_seen.add(self.session_id)
+            if hook is not None and first:
+                hook.on_worker_start(settings=self.settings)
+            self._hook, self._hook_built = hook, True
         return self._hook
 
 
 _specs: OrderedDict[str, BatchSpec] = OrderedDict()
 _specs_lock = threading.Lock()
+_sessions_seen: set[str] = set()
 
 
 def _load_spec(map_id: str, payload: bytes) -> BatchSpec:

@@ -1,0 +1,41 @@
+"""Fixtures of the dask plugin tests: one real LocalCluster (worker processes on loopback)."""
+
+from __future__ import annotations
+
+import pytest
+
+from daglite import DagliteSettings
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """A LocalCluster of two single-threaded worker processes on 127.0.0.1, shared by the run.
+
+    No client is made the default here, so tests choose how the backend finds the cluster.
+    """
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as local:
+        yield local
+
+
+@pytest.fixture
+def dask_settings(cluster):
+    """Settings pointing the dask backend at the shared cluster by address."""
+    return DagliteSettings(backend="dask", options={"dask": {"address": cluster.scheduler_address}})
+
+
+@pytest.fixture
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
