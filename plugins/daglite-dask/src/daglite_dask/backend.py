@@ -208,7 +208,7 @@ class DaskBackend(Backend):
                 threads_per_worker=self.threads_per_worker,
                 processes=True,
                 host="127.0.0.1",
-                dashboard_address=None,
+                dashboard_address="127.0.0.1:0",  # None would still bind :8787
                 memory_limit=self.memory_limit,
             )
         except Exception as exc:
@@ -335,14 +335,13 @@ class DaskBackend(Backend):
         try:
             return future.result()
         except KilledWorker as exc:
-            import dask
-
-            allowed = dask.config.get("distributed.scheduler.allowed-failures")
+            allowed = _allowed_failures(self.client)
             raise BackendError(
                 f"dask lost the worker running {_describe_items(job.task.name, chunk)}: "
-                f"{exc}. Dask gives up on a batch once it has killed {allowed + 1} worker(s) "
-                f"(distributed.scheduler.allowed-failures = {allowed}); check the worker logs "
-                "for why that item kills its process (memory limit, crash, os._exit)"
+                f"{exc} Dask gives up on a batch once it has killed {allowed + 1} worker(s) "
+                f"(distributed.scheduler.allowed-failures = {allowed} on the scheduler); check "
+                "the worker logs for why that item kills its process (memory limit, crash, "
+                "os._exit)"
             ) from exc
         except Exception as exc:
             raise BackendError(
@@ -367,6 +366,20 @@ class DaskBackend(Backend):
                 count,
                 "s" if count > 1 else "",
             )
+
+
+def _allowed_failures(client: Client) -> int:
+    try:
+        return client.run_on_scheduler(_scheduler_allowed_failures)
+    except Exception:  # pragma: no cover - the scheduler went away too
+        import dask
+
+        return dask.config.get("distributed.scheduler.allowed-failures")
+
+
+def _scheduler_allowed_failures(dask_scheduler: Any = None) -> int:
+    """On the scheduler: how many worker deaths a task may cause before it is given up."""
+    return dask_scheduler.allowed_failures
 
 
 def _suspicious(keys: list[str], dask_scheduler: Any = None) -> dict[str, int]:
