@@ -1,0 +1,431 @@
+"""The coordinator side of process-based backends: batches out, outcomes and events back.
+
+`run_map(job, transport)` is the whole map loop of a backend whose workers live in other
+processes. It packs the task once and the items in batches (cloudpickle; a value that
+cannot be pickled fails here, before any worker starts, naming the task and argument),
+sizes batches from the measured cost per item, keeps a bounded number in flight while
+consuming the input lazily, relays what comes back (`relay`: dataset writes, then log
+records and events, in order) and returns the values in input order.
+
+A backend only provides a `Transport`: how to hand a `BatchRequest` to a worker (which
+calls `daglite.backends.worker.run_batch`) and get the bytes back, and how it learns that
+a worker died. The core's `process` backend and the `loky` and `dask` plugins are
+transports over this one loop.
+
+Failures:
+
+- a worker that dies fails the item it was running with a `BackendError` naming the
+  task, the map index and the exit code or signal. When the transport cannot tell which
+  item of a batch was running, the batch's items are run again one per batch, so the
+  culprit is found; items whose results died with the worker run again.
+- an item of a task with a `timeout` is sent alone; if its worker does not answer in
+  time (an attempt stuck in C code), the transport kills that worker and the item fails
+  with `TaskTimeoutError`. A worker still running an abandoned timed-out attempt after
+  its batch is replaced as well.
+- Ctrl-C (or any error of the loop itself) stops every worker at once (`abort`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import pickle
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Hashable
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+from typing import Any
+from typing import Protocol
+
+import attrs
+
+from daglite.backends.base import MapJob
+from daglite.backends.worker import BatchRequest
+from daglite.backends.worker import BatchResult
+from daglite.backends.worker import JobInfo
+from daglite.backends.worker import WorkerSpec
+from daglite.context import Runtime
+from daglite.context import new_id
+from daglite.errors import BackendError
+from daglite.errors import TaskTimeoutError
+
+if TYPE_CHECKING:
+    from daglite.tasks import BaseTask
+
+#: Seconds of work a batch should hold once the cost per item is known.
+TARGET_BATCH_SECONDS = 0.05
+#: Smallest batch once the cost is known, in seconds of work (bounds the round trips).
+MIN_BATCH_SECONDS = 0.01
+#: Largest batch, whatever the cost per item (bounds the memory of items in flight).
+MAX_BATCH = 10_000
+#: Extra seconds granted to a timed item before its worker is killed by the coordinator.
+TIMEOUT_GRACE = 1.0
+
+
+# -- the transport contract ---------------------------------------------------------------
+
+
+@attrs.frozen
+class WorkerLost:
+    """A transport's report that the worker running a batch died.
+
+    Attributes:
+        exitcode: The worker's exit code (negative: killed by that signal), if known.
+        pid: The worker's process id, if known.
+        index: Map index of the item it was running, if the transport can tell.
+    """
+
+    exitcode: int | None = None
+    pid: int | None = None
+    index: int | None = None
+
+
+class Transport(Protocol):
+    """How a backend runs batches on its workers (the only part a backend plugin writes).
+
+    Attributes:
+        workers: How many batches can run at once.
+    """
+
+    workers: int
+
+    def submit(self, request: BatchRequest) -> Hashable:
+        """Start `request` on a worker (which calls `run_batch`); returns a ticket."""
+        ...
+
+    def wait(self, timeout: float | None) -> list[tuple[Hashable, bytes | WorkerLost]]:
+        """Block up to `timeout` s for finished tickets: their `run_batch` bytes, or a loss."""
+        ...
+
+    def kill(self, ticket: Hashable) -> None:
+        """Stop the worker holding `ticket` now and replace it (it is not reported again)."""
+        ...
+
+    def abort(self) -> None:
+        """Stop every worker now (Ctrl-C, or the loop failed); the next submit starts anew."""
+        ...
+
+
+# -- coordinator-side packing ---------------------------------------------------------------
+
+
+def worker_spec(runtime: Runtime, backend: str) -> WorkerSpec:
+    """The `WorkerSpec` of `runtime`'s session (cached on the runtime's services).
+
+    Raises:
+        BackendError: A hook plugin or a store object cannot be pickled.
+    """
+    import cloudpickle
+
+    cached = runtime.services.get("worker_spec")
+    if cached is not None and cached.backend == backend:
+        return cached
+    session = runtime.services.get("session")
+    plugins = list(session.hook_plugins) if session is not None else []
+    for plugin in plugins:
+        _check(plugin, f"hook plugin {plugin!r}")
+    for what, store in (("cache", runtime.cache_store), ("dataset", runtime.dataset_store)):
+        _check(store, f"the {what} store {store!r}")
+    spec = WorkerSpec(
+        key=new_id(),
+        session_id=runtime.session_id,
+        settings=runtime.settings,
+        backend=backend,
+        emit=runtime.emit is not None,
+        sys_path=tuple(p for p in sys.path if isinstance(p, str)),
+        payload=cloudpickle.dumps((plugins, runtime.cache_store, runtime.dataset_store)),
+    )
+    runtime.services["worker_spec"] = spec
+    return spec
+
+
+def _check(obj: Any, what: str) -> None:
+    import cloudpickle
+
+    try:
+        cloudpickle.dumps(obj)
+    except Exception as exc:
+        raise BackendError(f"{what} cannot be sent to a worker process: {exc}") from exc
+
+
+def pack_job(job: MapJob) -> bytes:
+    """The cloudpickled `JobInfo` of `job` (its task and ids).
+
+    Raises:
+        BackendError: The task cannot be pickled.
+    """
+    import cloudpickle
+
+    parent = job.parent
+    info = JobInfo(
+        task=job.task,
+        map_id=job.map_id,
+        parent_id=parent.task_id if parent is not None else None,
+        return_exceptions=job.return_exceptions,
+    )
+    try:
+        return cloudpickle.dumps(info)
+    except Exception as exc:
+        raise BackendError(
+            f"task '{job.task.name}' cannot be sent to a worker process: {exc}"
+        ) from exc
+
+
+def pack_items(task: BaseTask[Any, Any], chunk: list[tuple[int, tuple[Any, ...]]]) -> bytes:
+    """The cloudpickled items of a batch.
+
+    Raises:
+        BackendError: An argument cannot be pickled (the message names it and the task).
+    """
+    import cloudpickle
+
+    try:
+        return cloudpickle.dumps(chunk)
+    except Exception as exc:
+        error = exc
+    names = list(task.signature.parameters)
+    for index, args in chunk:
+        for position, value in enumerate(args):
+            try:
+                cloudpickle.dumps(value)
+            except Exception as exc:
+                name = names[position] if position < len(names) else f"#{position}"
+                raise BackendError(
+                    f"argument '{name}' of task '{task.name}' (map index {index}) cannot be "
+                    f"sent to a worker process: {exc}"
+                ) from exc
+    raise BackendError(
+        f"the arguments of task '{task.name}' cannot be sent to a worker process: {error}"
+    ) from error
+
+
+def relay(data: bytes, job: MapJob) -> BatchResult:
+    """Unpack a worker's `run_batch` bytes and replay its side effects on the coordinator.
+
+    Dataset writes are applied first (`write.apply(runtime)`), then log records go to
+    their loggers and events to the session's processors, in the order the worker made
+    them. Returns the unpacked result (its `outcomes` are the items' values or errors).
+
+    Raises:
+        BackendError: The batch could not run in the worker, or its result cannot be read.
+    """
+    try:
+        result: BatchResult = pickle.loads(data)
+    except Exception as exc:
+        raise BackendError(
+            f"the results of task '{job.task.name}' cannot be read back from a worker "
+            f"process: {type(exc).__name__}: {exc}"
+        ) from exc
+    if result.error is not None:
+        raise BackendError(
+            f"task '{job.task.name}' could not be loaded in worker process {result.pid}: "
+            f"{result.error} (is the task's module importable there?)"
+        )
+    runtime = job.runtime
+    for write in result.writes:
+        write.apply(runtime)
+    for record in result.logs:
+        logger = logging.getLogger(record.name)
+        if logger.isEnabledFor(record.levelno):
+            logger.handle(record)
+    emit = runtime.emit
+    if emit is not None:
+        for event in result.events:
+            emit(event)
+    return result
+
+
+def describe_exit(exitcode: int | None) -> str:
+    """`exitcode` in words: "exit code 3", "signal SIGKILL (9)", ..."""
+    if exitcode is None:
+        return "an unknown exit status"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = "signal"
+        text = f"signal {name} ({-exitcode})"
+        if -exitcode == getattr(signal, "SIGKILL", 9):
+            text += "; killed from outside, e.g. by the out-of-memory killer"
+        return text
+    return f"exit code {exitcode}"
+
+
+def lost_error(job: MapJob, index: int, lost: WorkerLost) -> BackendError:
+    """The `BackendError` of map item `index`, whose worker died."""
+    pid = f" {lost.pid}" if lost.pid is not None else ""
+    return BackendError(
+        f"worker process{pid} died running task '{job.task.name}' (map index {index}): "
+        f"{describe_exit(lost.exitcode)}"
+    )
+
+
+def timeout_error(job: MapJob, index: int) -> TaskTimeoutError:
+    """The error of a timed item whose worker the coordinator had to kill."""
+    task = job.task
+    return TaskTimeoutError(
+        f"task '{task.name}' (map index {index}) timed out after {task.timeout:g} s; its "
+        "worker process did not stop the attempt and was killed",
+        task_name=task.name,
+        map_index=index,
+        attempts=task.retries + 1,
+    )
+
+
+# -- batch sizes --------------------------------------------------------------------------
+
+
+class BatchSizer:
+    """Picks batch sizes: fixed when asked, else from the measured cost per item.
+
+    The first batches hold one item (nothing is known yet); later ones hold about
+    `TARGET_BATCH_SECONDS` of work, but no more than a quarter of each worker's share of
+    what is left when the total is known (so the load stays balanced to the end).
+    """
+
+    def __init__(self, job: MapJob, workers: int) -> None:
+        self.fixed = 1 if job.task.timeout is not None else job.chunksize
+        self.workers = workers
+        self.left = job.total
+        self.cost: float | None = None  # seconds per item, moving average
+
+    def observe(self, items: int, seconds: float) -> None:
+        if items:
+            cost = max(seconds / items, 1e-7)
+            self.cost = cost if self.cost is None else 0.5 * (self.cost + cost)
+
+    def next_size(self) -> int:
+        if self.fixed is not None:
+            size = self.fixed
+        elif self.cost is None:
+            size = 1
+        else:
+            size = max(1, min(MAX_BATCH, int(TARGET_BATCH_SECONDS / self.cost)))
+            if self.left is not None:  # balance the end, but never below a few ms of work
+                share = math.ceil(self.left / (self.workers * 4))
+                size = min(size, max(share, int(MIN_BATCH_SECONDS / self.cost), 1))
+        if self.left is not None:
+            self.left = max(0, self.left - size)
+        return size
+
+
+# -- the map loop -------------------------------------------------------------------------
+
+
+@attrs.define(eq=False)
+class _Batch:
+    items: list[tuple[int, tuple[Any, ...]]]
+    blob: bytes
+    alone: bool = False  # re-run alone to find which item kills its worker
+    deadline: float | None = None
+
+
+def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
+    """Run every item of `job` on `transport`'s workers; values in input order.
+
+    Raises:
+        TaskError: The first failed item (by index), unless exceptions are returned.
+        BackendError: Something cannot be sent to a worker, or a worker died.
+    """
+    task = job.task
+    job_blob = pack_job(job)
+    job_key = job.map_id
+    sizer = BatchSizer(job, transport.workers)
+    indexed: Iterator[tuple[int, tuple[Any, ...]]] = enumerate(job.items)
+    retry: deque[_Batch] = deque()
+    inflight: dict[Hashable, _Batch] = {}
+    outcomes: list[tuple[int, bool, Any]] = []
+    limit = task.timeout * (task.retries + 1) if task.timeout is not None else None
+    if limit is not None:
+        limit += sum(task.retry_delay * task.retry_backoff**n for n in range(task.retries))
+        limit += TIMEOUT_GRACE
+
+    def next_batch() -> _Batch | None:
+        if retry:
+            return retry.popleft()
+        chunk = list(itertools.islice(indexed, sizer.next_size()))
+        return _Batch(chunk, pack_items(task, chunk)) if chunk else None
+
+    def finish(index: int, error: BaseException) -> None:
+        outcomes.append((index, False, error))
+        if not job.return_exceptions:
+            job.stop.set()
+
+    try:
+        batch = next_batch()  # packed before any worker starts: pickling errors come first
+        while True:
+            while batch is not None and len(inflight) < transport.workers:
+                request = BatchRequest(spec.key, spec, job_key, job_blob, batch.blob)
+                if limit is not None:
+                    batch.deadline = time.monotonic() + limit
+                inflight[transport.submit(request)] = batch
+                batch = None if job.stop.is_set() else next_batch()
+            if not inflight:
+                break
+            timeout = None
+            if limit is not None:
+                timeout = max(0.0, min(b.deadline for b in inflight.values()) - time.monotonic())  # type: ignore[type-var]
+            for ticket, answer in transport.wait(timeout):
+                done = inflight.pop(ticket)
+                if isinstance(answer, WorkerLost):
+                    _lost(job, done, answer, retry, finish)
+                    continue
+                result = relay(answer, job)
+                if result.tainted:
+                    transport.kill(ticket)
+                if not done.alone:
+                    sizer.observe(len(result.outcomes), result.duration)
+                outcomes.extend(result.outcomes)
+                if not job.return_exceptions and not all(o[1] for o in result.outcomes):
+                    job.stop.set()
+            if limit is not None:
+                now = time.monotonic()
+                for ticket, late in list(inflight.items()):
+                    if late.deadline is not None and late.deadline <= now:
+                        del inflight[ticket]
+                        transport.kill(ticket)
+                        finish(late.items[0][0], timeout_error(job, late.items[0][0]))
+            if batch is None and not job.stop.is_set():
+                batch = next_batch()
+            if job.stop.is_set():
+                batch = None
+                retry.clear()
+    except BaseException:
+        job.stop.set()
+        transport.abort()
+        raise
+    return _collect(job, outcomes)
+
+
+def _collect(job: MapJob, outcomes: list[tuple[int, bool, Any]]) -> list[Any]:
+    """`collect` for outcome tuples: values in index order, or the first failure raised."""
+    outcomes.sort(key=_index)
+    job.finished = len(outcomes)
+    job.failures = sum(not ok for _, ok, _ in outcomes)
+    if job.failures and not job.return_exceptions:
+        raise next(value for _, ok, value in outcomes if not ok)
+    return [value for _, _, value in outcomes]
+
+
+def _index(outcome: tuple[int, bool, Any]) -> int:
+    return outcome[0]
+
+
+def _lost(job: MapJob, batch: _Batch, lost: WorkerLost, retry: deque[_Batch], finish) -> None:
+    """Handle the death of the worker that held `batch`."""
+    indices = [index for index, _ in batch.items]
+    culprit = lost.index if lost.index in indices else None
+    if culprit is None and len(batch.items) == 1:
+        culprit = indices[0]
+    if culprit is None:  # which item killed it is unknown: run each alone to find out
+        for item in batch.items:
+            retry.append(_Batch([item], pack_items(job.task, [item]), alone=True))
+        return
+    finish(culprit, lost_error(job, culprit, lost))
+    others = [item for item in batch.items if item[0] != culprit]
+    if others:  # the items before it finished, but their results died with the worker
+        retry.append(_Batch(others, pack_items(job.task, others), alone=batch.alone))

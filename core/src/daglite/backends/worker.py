@@ -1,0 +1,406 @@
+"""The worker side of process-based backends: what runs inside a worker process.
+
+Every backend whose workers live in other processes (`process` in the core, `loky` and
+`dask` in plugins) ships the same three things and runs the same function:
+
+- a `WorkerSpec` (built once per map on the coordinator by
+  `daglite.backends.batches.worker_spec`): the session's settings, hook plugins, store
+  configuration and id. A worker rebuilds its side of the session from it **once** (cached
+  by `WorkerSpec.key`) and calls the `on_worker_start` hook;
+- a job blob: the task and the map's ids, cloudpickled once per map (cached by `job_key`);
+- items: a cloudpickled list of `(map_index, args)` pairs.
+
+`run_batch(request)` runs the items in order through the same run pipeline as an inline
+call (`MapJob.run_chunk`) with a worker `Runtime(in_worker=True)` whose event sink appends
+to a per-batch buffer, and returns a cloudpickled `BatchResult`: the outcomes, the
+buffered events, log records and dataset writes, the time the items took, and whether the
+worker must be replaced (a timed-out attempt is still running in it). The coordinator
+hands those bytes to `daglite.backends.batches.relay`.
+
+This module is imported by every worker, so it imports little: cloudpickle only when a
+batch arrives.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import os
+import pickle
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+
+from daglite.backends.base import MapJob
+from daglite.context import Runtime
+from daglite.context import WorkflowFrame
+from daglite.context import current_frame
+from daglite.context import current_runtime
+from daglite.errors import TaskError
+from daglite.settings import DagliteSettings
+
+
+@attrs.frozen
+class WorkerSpec:
+    """What a worker needs to rebuild its side of a session (picklable with plain pickle).
+
+    Attributes:
+        key: Identifies the spec; a worker rebuilds its runtime once per key.
+        session_id: The coordinator's session id (in every event a worker emits).
+        settings: The session's settings.
+        backend: The name of the backend the items run on (in their metadata).
+        emit: Whether the coordinator listens to events (else none is even built).
+        sys_path: The coordinator's `sys.path`, so tasks importable there import here.
+        payload: Cloudpickled `(hook_plugins, cache_store, dataset_store)`, unpickled only
+            after `sys_path` is applied (plugins may live in the user's modules).
+    """
+
+    key: str
+    session_id: str
+    settings: DagliteSettings
+    backend: str
+    emit: bool
+    sys_path: tuple[str, ...]
+    payload: bytes
+
+
+@attrs.frozen
+class BatchRequest:
+    """One batch of items for a worker.
+
+    `spec` and `job` may be `None` when the coordinator knows this worker already has them
+    (its own pool does); plugins simply always send them (the worker still unpickles each
+    only once).
+    """
+
+    spec_key: str
+    spec: WorkerSpec | None
+    job_key: str
+    job: bytes | None
+    items: bytes
+
+
+@attrs.define
+class BatchResult:
+    """What a worker sends back for one batch (cloudpickled by `run_batch`).
+
+    Attributes:
+        outcomes: `(map_index, ok, value_or_error)` per item that ran, in order (plain
+            tuples: the cheapest thing to pickle).
+        events: The events the items emitted, in order.
+        logs: Log records emitted while the items ran (ready for `Logger.handle`).
+        writes: Dataset writes to apply on the coordinator, in order: objects with an
+            `apply(runtime)` method, appended by `relay_write`.
+        duration: Seconds the items took in the worker (sizes the next batches).
+        tainted: A timed-out attempt is still running in this worker: replace it.
+        error: Why the batch could not run at all (its task or items failed to load).
+        pid: The worker's process id.
+    """
+
+    outcomes: list[tuple[int, bool, Any]] = attrs.field(factory=list)
+    events: list[Any] = attrs.field(factory=list)
+    logs: list[logging.LogRecord] = attrs.field(factory=list)
+    writes: list[Any] = attrs.field(factory=list)
+    duration: float = 0.0
+    tainted: bool = False
+    error: str | None = None
+    pid: int = attrs.field(factory=os.getpid)
+
+
+@attrs.frozen
+class JobInfo:
+    """The per-map part of a batch: the task and the ids its items' metadata carry."""
+
+    task: Any
+    map_id: str
+    parent_id: str | None
+    return_exceptions: bool
+
+
+# -- worker state (one per worker process, rebuilt per spec and per map) ---------------------
+
+_runtimes: dict[str, Runtime] = {}
+_jobs: dict[str, JobInfo] = {}
+_MAX_JOBS = 8
+_batch: contextvars.ContextVar[BatchResult | None] = contextvars.ContextVar(
+    "daglite_batch", default=None
+)
+
+
+def _emit(event: Any) -> None:
+    batch = _batch.get()
+    if batch is not None:  # an abandoned attempt emitting after its batch ended: dropped
+        batch.events.append(event)
+
+
+def _relay(write: Any) -> None:
+    batch = _batch.get()
+    if batch is not None:
+        batch.writes.append(write)
+
+
+def relay_write(write: Any) -> bool:
+    """Queue a dataset write for the coordinator, when running inside a worker batch.
+
+    The datasets module calls this from a worker instead of writing to a store the worker
+    cannot share with the coordinator. `write` must pickle and have an `apply(runtime)`
+    method; the coordinator calls it, in order, with its own runtime, before it emits the
+    events of the same batch.
+
+    Returns:
+        True if the write was queued; False outside a worker batch (then write directly).
+    """
+    runtime = current_runtime.get()
+    relay = runtime.services.get("dataset_relay") if runtime is not None else None
+    if relay is None or _batch.get() is None:
+        return False
+    relay(write)
+    return True
+
+
+class _LogCapture(logging.Handler):
+    """Keeps log records emitted during a batch, made picklable like `QueueHandler` does."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        batch = _batch.get()
+        if batch is None:
+            return
+        try:
+            message = self.format(record)
+        except Exception:
+            message = str(record.msg)
+        record = logging.makeLogRecord(record.__dict__)
+        record.msg = message
+        record.args = None
+        record.exc_info = None
+        record.exc_text = None
+        record.stack_info = None
+        batch.logs.append(record)
+
+
+def worker_runtime(spec: WorkerSpec) -> Runtime:
+    """The worker runtime of `spec`, built on first use (`on_worker_start` fires then)."""
+    runtime = _runtimes.get(spec.key)
+    if runtime is not None:
+        return runtime
+    for path in reversed(spec.sys_path):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    from daglite import hooks
+    from daglite.settings import set_global_settings
+
+    plugins, cache_store, dataset_store = pickle.loads(spec.payload)
+    hook = hooks.build_hook(plugins)
+    runtime = Runtime(
+        session_id=spec.session_id,
+        settings=spec.settings,
+        backend=spec.backend,
+        hook=hook,
+        emit=_emit if spec.emit else None,
+        cache_store=cache_store,
+        dataset_store=dataset_store,
+        in_worker=True,
+        services={"dataset_relay": _relay},
+    )
+    set_global_settings(spec.settings)
+    if not _runtimes:  # first session seen by this worker: relay its log records
+        root = logging.getLogger()
+        root.addHandler(_LogCapture())
+        root.setLevel(spec.settings.log_level.upper())
+    _runtimes.clear()  # a worker serves one session at a time; keep only the newest
+    _runtimes[spec.key] = runtime
+    if hook is not None:
+        hook.on_worker_start(settings=spec.settings)
+    return runtime
+
+
+def _job(key: str, blob: bytes | None) -> JobInfo:
+    job = _jobs.get(key)
+    if job is None:
+        if blob is None:
+            raise RuntimeError(f"worker {os.getpid()} was sent a batch of unknown map {key}")
+        job = pickle.loads(blob)
+        if len(_jobs) >= _MAX_JOBS:
+            _jobs.pop(next(iter(_jobs)))
+        _jobs[key] = job
+    return job
+
+
+def run_batch(request: BatchRequest, progress: Callable[[int], None] | None = None) -> bytes:
+    """Run one batch in this worker; returns the cloudpickled `BatchResult`.
+
+    Args:
+        request: The batch.
+        progress: Called with each item's map index before it runs (a pool that can watch
+            it learns which item a dying worker was running).
+    """
+    try:
+        spec = request.spec
+        if spec is None:
+            runtime = _runtimes.get(request.spec_key)
+            if runtime is None:
+                raise RuntimeError(f"worker {os.getpid()} was sent a batch of an unknown session")
+        else:
+            runtime = worker_runtime(spec)
+        info = _job(request.job_key, request.job)
+        items: list[tuple[int, tuple[Any, ...]]] = pickle.loads(request.items)
+    except Exception as exc:  # the task, its arguments or a plugin do not load here
+        return _dump(BatchResult(error=f"{type(exc).__name__}: {exc}"), "?")
+    job = MapJob(
+        task=info.task,
+        items=iter(()),
+        total=None,
+        map_id=info.map_id,
+        runtime=runtime,
+        parent=None,
+        backend=runtime.backend,
+        return_exceptions=info.return_exceptions,
+    )
+    result = BatchResult()
+    batch_token = _batch.set(result)
+    runtime_token = current_runtime.set(runtime)
+    frame_token = current_frame.set(
+        WorkflowFrame(info.parent_id, "map", None) if info.parent_id is not None else None
+    )
+    start = time.perf_counter()
+    try:
+        chunk = items if progress is None else _watched(items, progress)
+        result.outcomes = [(o.index, o.ok, o.value) for o in job.run_chunk(chunk)]
+    finally:
+        result.duration = time.perf_counter() - start
+        current_frame.reset(frame_token)
+        current_runtime.reset(runtime_token)
+        _batch.reset(batch_token)
+    result.tainted = info.task.timeout is not None and any(
+        t.name.startswith("daglite-timeout-") and t.is_alive() for t in threading.enumerate()
+    )
+    return _dump(result, info.task.name)
+
+
+def _watched(
+    items: list[tuple[int, tuple[Any, ...]]], progress: Callable[[int], None]
+) -> Iterator[tuple[int, tuple[Any, ...]]]:
+    for item in items:
+        progress(item[0])
+        yield item
+
+
+def _dump(result: BatchResult, name: str) -> bytes:
+    """Cloudpickle `result`; values or errors that cannot travel are replaced by errors."""
+    import cloudpickle
+
+    for _, ok, value in result.outcomes:
+        if not ok:
+            _keep_traceback(value)
+    try:
+        return cloudpickle.dumps(result)
+    except Exception:
+        pass
+    outcomes = []
+    for index, ok, value in result.outcomes:
+        try:
+            cloudpickle.dumps(value)
+        except Exception as exc:
+            ok, value = False, _unsendable(index, value, exc, name)
+        outcomes.append((index, ok, value))
+    result.outcomes = outcomes
+    events = []
+    for event in result.events:
+        try:
+            cloudpickle.dumps(event)
+        except Exception:
+            continue  # an event with an unpicklable field: dropped rather than lose the batch
+        events.append(event)
+    result.events = events
+    result.writes = [w for w in result.writes if _picklable(w)]
+    return cloudpickle.dumps(result)
+
+
+def _picklable(obj: Any) -> bool:
+    import cloudpickle
+
+    try:
+        cloudpickle.dumps(obj)
+    except Exception:
+        return False
+    return True
+
+
+def _keep_traceback(error: Any) -> None:
+    """Keep the worker's traceback text of a failed item (tracebacks do not pickle).
+
+    It becomes `error.worker_traceback` and a note on the original exception, so it is
+    printed with the coordinator's traceback.
+    """
+    cause = error.__cause__ if isinstance(error, TaskError) else None
+    if cause is None or getattr(error, "worker_traceback", None):
+        return
+    text = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
+    error.worker_traceback = text
+    if hasattr(cause, "add_note"):
+        cause.add_note(f"\nTraceback in worker process {os.getpid()}:\n{text.rstrip()}")
+
+
+def _unsendable(index: int, value: Any, exc: Exception, name: str) -> TaskError:
+    """The error reporting that an item's value (or error) cannot be pickled back."""
+    what = f"the result of task '{name}' (map index {index})"
+    if isinstance(value, TaskError):
+        what = f"the error of task '{value.task_name}' (map index {index})"
+    error = TaskError(
+        f"{what} cannot be sent back from the worker process: {exc}",
+        task_name=name,
+        map_index=index,
+    )
+    if isinstance(value, TaskError):
+        error.worker_traceback = getattr(value, "worker_traceback", None) or str(value)
+    return error
+
+
+# -- the worker process of the `process` backend ----------------------------------------
+
+
+def main(fd: int, progress_fd: int | None = None) -> None:
+    """Serve batches on the connection `fd` until it closes (the `process` backend's worker).
+
+    Each message is a pickled `BatchRequest`; each answer the bytes of `run_batch`. The map
+    index of the running item is written to the shared memory at `progress_fd` (8 bytes),
+    so the coordinator can name it if this process dies.
+    """
+    import signal
+    from multiprocessing.connection import Connection
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
+    serve(Connection(fd), progress_fd)
+
+
+def serve(conn: Any, progress_fd: int | None = None) -> None:
+    """The request loop of a `process` worker over a `multiprocessing` connection."""
+    progress = None
+    if progress_fd is not None:
+        import mmap
+        import struct
+
+        memory = mmap.mmap(progress_fd, 8)
+        pack = struct.Struct("q").pack_into
+
+        def progress(index: int) -> None:
+            pack(memory, 0, index)
+
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError):
+            return  # the coordinator closed the pool (or died): leave quietly
+        request = pickle.loads(data)
+        if progress is not None:
+            progress(-1)
+        try:
+            conn.send_bytes(run_batch(request, progress))
+        except (BrokenPipeError, OSError):
+            return

@@ -1,0 +1,137 @@
+"""Tasks for the process backend tests, in a module that imports little (workers import it)."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import os
+import re
+import signal
+import threading
+import time
+
+import daglite
+from daglite import map_tasks
+from daglite import task
+from daglite.backends.worker import relay_write
+
+
+@task
+def square(x: int) -> int:
+    return x * x
+
+
+@task
+def whoami(x: int) -> int:
+    return os.getpid()
+
+
+@task
+def boom(x: int) -> int:
+    if x == 3:
+        raise ValueError(f"bad item {x}")
+    return x
+
+
+@task
+def die(x: int, how: str) -> int:
+    if x == 5:
+        if how == "exit":
+            os._exit(3)
+        if how == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if how == "segv":
+            ctypes.string_at(0)
+    return x
+
+
+@task(timeout=0.5)
+def sleepy(x: int, pidfile: str) -> int:
+    if x == 2:
+        with open(pidfile, "w") as fh:
+            fh.write(str(os.getpid()))
+        time.sleep(30)
+    return x
+
+
+@task(timeout=0.3)
+def stuck_in_c(x: int) -> int:
+    if x == 1:  # catastrophic backtracking: holds the GIL inside the regex engine
+        re.match(r"(a+)+$", "a" * 40 + "b")
+    return x
+
+
+@task
+def fetch(client: object, n: int) -> int:
+    return n
+
+
+@task
+def unpicklable_result(x: int) -> object:
+    return threading.Lock()
+
+
+@task
+def inner(x: int) -> tuple[int, str | None]:
+    meta = daglite.current_task()
+    return os.getpid(), meta.backend if meta else None
+
+
+@task
+def outer(n: int) -> list[tuple[int, str | None]]:
+    return [(os.getpid(), None), *map_tasks(inner, range(n))]
+
+
+@task
+def chatty(x: int) -> int:
+    logging.getLogger("daglite.tests.worker").warning("item %d says hi", x)
+    return x
+
+
+class Write:
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def apply(self, runtime) -> None:
+        runtime.services.setdefault("applied", []).append(self.value)
+
+
+@task
+def writer(x: int) -> bool:
+    return relay_write(Write(x))
+
+
+@task
+async def async_double(x: int) -> int:
+    await asyncio.sleep(0)
+    return 2 * x
+
+
+@task
+def count_to(n: int):
+    yield from range(n)
+
+
+class WorkerHook:
+    """A hook plugin that records, in files, where its hooks ran."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+
+    @daglite.hookimpl
+    def on_worker_start(self, settings) -> None:
+        with open(os.path.join(self.folder, f"start-{os.getpid()}"), "a") as fh:
+            fh.write("started\n")
+
+    @daglite.hookimpl
+    def before_task(self, metadata, inputs) -> None:
+        with open(os.path.join(self.folder, f"task-{inputs['x']}"), "w") as fh:
+            fh.write(str(os.getpid()))
+
+
+@task
+def fail_at(x: int, at: int) -> int:
+    if x == at:
+        raise ValueError(f"stop at {x}")
+    return x

@@ -1,0 +1,346 @@
+"""The `process` backend with real worker processes: results, events, batching, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import re
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from process_tasks import WorkerHook
+from process_tasks import async_double
+from process_tasks import boom
+from process_tasks import chatty
+from process_tasks import count_to
+from process_tasks import die
+from process_tasks import fail_at
+from process_tasks import fetch
+from process_tasks import outer
+from process_tasks import sleepy
+from process_tasks import square
+from process_tasks import stuck_in_c
+from process_tasks import unpicklable_result
+from process_tasks import whoami
+from process_tasks import writer
+
+import daglite
+from daglite import BackendError
+from daglite import TaskError
+from daglite import TaskTimeoutError
+from daglite import gather_tasks
+from daglite import map_tasks
+from daglite import session
+from daglite import task
+from daglite.backends import process as process_module
+from daglite.settings import DagliteSettings
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def alive(pid: int) -> bool:
+    """True if `pid` runs and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_gone(pids, seconds: float = 2.0) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        left = [pid for pid in pids if alive(pid)]
+        if not left:
+            return []
+        time.sleep(0.02)
+    return [pid for pid in pids if alive(pid)]
+
+
+# -- results --------------------------------------------------------------------------------
+
+
+def test_results_in_input_order_on_two_workers():
+    with session(backend="process", settings=DagliteSettings(max_workers=2)) as ctx:
+        assert map_tasks(square, range(200)) == [x * x for x in range(200)]
+        pids = set(map_tasks(whoami, range(50), chunksize=1))
+        assert len(pids) == 2 and os.getpid() not in pids
+        assert set(ctx.get_backend("process").pool.pids) == pids
+
+
+def test_workers_stop_when_the_session_ends():
+    with session(backend="process") as ctx:
+        pids = ctx.get_backend("process").pool.pids
+        map_tasks(square, range(4))
+        pids = ctx.get_backend("process").pool.pids
+        assert pids
+    assert wait_gone(pids) == []
+
+
+def test_explicit_chunksize_sends_items_in_groups():
+    with session(backend="process", settings=DagliteSettings(max_workers=2)):
+        pids = map_tasks(whoami, range(40), chunksize=10)
+    for start in range(0, 40, 10):
+        assert len(set(pids[start : start + 10])) == 1
+
+
+def test_generator_input_is_consumed_lazily_with_a_bound():
+    finished = []
+    pulled = 0
+    ahead = 0
+
+    def numbers():
+        nonlocal pulled, ahead
+        for n in range(1_000_000):
+            pulled += 1
+            ahead = max(ahead, pulled - len(finished))
+            yield n
+
+    def on_event(event):
+        if event.kind in ("TaskSucceeded", "TaskFailed"):
+            finished.append(event.map_index)
+
+    settings = DagliteSettings(max_workers=2)
+    match = r"map index 300\) failed: ValueError: stop at 300"
+    opened = session(backend="process", settings=settings, plugins=[on_event])
+    with opened, pytest.raises(TaskError, match=match):
+        map_tasks(fail_at, numbers(), itertools.repeat(300), chunksize=10)
+    assert ahead <= 10 * 3  # a batch per worker in flight, plus the next one packed
+    assert 300 < pulled <= 300 + 10 * 3
+
+
+def test_return_exceptions_keeps_other_values():
+    with session(backend="process"):
+        out = map_tasks(boom, range(6), return_exceptions=True)
+    assert out[:3] == [0, 1, 2] and out[4:] == [4, 5]
+    assert isinstance(out[3], TaskError)
+    assert str(out[3]) == "task 'boom' (map index 3) failed: ValueError: bad item 3"
+
+
+def test_original_exception_is_the_cause_with_the_worker_traceback():
+    with session(backend="process"), pytest.raises(TaskError) as info:
+        map_tasks(boom, range(6))
+    cause = info.value.__cause__
+    assert type(cause) is ValueError and str(cause) == "bad item 3"
+    assert info.value.map_index == 3 and info.value.task_name == "boom"
+    text = info.value.worker_traceback
+    assert "Traceback (most recent call last)" in text
+    assert 'raise ValueError(f"bad item {x}")' in text
+    assert any("Traceback in worker process" in note for note in cause.__notes__)
+
+
+def test_async_and_generator_tasks():
+    with session(backend="process"):
+        assert map_tasks(async_double, range(5)) == [0, 2, 4, 6, 8]
+        assert map_tasks(count_to, [0, 2, 3]) == [[], [0, 1], [0, 1, 2]]
+
+
+def test_gather_tasks_on_the_process_backend():
+    async def main():
+        return await gather_tasks(async_double, range(4), backend="process")
+
+    with session():
+        assert asyncio.run(main()) == [0, 2, 4, 6]
+
+
+def test_map_outside_a_session_starts_and_stops_its_own_pool():
+    assert map_tasks(square, range(10), backend="process") == [x * x for x in range(10)]
+
+
+def test_nested_maps_run_inline_in_the_worker():
+    with session(backend="process"):
+        (result,) = map_tasks(outer, [3])
+    outer_pid = result[0][0]
+    assert outer_pid != os.getpid()
+    assert result[1:] == [(outer_pid, "inline")] * 3
+
+
+# -- events, logs, hooks, relayed writes -------------------------------------------------
+
+
+def test_worker_events_reach_the_coordinator_in_order():
+    events = []
+    with session(backend="process", plugins=[events.append]):
+        map_tasks(boom, range(40), return_exceptions=True)
+    kinds = [e.kind for e in events]
+    assert kinds[:2] == ["SessionStarted", "MapStarted"]
+    assert kinds[-2:] == ["MapEnded", "SessionEnded"]
+    map_id = events[1].map_id
+    calls: dict[str, list[str]] = {}
+    for event in events[2:-2]:
+        assert event.map_id == map_id and event.session_id == events[0].session_id
+        calls.setdefault(event.task_id, []).append(event.kind)
+    assert len(calls) == 40
+    failed = [e for e in events if e.kind == "TaskFailed"]
+    assert [e.map_index for e in failed] == [3]
+    for kinds_of_call in calls.values():
+        assert kinds_of_call in (["TaskStarted", "TaskSucceeded"], ["TaskStarted", "TaskFailed"])
+    assert events[-2].total == 40 and events[-2].failures == 1
+
+
+def test_worker_log_records_are_relayed(caplog):
+    caplog.set_level(logging.WARNING, logger="daglite.tests.worker")
+    with session(backend="process"):
+        map_tasks(chatty, range(3))
+    messages = sorted(r.getMessage() for r in caplog.records if r.name == "daglite.tests.worker")
+    assert messages == [f"item {x} says hi" for x in range(3)]
+    assert all(r.process != os.getpid() for r in caplog.records if r.name.endswith("worker"))
+
+
+def test_dataset_writes_are_relayed_and_applied_in_order():
+    with session(backend="process", settings=DagliteSettings(max_workers=1)) as ctx:
+        assert map_tasks(writer, range(5)) == [True] * 5
+        assert ctx.runtime.services["applied"] == [0, 1, 2, 3, 4]
+    assert writer.func(1) is False  # outside a worker the caller writes itself
+
+
+def test_hook_plugins_run_in_workers_and_start_once_per_worker(tmp_path):
+    hook = WorkerHook(str(tmp_path))
+    with session(backend="process", plugins=[hook], settings=DagliteSettings(max_workers=2)):
+        pids = map_tasks(whoami, range(6), chunksize=1)
+        for x in range(6):
+            assert int((tmp_path / f"task-{x}").read_text()) == pids[x]
+        pids += map_tasks(whoami, range(6), chunksize=1)
+    starts = sorted(p.name for p in tmp_path.glob("start-*"))
+    assert starts == sorted(f"start-{pid}" for pid in set(pids))
+    for path in tmp_path.glob("start-*"):
+        assert path.read_text() == "started\n"
+
+
+# -- sending things ----------------------------------------------------------------------
+
+
+def test_unpicklable_argument_fails_before_any_worker_starts():
+    with session(backend="process") as ctx:
+        with pytest.raises(BackendError) as info:
+            map_tasks(fetch, [threading.Lock()], [1])
+        assert str(info.value) == (
+            "argument 'client' of task 'fetch' (map index 0) cannot be sent to a worker "
+            "process: cannot pickle '_thread.lock' object"
+        )
+        assert ctx.get_backend("process").pool.pids == []
+        assert map_tasks(fetch, [1], [2]) == [2]  # still usable
+
+
+def test_unpicklable_task_fails_before_any_worker_starts():
+    lock = threading.Lock()
+
+    @task
+    def locked(x: int) -> int:
+        with lock:
+            return x
+
+    with session(backend="process") as ctx:
+        with pytest.raises(BackendError) as info:
+            map_tasks(locked, [1])
+        assert str(info.value) == (
+            "task 'locked' cannot be sent to a worker process: cannot pickle '_thread.lock' object"
+        )
+        assert ctx.get_backend("process").pool.pids == []
+
+
+def test_unpicklable_hook_plugin_is_named():
+    class LockedHook:
+        lock = threading.Lock()
+
+        def __init__(self):
+            self.lock = threading.Lock()
+
+        @daglite.hookimpl
+        def before_task(self, metadata, inputs):
+            pass
+
+    match = r"hook plugin .*LockedHook.* cannot be sent to a worker process: cannot pickle"
+    with (
+        session(backend="process", plugins=[LockedHook()]),
+        pytest.raises(BackendError, match=match),
+    ):
+        map_tasks(square, [1])
+
+
+def test_unpicklable_result_is_reported_per_item():
+    with session(backend="process"):
+        out = map_tasks(unpicklable_result, range(2), return_exceptions=True)
+    assert [type(e) for e in out] == [TaskError, TaskError]
+    assert str(out[1]) == (
+        "the result of task 'unpicklable_result' (map index 1) cannot be sent back from the "
+        "worker process: cannot pickle '_thread.lock' object"
+    )
+
+
+def test_task_that_cannot_be_imported_in_the_worker(tmp_path, monkeypatch):
+    module = tmp_path / "vanishing_tasks.py"
+    module.write_text("from daglite import task\n\n@task\ndef gone(x):\n    return x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import vanishing_tasks
+
+    module.unlink()
+    with session(backend="process"), pytest.raises(BackendError) as info:
+        map_tasks(vanishing_tasks.gone, [1])
+    message = str(info.value)
+    assert message.startswith("task 'gone' could not be loaded in worker process ")
+    assert "ModuleNotFoundError: No module named 'vanishing_tasks'" in message
+
+
+# -- dying workers and timeouts --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("how", "reason"),
+    [("exit", "exit code 3"), ("kill", "signal SIGKILL (9)"), ("segv", "signal SIGSEGV (11)")],
+)
+def test_a_dying_worker_is_named_and_replaced(how, reason):
+    with session(backend="process", settings=DagliteSettings(max_workers=2)) as ctx:
+        map_tasks(square, range(4))  # workers up
+        start = time.monotonic()
+        with pytest.raises(BackendError) as info:
+            map_tasks(die, range(20), [how] * 20, chunksize=4)
+        assert time.monotonic() - start < 2
+        message = str(info.value)
+        assert re.fullmatch(
+            rf"worker process \d+ died running task 'die' \(map index 5\): {re.escape(reason)}.*",
+            message,
+        )
+        out = map_tasks(die, range(20), [how] * 20, return_exceptions=True)
+        assert isinstance(out[5], BackendError) and "(map index 5)" in str(out[5])
+        assert out[:5] + out[6:] == [x for x in range(20) if x != 5]
+        assert map_tasks(square, range(3)) == [0, 1, 4]  # the pool was rebuilt
+        assert len(ctx.get_backend("process").pool.pids) == 2
+
+
+def test_spawn_start_method_finds_the_dying_item_without_progress(monkeypatch):
+    monkeypatch.setattr(process_module, "START_METHOD", "spawn")
+    with session(backend="process", settings=DagliteSettings(max_workers=2)):
+        out = map_tasks(die, range(12), ["exit"] * 12, chunksize=6, return_exceptions=True)
+    assert str(out[5]).endswith("died running task 'die' (map index 5): exit code 3")
+    assert out[:5] + out[6:] == [x for x in range(12) if x != 5]
+
+
+def test_timed_out_item_fails_alone_and_its_worker_is_replaced(tmp_path):
+    pidfile = str(tmp_path / "pid")
+    with session(backend="process", settings=DagliteSettings(max_workers=2)) as ctx:
+        start = time.monotonic()
+        out = map_tasks(sleepy, range(5), [pidfile] * 5, return_exceptions=True)
+        assert time.monotonic() - start < 3
+        assert out[:2] + out[3:] == [0, 1, 3, 4]
+        assert isinstance(out[2], TaskTimeoutError)
+        assert str(out[2]) == "task 'sleepy' (map index 2) timed out after 0.5 s (attempt 1 of 1)"
+        stuck = int(Path(pidfile).read_text())
+        assert wait_gone([stuck]) == []
+        assert stuck not in ctx.get_backend("process").pool.pids
+        assert map_tasks(square, range(3)) == [0, 1, 4]
+
+
+def test_attempt_stuck_in_c_code_gets_its_worker_killed():
+    with session(backend="process", settings=DagliteSettings(max_workers=2)):
+        out = map_tasks(stuck_in_c, range(4), return_exceptions=True)
+    assert out[0] == 0 and out[2:] == [2, 3]
+    assert isinstance(out[1], TaskTimeoutError)
+    assert str(out[1]) == (
+        "task 'stuck_in_c' (map index 1) timed out after 0.3 s; its worker process did not "
+        "stop the attempt and was killed"
+    )
