@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from dask_clusters import CliCluster
 
 from daglite import DagliteSettings
 
@@ -39,3 +40,13 @@ def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def cli_cluster(tmp_path_factory):
+    """A scheduler and two workers started with the `dask` command line, shared by a module."""
+    cluster = CliCluster(tmp_path_factory.mktemp("dask-cli"))
+    try:
+        yield cluster
+    finally:
+        cluster.close()

@@ -77,11 +77,13 @@ class WorkerLost:
         exitcode: The worker's exit code (negative: killed by that signal), if known.
         pid: The worker's process id, if known.
         index: Map index of the item it was running, if the transport can tell.
+        detail: What else the transport knows (appended to the error message).
     """
 
     exitcode: int | None = None
     pid: int | None = None
     index: int | None = None
+    detail: str | None = None
 
 
 class Transport(Protocol):
@@ -260,7 +262,7 @@ def lost_error(job: MapJob, index: int, lost: WorkerLost) -> BackendError:
     pid = f" {lost.pid}" if lost.pid is not None else ""
     return BackendError(
         f"worker process{pid} died running task '{job.task.name}' (map index {index}): "
-        f"{describe_exit(lost.exitcode)}"
+        f"{describe_exit(lost.exitcode)}" + (f"; {lost.detail}" if lost.detail else "")
     )
 
 

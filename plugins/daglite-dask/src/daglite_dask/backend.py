@@ -17,20 +17,26 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import queue
 import threading
+from collections.abc import Hashable
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from typing import Any
 from urllib.parse import urlsplit
 
+import attrs
+
 from daglite.backends.base import Backend
 from daglite.backends.base import MapJob
-from daglite.backends.base import Outcome
 from daglite.backends.base import collect
+from daglite.backends.batches import WorkerLost
+from daglite.backends.batches import run_map
+from daglite.backends.batches import worker_spec
+from daglite.backends.worker import BatchRequest
+from daglite.backends.worker import run_batch
 from daglite.errors import BackendError
 from daglite.settings import DagliteSettings
-from daglite_dask.worker import BatchSpec
-from daglite_dask.worker import run_batch
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -106,13 +112,6 @@ def _probe(address: str, timeout: float) -> None:
         ) from exc
 
 
-def _describe_items(task_name: str, chunk: list[tuple[int, Any]]) -> str:
-    first, last = chunk[0][0], chunk[-1][0]
-    if first == last:
-        return f"task '{task_name}' (map index {first})"
-    return f"task '{task_name}' (map indices {first}-{last}, one batch)"
-
-
 class DaskBackend(Backend):
     """Runs map items on dask.distributed workers, in batches, through the daglite pipeline.
 
@@ -148,7 +147,8 @@ class DaskBackend(Backend):
         self._cluster: LocalCluster | None = None
         self._owns_client = False
         self._lock = threading.Lock()
-        self._batches = itertools.count()
+        self._rerun: dict[str, int] = {}
+        self._watching: Client | None = None
 
     @classmethod
     def check(cls, settings: DagliteSettings) -> None:
@@ -226,6 +226,9 @@ class DaskBackend(Backend):
             client, self._client = self._client, None
             cluster, self._cluster = self._cluster, None
             owns, self._owns_client = self._owns_client, False
+            watching, self._watching = self._watching, None
+        if watching is not None and not owns and watching.status == "running":
+            watching.unsubscribe_topic("all")
         try:
             if client is not None and owns:
                 client.close()
@@ -235,194 +238,195 @@ class DaskBackend(Backend):
 
     # -- maps -----------------------------------------------------------------------------
 
-    def _nthreads(self, client: Client) -> int:
-        return max(1, sum(client.nthreads().values()))
-
-    def _chunksize(self, job: MapJob, nthreads: int) -> int:
-        if job.chunksize is not None:
-            return job.chunksize
-        if job.total is None:
-            return 64
-        return max(1, -(-job.total // (nthreads * 4)))
-
-    def _spec(self, job: MapJob) -> bytes:
-        runtime = job.runtime
-        session = runtime.services.get("session")
-        plugins = tuple(session.hook_plugins) if session is not None and runtime.hook else ()
-        parent = job.parent
-        spec = BatchSpec(
-            task=job.task,
-            settings=runtime.settings,
-            session_id=runtime.session_id,
-            session_backend=runtime.backend,
-            map_id=job.map_id,
-            backend=job.backend,
-            parent=(parent.task_id, parent.name, parent.parent_id) if parent else None,
-            hook_plugins=plugins,
-            cache_store=_absolute(runtime.cache_store),
-            dataset_store=_absolute(runtime.dataset_store),
-            listening=runtime.emit is not None,
-            return_exceptions=job.return_exceptions,
-        )
-        return _pickle_spec(spec)
-
     def map(self, job: MapJob) -> list[Any]:
         """Run the items on the cluster in batches; results in input order.
 
         Raises:
             TaskError: The first failed item (by index), unless exceptions are returned.
-            BackendError: The cluster is unreachable, a worker died running a batch (after
-                dask's own retries), or a batch could not be sent or received.
+            BackendError: The cluster is unreachable, a worker died running an item (after
+                dask's own retries), or something cannot be sent to the workers.
         """
-        from distributed import as_completed
-
+        if job.runtime.in_worker:
+            return collect(job, job.run_chunk(enumerate(job.items)))
+        runtime = job.runtime
+        # Workers do not share the coordinator's working directory: local paths go absolute.
+        shipped = attrs.evolve(
+            runtime,
+            cache_store=_absolute(runtime.cache_store),
+            dataset_store=_absolute(runtime.dataset_store),
+        )
+        spec = worker_spec(shipped, job.backend)
         client = self.client
-        payload = self._spec(job)
-        nthreads = self._nthreads(client)
-        size = self._chunksize(job, nthreads)
-        limit = max(4, nthreads * 4)  # batches in flight: input is consumed lazily
-        indexed = enumerate(job.items)
-        chunks: dict[str, list[tuple[int, Any]]] = {}
-        outcomes: list[Outcome] = []
-        emit = job.runtime.emit
-        prefix = f"daglite-{job.task.name}-{job.map_id}"
+        self._watch_lost_workers(client)
+        nthreads = max(1, sum(client.nthreads().values()))
+        # Twice the threads in flight hides the scheduler's round trip; a timed item's
+        # deadline starts when it is sent, so those are sent only to free threads.
+        workers = nthreads if job.task.timeout is not None else 2 * nthreads
+        transport = DaskTransport(client, workers, job.task.name, self._rerun)
+        return run_map(job, transport, spec)
 
-        def submit() -> Future | None:
-            chunk = list(itertools.islice(indexed, size))
-            if not chunk:
-                return None
-            key = f"{prefix}-{next(self._batches)}"
-            chunks[key] = chunk
-            return client.submit(run_batch, job.map_id, payload, chunk, key=key, pure=False)
+    def _watch_lost_workers(self, client: Client) -> None:
+        # The scheduler announces each removed worker with the tasks it was processing on
+        # its "all" topic; a batch among them that still succeeds was re-run by dask.
+        if self._watching is client:
+            return
+        handlers = getattr(client, "_event_handlers", {})
+        if "all" in handlers:  # the application listens there itself: leave it alone
+            return
+        client.subscribe_topic("all", self._on_cluster_event)
+        self._watching = client
 
-        pending = as_completed(loop=client.loop)
+    def _on_cluster_event(self, event: tuple[float, Any]) -> None:
+        message = event[1] if isinstance(event, tuple) and len(event) == 2 else event
+        if isinstance(message, dict) and message.get("action") == "remove-worker":
+            for key in message.get("processing-tasks") or ():
+                if isinstance(key, str) and key.startswith("daglite-"):
+                    self._rerun[key] = self._rerun.get(key, 0) + 1
+
+
+class DaskTransport:
+    """The `Transport` of one map over a dask client (see `daglite.backends.batches`).
+
+    Each batch is one dask task calling `daglite.backends.worker.run_batch` on a worker.
+    A batch whose worker died is re-run by dask elsewhere (up to the scheduler's
+    `allowed-failures`); only when dask gives up is the loss reported to the map loop,
+    which then finds the item that kills workers by running the batch's items one by one.
+
+    Args:
+        client: The client to submit to.
+        workers: How many batches may be in flight.
+        name: The task's name (in the dask keys, so the dashboard tells maps apart).
+        rerun: Shared counts of workers lost per key (filled from scheduler events).
+    """
+
+    def __init__(self, client: Client, workers: int, name: str, rerun: dict[str, int]) -> None:
+        self.client = client
+        self.workers = workers
+        self.name = name
+        self._rerun = rerun
+        self._futures: dict[str, Future] = {}
+        self._recent: dict[str, Future] = {}
+        self._done: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._count = itertools.count()
+
+    def submit(self, request: BatchRequest) -> Hashable:
+        """Submit `request` as one dask task; its key is the ticket."""
+        key = f"daglite-{self.name}-{request.job_key}-{next(self._count)}"
+        future = self.client.submit(run_batch, request, key=key, pure=False)
+        self._futures[key] = future
+        future.add_done_callback(lambda done: self._done.put(done.key))
+        return key
+
+    def wait(self, timeout: float | None) -> list[tuple[Hashable, bytes | WorkerLost]]:
+        """Finished batches: the bytes `run_batch` returned, or a `WorkerLost`.
+
+        Raises:
+            BackendError: Dask cancelled a batch or could not run it for another reason.
+        """
         try:
-            for _ in range(limit):
-                future = submit()
-                if future is None:
-                    break
-                pending.add(future)
-            for future in pending:
-                batch, events = self._result(job, future, chunks[future.key])
-                if events and emit is not None:
-                    for event in events:
-                        emit(event)
-                outcomes.extend(batch)
-                chunk = chunks[future.key]
-                chunks[future.key] = [chunk[0], chunk[-1]]  # keep only what messages need
-                if not job.return_exceptions and any(not o.ok for o in batch):
-                    job.stop.set()
-                    break
-                if not job.stop.is_set():
-                    future = submit()
-                    if future is not None:
-                        pending.add(future)
-            self._report_retries(client, job, chunks)
-        except BaseException:
-            job.stop.set()
-            raise
-        finally:
-            for future in list(pending.futures):
-                future.cancel()
-            pending.clear()
-        return collect(job, outcomes)
+            keys = [self._done.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                keys.append(self._done.get_nowait())
+            except queue.Empty:
+                break
+        answers: list[tuple[Hashable, bytes | WorkerLost]] = []
+        finished: dict[str, Future] = {}
+        for key in keys:
+            future = self._futures.pop(key, None)
+            if future is None:  # killed or aborted meanwhile
+                continue
+            if future.status == "finished":
+                finished[key] = future
+            else:
+                answers.append((key, self._failure(key, future)))
+        if finished:
+            for key, data in zip(finished, self.client.gather(list(finished.values()))):
+                answers.append((key, data))
+                lost = self._rerun.pop(key, 0)
+                if lost:
+                    log.warning(
+                        "dask lost %d worker%s while running a batch of task '%s' (dask key "
+                        "%s); dask re-ran the batch on another worker and it succeeded",
+                        lost,
+                        "s" if lost > 1 else "",
+                        self.name,
+                        key,
+                    )
+        self._recent = finished
+        return answers
 
-    def _result(
-        self, job: MapJob, future: Future, chunk: list[tuple[int, Any]]
-    ) -> tuple[list[Outcome], Any]:
+    def _failure(self, key: str, future: Future) -> WorkerLost:
         from distributed import KilledWorker
 
-        try:
-            return future.result()
-        except KilledWorker as exc:
-            allowed = _allowed_failures(self.client)
+        self._rerun.pop(key, None)
+        error = future.exception() if future.status == "error" else None
+        if isinstance(error, KilledWorker):
+            worker = getattr(error, "last_worker", None)
+            allowed = getattr(error, "allowed_failures", None)
+            tries = f" after {allowed + 1} lost worker(s)" if allowed is not None else ""
+            where = f" at {worker.address}" if worker is not None else ""
+            return WorkerLost(
+                pid=getattr(worker, "pid", None),
+                detail=(
+                    f"the dask worker{where} died and dask gave up on the batch{tries} "
+                    "(distributed.scheduler.allowed-failures); see that worker's log"
+                ),
+            )
+        if error is None:
             raise BackendError(
-                f"dask lost the worker running {_describe_items(job.task.name, chunk)}: "
-                f"{exc} Dask gives up on a batch once it has killed {allowed + 1} worker(s) "
-                f"(distributed.scheduler.allowed-failures = {allowed} on the scheduler); check "
-                "the worker logs for why that item kills its process (memory limit, crash, "
-                "os._exit)"
-            ) from exc
-        except Exception as exc:
-            raise BackendError(
-                f"dask could not run {_describe_items(job.task.name, chunk)}: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
+                f"dask cancelled a batch of task '{self.name}' (key {key}): the scheduler "
+                "restarted, or this client lost its connection to it"
+            )
+        raise BackendError(
+            f"dask could not run a batch of task '{self.name}' (key {key}): "
+            f"{type(error).__name__}: {error}"
+        ) from error
 
-    def _report_retries(
-        self, client: Client, job: MapJob, chunks: dict[str, list[tuple[int, Any]]]
-    ) -> None:
-        # Dask re-runs a batch whose worker died; its result is good, but the user should
-        # know an item killed (or was killed with) a worker. One scheduler round trip a map.
+    def kill(self, ticket: Hashable) -> None:
+        """Restart the worker process running (or that just ran) batch `ticket`."""
+        key = str(ticket)
+        future = self._futures.pop(key, None)
+        address = None
         try:
-            retried = client.run_on_scheduler(_suspicious, list(chunks))
-        except Exception:  # pragma: no cover - an old or locked-down scheduler
-            return
-        for key, count in retried.items():
+            if future is not None:
+                address = self.client.run_on_scheduler(_processing_on, key)
+                future.cancel()
+            elif key in self._recent:
+                done = self._recent.pop(key)
+                holders = self.client.who_has(done).get(key) or ()
+                address = next(iter(holders), None)
+                done.release()  # else dask would recompute the batch the restart loses
+            if address is not None:
+                self.client.restart_workers([address], raise_for_error=True)
+        except Exception as exc:
             log.warning(
-                "dask lost a worker while it ran %s; dask re-ran the batch on another worker "
-                "(%d lost worker%s) and it succeeded",
-                _describe_items(job.task.name, chunks[key]),
-                count,
-                "s" if count > 1 else "",
+                "could not restart dask worker %s, which still runs an abandoned timed-out "
+                "attempt of task '%s': %s: %s",
+                address,
+                self.name,
+                type(exc).__name__,
+                exc,
             )
 
-
-def _allowed_failures(client: Client) -> int:
-    try:
-        return client.run_on_scheduler(_scheduler_allowed_failures)
-    except Exception:  # pragma: no cover - the scheduler went away too
-        import dask
-
-        return dask.config.get("distributed.scheduler.allowed-failures")
+    def abort(self) -> None:
+        """Release every batch in flight (dask cannot stop a running one; it finishes)."""
+        futures = list(self._futures.values())
+        self._futures.clear()
+        if futures:
+            self.client.cancel(futures)
 
 
-def _scheduler_allowed_failures(dask_scheduler: Any = None) -> int:
-    """On the scheduler: how many worker deaths a task may cause before it is given up."""
-    return dask_scheduler.allowed_failures
-
-
-def _suspicious(keys: list[str], dask_scheduler: Any = None) -> dict[str, int]:
-    """On the scheduler: how many workers died running each of `keys` (only the nonzero ones)."""
-    found = {}
-    tasks = dask_scheduler.tasks if dask_scheduler is not None else {}
-    for key in keys:
-        state = tasks.get(key)
-        if state is not None and state.suspicious:
-            found[key] = state.suspicious
-    return found
+def _processing_on(key: str, dask_scheduler: Any = None) -> str | None:
+    """On the scheduler: the address of the worker processing `key`, if any."""
+    state = dask_scheduler.tasks.get(key) if dask_scheduler is not None else None
+    worker = state.processing_on if state is not None else None
+    return worker.address if worker is not None else None
 
 
 def _absolute(store: Any) -> Any:
-    # Workers do not share the coordinator's working directory: send local paths absolute.
     if isinstance(store, str) and "://" not in store:
         return os.path.abspath(store)
     return store
-
-
-def _pickle_spec(spec: BatchSpec) -> bytes:
-    import cloudpickle
-
-    try:
-        return cloudpickle.dumps(spec)
-    except Exception as exc:
-        culprit = _unpicklable_part(spec)
-        raise BackendError(
-            f"cannot send task '{spec.task.name}' to dask workers: {culprit} does not pickle "
-            f"({type(exc).__name__}: {exc}). Everything a map needs on a worker (the task, "
-            "its hook plugins, the stores) must be picklable with cloudpickle"
-        ) from exc
-
-
-def _unpicklable_part(spec: BatchSpec) -> str:
-    import cloudpickle
-
-    parts: list[tuple[str, Any]] = [("the task", spec.task)]
-    parts += [(f"hook plugin {plugin!r}", plugin) for plugin in spec.hook_plugins]
-    parts += [("the cache store", spec.cache_store), ("the dataset store", spec.dataset_store)]
-    for label, obj in parts:
-        try:
-            cloudpickle.dumps(obj)
-        except Exception:
-            return label
-    return "the map's settings"
