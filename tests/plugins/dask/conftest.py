@@ -42,10 +42,17 @@ def free_port():
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cli_cluster(tmp_path_factory):
-    """A scheduler and two workers started with the `dask` command line, shared by a module."""
-    cluster = CliCluster(tmp_path_factory.mktemp("dask-cli"))
+    """A scheduler and two workers started with the `dask` command line, shared by the run.
+
+    Its scheduler gives a task up at the first worker it kills (`allowed-failures` 0), so
+    the lost-worker tests need one death per case; `dask worker`'s nanny restarts the dead.
+    """
+    cluster = CliCluster(
+        tmp_path_factory.mktemp("dask-cli"),
+        env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"},
+    )
     try:
         yield cluster
     finally:

@@ -18,6 +18,11 @@ def where(x):
     return x, os.getpid()
 
 
+@pytest.fixture(autouse=True)
+def _all_workers_back(cli_cluster):
+    cli_cluster.wait_for_workers(2)  # the lost-worker tests kill some; nannies restart them
+
+
 def test_connects_by_address_from_the_environment(cli_cluster, monkeypatch):
     monkeypatch.setenv("DAGLITE_DASK_ADDRESS", cli_cluster.address)
     events = []
@@ -29,5 +34,4 @@ def test_connects_by_address_from_the_environment(cli_cluster, monkeypatch):
     assert [x for x, _ in results] == list(range(40))
     assert os.getpid() not in {pid for _, pid in results}
     assert client.status == "closed"  # ours to close; the cluster keeps running
-    cli_cluster.wait_for_workers(2)
     assert len([e for e in events if e.kind == "TaskSucceeded"]) == 40

@@ -1,6 +1,6 @@
 """Worker processes dying mid-batch: dask's retry is reported, its give-up is a BackendError.
 
-A dedicated cluster (its workers get killed and restarted by their nannies) whose scheduler
+They run on the command-line cluster (its nannies restart killed workers), whose scheduler
 gives a task up at the first worker it kills; the rerun test raises that allowance to one.
 """
 
@@ -10,7 +10,6 @@ import logging
 import os
 
 import pytest
-from dask_clusters import CliCluster
 
 from daglite import BackendError
 from daglite import DagliteSettings
@@ -21,28 +20,15 @@ from daglite import task
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def fragile_cluster(tmp_path_factory):
-    # Started from the command line: `dask worker`'s nanny restarts a killed worker.
-    cluster = CliCluster(
-        tmp_path_factory.mktemp("dask-fragile"),
-        env={"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"},
-    )
-    try:
-        yield cluster
-    finally:
-        cluster.close()
-
-
 @pytest.fixture
-def settings(fragile_cluster):
-    return DagliteSettings(backend="dask", options={"dask": {"address": fragile_cluster.address}})
+def settings(cli_cluster):
+    return DagliteSettings(backend="dask", options={"dask": {"address": cli_cluster.address}})
 
 
 @pytest.fixture(autouse=True)
-def _all_workers_back(fragile_cluster):
+def _all_workers_back(cli_cluster):
     # Nannies restart killed workers; each test starts with both of them registered.
-    fragile_cluster.wait_for_workers(2)
+    cli_cluster.wait_for_workers(2)
 
 
 @task
@@ -61,11 +47,11 @@ def crash_once(x, marker):
     return x
 
 
-def test_batch_rerun_by_dask_is_reported(settings, fragile_cluster, tmp_path, caplog):
+def test_batch_rerun_by_dask_is_reported(settings, cli_cluster, tmp_path, caplog):
     from distributed import Client
 
     marker = str(tmp_path / "crashed")
-    with Client(fragile_cluster.address, set_as_default=False) as client:
+    with Client(cli_cluster.address, set_as_default=False) as client:
         # By value (a lambda): the scheduler process cannot import this test module.
         client.run_on_scheduler(
             lambda dask_scheduler: setattr(dask_scheduler, "allowed_failures", 1)
