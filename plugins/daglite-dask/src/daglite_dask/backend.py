@@ -227,7 +227,9 @@ class DaskBackend(Backend):
             cluster, self._cluster = self._cluster, None
             owns, self._owns_client = self._owns_client, False
             watching, self._watching = self._watching, None
-        if watching is not None and not owns and watching.status == "running":
+        if watching is not None and watching.status == "running":
+            # Also before closing our own client: the scheduler would announce its removal
+            # to it on that topic, over the connection being closed.
             watching.unsubscribe_topic("all")
         try:
             if client is not None and owns:
@@ -256,7 +258,7 @@ class DaskBackend(Backend):
             dataset_store=_absolute(runtime.dataset_store),
         )
         spec = worker_spec(shipped, job.backend)
-        client = self.client
+        client: Any = self.client  # Any: distributed's sync/async methods confuse checkers
         self._watch_lost_workers(client)
         nthreads = max(1, sum(client.nthreads().values()))
         # Twice the threads in flight hides the scheduler's round trip; a timed item's
@@ -300,7 +302,7 @@ class DaskTransport:
     """
 
     def __init__(self, client: Client, workers: int, name: str, rerun: dict[str, int]) -> None:
-        self.client = client
+        self.client: Any = client  # Any: distributed's sync/async methods confuse checkers
         self.workers = workers
         self.name = name
         self._rerun = rerun
@@ -362,7 +364,7 @@ class DaskTransport:
         from distributed import KilledWorker
 
         self._rerun.pop(key, None)
-        error = future.exception() if future.status == "error" else None
+        error: Any = future.exception() if future.status == "error" else None
         if isinstance(error, KilledWorker):
             worker = getattr(error, "last_worker", None)
             allowed = getattr(error, "allowed_failures", None)
