@@ -19,6 +19,7 @@ import logging
 import os
 import queue
 import threading
+from collections import deque
 from collections.abc import Hashable
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -291,8 +292,11 @@ class DaskTransport:
 
     Each batch is one dask task calling `daglite.backends.worker.run_batch` on a worker.
     A batch whose worker died is re-run by dask elsewhere (up to the scheduler's
-    `allowed-failures`); only when dask gives up is the loss reported to the map loop,
-    which then finds the item that kills workers by running the batch's items one by one.
+    `allowed-failures`). When dask gives up, every batch that was on the dying worker fails
+    with it, also those only queued behind the culprit. So a failed batch is reported to
+    the map loop only when it ran alone; otherwise the map turns serial (one batch in
+    flight) and those batches run again one by one, so the one that kills its worker is
+    known. The map loop then finds the item by running that batch's items one by one.
 
     Args:
         client: The client to submit to.
@@ -306,18 +310,37 @@ class DaskTransport:
         self.workers = workers
         self.name = name
         self._rerun = rerun
-        self._futures: dict[str, Future] = {}
+        self._futures: dict[str, Future] = {}  # dask key -> future in flight
+        self._tickets: dict[str, str] = {}  # dask key -> ticket (a re-run gets a new key)
+        self._requests: dict[str, BatchRequest] = {}  # ticket -> request, until answered
+        self._suspects: deque[str] = deque()  # tickets to run again, one at a time
+        self._alone: str | None = None  # the key of the one batch in flight when serial
         self._recent: dict[str, Future] = {}
         self._done: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._count = itertools.count()
 
-    def submit(self, request: BatchRequest) -> Hashable:
-        """Submit `request` as one dask task; its key is the ticket."""
+    def _send(self, ticket: str, request: BatchRequest) -> str:
         key = f"daglite-{self.name}-{request.job_key}-{next(self._count)}"
         future = self.client.submit(run_batch, request, key=key, pure=False)
         self._futures[key] = future
+        self._tickets[key] = ticket
         future.add_done_callback(lambda done: self._done.put(done.key))
         return key
+
+    def submit(self, request: BatchRequest) -> Hashable:
+        """Submit `request` as one dask task; returns its ticket (its first dask key)."""
+        ticket = f"daglite-{self.name}-{request.job_key}-{next(self._count)}"
+        self._requests[ticket] = request
+        key = self._send(ticket, request)
+        if not self._suspects and len(self._futures) == 1 and self.workers == 1:
+            self._alone = key
+        return ticket
+
+    def _feed(self) -> None:
+        # Serial mode: the next suspect goes once nothing else of this map is in flight.
+        if self._suspects and not self._futures:
+            ticket = self._suspects.popleft()
+            self._alone = self._send(ticket, self._requests[ticket])
 
     def wait(self, timeout: float | None) -> list[tuple[Hashable, bytes | WorkerLost]]:
         """Finished batches: the bytes `run_batch` returned, or a `WorkerLost`.
@@ -325,6 +348,7 @@ class DaskTransport:
         Raises:
             BackendError: Dask cancelled a batch or could not run it for another reason.
         """
+        self._feed()
         try:
             keys = [self._done.get(timeout=timeout)]
         except queue.Empty:
@@ -336,6 +360,7 @@ class DaskTransport:
                 break
         answers: list[tuple[Hashable, bytes | WorkerLost]] = []
         finished: dict[str, Future] = {}
+        failed: list[tuple[str, Future]] = []
         for key in keys:
             future = self._futures.pop(key, None)
             if future is None:  # killed or aborted meanwhile
@@ -343,21 +368,41 @@ class DaskTransport:
             if future.status == "finished":
                 finished[key] = future
             else:
-                answers.append((key, self._failure(key, future)))
+                failed.append((key, future))
+        for key, future in failed:
+            ticket = self._tickets.pop(key)
+            lost = self._failure(key, future)
+            if self.workers > 1:  # from now on one batch at a time: each loss is unambiguous
+                self.workers = 1
+                log.warning(
+                    "dask gave up on a batch of task '%s' after its worker died; the rest of "
+                    "this map runs one batch at a time so the item that kills workers is found",
+                    self.name,
+                )
+            if key == self._alone or (len(failed) == 1 and not self._futures):
+                self._requests.pop(ticket, None)
+                answers.append((ticket, lost))
+            else:  # it may only have shared the dying worker: run it again, alone
+                self._suspects.append(ticket)
+        recent: dict[str, Future] = {}
         if finished:
             for key, data in zip(finished, self.client.gather(list(finished.values()))):
-                answers.append((key, data))
-                lost = self._rerun.pop(key, 0)
-                if lost:
+                ticket = self._tickets.pop(key)
+                self._requests.pop(ticket, None)
+                recent[ticket] = finished[key]
+                answers.append((ticket, data))
+                lost_workers = self._rerun.pop(key, 0)
+                if lost_workers:
                     log.warning(
                         "dask lost %d worker%s while running a batch of task '%s' (dask key "
                         "%s); dask re-ran the batch on another worker and it succeeded",
-                        lost,
-                        "s" if lost > 1 else "",
+                        lost_workers,
+                        "s" if lost_workers > 1 else "",
                         self.name,
                         key,
                     )
-        self._recent = finished
+        self._recent = recent  # kept until the next wait, for `kill` of a tainted worker
+        self._feed()
         return answers
 
     def _failure(self, key: str, future: Future) -> WorkerLost:
@@ -389,16 +434,22 @@ class DaskTransport:
 
     def kill(self, ticket: Hashable) -> None:
         """Restart the worker process running (or that just ran) batch `ticket`."""
-        key = str(ticket)
-        future = self._futures.pop(key, None)
+        ticket = str(ticket)
+        self._requests.pop(ticket, None)
+        if ticket in self._suspects:  # not running anywhere yet
+            self._suspects.remove(ticket)
+            return
+        key = next((k for k, t in self._tickets.items() if t == ticket), None)
         address = None
         try:
-            if future is not None:
+            if key is not None and key in self._futures:
+                future = self._futures.pop(key)
+                del self._tickets[key]
                 address = self.client.run_on_scheduler(_processing_on, key)
                 future.cancel()
-            elif key in self._recent:
-                done = self._recent.pop(key)
-                holders = self.client.who_has(done).get(key) or ()
+            elif ticket in self._recent:
+                done = self._recent.pop(ticket)
+                holders = self.client.who_has(done).get(done.key) or ()
                 address = next(iter(holders), None)
                 done.release()  # else dask would recompute the batch the restart loses
             if address is not None:
@@ -417,6 +468,9 @@ class DaskTransport:
         """Release every batch in flight (dask cannot stop a running one; it finishes)."""
         futures = list(self._futures.values())
         self._futures.clear()
+        self._tickets.clear()
+        self._requests.clear()
+        self._suspects.clear()
         if futures:
             self.client.cancel(futures)
 
