@@ -135,3 +135,24 @@ def fail_at(x: int, at: int) -> int:
     if x == at:
         raise ValueError(f"stop at {x}")
     return x
+
+
+@task
+def nap(x: float) -> float:
+    time.sleep(x)
+    return x
+
+
+@task
+def exits(x: int) -> int:
+    if x == 1:
+        raise SystemExit(4)
+    return x
+
+
+class FailingStart:
+    """A hook plugin whose per-worker set-up fails."""
+
+    @daglite.hookimpl
+    def on_worker_start(self, settings) -> None:
+        raise RuntimeError("no database here")

@@ -12,14 +12,17 @@ import time
 from pathlib import Path
 
 import pytest
+from process_tasks import FailingStart
 from process_tasks import WorkerHook
 from process_tasks import async_double
 from process_tasks import boom
 from process_tasks import chatty
 from process_tasks import count_to
 from process_tasks import die
+from process_tasks import exits
 from process_tasks import fail_at
 from process_tasks import fetch
+from process_tasks import nap
 from process_tasks import outer
 from process_tasks import sleepy
 from process_tasks import square
@@ -37,6 +40,7 @@ from daglite import map_tasks
 from daglite import session
 from daglite import task
 from daglite.backends import process as process_module
+from daglite.backends.batches import BatchSizer
 from daglite.settings import DagliteSettings
 
 pytestmark = pytest.mark.timeout(60)
@@ -109,8 +113,9 @@ def test_generator_input_is_consumed_lazily_with_a_bound():
     opened = session(backend="process", settings=settings, plugins=[on_event])
     with opened, pytest.raises(TaskError, match=match):
         map_tasks(fail_at, numbers(), itertools.repeat(300), chunksize=10)
-    assert ahead <= 10 * 3  # a batch per worker in flight, plus the next one packed
-    assert 300 < pulled <= 300 + 10 * 3
+    # Two batches per worker in flight, plus the next one packed.
+    assert ahead <= 10 * (2 * 2 + 1)
+    assert 300 < pulled <= 300 + 10 * (2 * 2 + 1)
 
 
 def test_return_exceptions_keeps_other_values():
@@ -335,7 +340,9 @@ def test_timed_out_item_fails_alone_and_its_worker_is_replaced(tmp_path):
         assert map_tasks(square, range(3)) == [0, 1, 4]
 
 
-def test_attempt_stuck_in_c_code_gets_its_worker_killed():
+@pytest.mark.parametrize("method", ["subprocess", "spawn"])
+def test_attempt_stuck_in_c_code_gets_its_worker_killed(method, monkeypatch):
+    monkeypatch.setattr(process_module, "START_METHOD", method)
     with session(backend="process", settings=DagliteSettings(max_workers=2)):
         out = map_tasks(stuck_in_c, range(4), return_exceptions=True)
     assert out[0] == 0 and out[2:] == [2, 3]
@@ -343,4 +350,101 @@ def test_attempt_stuck_in_c_code_gets_its_worker_killed():
     assert str(out[1]) == (
         "task 'stuck_in_c' (map index 1) timed out after 0.3 s; its worker process did not "
         "stop the attempt and was killed"
+    )
+
+
+# -- batch sizes ------------------------------------------------------------------------------
+
+
+def _job(chunksize=None, total=None, the_task=square):
+    from daglite.backends.base import MapJob
+    from daglite.context import bare_runtime
+
+    return MapJob(
+        task=the_task,
+        items=iter(()),
+        total=total,
+        map_id="m",
+        runtime=bare_runtime(),
+        parent=None,
+        backend="process",
+        chunksize=chunksize,
+    )
+
+
+def test_batch_sizes_follow_the_measured_cost_per_item():
+    sizer = BatchSizer(_job(total=100_000), workers=2)
+    assert sizer.next_size() == 1  # nothing measured yet
+    sizer.observe(1, 0.001)  # 1 ms per item: 50 ms batches
+    assert sizer.next_size() == 50
+    sizer.observe(50, 0.050)
+    assert sizer.next_size() == 50
+    cheap = BatchSizer(_job(total=None), workers=2)
+    cheap.observe(100, 0.0001)  # 1 us per item: capped
+    assert cheap.next_size() == 10_000
+
+
+def test_batch_sizes_shrink_towards_the_end_but_not_below_a_floor():
+    sizer = BatchSizer(_job(total=1000), workers=2)
+    sizer.next_size()
+    sizer.observe(1, 0.0001)  # 100 us per item: 500 items would be 50 ms
+    sizes = []
+    while sizer.left:
+        sizes.append(sizer.next_size())
+    assert sizes[0] == 125  # a quarter of each worker's share of the 999 left
+    assert min(sizes) >= min(100, sizes[-1])  # never below 10 ms of work, except the rest
+    assert sizes == sorted(sizes, reverse=True)
+
+
+def test_explicit_chunksize_and_timed_tasks_fix_the_batch_size():
+    fixed = BatchSizer(_job(chunksize=7, total=100), workers=2)
+    fixed.observe(1, 1.0)
+    assert fixed.next_size() == 7
+    timed = BatchSizer(_job(chunksize=7, the_task=sleepy), workers=2)
+    assert timed.next_size() == 1
+
+
+def test_session_end_stops_a_map_running_in_another_thread():
+    import contextvars
+
+    errors = []
+
+    def run():
+        try:
+            map_tasks(nap, [0.2] * 100, chunksize=1)
+        except BackendError as exc:
+            errors.append(exc)
+
+    with session(backend="process", settings=DagliteSettings(max_workers=2)) as ctx:
+        thread = threading.Thread(target=contextvars.copy_context().run, args=(run,))
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not ctx.get_backend("process").pool.pids and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.5)
+        pids = ctx.get_backend("process").pool.pids
+        start = time.monotonic()
+    assert time.monotonic() - start < 2
+    thread.join(5)
+    assert not thread.is_alive()
+    assert [str(e) for e in errors] == ["the process pool was closed (its session ended)"]
+    assert wait_gone(pids) == []
+
+
+def test_a_failing_worker_start_hook_is_reported():
+    match = (
+        r"^task 'square' could not be loaded in worker process \d+: "
+        r"RuntimeError: no database here$"
+    )
+    opened = session(backend="process", plugins=[FailingStart()])
+    with opened, pytest.raises(BackendError, match=match):
+        map_tasks(square, range(3))
+
+
+def test_system_exit_in_a_task_ends_its_worker():
+    with session(backend="process"):
+        out = map_tasks(exits, range(3), return_exceptions=True)
+    assert out[0] == 0 and out[2] == 2
+    assert re.fullmatch(
+        r"worker process \d+ died running task 'exits' \(map index 1\): exit code 4", str(out[1])
     )

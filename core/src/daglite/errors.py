@@ -20,7 +20,11 @@ class TaskError(DagliteError):
         task_name: The (resolved) name of the task that failed.
         map_index: The index of the failed item when the task ran inside `map_tasks`, else `None`.
         attempts: How many attempts were made before giving up.
+        worker_traceback: The traceback text of the failure when it happened in a worker
+            process (tracebacks do not cross processes), else `None`.
     """
+
+    worker_traceback: str | None = None
 
     def __init__(
         self,

@@ -90,15 +90,11 @@ def test_batch_that_kills_its_worker_is_split_to_name_the_item(settings):
     assert " died running task 'crash_on' (map index 1): " in str(info.value)
 
 
-def test_other_items_still_come_back_with_return_exceptions(settings, caplog):
-    with caplog.at_level(logging.WARNING, logger="daglite"), session(settings=settings):
+def test_other_items_still_come_back_with_return_exceptions(settings):
+    with session(settings=settings):
         # Many batches in flight: the dying worker also takes the batches queued on it,
         # which must run again rather than be reported lost.
         results = map_tasks(crash_on, [99, *range(1, 12)], [99] * 12, return_exceptions=True)
     assert results[1:] == list(range(1, 12))
     assert isinstance(results[0], BackendError)
     assert " died running task 'crash_on' (map index 0): " in str(results[0])
-    assert [r.getMessage() for r in caplog.records if r.name == "daglite"] == [
-        "dask gave up on a batch of task 'crash_on' after its worker died; the rest of this "
-        "map runs one batch at a time so the item that kills workers is found"
-    ]

@@ -77,12 +77,19 @@ class WorkerLost:
         exitcode: The worker's exit code (negative: killed by that signal), if known.
         pid: The worker's process id, if known.
         index: Map index of the item it was running, if the transport can tell.
+        started: False if the batch never started (it was queued behind the one that
+            killed the worker): then it simply runs again.
+        certain: False if the transport cannot tell whose worker died (a pool that breaks
+            as a whole fails every batch in flight): then the batch's items run again one
+            at a time, with nothing else in flight, to find the one that kills workers.
         detail: What else the transport knows (appended to the error message).
     """
 
     exitcode: int | None = None
     pid: int | None = None
     index: int | None = None
+    started: bool = True
+    certain: bool = True
     detail: str | None = None
 
 
@@ -91,6 +98,11 @@ class Transport(Protocol):
 
     Attributes:
         workers: How many batches can run at once.
+
+    Optional: a `depth` attribute (batches kept in flight per worker, 1 by default) and a
+    `started(ticket) -> float | None` method (when the batch's item started, on the
+    `time.monotonic()` clock) that times items against their `timeout` from their real
+    start rather than from their submission.
     """
 
     workers: int
@@ -223,9 +235,10 @@ def relay(data: bytes, job: MapJob) -> BatchResult:
             f"process: {type(exc).__name__}: {exc}"
         ) from exc
     if result.error is not None:
+        hint = " (is the task's module importable there?)"
         raise BackendError(
             f"task '{job.task.name}' could not be loaded in worker process {result.pid}: "
-            f"{result.error} (is the task's module importable there?)"
+            f"{result.error}{hint if result.error.startswith('ModuleNotFoundError') else ''}"
         )
     runtime = job.runtime
     for write in result.writes:
@@ -323,7 +336,8 @@ class _Batch:
     items: list[tuple[int, tuple[Any, ...]]]
     blob: bytes
     alone: bool = False  # re-run alone to find which item kills its worker
-    deadline: float | None = None
+    suspect: bool = False  # runs with no other batch in flight, so a loss is its own
+    sent: float = 0.0
 
 
 def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
@@ -346,6 +360,10 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
         limit += sum(task.retry_delay * task.retry_backoff**n for n in range(task.retries))
         limit += TIMEOUT_GRACE
 
+    # Items of a timed task go one per batch and one per worker, so each is timed alone.
+    slots = transport.workers * (1 if limit is not None else getattr(transport, "depth", 1))
+    started = getattr(transport, "started", None)
+
     def next_batch() -> _Batch | None:
         if retry:
             return retry.popleft()
@@ -360,18 +378,18 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
     try:
         batch = next_batch()  # packed before any worker starts: pickling errors come first
         while True:
-            while batch is not None and len(inflight) < transport.workers:
+            # Until the cost per item is known, one batch (of one item) per worker.
+            room = slots if sizer.cost is not None or sizer.fixed else transport.workers
+            while batch is not None and len(inflight) < room:
+                if inflight and (batch.suspect or any(b.suspect for b in inflight.values())):
+                    break
+                batch.sent = time.monotonic()
                 request = BatchRequest(spec.key, spec, job_key, job_blob, batch.blob)
-                if limit is not None:
-                    batch.deadline = time.monotonic() + limit
                 inflight[transport.submit(request)] = batch
                 batch = None if job.stop.is_set() else next_batch()
             if not inflight:
                 break
-            timeout = None
-            if limit is not None:
-                timeout = max(0.0, min(b.deadline for b in inflight.values()) - time.monotonic())  # type: ignore[type-var]
-            for ticket, answer in transport.wait(timeout):
+            for ticket, answer in transport.wait(_next_check(limit, inflight, started)):
                 done = inflight.pop(ticket)
                 if isinstance(answer, WorkerLost):
                     _lost(job, done, answer, retry, finish)
@@ -385,12 +403,10 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
                 if not job.return_exceptions and not all(o[1] for o in result.outcomes):
                     job.stop.set()
             if limit is not None:
-                now = time.monotonic()
-                for ticket, late in list(inflight.items()):
-                    if late.deadline is not None and late.deadline <= now:
-                        del inflight[ticket]
-                        transport.kill(ticket)
-                        finish(late.items[0][0], timeout_error(job, late.items[0][0]))
+                for ticket in _overdue(limit, inflight, started):
+                    late = inflight.pop(ticket)
+                    transport.kill(ticket)
+                    finish(late.items[0][0], timeout_error(job, late.items[0][0]))
             if batch is None and not job.stop.is_set():
                 batch = next_batch()
             if job.stop.is_set():
@@ -417,15 +433,53 @@ def _index(outcome: tuple[int, bool, Any]) -> int:
     return outcome[0]
 
 
+def _start(batch: _Batch, ticket: Hashable, started: Any) -> float | None:
+    return batch.sent if started is None else started(ticket)
+
+
+def _next_check(
+    limit: float | None, inflight: dict[Hashable, _Batch], started: Any
+) -> float | None:
+    """How long to wait before checking the deadlines of timed items again."""
+    if limit is None:
+        return None
+    waits = [0.1]  # an item that has not started yet is looked at again soon
+    now = time.monotonic()
+    for ticket, batch in inflight.items():
+        start = _start(batch, ticket, started)
+        if start is not None:
+            waits.append(max(0.0, start + limit - now))
+    return min(waits)
+
+
+def _overdue(limit: float, inflight: dict[Hashable, _Batch], started: Any) -> list[Hashable]:
+    now = time.monotonic()
+    late = []
+    for ticket, batch in inflight.items():
+        start = _start(batch, ticket, started)
+        if start is not None and start + limit <= now:
+            late.append(ticket)
+    return late
+
+
 def _lost(job: MapJob, batch: _Batch, lost: WorkerLost, retry: deque[_Batch], finish) -> None:
     """Handle the death of the worker that held `batch`."""
+    if not lost.started:
+        retry.append(batch)
+        return
+    if not lost.certain and not batch.suspect:  # maybe a bystander: isolate and re-run
+        for item in batch.items:
+            retry.append(_Batch([item], pack_items(job.task, [item]), alone=True, suspect=True))
+        return
     indices = [index for index, _ in batch.items]
     culprit = lost.index if lost.index in indices else None
     if culprit is None and len(batch.items) == 1:
         culprit = indices[0]
     if culprit is None:  # which item killed it is unknown: run each alone to find out
         for item in batch.items:
-            retry.append(_Batch([item], pack_items(job.task, [item]), alone=True))
+            retry.append(
+                _Batch([item], pack_items(job.task, [item]), alone=True, suspect=batch.suspect)
+            )
         return
     finish(culprit, lost_error(job, culprit, lost))
     others = [item for item in batch.items if item[0] != culprit]

@@ -29,11 +29,12 @@ import itertools
 import mmap
 import os
 import pickle
-import struct
 import subprocess
 import sys
 import threading
+import time
 import weakref
+from collections import deque
 from collections.abc import Hashable
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_for
@@ -45,24 +46,30 @@ from daglite.backends.base import collect
 from daglite.backends.batches import WorkerLost
 from daglite.backends.batches import run_map
 from daglite.backends.batches import worker_spec
+from daglite.backends.worker import PROGRESS
 from daglite.backends.worker import BatchRequest
+from daglite.errors import BackendError
 
 #: How workers start: "subprocess" (POSIX, see the module docstring) or "spawn".
 START_METHOD = "subprocess" if os.name == "posix" else "spawn"
 
-_PROGRESS = struct.Struct("q")
+#: Largest batch (pickled items, bytes) queued on a worker that is busy: well below what a
+#: socket buffers, so sending it never blocks.
+QUEUE_BYTES = 32 * 1024
 _BOOT = (
     "import sys; from daglite.backends.worker import main; main(int(sys.argv[1]), int(sys.argv[2]))"
 )
 
 
 class _Worker:
-    """One worker process: its connection, its progress cell and what it was last sent."""
+    """One worker process: its connection, its progress cell and the batches it holds."""
 
     def __init__(self, method: str) -> None:
         self.spec_key: str | None = None
         self.job_key: str | None = None
-        self.ticket: Hashable | None = None
+        self.tickets: deque[Hashable] = deque()  # the first one is running
+        self.last: Hashable | None = None  # the ticket it answered last
+        self.sent = 0.0  # when its running batch was sent
         self.pidfd: int | None = None
         if method == "subprocess":
             self._start_subprocess()
@@ -75,8 +82,9 @@ class _Worker:
 
         ours, theirs = socket.socketpair()
         with tempfile.TemporaryFile() as cell:
-            cell.truncate(_PROGRESS.size)
-            self.progress: mmap.mmap | None = mmap.mmap(cell.fileno(), _PROGRESS.size)
+            cell.truncate(PROGRESS.size)
+            self.progress: mmap.mmap | None = mmap.mmap(cell.fileno(), PROGRESS.size)
+            PROGRESS.pack_into(self.progress, 0, -1, 0.0)
             self.process: Any = subprocess.Popen(
                 [sys.executable, "-c", _BOOT, str(theirs.fileno()), str(cell.fileno())],
                 pass_fds=(theirs.fileno(), cell.fileno()),
@@ -105,11 +113,12 @@ class _Worker:
         self.pid = self.process.pid
         self.conn = ours
 
-    def running_index(self) -> int | None:
+    def running(self) -> tuple[int, float] | None:
+        """The map index of the item it runs and when that started, if it can tell."""
         if self.progress is None:
             return None
-        index = _PROGRESS.unpack_from(self.progress)[0]
-        return index if index >= 0 else None
+        index, started = PROGRESS.unpack_from(self.progress)
+        return (index, started) if index >= 0 else None
 
     def waitables(self) -> list[Any]:
         return [self.conn] if self.pidfd is None else [self.conn, self.pidfd]
@@ -144,21 +153,29 @@ class _Worker:
 
 
 class ProcessPool:
-    """The `Transport` of the `process` backend: one batch per worker at a time.
+    """The `Transport` of the `process` backend.
+
+    Each worker runs one batch and may hold one more, queued in its socket, so it never
+    waits for the coordinator between batches. Only small batches are queued that way (a
+    large one could fill the socket while the worker is busy); the others wait here until
+    a worker is free.
 
     Args:
         workers: How many worker processes to run.
         method: How they start (`START_METHOD` by default).
     """
 
+    depth = 2  # batches in flight per worker
+
     def __init__(self, workers: int, method: str | None = None) -> None:
         self.workers = workers
         self.method = method or START_METHOD
-        self._idle: list[_Worker] = []
-        self._busy: dict[Hashable, _Worker] = {}
+        self._all: list[_Worker] = []
+        self._holder: dict[Hashable, _Worker] = {}
+        self._backlog: deque[tuple[Hashable, BatchRequest]] = deque()
         self._lost: list[tuple[Hashable, WorkerLost]] = []
         self._tickets = itertools.count()
-        self._all: list[_Worker] = []
+        self.closed = False
         self._finalizer = weakref.finalize(self, _kill_all, self._all)
 
     @property
@@ -166,91 +183,153 @@ class ProcessPool:
         """Process ids of the live workers."""
         return [worker.pid for worker in self._all]
 
-    def _worker(self) -> _Worker:
-        if not self._idle:  # start every missing worker at once: they boot in parallel
-            for _ in range(self.workers - len(self._all)):
-                worker = _Worker(self.method)
-                self._all.append(worker)
-                self._idle.append(worker)
-        return self._idle.pop()
+    def _pick(self, request: BatchRequest) -> _Worker | None:
+        if self.closed:
+            raise BackendError("the process pool was closed (its session ended)")
+        idle = [w for w in self._all if not w.tickets]
+        if not idle and len(self._all) < self.workers:
+            for _ in range(self.workers - len(self._all)):  # they boot in parallel
+                self._all.append(_Worker(self.method))
+            idle = [w for w in self._all if not w.tickets]
+        if idle:
+            return idle[0]
+        if len(request.items) <= QUEUE_BYTES:  # queue it behind a batch of the same map
+            for worker in self._all:
+                if len(worker.tickets) == 1 and worker.job_key == request.job_key:
+                    return worker
+        return None
 
     def submit(self, request: BatchRequest) -> Hashable:
-        """Send `request` to an idle worker (starting workers as needed)."""
-        worker = self._worker()
+        """Send `request` to a worker (starting workers as needed), or keep it for later."""
         ticket = next(self._tickets)
-        worker.ticket = ticket
-        self._busy[ticket] = worker
+        self._backlog.append((ticket, request))
+        self._dispatch()
+        return ticket
+
+    def _dispatch(self) -> None:
+        while self._backlog:
+            ticket, request = self._backlog[0]
+            worker = self._pick(request)
+            if worker is None:
+                return
+            self._backlog.popleft()
+            self._send(worker, ticket, request)
+
+    def _send(self, worker: _Worker, ticket: Hashable, request: BatchRequest) -> None:
         spec = None if worker.spec_key == request.spec_key else request.spec
         job = None if worker.job_key == request.job_key else request.job
         message = BatchRequest(request.spec_key, spec, request.job_key, job, request.items)
+        if not worker.tickets and worker.progress is not None:  # no stale index from before
+            PROGRESS.pack_into(worker.progress, 0, -1, 0.0)
+        if not worker.tickets:
+            worker.sent = time.monotonic()
+        worker.tickets.append(ticket)
+        self._holder[ticket] = worker
         try:
             worker.conn.send_bytes(pickle.dumps(message, pickle.HIGHEST_PROTOCOL))
-        except OSError:  # it died before it could take the batch
-            self._lost.append((ticket, self._bury(ticket)))
-        else:
-            worker.spec_key, worker.job_key = request.spec_key, request.job_key
-        return ticket
+        except OSError:  # it died; `wait` will see it
+            return
+        worker.spec_key, worker.job_key = request.spec_key, request.job_key
+
+    def started(self, ticket: Hashable) -> float | None:
+        """When the batch `ticket` started running (`time.monotonic()`), if it has."""
+        worker = self._holder.get(ticket)
+        if worker is None or not worker.tickets or worker.tickets[0] != ticket:
+            return None
+        if worker.progress is None:  # no progress cell (spawn): count from when it was sent
+            return worker.sent
+        running = worker.running()
+        return running[1] if running is not None else None
 
     def wait(self, timeout: float | None) -> list[tuple[Hashable, bytes | WorkerLost]]:
         """Finished tickets: the bytes each worker answered, or how it died."""
         done: list[tuple[Hashable, bytes | WorkerLost]] = list(self._lost)
         self._lost.clear()
-        if done or not self._busy:
+        if self.closed:
+            raise BackendError("the process pool was closed (its session ended)")
+        busy = [w for w in self._all if w.tickets]
+        if done or not busy:
             return done
-        owners: dict[Any, Hashable] = {}
-        for ticket, worker in self._busy.items():
+        owners: dict[Any, _Worker] = {}
+        for worker in busy:
             for waitable in worker.waitables():
-                owners[waitable] = ticket
-        ready = {owners[w] for w in wait_for(list(owners), timeout)}
-        for ticket in ready:
-            worker = self._busy[ticket]
+                owners[waitable] = worker
+        try:
+            ready = {id(owners[w]): owners[w] for w in wait_for(list(owners), timeout)}
+        except (OSError, ValueError):
+            if not self.closed:
+                raise
+            ready = {}
+        if self.closed:  # closed from another thread while we waited: its workers are gone
+            raise BackendError("the process pool was closed (its session ended)")
+        for worker in ready.values():
             try:
                 data = worker.conn.recv_bytes() if worker.conn.poll() else None
             except (EOFError, OSError):
                 data = None
             if data is None:
-                done.append((ticket, self._bury(ticket)))
+                done.extend(self._bury(worker))
                 continue
-            del self._busy[ticket]
-            self._idle.append(worker)
+            ticket = worker.tickets.popleft()
+            del self._holder[ticket]
+            worker.last = ticket
             done.append((ticket, data))
+        self._dispatch()
         return done
 
-    def _bury(self, ticket: Hashable) -> WorkerLost:
-        """Forget the dead worker that held `ticket` and say how it died."""
-        worker = self._busy.pop(ticket)
-        index = worker.running_index()
-        self._all.remove(worker)
+    def _bury(self, worker: _Worker) -> list[tuple[Hashable, WorkerLost]]:
+        """Forget a dead worker; say how it died for each batch it held."""
+        running = worker.running()
+        if worker in self._all:
+            self._all.remove(worker)
         code = worker.exitcode()
         worker.release()
-        return WorkerLost(exitcode=code, pid=worker.pid, index=index)
+        lost = []
+        for position, ticket in enumerate(worker.tickets):
+            self._holder.pop(ticket, None)
+            index = running[0] if running is not None and position == 0 else None
+            lost.append(
+                (
+                    ticket,
+                    WorkerLost(exitcode=code, pid=worker.pid, index=index, started=not position),
+                )
+            )
+        worker.tickets.clear()
+        return lost
 
     def kill(self, ticket: Hashable) -> None:
-        """Kill the worker that holds (or last ran) `ticket`; a new one starts when needed."""
-        worker = self._busy.pop(ticket, None)
+        """Kill the worker that holds (or last ran) `ticket`; a new one starts when needed.
+
+        Batches queued behind `ticket` on that worker are reported lost, as not started.
+        """
+        self._backlog = deque((t, r) for t, r in self._backlog if t != ticket)
+        worker = self._holder.get(ticket) or next((w for w in self._all if w.last == ticket), None)
         if worker is None:
-            worker = next((w for w in self._all if w.ticket == ticket), None)
-            if worker is None:
-                return
-            self._idle.remove(worker)
+            return
+        for other in worker.tickets:
+            del self._holder[other]
+            if other != ticket:
+                self._lost.append((other, WorkerLost(pid=worker.pid, started=False)))
+        worker.tickets.clear()
         self._all.remove(worker)
         worker.kill()
 
     def abort(self) -> None:
-        """Kill every worker now."""
+        """Kill every worker now and forget every batch."""
         workers = list(self._all)
         self._all.clear()
-        self._idle.clear()
-        self._busy.clear()
+        self._holder.clear()
+        self._backlog.clear()
         self._lost.clear()
         _kill_all(workers)
 
     def close(self) -> None:
-        """Let idle workers leave (their connection closes), then kill what is left."""
+        """Let the workers leave (their connection closes), then kill what is left."""
+        self.closed = True
         workers = list(self._all)
         self._all.clear()
-        self._idle.clear()
-        self._busy.clear()
+        self._holder.clear()
+        self._backlog.clear()
         for worker in workers:
             worker.conn.close()
         for worker in workers:
@@ -304,8 +383,15 @@ class ProcessBackend(Backend):
             return run_map(job, self.pool, spec)
 
     def close(self) -> None:
-        """Stop the workers."""
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.close()
+        """Stop the workers; a map still running in another thread fails with BackendError."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if self._lock.acquire(blocking=False):
+            try:
+                pool.close()
+            finally:
+                self._lock.release()
+        else:  # a map runs in another thread (e.g. gather_tasks): do not wait for it
+            pool.closed = True
+            pool.abort()

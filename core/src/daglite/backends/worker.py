@@ -27,12 +27,12 @@ import contextvars
 import logging
 import os
 import pickle
+import struct
 import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable
-from collections.abc import Iterator
 from typing import Any
 
 import attrs
@@ -128,6 +128,7 @@ class JobInfo:
 _runtimes: dict[str, Runtime] = {}
 _jobs: dict[str, JobInfo] = {}
 _MAX_JOBS = 8
+_MAX_RUNTIMES = 4
 _batch: contextvars.ContextVar[BatchResult | None] = contextvars.ContextVar(
     "daglite_batch", default=None
 )
@@ -213,7 +214,8 @@ def worker_runtime(spec: WorkerSpec) -> Runtime:
         root = logging.getLogger()
         root.addHandler(_LogCapture())
         root.setLevel(spec.settings.log_level.upper())
-    _runtimes.clear()  # a worker serves one session at a time; keep only the newest
+    if len(_runtimes) >= _MAX_RUNTIMES:  # sessions come and go: keep the newest few
+        _runtimes.pop(next(iter(_runtimes)))
     _runtimes[spec.key] = runtime
     if hook is not None:
         hook.on_worker_start(settings=spec.settings)
@@ -270,8 +272,7 @@ def run_batch(request: BatchRequest, progress: Callable[[int], None] | None = No
     )
     start = time.perf_counter()
     try:
-        chunk = items if progress is None else _watched(items, progress)
-        result.outcomes = [(o.index, o.ok, o.value) for o in job.run_chunk(chunk)]
+        result.outcomes = _run_items(job, items, progress)
     finally:
         result.duration = time.perf_counter() - start
         current_frame.reset(frame_token)
@@ -283,12 +284,25 @@ def run_batch(request: BatchRequest, progress: Callable[[int], None] | None = No
     return _dump(result, info.task.name)
 
 
-def _watched(
-    items: list[tuple[int, tuple[Any, ...]]], progress: Callable[[int], None]
-) -> Iterator[tuple[int, tuple[Any, ...]]]:
-    for item in items:
-        progress(item[0])
-        yield item
+def _run_items(
+    job: MapJob,
+    items: list[tuple[int, tuple[Any, ...]]],
+    progress: Callable[[int], None] | None,
+) -> list[tuple[int, bool, Any]]:
+    """`MapJob.run_chunk` for a worker: outcome tuples, and the progress cell kept."""
+    outcomes: list[tuple[int, bool, Any]] = []
+    append = outcomes.append
+    run_item = job.run_item
+    for index, args in items:
+        if progress is not None:
+            progress(index)
+        try:
+            append((index, True, run_item(index, args)))
+        except TaskError as exc:
+            append((index, False, exc))
+            if not job.return_exceptions:
+                break
+    return outcomes
 
 
 def _dump(result: BatchResult, name: str) -> bytes:
@@ -343,8 +357,9 @@ def _keep_traceback(error: Any) -> None:
         return
     text = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
     error.worker_traceback = text
-    if hasattr(cause, "add_note"):
-        cause.add_note(f"\nTraceback in worker process {os.getpid()}:\n{text.rstrip()}")
+    add_note = getattr(cause, "add_note", None)  # Python >= 3.11
+    if add_note is not None:
+        add_note(f"\nTraceback in worker process {os.getpid()}:\n{text.rstrip()}")
 
 
 def _unsendable(index: int, value: Any, exc: Exception, name: str) -> TaskError:
@@ -365,12 +380,18 @@ def _unsendable(index: int, value: Any, exc: Exception, name: str) -> TaskError:
 # -- the worker process of the `process` backend ----------------------------------------
 
 
+#: The progress cell a `process` worker shares with the coordinator: the map index of the
+#: running item (-1: none) and when it started (`time.monotonic()`, system-wide on POSIX).
+PROGRESS = struct.Struct("qd")
+
+
 def main(fd: int, progress_fd: int | None = None) -> None:
     """Serve batches on the connection `fd` until it closes (the `process` backend's worker).
 
-    Each message is a pickled `BatchRequest`; each answer the bytes of `run_batch`. The map
-    index of the running item is written to the shared memory at `progress_fd` (8 bytes),
-    so the coordinator can name it if this process dies.
+    Each message is a pickled `BatchRequest`; each answer the bytes of `run_batch`. Before
+    each item the worker writes its map index and start time to the shared memory at
+    `progress_fd` (`PROGRESS`), so the coordinator can name the item if this process dies
+    and time it against its task's `timeout`.
     """
     import signal
     from multiprocessing.connection import Connection
@@ -381,16 +402,18 @@ def main(fd: int, progress_fd: int | None = None) -> None:
 
 def serve(conn: Any, progress_fd: int | None = None) -> None:
     """The request loop of a `process` worker over a `multiprocessing` connection."""
-    progress = None
+    progress: Callable[[int], None] | None = None
     if progress_fd is not None:
         import mmap
-        import struct
 
-        memory = mmap.mmap(progress_fd, 8)
-        pack = struct.Struct("q").pack_into
+        memory = mmap.mmap(progress_fd, PROGRESS.size)
+        pack = PROGRESS.pack_into
+        clock = time.monotonic
 
-        def progress(index: int) -> None:
-            pack(memory, 0, index)
+        def write_progress(index: int) -> None:
+            pack(memory, 0, index, clock())
+
+        progress = write_progress
 
     while True:
         try:

@@ -19,7 +19,6 @@ import logging
 import os
 import queue
 import threading
-from collections import deque
 from collections.abc import Hashable
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -262,10 +261,7 @@ class DaskBackend(Backend):
         client: Any = self.client  # Any: distributed's sync/async methods confuse checkers
         self._watch_lost_workers(client)
         nthreads = max(1, sum(client.nthreads().values()))
-        # Twice the threads in flight hides the scheduler's round trip; a timed item's
-        # deadline starts when it is sent, so those are sent only to free threads.
-        workers = nthreads if job.task.timeout is not None else 2 * nthreads
-        transport = DaskTransport(client, workers, job.task.name, self._rerun)
+        transport = DaskTransport(client, nthreads, job.task.name, self._rerun)
         return run_map(job, transport, spec)
 
     def _watch_lost_workers(self, client: Client) -> None:
@@ -290,57 +286,40 @@ class DaskBackend(Backend):
 class DaskTransport:
     """The `Transport` of one map over a dask client (see `daglite.backends.batches`).
 
-    Each batch is one dask task calling `daglite.backends.worker.run_batch` on a worker.
-    A batch whose worker died is re-run by dask elsewhere (up to the scheduler's
-    `allowed-failures`). When dask gives up, every batch that was on the dying worker fails
-    with it, also those only queued behind the culprit. So a failed batch is reported to
-    the map loop only when it ran alone; otherwise the map turns serial (one batch in
-    flight) and those batches run again one by one, so the one that kills its worker is
-    known. The map loop then finds the item by running that batch's items one by one.
+    Each batch is one dask task calling `daglite.backends.worker.run_batch` on a worker;
+    `depth` batches per worker thread are kept in flight to hide the scheduler's round
+    trip. A batch whose worker died is re-run by dask elsewhere (up to the scheduler's
+    `allowed-failures`). When dask gives up, every batch that was on the dying worker
+    fails with it, also those only queued behind the culprit: a loss is reported as
+    certain only when the batch was the map's only one in flight, otherwise the map loop
+    runs those items again alone to find the one that kills workers.
 
     Args:
         client: The client to submit to.
-        workers: How many batches may be in flight.
+        workers: How many worker threads the cluster has.
         name: The task's name (in the dask keys, so the dashboard tells maps apart).
         rerun: Shared counts of workers lost per key (filled from scheduler events).
     """
+
+    depth = 2
 
     def __init__(self, client: Client, workers: int, name: str, rerun: dict[str, int]) -> None:
         self.client: Any = client  # Any: distributed's sync/async methods confuse checkers
         self.workers = workers
         self.name = name
         self._rerun = rerun
-        self._futures: dict[str, Future] = {}  # dask key -> future in flight
-        self._tickets: dict[str, str] = {}  # dask key -> ticket (a re-run gets a new key)
-        self._requests: dict[str, BatchRequest] = {}  # ticket -> request, until answered
-        self._suspects: deque[str] = deque()  # tickets to run again, one at a time
-        self._alone: str | None = None  # the key of the one batch in flight when serial
+        self._futures: dict[str, Future] = {}  # dask key (the ticket) -> future in flight
         self._recent: dict[str, Future] = {}
         self._done: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._count = itertools.count()
 
-    def _send(self, ticket: str, request: BatchRequest) -> str:
+    def submit(self, request: BatchRequest) -> Hashable:
+        """Submit `request` as one dask task; its key is the ticket."""
         key = f"daglite-{self.name}-{request.job_key}-{next(self._count)}"
         future = self.client.submit(run_batch, request, key=key, pure=False)
         self._futures[key] = future
-        self._tickets[key] = ticket
         future.add_done_callback(lambda done: self._done.put(done.key))
         return key
-
-    def submit(self, request: BatchRequest) -> Hashable:
-        """Submit `request` as one dask task; returns its ticket (its first dask key)."""
-        ticket = f"daglite-{self.name}-{request.job_key}-{next(self._count)}"
-        self._requests[ticket] = request
-        key = self._send(ticket, request)
-        if not self._suspects and len(self._futures) == 1 and self.workers == 1:
-            self._alone = key
-        return ticket
-
-    def _feed(self) -> None:
-        # Serial mode: the next suspect goes once nothing else of this map is in flight.
-        if self._suspects and not self._futures:
-            ticket = self._suspects.popleft()
-            self._alone = self._send(ticket, self._requests[ticket])
 
     def wait(self, timeout: float | None) -> list[tuple[Hashable, bytes | WorkerLost]]:
         """Finished batches: the bytes `run_batch` returned, or a `WorkerLost`.
@@ -348,7 +327,6 @@ class DaskTransport:
         Raises:
             BackendError: Dask cancelled a batch or could not run it for another reason.
         """
-        self._feed()
         try:
             keys = [self._done.get(timeout=timeout)]
         except queue.Empty:
@@ -369,43 +347,26 @@ class DaskTransport:
                 finished[key] = future
             else:
                 failed.append((key, future))
+        certain = len(failed) == 1 and not self._futures  # nothing else was in flight
         for key, future in failed:
-            ticket = self._tickets.pop(key)
-            lost = self._failure(key, future)
-            if self.workers > 1:  # from now on one batch at a time: each loss is unambiguous
-                self.workers = 1
-                log.warning(
-                    "dask gave up on a batch of task '%s' after its worker died; the rest of "
-                    "this map runs one batch at a time so the item that kills workers is found",
-                    self.name,
-                )
-            if key == self._alone or (len(failed) == 1 and not self._futures):
-                self._requests.pop(ticket, None)
-                answers.append((ticket, lost))
-            else:  # it may only have shared the dying worker: run it again, alone
-                self._suspects.append(ticket)
-        recent: dict[str, Future] = {}
+            answers.append((key, self._failure(key, future, certain)))
         if finished:
             for key, data in zip(finished, self.client.gather(list(finished.values()))):
-                ticket = self._tickets.pop(key)
-                self._requests.pop(ticket, None)
-                recent[ticket] = finished[key]
-                answers.append((ticket, data))
-                lost_workers = self._rerun.pop(key, 0)
-                if lost_workers:
+                answers.append((key, data))
+                lost = self._rerun.pop(key, 0)
+                if lost:
                     log.warning(
                         "dask lost %d worker%s while running a batch of task '%s' (dask key "
                         "%s); dask re-ran the batch on another worker and it succeeded",
-                        lost_workers,
-                        "s" if lost_workers > 1 else "",
+                        lost,
+                        "s" if lost > 1 else "",
                         self.name,
                         key,
                     )
-        self._recent = recent  # kept until the next wait, for `kill` of a tainted worker
-        self._feed()
+        self._recent = finished  # kept until the next wait, for `kill` of a tainted worker
         return answers
 
-    def _failure(self, key: str, future: Future) -> WorkerLost:
+    def _failure(self, key: str, future: Future, certain: bool) -> WorkerLost:
         from distributed import KilledWorker
 
         self._rerun.pop(key, None)
@@ -417,6 +378,7 @@ class DaskTransport:
             where = f" at {worker.address}" if worker is not None else ""
             return WorkerLost(
                 pid=getattr(worker, "pid", None),
+                certain=certain,
                 detail=(
                     f"the dask worker{where} died and dask gave up on the batch{tries} "
                     "(distributed.scheduler.allowed-failures); see that worker's log"
@@ -434,22 +396,16 @@ class DaskTransport:
 
     def kill(self, ticket: Hashable) -> None:
         """Restart the worker process running (or that just ran) batch `ticket`."""
-        ticket = str(ticket)
-        self._requests.pop(ticket, None)
-        if ticket in self._suspects:  # not running anywhere yet
-            self._suspects.remove(ticket)
-            return
-        key = next((k for k, t in self._tickets.items() if t == ticket), None)
+        key = str(ticket)
+        future = self._futures.pop(key, None)
         address = None
         try:
-            if key is not None and key in self._futures:
-                future = self._futures.pop(key)
-                del self._tickets[key]
+            if future is not None:
                 address = self.client.run_on_scheduler(_processing_on, key)
                 future.cancel()
-            elif ticket in self._recent:
-                done = self._recent.pop(ticket)
-                holders = self.client.who_has(done).get(done.key) or ()
+            elif key in self._recent:
+                done = self._recent.pop(key)
+                holders = self.client.who_has(done).get(key) or ()
                 address = next(iter(holders), None)
                 done.release()  # else dask would recompute the batch the restart loses
             if address is not None:
@@ -468,9 +424,6 @@ class DaskTransport:
         """Release every batch in flight (dask cannot stop a running one; it finishes)."""
         futures = list(self._futures.values())
         self._futures.clear()
-        self._tickets.clear()
-        self._requests.clear()
-        self._suspects.clear()
         if futures:
             self.client.cancel(futures)
 

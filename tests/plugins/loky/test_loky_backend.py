@@ -1,0 +1,215 @@
+"""`backend="loky"` with real loky worker processes."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+from loky_tasks import boom
+from loky_tasks import die
+from loky_tasks import fetch
+from loky_tasks import outer
+from loky_tasks import sleepy
+from loky_tasks import square
+from loky_tasks import whoami
+
+from daglite import BackendError
+from daglite import SettingsError
+from daglite import TaskError
+from daglite import TaskTimeoutError
+from daglite import map_tasks
+from daglite import registry
+from daglite import session
+from daglite.settings import DagliteSettings
+
+pytestmark = pytest.mark.timeout(60)
+
+TWO = DagliteSettings(max_workers=2)
+
+
+def test_the_entry_point_makes_loky_a_backend():
+    from daglite_loky.backend import LokyBackend
+
+    assert "loky" in registry.names("backend")
+    assert registry.load("backend", "loky") is LokyBackend
+
+
+def test_results_in_input_order_from_loky_workers():
+    with session(backend="loky", settings=TWO):
+        assert map_tasks(square, range(300)) == [x * x for x in range(300)]
+        pids = set(map_tasks(whoami, range(40), chunksize=1))
+    assert pids and os.getpid() not in pids
+
+
+def test_events_from_loky_workers_arrive_in_order():
+    events = []
+    with session(backend="loky", settings=TWO, plugins=[events.append]):
+        map_tasks(boom, range(20), return_exceptions=True)
+    calls: dict[str, list[str]] = {}
+    for event in events:
+        if hasattr(event, "task_id"):
+            calls.setdefault(event.task_id, []).append(event.kind)
+    assert len(calls) == 20
+    assert sorted(map(tuple, calls.values())) == sorted(
+        [("TaskStarted", "TaskSucceeded")] * 19 + [("TaskStarted", "TaskFailed")]
+    )
+    assert [e.kind for e in events][-2:] == ["MapEnded", "SessionEnded"]
+
+
+def test_a_failed_item_keeps_its_original_error():
+    with session(backend="loky", settings=TWO), pytest.raises(TaskError) as info:
+        map_tasks(boom, range(6))
+    assert str(info.value) == "task 'boom' (map index 3) failed: ValueError: bad item 3"
+    assert type(info.value.__cause__) is ValueError
+    assert 'raise ValueError(f"bad item {x}")' in info.value.worker_traceback
+
+
+@pytest.mark.parametrize(("how", "reason"), [("exit", "exit code 3"), ("kill", "SIGKILL (9)")])
+def test_a_dying_worker_is_named_and_loky_recovers(how, reason):
+    with session(backend="loky", settings=TWO) as ctx:
+        threads = ctx.get_backend("thread")
+        out = map_tasks(die, range(12), [how] * 12, return_exceptions=True)
+        assert out[:5] + out[6:] == [x for x in range(12) if x != 5]
+        assert isinstance(out[5], BackendError)
+        assert re.fullmatch(
+            rf"worker process died running task 'die' \(map index 5\): .*{re.escape(reason)}.*",
+            str(out[5]),
+        )
+        with pytest.raises(BackendError, match=r"\(map index 5\)"):
+            map_tasks(die, range(12), [how] * 12)
+        assert map_tasks(square, range(4)) == [0, 1, 4, 9]
+        assert ctx.get_backend("thread") is threads  # the session's resources stay
+
+
+def test_timed_out_item_fails_alone():
+    with session(backend="loky", settings=TWO):
+        out = map_tasks(sleepy, range(5), return_exceptions=True)
+        assert out[:2] + out[3:] == [0, 1, 3, 4]
+        assert isinstance(out[2], TaskTimeoutError)
+        assert str(out[2]) == "task 'sleepy' (map index 2) timed out after 0.5 s (attempt 1 of 1)"
+        assert map_tasks(square, range(3)) == [0, 1, 4]
+
+
+def test_unpicklable_argument_is_named():
+    with session(backend="loky"), pytest.raises(BackendError) as info:
+        map_tasks(fetch, [threading.Lock()], [1])
+    assert str(info.value) == (
+        "argument 'client' of task 'fetch' (map index 0) cannot be sent to a worker "
+        "process: cannot pickle '_thread.lock' object"
+    )
+
+
+def test_nested_maps_run_inline_in_the_loky_worker():
+    with session(backend="loky"):
+        (pids,) = map_tasks(outer, [3])
+    assert pids[0] != os.getpid() and set(pids) == {pids[0]}
+
+
+def test_idle_timeout_option():
+    settings = DagliteSettings(options={"loky": {"idle_timeout": 5}})
+    with session(backend="loky", settings=settings) as ctx:
+        assert ctx.get_backend("loky").transport.idle_timeout == 5.0
+        assert map_tasks(square, [3]) == [9]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (
+            {"idle_timeout": "soon"},
+            "invalid value 'soon' for 'idle_timeout' in [tool.daglite.options.loky]: must be "
+            "a number of seconds > 0",
+        ),
+        (
+            {"idle_timeout": 0},
+            "invalid value 0 for 'idle_timeout' in [tool.daglite.options.loky]: must be "
+            "a number of seconds > 0",
+        ),
+        (
+            {"workers": 3},
+            "unknown option(s) ['workers'] in [tool.daglite.options.loky]; known options: "
+            "['idle_timeout']",
+        ),
+    ],
+)
+def test_bad_options_are_named(options, message):
+    settings = DagliteSettings(options={"loky": options})
+    with session(backend="loky", settings=settings) as ctx, pytest.raises(SettingsError) as info:
+        ctx.get_backend("loky")
+    assert str(info.value) == message
+
+
+def test_a_core_session_imports_no_plugin():
+    code = textwrap.dedent(
+        """
+        import sys
+        from daglite import map_tasks, session, task
+
+        @task
+        def double(x):
+            return 2 * x
+
+        for backend in ("inline", "thread", "process"):
+            with session(backend=backend, plugins=[lambda event: None]):
+                assert map_tasks(double, range(3)) == [0, 2, 4]
+        print(sorted(m for m in sys.modules if m.startswith("daglite_")))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stderr == ""
+    assert done.stdout == "[]\n"
+
+
+def test_ctrl_c_stops_loky_workers(tmp_path):
+    import signal
+
+    script = tmp_path / "naps.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import os, sys, time
+            from daglite import map_tasks, session, task
+
+            @task
+            def nap(x, folder):
+                with open(os.path.join(folder, str(os.getpid())), "a") as fh:
+                    fh.write(f"{x}\\n")
+                time.sleep(0.2)
+                return x
+
+            with session(backend="loky"):
+                map_tasks(nap, range(200), [sys.argv[1]] * 200, chunksize=1)
+            """
+        )
+    )
+    folder = tmp_path / "seen"
+    folder.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(folder)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 30
+    while not any(folder.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    start = time.monotonic()
+    proc.communicate(timeout=30)
+    assert time.monotonic() - start < 2
+    assert proc.returncode == -signal.SIGINT
+    time.sleep(0.2)
+    for pid in (int(p.name) for p in folder.iterdir()):
+        assert not os.path.exists(f"/proc/{pid}") or _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
