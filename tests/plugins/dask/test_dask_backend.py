@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 import time
@@ -65,6 +66,18 @@ def spin(x):
     end = time.monotonic() + 30
     while time.monotonic() < end:
         pass
+    return x
+
+
+@task(timeout=0.3)
+def stuck(x):
+    time.sleep(30)  # in C: the abandoned attempt cannot be stopped inside the worker
+    return x
+
+
+@task
+def chatty(x):
+    logging.getLogger("pipeline.user").warning("item %s on a worker", x)
     return x
 
 
@@ -164,6 +177,28 @@ def test_timeouts_are_enforced_on_the_worker(dask_settings):
     with session(settings=dask_settings), pytest.raises(TaskTimeoutError) as info:
         map_tasks(spin, range(2), chunksize=1)
     assert "task 'spin' (map index 0) timed out after 0.3 s" in str(info.value)
+
+
+def test_attempt_stuck_in_c_code_gets_its_worker_restarted(cluster, dask_settings):
+    from distributed import Client
+
+    with Client(cluster, set_as_default=False) as client:
+        before = set(client.run(os.getpid).values())
+        with session(settings=dask_settings), pytest.raises(TaskTimeoutError) as info:
+            map_tasks(stuck, [1])
+        client.wait_for_workers(2, timeout=60)
+        after = set(client.run(os.getpid).values())
+    # Timed out in the worker (the attempt is abandoned there), or, when the worker did not
+    # answer within the grace period, by the coordinator: either way its worker is replaced.
+    assert str(info.value).startswith("task 'stuck' (map index 0) timed out after 0.3 s")
+    assert len(before - after) == 1
+
+
+def test_worker_log_records_reach_the_coordinator(dask_settings, caplog):
+    with caplog.at_level(logging.WARNING, logger="pipeline.user"), session(settings=dask_settings):
+        map_tasks(chatty, range(3))
+    messages = sorted(r.getMessage() for r in caplog.records if r.name == "pipeline.user")
+    assert messages == [f"item {x} on a worker" for x in range(3)]
 
 
 def test_hooks_run_on_the_workers(dask_settings, tmp_path):
