@@ -1,0 +1,173 @@
+"""The dask `Transport`: daglite's batch loop (`daglite.backends.batches`) over dask futures."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+from collections.abc import Hashable
+from typing import TYPE_CHECKING
+from typing import Any
+
+from daglite.backends.batches import WorkerLost
+from daglite.backends.worker import BatchRequest
+from daglite.backends.worker import run_batch
+from daglite.errors import BackendError
+
+if TYPE_CHECKING:
+    from distributed import Client
+    from distributed import Future
+
+log = logging.getLogger("daglite")
+
+
+class DaskTransport:
+    """The `Transport` of one map over a dask client (see `daglite.backends.batches`).
+
+    Each batch is one dask task calling `daglite.backends.worker.run_batch` on a worker;
+    `depth` batches per worker thread are kept in flight to hide the scheduler's round
+    trip. A batch whose worker died is re-run by dask elsewhere (up to the scheduler's
+    `allowed-failures`). When dask gives up, every batch that was on the dying worker
+    fails with it, also those only queued behind the culprit: a loss is reported as
+    certain only when the batch was the map's only one in flight, otherwise the map loop
+    runs those items again alone to find the one that kills workers.
+
+    Args:
+        client: The client to submit to.
+        workers: How many worker threads the cluster has.
+        name: The task's name (in the dask keys, so the dashboard tells maps apart).
+        rerun: Shared counts of workers lost per key (filled from scheduler events).
+    """
+
+    depth = 2
+
+    def __init__(self, client: Client, workers: int, name: str, rerun: dict[str, int]) -> None:
+        self.client: Any = client  # Any: distributed's sync/async methods confuse checkers
+        self.workers = workers
+        self.name = name
+        self._rerun = rerun
+        self._futures: dict[str, Future] = {}  # dask key (the ticket) -> future in flight
+        self._recent: dict[str, Future] = {}
+        self._done: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._count = itertools.count()
+
+    def submit(self, request: BatchRequest) -> Hashable:
+        """Submit `request` as one dask task; its key is the ticket."""
+        key = f"daglite-{self.name}-{request.job_key}-{next(self._count)}"
+        future = self.client.submit(run_batch, request, key=key, pure=False)
+        self._futures[key] = future
+        future.add_done_callback(lambda done: self._done.put(done.key))
+        return key
+
+    def wait(self, timeout: float | None) -> list[tuple[Hashable, bytes | WorkerLost]]:
+        """Finished batches: the bytes `run_batch` returned, or a `WorkerLost`.
+
+        Raises:
+            BackendError: Dask cancelled a batch or could not run it for another reason.
+        """
+        try:
+            keys = [self._done.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                keys.append(self._done.get_nowait())
+            except queue.Empty:
+                break
+        answers: list[tuple[Hashable, bytes | WorkerLost]] = []
+        finished: dict[str, Future] = {}
+        failed: list[tuple[str, Future]] = []
+        for key in keys:
+            future = self._futures.pop(key, None)
+            if future is None:  # killed or aborted meanwhile
+                continue
+            if future.status == "finished":
+                finished[key] = future
+            else:
+                failed.append((key, future))
+        certain = len(failed) == 1 and not self._futures  # nothing else was in flight
+        for key, future in failed:
+            answers.append((key, self._failure(key, future, certain)))
+        if finished:
+            for key, data in zip(finished, self.client.gather(list(finished.values()))):
+                answers.append((key, data))
+                lost = self._rerun.pop(key, 0)
+                if lost:
+                    log.warning(
+                        "dask lost %d worker%s while running a batch of task '%s' (dask key "
+                        "%s); dask re-ran the batch on another worker and it succeeded",
+                        lost,
+                        "s" if lost > 1 else "",
+                        self.name,
+                        key,
+                    )
+        self._recent = finished  # kept until the next wait, for `kill` of a tainted worker
+        return answers
+
+    def _failure(self, key: str, future: Future, certain: bool) -> WorkerLost:
+        from distributed import KilledWorker
+
+        self._rerun.pop(key, None)
+        error: Any = future.exception() if future.status == "error" else None
+        if isinstance(error, KilledWorker):
+            worker = getattr(error, "last_worker", None)
+            allowed = getattr(error, "allowed_failures", None)
+            tries = f" after {allowed + 1} lost worker(s)" if allowed is not None else ""
+            where = f" at {worker.address}" if worker is not None else ""
+            return WorkerLost(
+                pid=getattr(worker, "pid", None),
+                certain=certain,
+                detail=(
+                    f"the dask worker{where} died and dask gave up on the batch{tries} "
+                    "(distributed.scheduler.allowed-failures); see that worker's log"
+                ),
+            )
+        if error is None:
+            raise BackendError(
+                f"dask cancelled a batch of task '{self.name}' (key {key}): the scheduler "
+                "restarted, or this client lost its connection to it"
+            )
+        raise BackendError(
+            f"dask could not run a batch of task '{self.name}' (key {key}): "
+            f"{type(error).__name__}: {error}"
+        ) from error
+
+    def kill(self, ticket: Hashable) -> None:
+        """Restart the worker process running (or that just ran) batch `ticket`."""
+        key = str(ticket)
+        future = self._futures.pop(key, None)
+        address = None
+        try:
+            if future is not None:
+                address = self.client.run_on_scheduler(_processing_on, key)
+                future.cancel()
+            elif key in self._recent:
+                done = self._recent.pop(key)
+                holders = self.client.who_has(done).get(key) or ()
+                address = next(iter(holders), None)
+                done.release()  # else dask would recompute the batch the restart loses
+            if address is not None:
+                self.client.restart_workers([address], raise_for_error=True)
+        except Exception as exc:
+            log.warning(
+                "could not restart dask worker %s, which still runs an abandoned timed-out "
+                "attempt of task '%s': %s: %s",
+                address,
+                self.name,
+                type(exc).__name__,
+                exc,
+            )
+
+    def abort(self) -> None:
+        """Release every batch in flight (dask cannot stop a running one; it finishes)."""
+        futures = list(self._futures.values())
+        self._futures.clear()
+        if futures:
+            self.client.cancel(futures)
+
+
+def _processing_on(key: str, dask_scheduler: Any = None) -> str | None:
+    """On the scheduler: the address of the worker processing `key`, if any."""
+    state = dask_scheduler.tasks.get(key) if dask_scheduler is not None else None
+    worker = state.processing_on if state is not None else None
+    return worker.address if worker is not None else None
