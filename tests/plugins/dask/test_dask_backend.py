@@ -75,6 +75,12 @@ def stuck(x):
     return x
 
 
+@task(timeout=1.0)
+def quick(x):
+    time.sleep(0.05)
+    return x
+
+
 @task
 def chatty(x):
     logging.getLogger("pipeline.user").warning("item %s on a worker", x)
@@ -192,6 +198,19 @@ def test_attempt_stuck_in_c_code_gets_its_worker_restarted(cluster, dask_setting
     # answer within the grace period, by the coordinator: either way its worker is replaced.
     assert str(info.value).startswith("task 'stuck' (map index 0) timed out after 0.3 s")
     assert len(before - after) == 1
+
+
+def test_timed_items_are_timed_from_their_start_not_their_wait_in_the_queue(cluster, dask_settings):
+    from distributed import Client
+
+    with Client(cluster, set_as_default=False) as other:
+        busy = other.map(time.sleep, [3, 3], pure=False)  # both workers, for 3 s
+        time.sleep(0.5)
+        start = time.monotonic()
+        with session(settings=dask_settings):
+            assert map_tasks(quick, range(4)) == [0, 1, 2, 3]
+        assert time.monotonic() - start > 2  # waited longer than timeout + grace
+        other.gather(busy)
 
 
 def test_worker_log_records_reach_the_coordinator(dask_settings, caplog):

@@ -253,8 +253,14 @@ class DaskBackend(Backend):
         client: Any = self.client  # Any: distributed's sync/async methods confuse checkers
         self._watch_lost_workers(client)
         nthreads = max(1, sum(client.nthreads().values()))
-        transport = DaskTransport(client, nthreads, job.task.name, self._rerun)
-        return run_map(job, transport, spec)
+        timed = job.task.timeout is not None
+        transport = DaskTransport(
+            client, nthreads, job.task.name, job.map_id, self._rerun, timed=timed
+        )
+        try:
+            return run_map(job, transport, spec)
+        finally:
+            transport.close()
 
     def _watch_lost_workers(self, client: Client) -> None:
         # The scheduler announces each removed worker with the tasks it was processing on

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import queue
+import time
 from collections.abc import Hashable
 from typing import TYPE_CHECKING
 from typing import Any
@@ -32,29 +33,68 @@ class DaskTransport:
     certain only when the batch was the map's only one in flight, otherwise the map loop
     runs those items again alone to find the one that kills workers.
 
+    Items of a task with a `timeout` are timed from when their batch starts on a worker
+    (the worker announces it on a topic of this map), not from when it was submitted, so
+    time spent queued in the scheduler or starting a worker does not count.
+
     Args:
         client: The client to submit to.
         workers: How many worker threads the cluster has.
         name: The task's name (in the dask keys, so the dashboard tells maps apart).
+        map_id: The map's id (in the dask keys and the topic of start announcements).
         rerun: Shared counts of workers lost per key (filled from scheduler events).
+        timed: Whether the task has a `timeout` (then batch starts are announced).
     """
 
     depth = 2
 
-    def __init__(self, client: Client, workers: int, name: str, rerun: dict[str, int]) -> None:
+    def __init__(
+        self,
+        client: Client,
+        workers: int,
+        name: str,
+        map_id: str,
+        rerun: dict[str, int],
+        timed: bool = False,
+    ) -> None:
         self.client: Any = client  # Any: distributed's sync/async methods confuse checkers
         self.workers = workers
         self.name = name
+        self.map_id = map_id
         self._rerun = rerun
         self._futures: dict[str, Future] = {}  # dask key (the ticket) -> future in flight
         self._recent: dict[str, Future] = {}
         self._done: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._count = itertools.count()
+        self._starts: dict[str, float] = {}
+        self._topic: str | None = None
+        if timed:
+            self._topic = f"daglite-started-{map_id}"
+            self.client.subscribe_topic(self._topic, self._on_started)
+
+    def _on_started(self, event: Any) -> None:
+        key = event[1] if isinstance(event, tuple) and len(event) == 2 else event
+        self._starts[str(key)] = time.monotonic()
+
+    def started(self, ticket: Hashable) -> float | None:
+        """When batch `ticket` started on a worker (`time.monotonic()`), if it has."""
+        return self._starts.get(str(ticket))
+
+    def close(self) -> None:
+        """Stop listening to this map's start announcements."""
+        if self._topic is not None and self.client.status == "running":
+            self.client.unsubscribe_topic(self._topic)
+        self._topic = None
 
     def submit(self, request: BatchRequest) -> Hashable:
         """Submit `request` as one dask task; its key is the ticket."""
-        key = f"daglite-{self.name}-{request.job_key}-{next(self._count)}"
-        future = self.client.submit(run_batch, request, key=key, pure=False)
+        key = f"daglite-{self.name}-{self.map_id}-{next(self._count)}"
+        if self._topic is None:
+            future = self.client.submit(run_batch, request, key=key, pure=False)
+        else:
+            future = self.client.submit(
+                run_announced_batch, request, self._topic, key=key, pure=False
+            )
         self._futures[key] = future
         future.add_done_callback(lambda done: self._done.put(done.key))
         return key
@@ -164,6 +204,15 @@ class DaskTransport:
         self._futures.clear()
         if futures:
             self.client.cancel(futures)
+
+
+def run_announced_batch(request: BatchRequest, topic: str) -> bytes:
+    """On a worker: announce on `topic` that this batch starts, then run it (`run_batch`)."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    worker.log_event(topic, worker.get_current_task())
+    return run_batch(request)
 
 
 def _processing_on(key: str, dask_scheduler: Any = None) -> str | None:
