@@ -197,9 +197,18 @@ def test_worker_log_records_are_relayed(caplog):
 
 
 def test_dataset_writes_are_relayed_and_applied_in_order():
-    with session(backend="process", settings=DagliteSettings(max_workers=1)) as ctx:
-        assert map_tasks(writer, range(5)) == [True] * 5
-        assert ctx.runtime.services["applied"] == [0, 1, 2, 3, 4]
+    applied_before_success = []
+
+    def on_event(event):
+        if event.kind == "TaskSucceeded":
+            applied = ctx.runtime.services.get("applied", [])
+            applied_before_success.append(event.map_index in applied)
+
+    settings = DagliteSettings(max_workers=1)
+    with session(backend="process", settings=settings, plugins=[on_event]) as ctx:
+        assert map_tasks(writer, range(300)) == [True] * 300  # streamed first, then batched
+        assert ctx.runtime.services["applied"] == list(range(300))
+    assert applied_before_success == [True] * 300  # writes land before the events after them
     assert writer.func(1) is False  # outside a worker the caller writes itself
 
 
@@ -448,3 +457,19 @@ def test_system_exit_in_a_task_ends_its_worker():
     assert re.fullmatch(
         r"worker process \d+ died running task 'exits' \(map index 1\): exit code 4", str(out[1])
     )
+
+
+def test_events_of_slow_items_arrive_while_they_run():
+    arrivals = []
+
+    def on_event(event):
+        arrivals.append((event.kind, time.monotonic()))
+
+    with session(backend="process", plugins=[on_event]):
+        map_tasks(nap, [0.8, 0.8])
+    seen = dict(arrivals)  # the last arrival of each kind
+    starts = [t for kind, t in arrivals if kind == "TaskStarted"]
+    ends = [t for kind, t in arrivals if kind == "TaskSucceeded"]
+    assert len(starts) == len(ends) == 2
+    assert max(ends) - max(starts) >= 0.5  # TaskStarted did not wait for the batch's end
+    assert seen["MapEnded"] >= max(ends)

@@ -5,7 +5,9 @@ processes. It packs the task once and the items in batches (cloudpickle; a value
 cannot be pickled fails here, before any worker starts, naming the task and argument),
 sizes batches from the measured cost per item, keeps a bounded number in flight while
 consuming the input lazily, relays what comes back (`relay`: dataset writes, then log
-records and events, in order) and returns the values in input order.
+records and events, in order) and returns the values in input order. Batches expected to
+run for a while ask their worker to stream events as they happen (`EarlyEvents`), where
+the transport can.
 
 A backend only provides a `Transport`: how to hand a `BatchRequest` to a worker (which
 calls `daglite.backends.worker.run_batch`) and get the bytes back, and how it learns that
@@ -62,6 +64,8 @@ TARGET_BATCH_SECONDS = 0.05
 MIN_BATCH_SECONDS = 0.01
 #: Largest batch, whatever the cost per item (bounds the memory of items in flight).
 MAX_BATCH = 10_000
+#: A batch expected to run at least this long streams its events as they happen.
+STREAM_SECONDS = 0.2
 #: Extra seconds granted to a timed item before its worker is killed by the coordinator.
 TIMEOUT_GRACE = 1.0
 
@@ -93,6 +97,17 @@ class WorkerLost:
     detail: str | None = None
 
 
+@attrs.frozen
+class EarlyEvents:
+    """A transport's report of events a worker sent before its batch ended.
+
+    Attributes:
+        data: The cloudpickled list of `(is_write, event_or_dataset_write)` pairs.
+    """
+
+    data: bytes
+
+
 class Transport(Protocol):
     """How a backend runs batches on its workers (the only part a backend plugin writes).
 
@@ -111,8 +126,14 @@ class Transport(Protocol):
         """Start `request` on a worker (which calls `run_batch`); returns a ticket."""
         ...
 
-    def wait(self, timeout: float | None) -> list[tuple[Hashable, bytes | WorkerLost]]:
-        """Block up to `timeout` s for finished tickets: their `run_batch` bytes, or a loss."""
+    def wait(
+        self, timeout: float | None
+    ) -> list[tuple[Hashable, bytes | WorkerLost | EarlyEvents]]:
+        """Block up to `timeout` s for finished tickets: their `run_batch` bytes, or a loss.
+
+        A transport whose workers can talk back during a batch may also report the events
+        of a batch still running (`EarlyEvents`; asked for by `BatchRequest.stream`).
+        """
         ...
 
     def kill(self, ticket: Hashable) -> None:
@@ -254,6 +275,17 @@ def relay(data: bytes, job: MapJob) -> BatchResult:
     return result
 
 
+def relay_events(data: bytes, job: MapJob) -> None:
+    """Replay what a worker streamed during a batch: `(is_write, obj)` pairs, in order."""
+    runtime = job.runtime
+    emit = runtime.emit
+    for is_write, obj in pickle.loads(data):
+        if is_write:
+            obj.apply(runtime)
+        elif emit is not None:
+            emit(obj)
+
+
 def describe_exit(exitcode: int | None) -> str:
     """`exitcode` in words: "exit code 3", "signal SIGKILL (9)", ..."""
     if exitcode is None:
@@ -384,12 +416,18 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
                 if inflight and (batch.suspect or any(b.suspect for b in inflight.values())):
                     break
                 batch.sent = time.monotonic()
-                request = BatchRequest(spec.key, spec, job_key, job_blob, batch.blob)
+                stream = spec.emit and (
+                    sizer.cost is None or sizer.cost * len(batch.items) >= STREAM_SECONDS
+                )
+                request = BatchRequest(spec.key, spec, job_key, job_blob, batch.blob, stream)
                 inflight[transport.submit(request)] = batch
                 batch = None if job.stop.is_set() else next_batch()
             if not inflight:
                 break
             for ticket, answer in transport.wait(_next_check(limit, inflight, started)):
+                if isinstance(answer, EarlyEvents):
+                    relay_events(answer.data, job)
+                    continue
                 done = inflight.pop(ticket)
                 if isinstance(answer, WorkerLost):
                     _lost(job, done, answer, retry, finish)

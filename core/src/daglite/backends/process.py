@@ -13,14 +13,17 @@ would start replacements faster, but its server and preload list are process-wid
 shared with everyone else using multiprocessing, and its workers are not our children.
 Elsewhere (Windows) workers start with multiprocessing's `spawn` context.
 
-What the coordinator knows: which batch each worker holds, and (through 8 bytes of shared
-memory the worker writes before each item) which map index it is running. So when a
-worker dies (`os._exit`, a signal, a segfault, the out-of-memory killer) the item is named
-with the exit code or signal at once, the worker is replaced and the map goes on (see
-`daglite.backends.batches`). An item of a task with a `timeout` runs alone; if its worker
-cannot stop the attempt in time the coordinator kills the worker. Ctrl-C kills every
-worker at once. Workers also leave when their connection closes (the coordinator ended),
-and any worker still alive when the interpreter exits is killed.
+What the coordinator knows: which batches each worker holds (one running, at most one
+small one queued), and, through 16 bytes of shared memory the worker writes before each
+item, which map index it is running and since when. So when a worker dies (`os._exit`, a
+signal, a segfault, the out-of-memory killer) the item is named with the exit code or
+signal at once (a pidfd or the socket's end wakes the coordinator), the worker is
+replaced and the map goes on (see `daglite.backends.batches`). An item of a task with a
+`timeout` runs alone and is timed from its real start; if its worker cannot stop the
+attempt in time the coordinator kills the worker. A worker running a slow batch sends its
+events as they happen. Ctrl-C kills every worker at once. Workers also leave when their
+connection closes (the coordinator ended), and any worker still alive when the
+interpreter exits is killed.
 """
 
 from __future__ import annotations
@@ -40,12 +43,16 @@ from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_for
 from typing import Any
 
+import attrs
+
 from daglite.backends.base import Backend
 from daglite.backends.base import MapJob
 from daglite.backends.base import collect
+from daglite.backends.batches import EarlyEvents
 from daglite.backends.batches import WorkerLost
 from daglite.backends.batches import run_map
 from daglite.backends.batches import worker_spec
+from daglite.backends.worker import EVENTS_TAG
 from daglite.backends.worker import PROGRESS
 from daglite.backends.worker import BatchRequest
 from daglite.errors import BackendError
@@ -218,7 +225,7 @@ class ProcessPool:
     def _send(self, worker: _Worker, ticket: Hashable, request: BatchRequest) -> None:
         spec = None if worker.spec_key == request.spec_key else request.spec
         job = None if worker.job_key == request.job_key else request.job
-        message = BatchRequest(request.spec_key, spec, request.job_key, job, request.items)
+        message = attrs.evolve(request, spec=spec, job=job)
         if not worker.tickets and worker.progress is not None:  # no stale index from before
             PROGRESS.pack_into(worker.progress, 0, -1, 0.0)
         if not worker.tickets:
@@ -241,9 +248,11 @@ class ProcessPool:
         running = worker.running()
         return running[1] if running is not None else None
 
-    def wait(self, timeout: float | None) -> list[tuple[Hashable, bytes | WorkerLost]]:
-        """Finished tickets: the bytes each worker answered, or how it died."""
-        done: list[tuple[Hashable, bytes | WorkerLost]] = list(self._lost)
+    def wait(
+        self, timeout: float | None
+    ) -> list[tuple[Hashable, bytes | WorkerLost | EarlyEvents]]:
+        """Finished tickets: the bytes each worker answered, or how it died (or early events)."""
+        done: list[tuple[Hashable, bytes | WorkerLost | EarlyEvents]] = list(self._lost)
         self._lost.clear()
         if self.closed:
             raise BackendError("the process pool was closed (its session ended)")
@@ -269,6 +278,9 @@ class ProcessPool:
                 data = None
             if data is None:
                 done.extend(self._bury(worker))
+                continue
+            if data[:1] == EVENTS_TAG:  # events of the running batch, sent as they happen
+                done.append((worker.tickets[0], EarlyEvents(data[1:])))
                 continue
             ticket = worker.tickets.popleft()
             del self._holder[ticket]

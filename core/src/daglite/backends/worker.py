@@ -76,7 +76,8 @@ class BatchRequest:
 
     `spec` and `job` may be `None` when the coordinator knows this worker already has them
     (its own pool does); plugins simply always send them (the worker still unpickles each
-    only once).
+    only once). `stream` asks a worker that can talk back before the batch ends to send
+    each event at once (a batch of slow items: so `TaskStarted` is seen while it runs).
     """
 
     spec_key: str
@@ -84,6 +85,7 @@ class BatchRequest:
     job_key: str
     job: bytes | None
     items: bytes
+    stream: bool = False
 
 
 @attrs.define
@@ -132,18 +134,32 @@ _MAX_RUNTIMES = 4
 _batch: contextvars.ContextVar[BatchResult | None] = contextvars.ContextVar(
     "daglite_batch", default=None
 )
+# Sends `(is_write, event_or_write)` pairs to the coordinator at once (streamed batches).
+_stream: contextvars.ContextVar[Callable[[list[Any]], None] | None] = contextvars.ContextVar(
+    "daglite_stream", default=None
+)
 
 
 def _emit(event: Any) -> None:
     batch = _batch.get()
-    if batch is not None:  # an abandoned attempt emitting after its batch ended: dropped
+    if batch is None:  # an abandoned attempt emitting after its batch ended: dropped
+        return
+    stream = _stream.get()
+    if stream is None:
         batch.events.append(event)
+    else:
+        stream([(False, event)])
 
 
 def _relay(write: Any) -> None:
     batch = _batch.get()
-    if batch is not None:
+    if batch is None:
+        return
+    stream = _stream.get()
+    if stream is None:
         batch.writes.append(write)
+    else:  # streamed with the events, so a write still comes before the events after it
+        stream([(True, write)])
 
 
 def relay_write(write: Any) -> bool:
@@ -151,8 +167,8 @@ def relay_write(write: Any) -> bool:
 
     The datasets module calls this from a worker instead of writing to a store the worker
     cannot share with the coordinator. `write` must pickle and have an `apply(runtime)`
-    method; the coordinator calls it, in order, with its own runtime, before it emits the
-    events of the same batch.
+    method; the coordinator calls it with its own runtime, in order, and before it hands
+    on any event emitted after the write (a `DatasetSaved` event finds the data saved).
 
     Returns:
         True if the write was queued; False outside a worker batch (then write directly).
@@ -234,13 +250,20 @@ def _job(key: str, blob: bytes | None) -> JobInfo:
     return job
 
 
-def run_batch(request: BatchRequest, progress: Callable[[int], None] | None = None) -> bytes:
+def run_batch(
+    request: BatchRequest,
+    progress: Callable[[int], None] | None = None,
+    stream: Callable[[list[Any]], None] | None = None,
+) -> bytes:
     """Run one batch in this worker; returns the cloudpickled `BatchResult`.
 
     Args:
         request: The batch.
         progress: Called with each item's map index before it runs (a pool that can watch
             it learns which item a dying worker was running).
+        stream: Sends events and dataset writes to the coordinator at once, as a list of
+            `(is_write, obj)` pairs, when `request.stream` asks for it and the pool can
+            (else they travel with the result).
     """
     try:
         spec = request.spec
@@ -266,6 +289,7 @@ def run_batch(request: BatchRequest, progress: Callable[[int], None] | None = No
     )
     result = BatchResult()
     batch_token = _batch.set(result)
+    stream_token = _stream.set(stream if request.stream else None)
     runtime_token = current_runtime.set(runtime)
     frame_token = current_frame.set(
         WorkflowFrame(info.parent_id, "map", None) if info.parent_id is not None else None
@@ -277,6 +301,7 @@ def run_batch(request: BatchRequest, progress: Callable[[int], None] | None = No
         result.duration = time.perf_counter() - start
         current_frame.reset(frame_token)
         current_runtime.reset(runtime_token)
+        _stream.reset(stream_token)
         _batch.reset(batch_token)
     result.tainted = info.task.timeout is not None and any(
         t.name.startswith("daglite-timeout-") and t.is_alive() for t in threading.enumerate()
@@ -380,6 +405,10 @@ def _unsendable(index: int, value: Any, exc: Exception, name: str) -> TaskError:
 # -- the worker process of the `process` backend ----------------------------------------
 
 
+#: First byte of a message carrying events sent before the batch's result (a result is a
+#: pickle, whose first byte is never this).
+EVENTS_TAG = b"E"
+
 #: The progress cell a `process` worker shares with the coordinator: the map index of the
 #: running item (-1: none) and when it started (`time.monotonic()`, system-wide on POSIX).
 PROGRESS = struct.Struct("qd")
@@ -393,15 +422,16 @@ def main(fd: int, progress_fd: int | None = None) -> None:
     `progress_fd` (`PROGRESS`), so the coordinator can name the item if this process dies
     and time it against its task's `timeout`.
     """
-    import signal
     from multiprocessing.connection import Connection
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
     serve(Connection(fd), progress_fd)
 
 
 def serve(conn: Any, progress_fd: int | None = None) -> None:
     """The request loop of a `process` worker over a `multiprocessing` connection."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
     progress: Callable[[int], None] | None = None
     if progress_fd is not None:
         import mmap
@@ -415,6 +445,15 @@ def serve(conn: Any, progress_fd: int | None = None) -> None:
 
         progress = write_progress
 
+    def stream(entries: list[Any]) -> None:
+        import cloudpickle
+
+        try:
+            data = cloudpickle.dumps(entries)
+        except Exception:
+            return  # one that cannot be pickled is dropped, as at the batch's end
+        conn.send_bytes(EVENTS_TAG + data)
+
     while True:
         try:
             data = conn.recv_bytes()
@@ -424,6 +463,6 @@ def serve(conn: Any, progress_fd: int | None = None) -> None:
         if progress is not None:
             progress(-1)
         try:
-            conn.send_bytes(run_batch(request, progress))
+            conn.send_bytes(run_batch(request, progress, stream))
         except (BrokenPipeError, OSError):
             return

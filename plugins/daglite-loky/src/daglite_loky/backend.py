@@ -30,6 +30,7 @@ from typing import Any
 from daglite.backends.base import Backend
 from daglite.backends.base import MapJob
 from daglite.backends.base import collect
+from daglite.backends.batches import EarlyEvents
 from daglite.backends.batches import WorkerLost
 from daglite.backends.batches import run_map
 from daglite.backends.batches import worker_spec
@@ -70,12 +71,14 @@ class LokyTransport:
         self._pending.add(future)
         return future
 
-    def wait(self, timeout: float | None) -> list[tuple[Hashable, bytes | WorkerLost]]:
+    def wait(
+        self, timeout: float | None
+    ) -> list[tuple[Hashable, bytes | WorkerLost | EarlyEvents]]:
         """Finished futures: the bytes of `run_batch`, or `WorkerLost` if loky broke."""
         if not self._pending:
             return []
         done, _ = wait_futures(self._pending, timeout, return_when=FIRST_COMPLETED)
-        finished: list[tuple[Hashable, bytes | WorkerLost]] = []
+        finished: list[tuple[Hashable, bytes | WorkerLost | EarlyEvents]] = []
         for future in done:
             self._pending.discard(future)
             try:
