@@ -82,7 +82,7 @@ def main() -> None:
                 ours = best(lambda t=wrapped, i=items: map_tasks(t, i), args.repeat)
                 print(
                     f"{label:<22}{plain:>9.3f}s{raw:>11.3f}s{ours:>9.3f}s"
-                    f"{ours / raw:>20.2f}{ours / plain:>15.2f}"
+                    f"{ours / raw:>20.3f}{ours / plain:>15.1f}"
                 )
 
 
