@@ -82,6 +82,12 @@ def quick(x):
 
 
 @task
+def slow(x):
+    time.sleep(1.0)
+    return x
+
+
+@task
 def chatty(x):
     logging.getLogger("pipeline.user").warning("item %s on a worker", x)
     return x
@@ -168,6 +174,18 @@ def test_events_are_relayed_to_the_coordinator(dask_settings):
     assert {e.map_id for e in started} == {map_started.map_id}
     (map_ended,) = [e for e in events if e.kind == "MapEnded"]
     assert (map_ended.total, map_ended.failures) == (30, 0)
+
+
+def test_events_of_slow_items_arrive_while_they_run(dask_settings):
+    seen = []
+    with session(settings=dask_settings, plugins=[lambda e: seen.append((time.monotonic(), e))]):
+        assert map_tasks(slow, range(2)) == [0, 1]
+        returned = time.monotonic()
+    started = {e.map_index: t for t, e in seen if e.kind == "TaskStarted"}
+    succeeded = {e.map_index: t for t, e in seen if e.kind == "TaskSucceeded"}
+    assert sorted(started) == sorted(succeeded) == [0, 1]
+    assert all(started[i] < succeeded[i] for i in (0, 1))
+    assert max(started.values()) < returned - 0.5  # seen while the items were sleeping
 
 
 def test_retries_run_on_the_worker(dask_settings, tmp_path):

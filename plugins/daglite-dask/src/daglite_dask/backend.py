@@ -255,7 +255,13 @@ class DaskBackend(Backend):
         nthreads = max(1, sum(client.nthreads().values()))
         timed = job.task.timeout is not None
         transport = DaskTransport(
-            client, nthreads, job.task.name, job.map_id, self._rerun, timed=timed
+            client,
+            nthreads,
+            job.task.name,
+            job.map_id,
+            self._rerun,
+            timed=timed,
+            listening=spec.emit,
         )
         try:
             return run_map(job, transport, spec)

@@ -10,6 +10,7 @@ from collections.abc import Hashable
 from typing import TYPE_CHECKING
 from typing import Any
 
+from daglite.backends.batches import EarlyEvents
 from daglite.backends.batches import WorkerLost
 from daglite.backends.worker import BatchRequest
 from daglite.backends.worker import run_batch
@@ -20,6 +21,11 @@ if TYPE_CHECKING:
     from distributed import Future
 
 log = logging.getLogger("daglite")
+
+#: Seconds between looks at results waiting for the events their worker streamed.
+STREAM_GRACE = 0.05
+#: Seconds after which such a result is handed on even if some streamed events are missing.
+STREAM_TIMEOUT = 10.0
 
 
 class DaskTransport:
@@ -33,9 +39,10 @@ class DaskTransport:
     certain only when the batch was the map's only one in flight, otherwise the map loop
     runs those items again alone to find the one that kills workers.
 
-    Items of a task with a `timeout` are timed from when their batch starts on a worker
-    (the worker announces it on a topic of this map), not from when it was submitted, so
-    time spent queued in the scheduler or starting a worker does not count.
+    Workers talk back on a topic of this map (dask's `log_event`): items of a task with a
+    `timeout` are timed from when their batch starts on a worker, not from when it was
+    submitted (time queued in the scheduler does not count), and batches of slow items
+    stream their events as they happen, so processors see items start while they run.
 
     Args:
         client: The client to submit to.
@@ -44,6 +51,7 @@ class DaskTransport:
         map_id: The map's id (in the dask keys and the topic of start announcements).
         rerun: Shared counts of workers lost per key (filled from scheduler events).
         timed: Whether the task has a `timeout` (then batch starts are announced).
+        listening: Whether the session has processors (then slow batches stream events).
     """
 
     depth = 2
@@ -56,6 +64,7 @@ class DaskTransport:
         map_id: str,
         rerun: dict[str, int],
         timed: bool = False,
+        listening: bool = False,
     ) -> None:
         self.client: Any = client  # Any: distributed's sync/async methods confuse checkers
         self.workers = workers
@@ -64,24 +73,35 @@ class DaskTransport:
         self._rerun = rerun
         self._futures: dict[str, Future] = {}  # dask key (the ticket) -> future in flight
         self._recent: dict[str, Future] = {}
-        self._done: queue.SimpleQueue[str] = queue.SimpleQueue()
+        # What the client's event loop hands over: ("done", key) when a future ends,
+        # ("events", key, data) for events a worker streamed during a batch.
+        self._inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._count = itertools.count()
         self._starts: dict[str, float] = {}
+        self._streamed: dict[str, int] = {}  # key -> streamed messages received
+        # Results waiting for streamed events: key -> (future, result, messages sent, since).
+        self._held: dict[str, tuple[Future, bytes, int, float]] = {}
         self._topic: str | None = None
-        if timed:
-            self._topic = f"daglite-started-{map_id}"
-            self.client.subscribe_topic(self._topic, self._on_started)
+        if timed or listening:
+            self._topic = f"daglite-{map_id}"
+            self.client.subscribe_topic(self._topic, self._on_message)
 
-    def _on_started(self, event: Any) -> None:
-        key = event[1] if isinstance(event, tuple) and len(event) == 2 else event
-        self._starts[str(key)] = time.monotonic()
+    def _on_message(self, event: Any) -> None:
+        # Runs on the client's event loop: record, hand over, return.
+        message = event[1] if isinstance(event, (tuple, list)) and len(event) == 2 else event
+        if not isinstance(message, (tuple, list)) or not message:
+            return
+        if message[0] == "started":
+            self._starts[str(message[1])] = time.monotonic()
+        elif message[0] == "events":
+            self._inbox.put(("events", str(message[1]), message[2]))
 
     def started(self, ticket: Hashable) -> float | None:
         """When batch `ticket` started on a worker (`time.monotonic()`), if it has."""
         return self._starts.get(str(ticket))
 
     def close(self) -> None:
-        """Stop listening to this map's start announcements."""
+        """Stop listening to this map's topic."""
         if self._topic is not None and self.client.status == "running":
             self.client.unsubscribe_topic(self._topic)
         self._topic = None
@@ -93,28 +113,43 @@ class DaskTransport:
             future = self.client.submit(run_batch, request, key=key, pure=False)
         else:
             future = self.client.submit(
-                run_announced_batch, request, self._topic, key=key, pure=False
+                run_talking_batch, request, self._topic, key=key, pure=False
             )
         self._futures[key] = future
-        future.add_done_callback(lambda done: self._done.put(done.key))
+        future.add_done_callback(lambda done: self._inbox.put(("done", done.key)))
         return key
 
-    def wait(self, timeout: float | None) -> list[tuple[Hashable, bytes | WorkerLost]]:
-        """Finished batches: the bytes `run_batch` returned, or a `WorkerLost`.
+    def wait(
+        self, timeout: float | None
+    ) -> list[tuple[Hashable, bytes | WorkerLost | EarlyEvents]]:
+        """Finished batches (the bytes `run_batch` returned, or a `WorkerLost`) and events.
+
+        A batch's result is handed on only after every event its worker streamed during
+        it (each message counted by the worker), so they are relayed first, in order.
 
         Raises:
             BackendError: Dask cancelled a batch or could not run it for another reason.
         """
+        if self._held:  # results waiting for their streamed events: look again soon
+            timeout = STREAM_GRACE if timeout is None else min(timeout, STREAM_GRACE)
         try:
-            keys = [self._done.get(timeout=timeout)]
+            messages = [self._inbox.get(timeout=timeout)]
         except queue.Empty:
-            return []
+            messages = []
         while True:
             try:
-                keys.append(self._done.get_nowait())
+                messages.append(self._inbox.get_nowait())
             except queue.Empty:
                 break
-        answers: list[tuple[Hashable, bytes | WorkerLost]] = []
+        answers: list[tuple[Hashable, bytes | WorkerLost | EarlyEvents]] = []
+        keys = []
+        for message in messages:
+            if message[0] == "events":
+                key = message[1]
+                self._streamed[key] = self._streamed.get(key, 0) + 1
+                answers.append((key, EarlyEvents(message[2])))
+            else:
+                keys.append(message[1])
         finished: dict[str, Future] = {}
         failed: list[tuple[str, Future]] = []
         for key in keys:
@@ -129,8 +164,9 @@ class DaskTransport:
         for key, future in failed:
             answers.append((key, self._failure(key, future, certain)))
         if finished:
-            for key, data in zip(finished, self.client.gather(list(finished.values()))):
-                answers.append((key, data))
+            for key, result in zip(finished, self.client.gather(list(finished.values()))):
+                data, sent = result if isinstance(result, tuple) else (result, 0)
+                self._held[key] = (finished[key], data, sent, time.monotonic())
                 lost = self._rerun.pop(key, 0)
                 if lost:
                     log.warning(
@@ -141,7 +177,15 @@ class DaskTransport:
                         self.name,
                         key,
                     )
-        self._recent = finished  # kept until the next wait, for `kill` of a tainted worker
+        now = time.monotonic()
+        recent = {}
+        for key, (future, data, sent, since) in list(self._held.items()):
+            if self._streamed.get(key, 0) >= sent or now - since > STREAM_TIMEOUT:
+                del self._held[key]
+                self._streamed.pop(key, None)
+                recent[key] = future
+                answers.append((key, data))
+        self._recent = recent  # kept until the next wait, for `kill` of a tainted worker
         return answers
 
     def _failure(self, key: str, future: Future, certain: bool) -> WorkerLost:
@@ -202,17 +246,33 @@ class DaskTransport:
         """Release every batch in flight (dask cannot stop a running one; it finishes)."""
         futures = list(self._futures.values())
         self._futures.clear()
+        self._held.clear()
         if futures:
             self.client.cancel(futures)
 
 
-def run_announced_batch(request: BatchRequest, topic: str) -> bytes:
-    """On a worker: announce on `topic` that this batch starts, then run it (`run_batch`)."""
+def run_talking_batch(request: BatchRequest, topic: str) -> tuple[bytes, int]:
+    """On a worker: run a batch (`run_batch`) that talks to the coordinator on `topic`.
+
+    It announces when the batch starts (timeouts count from then) and, when the request
+    asks for it, streams events and dataset writes as they happen. Returns the result and
+    how many streamed messages the coordinator must have received before using it.
+    """
+    import cloudpickle
     from distributed import get_worker
 
     worker = get_worker()
-    worker.log_event(topic, worker.get_current_task())
-    return run_batch(request)
+    key = str(worker.get_current_task())
+    worker.log_event(topic, ("started", key))
+    sent = 0
+
+    def stream(pairs: list[Any]) -> None:
+        nonlocal sent
+        sent += 1
+        worker.log_event(topic, ("events", key, cloudpickle.dumps(pairs)))
+
+    data = run_batch(request, stream=stream if request.stream else None)
+    return data, sent
 
 
 def _processing_on(key: str, dask_scheduler: Any = None) -> str | None:
