@@ -105,7 +105,11 @@ class SessionContext:
         self.backend = backend or settings.backend
         self.cache_store = cache_store if cache_store is not None else settings.cache_store
         self.dataset_store = dataset_store if dataset_store is not None else settings.dataset_store
-        check_backend(self.backend)  # fail when the session opens, not at the first map
+        # Fail when the session opens, not at the first map (`Backend.check`, if defined,
+        # lets a backend verify e.g. that its cluster is reachable).
+        backend_check = getattr(check_backend(self.backend), "check", None)
+        if backend_check is not None:
+            backend_check(settings)
 
         if plugins is None:
             items: list[Any] = []

@@ -178,6 +178,18 @@ class Backend(abc.ABC):
     def __init__(self, settings: DagliteSettings) -> None:
         self.settings = settings
 
+    @classmethod  # noqa: B027 - optional for backends with nothing to check
+    def check(cls, settings: DagliteSettings) -> None:
+        """Fail early when the backend cannot work with `settings` (called at session open).
+
+        Backends are started lazily, on the first map; a backend whose resources live
+        elsewhere (a cluster scheduler) overrides this with a quick reachability check so a
+        wrong address fails when the session opens. The default does nothing.
+
+        Raises:
+            BackendError: The backend cannot run with these settings (the message says why).
+        """
+
     @abc.abstractmethod
     def map(self, job: MapJob) -> list[Any]:
         """Run every item of `job`; return the values in input order (see `collect`)."""

@@ -86,6 +86,7 @@ class WorkerLost:
         certain: False if the transport cannot tell whose worker died (a pool that breaks
             as a whole fails every batch in flight): then the batch's items run again one
             at a time, with nothing else in flight, to find the one that kills workers.
+        detail: What else the transport knows (appended to the error message).
     """
 
     exitcode: int | None = None
@@ -93,6 +94,7 @@ class WorkerLost:
     index: int | None = None
     started: bool = True
     certain: bool = True
+    detail: str | None = None
 
 
 @attrs.frozen
@@ -305,7 +307,7 @@ def lost_error(job: MapJob, index: int, lost: WorkerLost) -> BackendError:
     pid = f" {lost.pid}" if lost.pid is not None else ""
     return BackendError(
         f"worker process{pid} died running task '{job.task.name}' (map index {index}): "
-        f"{describe_exit(lost.exitcode)}"
+        f"{describe_exit(lost.exitcode)}" + (f"; {lost.detail}" if lost.detail else "")
     )
 
 
