@@ -20,10 +20,16 @@ from daglite.context import bare_runtime
 from daglite.context import current_frame
 from daglite.context import current_runtime
 from daglite.context import new_id
+from daglite.datasets import load_dataset
+from daglite.datasets import save_dataset
 from daglite.dispatch import emit_event
 from daglite.session import active_session
 from daglite.session import check_backend
 from daglite.tasks import BaseTask
+
+# `load_dataset` / `save_dataset` live in `daglite.datasets`; the API reference documents them
+# with the composers, so they can be imported from here too.
+__all__ = ["gather_tasks", "load_dataset", "map_tasks", "save_dataset"]
 
 R = TypeVar("R")
 

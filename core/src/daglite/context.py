@@ -114,6 +114,8 @@ class TaskMetadata(NamedTuple):
         backend: Name of the backend the call runs on.
         inputs: The bound arguments of the call (defaults applied); empty on the fast path
             of a plain task (no option needing them, no hook plugin, no event processor).
+        dataset_store: The task's own `dataset_store=` option (`None` if unset): the store
+            `save_dataset` / `load_dataset` use inside this call before the session's.
     """
 
     task_id: str
@@ -126,6 +128,7 @@ class TaskMetadata(NamedTuple):
     map_id: str | None = None
     backend: str = "inline"
     inputs: dict[str, Any] = {}
+    dataset_store: Any = None
 
     is_task = True
 

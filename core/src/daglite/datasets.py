@@ -5,9 +5,9 @@ every result of a task automatically (also each map item: `{map_index}`). Keys m
 `{param}` placeholders, filled from the arguments of the task call running at the time.
 
 The store is, in order: the explicit `store=` argument (for auto-saves, the task's
-`dataset_store=`), else the session's dataset store, else the settings'
-(`.daglite/datasets` by default). The format is `format=`, else the key's extension, else
-the value's type (see `daglite.formats`).
+`dataset_store=`), else the `dataset_store=` of the task whose call is running, else the
+session's dataset store, else the settings' (`.daglite/datasets` by default). The format
+is `format=`, else the key's extension, else the value's type (see `daglite.formats`).
 
 In a worker process of a process-based backend the runtime carries a
 `services["dataset_relay"]` callable. A save to a store that only the coordinator's
@@ -83,9 +83,12 @@ def resolve_key(key: str, meta: TaskMetadata | None) -> str:
         ) from None
 
 
-def _store_spec(explicit: Any, runtime: Runtime) -> Any:
+def _store_spec(explicit: Any, runtime: Runtime, meta: TaskMetadata | None) -> Any:
+    # explicit argument -> task context -> session context -> global settings
     if explicit is not None:
         return explicit
+    if meta is not None and meta.dataset_store is not None:
+        return meta.dataset_store
     if runtime.dataset_store is not None:
         return runtime.dataset_store
     return runtime.settings.dataset_store
@@ -103,7 +106,7 @@ def _save(
     runtime: Runtime,
     meta: TaskMetadata | None,
 ) -> str:
-    store = open_dataset_store(_store_spec(spec, runtime))
+    store = open_dataset_store(_store_spec(spec, runtime, meta))
     key = resolve_key(key, meta)
     hook = runtime.hook
     start = time.perf_counter()
@@ -155,8 +158,8 @@ def save_dataset(
     Inside a process worker, a save to a store only the coordinator's machine can reach is
     relayed to the coordinator, which writes it.
 
-    The store is resolved from the context chain: explicit argument -> session context ->
-    global settings.
+    The store is resolved from the context chain: explicit argument -> task context (the
+    running task's `dataset_store=`) -> session context -> global settings.
 
     Args:
         key: Storage key/path. May contain `{param}` placeholders resolved from the current
@@ -213,7 +216,7 @@ def load_dataset(
         return_type: Expected Python type for deserialization dispatch.
         format: Serialization format hint (e.g. `"pickle"`).
         store: Explicit `DatasetStore` or string path. When `None`, the store is resolved
-            from the context chain.
+            from the context chain (as for `save_dataset`).
         options: Additional options forwarded to the format.
 
     Returns:
@@ -225,7 +228,7 @@ def load_dataset(
     """
     runtime = current_runtime.get() or bare_runtime()
     meta = current_task()
-    resolved = open_dataset_store(_store_spec(store, runtime))
+    resolved = open_dataset_store(_store_spec(store, runtime, meta))
     key = resolve_key(key, meta)
     hook = runtime.hook
     if hook is not None:

@@ -76,6 +76,7 @@ def make_metadata(
             map_id,
             backend or runtime.backend,
             inputs,
+            task.dataset_store,
         ),
     )
 

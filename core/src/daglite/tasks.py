@@ -441,7 +441,8 @@ def task(  # noqa: D417 - options are documented as a list below
         cache_ttl: Cache time-to-live in seconds. Ignored if `cache` is `False`.
         cache_hash: Custom `(func, inputs) -> str` hash function replacing the default key.
         dataset: Key template under which every result is saved as a dataset.
-        dataset_store: Dataset store for `dataset` (defaults to the session's).
+        dataset_store: Dataset store for `dataset` and for the `save_dataset` / `load_dataset`
+            calls the task makes without `store=` (defaults to the session's).
         dataset_format: Format of the auto-saved dataset (defaults to the key's extension).
         retry_delay: Seconds to wait before the first retry (default 0).
         retry_backoff: Multiplier applied to the delay after each retry (default 1).
