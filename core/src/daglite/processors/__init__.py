@@ -14,7 +14,12 @@ Importing this package imports neither structlog nor the processors' modules.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from typing import Any
+
+if TYPE_CHECKING:
+    from daglite.processors.eventlog import JsonlProcessor
+    from daglite.processors.logs import LoggingProcessor
 
 __all__ = ["JsonlProcessor", "LoggingProcessor"]
 
