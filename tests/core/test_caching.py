@@ -538,3 +538,37 @@ def test_a_failing_store_fails_the_call_with_a_store_error(tmp_path):
     with pytest.raises(StoreError, match=f"cannot write key '{key[:2]}/{key}'"):
         f(1)
     assert calls == [(1, 0)]
+
+
+def test_clear_older_than_keeps_recent_entries_and_drops_corrupt_ones():
+    from daglite.testing import ManualClock
+    from daglite.testing import memory_cache_store
+
+    clock = ManualClock()
+    cache = memory_cache_store(clock=clock)
+    cache.put("old", 1)
+    clock.advance(3600)
+    cache.put("new", 2)
+    cache.bytes.write("ba/broken", b"garbage")
+    assert cache.clear(older_than=1800) == 2  # "old" and the corrupt entry
+    assert cache.keys() == ["new"]
+    assert cache.get("new") == (True, 2, "")
+    assert cache.clear() == 1
+    assert cache.keys() == []
+
+
+def test_info_reports_entries_bytes_and_ages():
+    from daglite.testing import ManualClock
+    from daglite.testing import memory_cache_store
+
+    clock = ManualClock()
+    cache = memory_cache_store(clock=clock, ttl=60)
+    cache.put("a", list(range(10)))
+    clock.advance(30)
+    cache.put("b", "x")
+    clock.advance(10)
+    facts = cache.info()
+    assert facts["store"] == cache.bytes.safe_url
+    assert facts["entries"] == 2
+    assert facts["bytes"] > 0
+    assert (facts["newest"], facts["oldest"], facts["ttl"]) == ("10 s ago", "40 s ago", "60 s")

@@ -587,6 +587,18 @@ def test_cache_commands_on_a_real_store(tmp_path):
     assert "entries: 0" in daglite_cmd("cache", "info", cwd=tmp_path).stdout
 
 
+def test_cache_clear_older_than_on_a_real_store(tmp_path):
+    (tmp_path / "cached.py").write_text(CACHED)
+    done = daglite_cmd("run", "cached.py:squares", "--n", "2", "--log-level", "error", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    kept = daglite_cmd("cache", "clear", "--older-than", "1h", cwd=tmp_path)
+    assert kept.returncode == 0, kept.stderr
+    assert kept.stdout.startswith("removed 0 cache entries older than 1h from ")
+    assert "entries: 2" in daglite_cmd("cache", "info", cwd=tmp_path).stdout
+    gone = daglite_cmd("cache", "clear", "--older-than", "0", cwd=tmp_path)
+    assert gone.stdout.startswith("removed 2 cache entries older than 0 from ")
+
+
 # -- pieces of the command line, in process -----------------------------------------------
 
 

@@ -202,9 +202,58 @@ class CacheStore:
         """The keys of every entry, sorted."""
         return [k.rsplit("/", 1)[-1] for k in self.bytes.list()]
 
-    def clear(self) -> int:
-        """Remove every entry; returns how many were removed."""
-        return self.bytes.delete_many(self.bytes.list())
+    def clear(self, older_than: float | None = None) -> int:
+        """Remove entries; returns how many were removed.
+
+        Args:
+            older_than: Only remove entries written more than this many seconds ago (by
+                `clock`); unreadable or corrupt entries are removed too. `None` removes all.
+        """
+        keys = self.bytes.list()
+        if older_than is not None:
+            cutoff = self.clock() - older_than
+            keys = [key for key in keys if self._written(key, default=-1.0) < cutoff]
+        return self.bytes.delete_many(keys)
+
+    def info(self) -> dict[str, Any]:
+        """Facts about the store: its URL (without secrets), entry count, bytes, age range."""
+        keys = self.bytes.list()
+        sizes, times = 0, []
+        for key in keys:
+            try:
+                data = self.bytes.read(key)
+            except Exception:
+                continue
+            sizes += len(data)
+            written = _written_at(data)
+            if written is not None:
+                times.append(written)
+        facts: dict[str, Any] = {"store": self.bytes.safe_url, "entries": len(keys)}
+        facts["bytes"] = sizes
+        if times:
+            now = self.clock()
+            facts["newest"] = f"{now - max(times):.0f} s ago"
+            facts["oldest"] = f"{now - min(times):.0f} s ago"
+        if self.ttl is not None:
+            facts["ttl"] = f"{self.ttl:g} s"
+        return facts
+
+    def _written(self, key: str, default: float) -> float:
+        try:
+            written = _written_at(self.bytes.read(key))
+        except Exception:
+            return default
+        return default if written is None else written
+
+
+def _written_at(data: bytes) -> float | None:
+    """When the entry in `data` was written, or `None` if its header is not valid."""
+    if len(data) < _HEADER.size:
+        return None
+    magic, version, created, *_ = _HEADER.unpack_from(data)
+    if magic != MAGIC or version != VERSION or created != created:
+        return None
+    return created
 
 
 def _rebuild(store: ByteStore, ttl: float | None, clock: Any) -> CacheStore:
