@@ -117,3 +117,30 @@ def test_import_daglite_loads_no_structlog_cli_or_stevedore():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == ""
+
+
+def test_records_carry_the_attempt_of_their_own_call():
+    tries = []
+
+    @task
+    def inner() -> None:
+        get_logger().info("inner")
+
+    @task(retries=2)
+    def flaky() -> str:
+        tries.append(1)
+        inner()
+        get_logger().info("trying")
+        if len(tries) < 3:
+            raise ValueError("not yet")
+        return "ok"
+
+    capture = Capture()
+    with session(plugins=[capture], settings=QUIET):
+        assert flaky() == "ok"
+        get_logger().info("outside")
+    logs = capture.logs()
+    assert [e.attempt for e in logs if e.message == "trying"] == [1, 2, 3]
+    assert [e.attempt for e in logs if e.message == "inner"] == [1, 1, 1]
+    assert [e.attempt for e in logs if e.message == "outside"] == [None]
+    assert all("attempt" not in e.fields for e in logs)

@@ -149,6 +149,14 @@ Frame = TaskMetadata | WorkflowFrame
 
 current_runtime: ContextVar[Runtime | None] = ContextVar("daglite_runtime", default=None)
 current_frame: ContextVar[Frame | None] = ContextVar("daglite_frame", default=None)
+#: `(task_id, attempt)` of a call past its first attempt (set only when a retry happens).
+current_attempt: ContextVar[tuple[str, int] | None] = ContextVar("daglite_attempt", default=None)
+
+
+def attempt_of(frame: Frame) -> int:
+    """Which attempt of the call `frame` is running (1 unless it is being retried)."""
+    retry = current_attempt.get()
+    return retry[1] if retry is not None and retry[0] == frame.task_id else 1
 
 
 def current_task() -> TaskMetadata | None:

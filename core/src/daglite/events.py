@@ -231,6 +231,7 @@ class LogRecorded(Event):
         map_index: Its map index, if any.
         fields: The other key-value pairs of the record (JSON-ready: other values are
             replaced by their `repr`).
+        attempt: Which attempt of the task call logged it (1 unless it was retried).
     """
 
     level: str
@@ -240,3 +241,4 @@ class LogRecorded(Event):
     name: str | None = None
     map_index: int | None = None
     fields: dict[str, Any] = attrs.field(factory=dict)
+    attempt: int | None = None

@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING
 from typing import Any
 
+from daglite.context import attempt_of
 from daglite.context import bare_runtime
 from daglite.context import current_frame
 from daglite.context import current_runtime
@@ -29,9 +30,10 @@ _direct: tuple[Any, Any] = (None, None)
 def get_logger(name: str | None = None, **initial_values: Any) -> FilteringBoundLogger:
     """A structlog logger bound to the current task call.
 
-    Inside a task the logger carries the session id, task name, task id and map index; a
-    record logged with it reaches the session's processors (from worker processes too)
-    and, with the default `logging` processor, is written with the task's other log lines.
+    Inside a task the logger carries the session id, task name, task id, map index and
+    attempt number; a record logged with it reaches the session's processors (from worker
+    processes too) and, with the default `logging` processor, is written with the task's
+    other log lines.
     Records below the session's `log_level` are dropped where they are logged.
 
     Args:
@@ -60,6 +62,8 @@ def get_logger(name: str | None = None, **initial_values: Any) -> FilteringBound
         context["task_id"] = frame.task_id
         if frame.map_index is not None:
             context["map_index"] = frame.map_index
+        if frame.is_task:
+            context["attempt"] = attempt_of(frame)
     context["logger"] = name or (frame.name if frame is not None else "daglite")
     context.update(initial_values)
     return structlog.wrap_logger(
@@ -101,6 +105,7 @@ class _EventSink:
             level = "error" if level == "exception" else "critical"
         runtime = current_runtime.get()
         map_index = event_dict.pop("map_index", None)
+        attempt = event_dict.pop("attempt", None)
         event = LogRecorded(
             session_id=str(event_dict.pop("session_id", "bare")),
             level=level,
@@ -109,6 +114,7 @@ class _EventSink:
             task_id=event_dict.pop("task_id", None),
             name=event_dict.pop("task", None),
             map_index=map_index if isinstance(map_index, int) else None,
+            attempt=attempt if isinstance(attempt, int) else None,
             fields={str(k): _jsonable(v) for k, v in event_dict.items()},
             timestamp=time.time(),
         )

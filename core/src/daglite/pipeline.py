@@ -25,6 +25,7 @@ from typing import NoReturn
 
 from daglite.context import Runtime
 from daglite.context import TaskMetadata
+from daglite.context import current_attempt
 from daglite.context import current_frame
 from daglite.context import new_id
 from daglite.errors import TaskError
@@ -253,9 +254,11 @@ def run_sync(task: BaseTask[Any, Any], runtime: Runtime, meta: TaskMetadata, arg
             raise task.failed_call(exc, args, kwargs, meta.map_index) from exc
         finally:
             current_frame.reset(token)
+    retry_token = None
     try:
         gen = steps(task, runtime, meta)
         delay = next(gen)
+        attempt = 1
         while True:
             if delay:
                 time.sleep(delay)
@@ -265,12 +268,17 @@ def run_sync(task: BaseTask[Any, Any], runtime: Runtime, meta: TaskMetadata, arg
                 else:
                     value = _call_with_timeout(func, args, kwargs, timeout, meta.name)
             except Exception as exc:
-                delay = gen.throw(exc)
+                delay = gen.throw(exc)  # raises when no retry is left
+                attempt += 1
+                token_now = current_attempt.set((meta.task_id, attempt))
+                retry_token = retry_token or token_now
             else:
                 delay = gen.send(value)
     except StopIteration as stop:
         return stop.value
     finally:
+        if retry_token is not None:
+            current_attempt.reset(retry_token)
         current_frame.reset(token)
 
 
@@ -283,9 +291,11 @@ async def run_async(
     func = task.func
     timeout = task.timeout
     token = current_frame.set(meta)
+    retry_token = None
     try:
         gen = steps(task, runtime, meta)
         delay = next(gen)
+        attempt = 1
         while True:
             if delay:
                 await asyncio.sleep(delay)
@@ -295,12 +305,17 @@ async def run_async(
                 else:
                     value = await _await_with_timeout(func(*args, **kwargs), timeout)
             except Exception as exc:
-                delay = gen.throw(exc)
+                delay = gen.throw(exc)  # raises when no retry is left
+                attempt += 1
+                token_now = current_attempt.set((meta.task_id, attempt))
+                retry_token = retry_token or token_now
             else:
                 delay = gen.send(value)
     except StopIteration as stop:
         return stop.value
     finally:
+        if retry_token is not None:
+            current_attempt.reset(retry_token)
         current_frame.reset(token)
 
 
