@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 
+from daglite import get_logger
+from daglite import hookimpl
+from daglite import map_tasks
 from daglite import save_dataset
 from daglite import task
+from daglite import workflow
 from daglite.context import current_runtime
 from daglite.datasets import open_dataset_store
 
@@ -48,3 +52,46 @@ def frame(n: int):
     import pandas as pd
 
     return pd.DataFrame({"i": range(n), "twice": [2 * i for i in range(n)]})
+
+
+# -- observed runs: otel, rich and jsonl together ----------------------------------------
+
+_failed_once: set[int] = set()
+
+
+@task(retries=1, retry_delay=0.0)
+def double(x: int) -> int:
+    """Twice `x`, inside a user span; item 1 fails its first attempt (then is retried)."""
+    from opentelemetry import trace
+
+    get_logger("tests.integration").info("doubling", x=x)
+    if x == 1 and x not in _failed_once:
+        _failed_once.add(x)
+        raise ConnectionError("flaky once")
+    with trace.get_tracer("tests.user").start_as_current_span(f"user {x}"):
+        return 2 * x
+
+
+@task
+def total(values: list) -> int:
+    """The sum of `values`."""
+    return sum(values)
+
+
+@workflow
+def pipeline(n: int) -> int:
+    """`n` doubled items on the session's backend, then their total."""
+    return total(map_tasks(double, range(n)))
+
+
+class CallLog:
+    """A hook plugin: appends `pid name[index]` to a file after each task call, where it ran."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    @hookimpl
+    def after_task(self, metadata, inputs, result, duration) -> None:
+        index = "" if metadata.map_index is None else f"[{metadata.map_index}]"
+        with open(self.path, "a") as file:
+            file.write(f"{os.getpid()} {metadata.name}{index}\n")
