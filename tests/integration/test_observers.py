@@ -22,9 +22,7 @@ from integration_tasks import pipeline  # noqa: E402
 from opentelemetry import trace  # noqa: E402
 from opentelemetry.sdk.trace import TracerProvider  # noqa: E402
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E402
-    InMemorySpanExporter,
-)
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
 from opentelemetry.util._once import Once  # noqa: E402
 from rich.console import Console  # noqa: E402
 
@@ -162,7 +160,9 @@ def test_plugins_mix_names_processor_objects_and_hook_plugins(exporter, tmp_path
 
     _check_spans(list(exporter.get_finished_spans()), ctx.session_id, "process")
     _check_jsonl(log, ctx.session_id)
-    assert [e.kind for e in events] == [json.loads(line)["event"] for line in log.read_text().splitlines()]
+    assert [e.kind for e in events] == [
+        json.loads(line)["event"] for line in log.read_text().splitlines()
+    ]
     err = capsys.readouterr().err.splitlines()
     assert re.fullmatch(SUMMARY, err[-1]), err
     assert not [line for line in err if line.startswith("{")], "no JSON logging lines"
