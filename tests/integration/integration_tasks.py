@@ -95,3 +95,15 @@ class CallLog:
         index = "" if metadata.map_index is None else f"[{metadata.map_index}]"
         with open(self.path, "a") as file:
             file.write(f"{os.getpid()} {metadata.name}{index}\n")
+
+
+@task
+def save_then_fail(x: int, pause: float) -> int:
+    """Save `partial/{x}.json`, wait `pause` seconds, then fail for every third item."""
+    import time
+
+    save_dataset(f"partial/{x}.json", {"x": x})
+    time.sleep(pause)
+    if x % 3 == 0:
+        raise ValueError(f"item {x} fails after saving")
+    return x

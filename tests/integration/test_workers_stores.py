@@ -15,6 +15,7 @@ import pytest
 from integration_tasks import autosaved
 from integration_tasks import frame
 from integration_tasks import save_and_look
+from integration_tasks import save_then_fail
 from integration_tasks import table
 
 from daglite import load_dataset
@@ -75,15 +76,21 @@ def test_workers_cache_and_save_straight_to_s3(s3, relayed, backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_workers_relay_local_dataset_writes_and_none_is_lost(s3, relayed, tmp_path, backend):
+def test_workers_relay_local_dataset_writes_and_none_is_lost(relayed, tmp_path, backend):
     events: list = []
     data = tmp_path / "data"
+    missing: list[str] = []
+
+    def check_saved(event) -> None:  # on the coordinator: the relayed bytes come first
+        if event.kind == "DatasetSaved" and not (data / event.key).is_file():
+            missing.append(event.key)
+
     with session(
         backend=backend,
         settings=SETTINGS,
         dataset_store=str(data),
         cache_store=str(tmp_path / "cache"),
-        plugins=[events.append],
+        plugins=[events.append, check_saved],
     ):
         first = map_tasks(save_and_look, range(40))
         # written before the map returned, by the coordinator
@@ -97,7 +104,23 @@ def test_workers_relay_local_dataset_writes_and_none_is_lost(s3, relayed, tmp_pa
     for x in (0, 17, 39):
         assert json.loads((data / "items" / f"{x}.json").read_text()) == {"x": x, "square": x * x}
     assert len(_kinds(events, "DatasetSaved")) == 65
+    assert missing == [], "each DatasetSaved event found its data written"
     assert load_dataset("auto/24.json", store=str(data))["x"] == 24
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("pause", [0.0, 0.25], ids=["batched", "streamed"])
+def test_relayed_writes_of_failed_items_are_kept(relayed, tmp_path, backend, pause):
+    """Writes made before an item fails still reach the store, also from slow batches."""
+    data = tmp_path / "data"
+    count = 6 if pause else 30
+    with session(backend=backend, settings=SETTINGS, dataset_store=str(data)):
+        results = map_tasks(save_then_fail, range(count), [pause] * count, return_exceptions=True)
+    failed = [x for x, result in enumerate(results) if isinstance(result, Exception)]
+    assert failed == [x for x in range(count) if x % 3 == 0]
+    assert "item 3 fails after saving" in str(results[3])
+    assert sorted(os.listdir(data / "partial")) == sorted(f"{x}.json" for x in range(count))
+    assert len(relayed) == count
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
