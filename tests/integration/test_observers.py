@@ -171,3 +171,19 @@ def test_plugins_mix_names_processor_objects_and_hook_plugins(exporter, tmp_path
     pids = {name: int(pid) for pid, name in ran}
     assert pids["total"] == os.getpid()
     assert os.getpid() not in {pids[f"double[{x}]"] for x in range(N)}, "hooks ran in workers"
+
+
+def test_a_mistyped_name_lists_what_every_installed_plugin_provides():
+    from daglite import BackendError
+    from daglite import PluginError
+
+    with pytest.raises(PluginError) as caught, session(plugins=["rich", "otell"]):
+        pass
+    assert str(caught.value) == (
+        "unknown processor 'otell'; installed processors: jsonl, logging, otel, rich"
+    )
+    with pytest.raises(BackendError) as caught, session(backend="lokyy"):
+        pass
+    assert str(caught.value).startswith(
+        "unknown backend 'lokyy'; installed backends: inline, loky, process, thread"
+    )
