@@ -125,7 +125,7 @@ def test_otel_rich_and_jsonl_each_see_the_whole_run(exporter, tmp_path, backend)
         RichProcessor(console=console, plain_interval=0),
         JsonlProcessor(log),
     ]
-    settings = DagliteSettings(max_workers=2)
+    settings = DagliteSettings(max_workers=2, processors=())
     with session(backend=backend, settings=settings, plugins=observers) as ctx:
         assert pipeline(N) == sum(2 * x for x in range(N))
 

@@ -26,7 +26,7 @@ from daglite.settings import DagliteSettings
 pytest.importorskip("daglite_loky")
 
 BACKENDS = ["process", "loky"]
-SETTINGS = DagliteSettings(max_workers=2)
+SETTINGS = DagliteSettings(max_workers=2, processors=())  # quiet: no logging lines
 
 
 def _kinds(events, kind: str) -> list:
