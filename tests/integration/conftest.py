@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import sys
 import uuid
 
 import pytest
@@ -89,19 +88,5 @@ def s3(s3_server, monkeypatch):
         monkeypatch.setenv(name, value)
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
-    _stop_loky_workers()
     yield found
     forget_stores()
-
-
-def _stop_loky_workers() -> None:
-    """Stop loky's warm workers, so that the next ones start with this test's environment.
-
-    Loky's reusable executor outlives sessions, and its workers keep the environment they
-    were started with: a worker started by an earlier test (without the S3 variables)
-    would not find the server's endpoint and credentials.
-    """
-    if "loky" in sys.modules:
-        from loky import get_reusable_executor
-
-        get_reusable_executor().shutdown(wait=True, kill_workers=True)

@@ -60,3 +60,8 @@ def outer(n: int) -> list[int]:
 
 
 LOCK = threading.Lock()
+
+
+@task
+def env_of(name: str) -> tuple[int, str | None]:
+    return os.getpid(), os.environ.get(name)

@@ -213,3 +213,23 @@ def _zombie(pid: int) -> bool:
             return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
     except FileNotFoundError:
         return True
+
+
+def test_warm_workers_see_the_environment_of_each_new_session(monkeypatch):
+    from loky_tasks import env_of
+
+    name = "DAGLITE_TEST_MARK"
+    monkeypatch.delenv(name, raising=False)
+    with session(backend="loky", settings=TWO):
+        before = map_tasks(env_of, [name] * 4, chunksize=1)
+    monkeypatch.setenv(name, "set-between-sessions")
+    with session(backend="loky", settings=TWO):
+        during = map_tasks(env_of, [name] * 4, chunksize=1)
+    monkeypatch.delenv(name)
+    with session(backend="loky", settings=TWO):
+        after = map_tasks(env_of, [name] * 4, chunksize=1)
+    assert {value for _, value in before} == {None}
+    assert {value for _, value in during} == {"set-between-sessions"}
+    assert {value for _, value in after} == {None}
+    # the same warm workers served all three sessions: loky did not restart them
+    assert {pid for pid, _ in during} & {pid for pid, _ in before}

@@ -32,6 +32,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import os
 import pickle
 import signal
 import sys
@@ -173,6 +174,7 @@ def worker_spec(runtime: Runtime, backend: str) -> WorkerSpec:
         emit=runtime.emit is not None,
         sys_path=tuple(p for p in sys.path if isinstance(p, str)),
         payload=cloudpickle.dumps((plugins, runtime.cache_store, runtime.dataset_store)),
+        environ=dict(os.environ),
     )
     runtime.services["worker_spec"] = spec
     return spec

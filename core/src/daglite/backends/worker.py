@@ -59,6 +59,10 @@ class WorkerSpec:
         sys_path: The coordinator's `sys.path`, so tasks importable there import here.
         payload: Cloudpickled `(hook_plugins, cache_store, dataset_store)`, unpickled only
             after `sys_path` is applied (plugins may live in the user's modules).
+        environ: The coordinator's environment variables when the spec was built. Workers
+            that outlive a session (loky's, dask's) apply them, so a variable set between
+            two sessions (credentials, endpoints, `OTEL_*`) reaches them like it reaches a
+            freshly started worker.
     """
 
     key: str
@@ -68,6 +72,7 @@ class WorkerSpec:
     emit: bool
     sys_path: tuple[str, ...]
     payload: bytes
+    environ: dict[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -201,6 +206,19 @@ class _LogCapture(logging.Handler):
         batch.logs.append(record)
 
 
+_applied: set[str] = set()  # variables a spec set here (the others are the worker's own)
+
+
+def _apply_environ(environ: dict[str, str]) -> None:
+    """Make this worker's environment the coordinator's (as of the spec), keeping its own."""
+    for name in _applied - environ.keys():
+        os.environ.pop(name, None)  # unset on the coordinator since an earlier spec
+    for name, value in environ.items():
+        if os.environ.get(name) != value:
+            os.environ[name] = value
+            _applied.add(name)
+
+
 def worker_runtime(spec: WorkerSpec) -> Runtime:
     """The worker runtime of `spec`, built on first use (`on_worker_start` fires then)."""
     runtime = _runtimes.get(spec.key)
@@ -209,6 +227,7 @@ def worker_runtime(spec: WorkerSpec) -> Runtime:
     for path in reversed(spec.sys_path):
         if path not in sys.path:
             sys.path.insert(0, path)
+    _apply_environ(spec.environ)
     from daglite import hooks
     from daglite.settings import set_global_settings
 
