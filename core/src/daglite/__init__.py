@@ -1,10 +1,9 @@
-"""Daglite: Lightweight Python framework for building eager task pipelines.
+"""Daglite: Lightweight Python framework for building eager task pipelines."""
 
-Every public name is loaded on first use (PEP 562): `import daglite` runs no daglite module,
-so the `daglite` command, a worker process and `from daglite import task` pay only for
-what they use. `from daglite import X`, `daglite.X`, `__all__` and `dir(daglite)` work as
-for eager imports, and type checkers see the names through the `TYPE_CHECKING` block.
-"""
+# Every public name is loaded on first use (PEP 562): `import daglite` runs no daglite module,
+# so the `daglite` command, a worker process and `from daglite import task` pay only for what
+# they use. `from daglite import X`, `daglite.X`, `__all__` and `dir(daglite)` work as with
+# eager imports, and type checkers see the names through the `TYPE_CHECKING` block.
 
 from __future__ import annotations
 
