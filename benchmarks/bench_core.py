@@ -258,6 +258,10 @@ STARTUP = [
         "task, workflow, session, map_tasks",
         "from daglite import map_tasks, session, task, workflow",
     ),
+    (
+        "session + 1 call, JSON log lines",
+        "from daglite import session, task\nwith session():\n    task(abs)(-1)",
+    ),
 ]
 
 
