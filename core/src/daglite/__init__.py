@@ -98,7 +98,8 @@ _SOURCES = {
 }
 
 
-def __getattr__(name: str) -> object:
+def _load(name: str) -> object:
+    """The public name `name`, imported from its module on first use (the module `__getattr__`)."""
     source = _SOURCES.get(name)
     if source is None:
         raise AttributeError(f"module 'daglite' has no attribute {name!r}")
@@ -121,8 +122,11 @@ class _Package(type(sys)):
 
     def __setattr__(self, name: str, value: object) -> None:
         if name == "session" and isinstance(value, type(sys)):
-            value = __getattr__(name)
+            value = _load(name)
         super().__setattr__(name, value)
 
+
+if not TYPE_CHECKING:  # type checkers see the imports above, and no other name
+    __getattr__ = _load
 
 sys.modules[__name__].__class__ = _Package
