@@ -3,9 +3,10 @@
     PYTHONDONTWRITEBYTECODE= python benchmarks/bench_cli.py [--quick]
 
 Rows:
-- `python -c pass`, `import daglite`, `daglite --version`, `daglite --help`: median and min
-  wall time and median CPU time of fresh subprocesses, taking turns, and how much more each
-  costs than `python -c pass` (targets: `import daglite` <= 100 ms, `daglite --help` <= 250 ms,
+- `python -c pass`, `import daglite`, `daglite --version`, `daglite --help` and `daglite run`
+  of a one-task workflow (log lines piped, so JSON): median and min wall time and median
+  CPU time of fresh subprocesses taking turns, and how much more each costs than
+  `python -c pass` (targets: `import daglite` <= 100 ms, `daglite --help` <= 250 ms,
   DESIGN.md);
 - a task call in a session with no processor, with the `logging` processor at `info`
   (one line per start and finish, written to /dev/null) and at `warning` (lines filtered
@@ -16,9 +17,11 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -61,6 +64,21 @@ def per_call_us(func, calls: int) -> float:
     return best * 1e6
 
 
+#: The workflow of the `daglite run` row: one task call, so the row is the command's start-up
+#: (the log lines go to a pipe: JSON lines).
+FLOWS = """
+from daglite import task, workflow
+
+@task
+def double(x: int) -> int:
+    return 2 * x
+
+@workflow
+def twice(x: int = 2) -> int:
+    return double(x)
+"""
+
+
 def add(x: int, y: int) -> int:
     return x + y
 
@@ -77,13 +95,17 @@ def main() -> None:
     if os.environ.get("PYTHONDONTWRITEBYTECODE"):
         print("warning: PYTHONDONTWRITEBYTECODE is set: start-up figures include compiling")
 
+    flows = Path(tempfile.mkdtemp()) / "flows.py"
+    flows.write_text(FLOWS)
     rows = [
         ("python -c pass", [sys.executable, "-c", "pass"]),
         ("python -c 'import daglite'", [sys.executable, "-c", "import daglite"]),
         ("daglite --version", [*daglite, "--version"]),
         ("daglite --help", [*daglite, "--help"]),
+        ("daglite run (1 task, piped)", [*daglite, "run", f"{flows}:twice", "--x", "3"]),
     ]
     figures = startup_ms([command for _, command in rows], runs)
+    shutil.rmtree(flows.parent)
     base_wall, _, base_cpu = figures[0]
     print(f"{'start-up':<28}{'median ms':>10}{'min ms':>8}{'CPU ms':>8}{'+wall':>8}{'+CPU':>8}")
     for (name, _), (wall, fastest, cpu) in zip(rows, figures):
