@@ -168,10 +168,15 @@ def test_help_and_version_stay_lean(tmp_path):
         "from daglite.cli import main\n"
         "main(['--version'])\n"
         "assert 'cyclopts' not in sys.modules, 'cyclopts loaded for --version'\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('daglite'))\n"
+        "assert loaded == ['daglite', 'daglite.cli'], loaded\n"
         "main(['--help'])\n"
         "lazy = ('structlog', 'stevedore', 'fsspec', 'cloudpickle')\n"
         "heavy = [m for m in lazy if m in sys.modules]\n"
         "assert not heavy, heavy\n"
+        "core = ('daglite.tasks', 'daglite.pipeline', 'daglite.session', 'daglite.workflows')\n"
+        "loaded = [m for m in core if m in sys.modules]\n"
+        "assert not loaded, f'--help loaded {loaded}'\n"
     )
     command = [sys.executable, "-c", code]
     done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)

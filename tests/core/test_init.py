@@ -43,6 +43,82 @@ def test_import_daglite_does_not_import_heavy_dependencies():
     assert out == "[]"
 
 
+def test_import_daglite_runs_no_daglite_module():
+    out = run("import sys, daglite\nprint(sorted(m for m in sys.modules if 'daglite' in m))\n")
+    assert out == "['daglite']"
+    out = run("import sys, daglite\nprint([m for m in ('typing', 'attrs') if m in sys.modules])")
+    assert out == "[]"
+
+
+def test_a_bare_task_call_loads_only_what_it_needs():
+    out = run(
+        "import sys\n"
+        "from daglite import task\n"
+        "@task\n"
+        "def f(x):\n"
+        "    return x\n"
+        "assert f(1) == 1\n"
+        "print(sorted(m for m in sys.modules if m.startswith('daglite')))\n"
+    )
+    assert out == (
+        "['daglite', 'daglite.context', 'daglite.errors', 'daglite.pipeline',"
+        " 'daglite.settings', 'daglite.tasks']"
+    )
+
+
+def test_each_public_name_loads_on_first_use():
+    out = run(
+        "import importlib, daglite\n"
+        "names = sorted(set(daglite.__all__) - {'__version__'})\n"
+        "print([n for n in names if n in vars(daglite)])\n"
+        "for n in names:\n"
+        "    value = getattr(daglite, n)\n"
+        "    source = importlib.import_module(daglite._SOURCES[n])\n"
+        "    assert value is getattr(source, n) is vars(daglite)[n], n\n"
+        "print('ok')\n"
+    )
+    assert out == "[]\nok"
+
+
+def test_public_names_are_the_objects_of_their_modules():
+    from daglite import composers
+    from daglite import errors
+    from daglite import session as session_function
+    from daglite import tasks
+    from daglite import workflows
+
+    assert daglite.task is tasks.task
+    assert daglite.workflow is workflows.workflow
+    assert daglite.map_tasks is composers.map_tasks
+    assert daglite.TaskError is errors.TaskError
+    assert daglite.session is session_function
+    assert callable(daglite.session)
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        "import daglite.session",
+        "import daglite.workflows",
+        "from daglite import workflow",
+        "from daglite.session import SessionContext",
+    ],
+)
+def test_daglite_session_stays_the_function_whatever_loads_the_module_first(first):
+    out = run(
+        f"import daglite\n{first}\n"
+        "from daglite import session\n"
+        "import daglite.session as also\n"
+        "print(session.__name__, daglite.session is session, also is session)\n"
+    )
+    assert out == "session True True"
+
+
+def test_dir_lists_every_public_name():
+    out = run("import daglite\nprint(sorted(set(daglite.__all__) - set(dir(daglite))))")
+    assert out == "[]"
+
+
 def test_import_daglite_has_no_side_effects():
     out = run(
         "import daglite, daglite.hooks, daglite.registry, daglite.settings\n"

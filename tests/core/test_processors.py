@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -55,6 +58,43 @@ def test_json_line_keeps_ids_and_full_precision():
     assert record["duration"] == 0.123456
     assert record["status"] == "success"
     assert record["timestamp"].startswith("20")
+
+
+def test_json_lines_are_what_structlogs_json_renderer_writes():
+    import structlog
+
+    from daglite.processors.logs import _json_line
+
+    record = {
+        "timestamp": "2026-01-01T00:00:00.000+00:00",
+        "level": "info",
+        "event": "task finished",
+        "path": Path("a/b"),
+        "items": {1},
+        "text": 'caf\u00e9 "q"\n',
+        "nested": {"n": [1.5, None, True]},
+    }
+    expected = structlog.processors.JSONRenderer(default=repr)(None, "info", dict(record))
+    assert _json_line(None, "info", record) == expected
+
+
+def test_json_lines_do_not_import_structlog():
+    code = (
+        "import sys\n"
+        "from daglite import session, task\n"
+        "from daglite.settings import DagliteSettings\n"
+        "@task\n"
+        "def f(x):\n"
+        "    return x\n"
+        "with session(settings=DagliteSettings(log_format='json')):\n"
+        "    f(1)\n"
+        "print('structlog' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "False\n"
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    assert [line["event"] for line in lines] == ["task started", "task finished"]
 
 
 def test_auto_format_is_json_off_a_terminal():

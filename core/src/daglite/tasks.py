@@ -9,7 +9,6 @@ stays a plain call.
 from __future__ import annotations
 
 import inspect
-import string
 import sys
 from collections.abc import AsyncIterator
 from collections.abc import Callable
@@ -43,6 +42,8 @@ BUILTIN_PLACEHOLDERS = frozenset({"map_index"})
 
 def placeholders(template: str) -> set[str]:
     """The `{field}` names a template uses (`"{a}-{b}"` -> `{"a", "b"}`)."""
+    import string  # only tasks with a name template need it
+
     try:
         return {
             field.split(".")[0].split("[")[0]

@@ -12,10 +12,11 @@ import importlib.util
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 from typing import Any
 
-from daglite.workflows import BaseWorkflow
-from daglite.workflows import is_workflow
+if TYPE_CHECKING:
+    from daglite.workflows import BaseWorkflow
 
 
 class UsageError(Exception):
@@ -101,6 +102,8 @@ def _load_file_privately(path: Path) -> ModuleType:
 
 def workflows_in(module: ModuleType) -> dict[str, BaseWorkflow[Any, Any]]:
     """The workflows found in `module`'s namespace, by attribute name, in definition order."""
+    from daglite.workflows import is_workflow
+
     found: dict[str, BaseWorkflow[Any, Any]] = {}
     seen: set[int] = set()
     for attr, value in vars(module).items():
@@ -135,6 +138,8 @@ def load_workflow(target: str) -> BaseWorkflow[Any, Any]:
             f"(see: daglite list {source})"
         )
     obj = getattr(module, attr)
+    from daglite.workflows import is_workflow
+
     if not is_workflow(obj):
         from daglite.tasks import BaseTask
 

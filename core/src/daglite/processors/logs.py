@@ -1,13 +1,14 @@
-"""The `logging` processor: events rendered as log lines with structlog.
+"""The `logging` processor: events rendered as log lines.
 
-On a terminal each line is readable (`console` format); otherwise, or when asked with
-`log_format="json"`, each line is one JSON object. Which events make a line, and at which
-level, is decided by `describe()`; the level setting filters them before anything is
-rendered.
+On a terminal each line is readable (`console` format, rendered by structlog); otherwise,
+or when asked with `log_format="json"`, each line is one JSON object. Which events make a
+line, and at which level, is decided by `describe()`; the level setting filters them
+before anything is rendered.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -209,11 +210,13 @@ class LoggingProcessor:
     def _renderer(self, as_json: bool, stream: IO[str]) -> Any:
         renderer = self._renderers.get(as_json)
         if renderer is None:
-            import structlog  # deferred: `import daglite` must not pay for it
-
             if as_json:
-                renderer = structlog.processors.JSONRenderer(default=repr)
+                # What structlog's JSONRenderer(default=repr) does, without importing
+                # structlog (which imports rich and asyncio: tens of ms) for JSON lines.
+                renderer = _json_line
             else:
+                import structlog  # deferred: `import daglite` must not pay for it
+
                 isatty = getattr(stream, "isatty", None)
                 colors = bool(isatty and isatty()) and "NO_COLOR" not in os.environ
                 renderer = structlog.dev.ConsoleRenderer(
@@ -223,6 +226,10 @@ class LoggingProcessor:
                 )
             self._renderers[as_json] = renderer
         return renderer
+
+
+def _json_line(_logger: Any, _level: str, record: dict[str, Any]) -> str:
+    return json.dumps(record, default=repr)
 
 
 # Ids make terminal lines long and are rarely read there; JSON lines keep them.
