@@ -19,6 +19,7 @@ from typing import Any
 
 from daglite import session
 from daglite import task
+from daglite.settings import DagliteSettings
 
 N = 100_000
 
@@ -103,7 +104,7 @@ def main() -> None:
             repeats,
         )
         plain, bare_hit, joblib_hit = hits["plain"], hits["daglite"], hits["joblib"]
-        with session(cache_store=f"{tmp}/daglite"):
+        with session(cache_store=f"{tmp}/daglite", settings=DagliteSettings(processors=())):
             session_hit = per_call_us(lambda: daglite_add(1, 2), calls, repeats)
 
         times = paired_ms(

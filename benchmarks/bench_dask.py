@@ -16,6 +16,7 @@ import time
 from daglite import map_tasks
 from daglite import session
 from daglite import task
+from daglite.settings import DagliteSettings
 
 
 def inc(x):
@@ -72,7 +73,7 @@ def main() -> None:
         print(f"{args.workers} worker processes x 1 thread; best of {args.repeat}\n")
         header = f"{'workload':<22}{'plain':>10}{'client.map':>12}{'daglite':>10}"
         print(header + f"{'daglite/client.map':>20}{'daglite/plain':>15}")
-        with session(backend="dask"):
+        with session(backend="dask", settings=DagliteSettings(processors=())):
             for label, func, wrapped, items in workloads:
                 plain = best(lambda f=func, i=items: [f(x) for x in i], args.repeat)
                 raw = best(

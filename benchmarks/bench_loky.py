@@ -37,7 +37,7 @@ def main() -> None:
 
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, {WORKERS} workers")
     print("ratios: the other's time / this time (> 1: this one is faster)")
-    settings = DagliteSettings(max_workers=WORKERS)
+    settings = DagliteSettings(max_workers=WORKERS, processors=())
     spin = calibrate()
     parallel = Parallel(n_jobs=WORKERS)
     with session(backend="loky", settings=settings):

@@ -86,7 +86,7 @@ def main() -> None:
     from joblib import delayed
 
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, {WORKERS} workers")
-    settings = DagliteSettings(max_workers=WORKERS)
+    settings = DagliteSettings(max_workers=WORKERS, processors=())
     spin = calibrate()
     with ProcessPoolExecutor(WORKERS) as ppe, session(backend="process", settings=settings):
         parallel = Parallel(n_jobs=WORKERS)

@@ -21,7 +21,10 @@ from daglite import events
 from daglite import map_tasks
 from daglite import session
 from daglite import task
+from daglite.settings import DagliteSettings
 from daglite_rich import RichProcessor
+
+QUIET = DagliteSettings(processors=())  # measure the plugin alone, not the default logging
 
 N = 20_000
 ROUNDS = 7
@@ -37,7 +40,7 @@ def plain_loop() -> None:
 
 
 def mapped(plugins: list) -> None:
-    with session(plugins=plugins):
+    with session(plugins=plugins, settings=QUIET):
         map_tasks(inc, range(N))
 
 
