@@ -27,10 +27,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import pickle
 import struct
-import threading
 import time
 import zlib
 from collections.abc import Callable
@@ -43,6 +41,7 @@ from daglite.formats import cache_format
 from daglite.formats import get_format
 from daglite.localstore import LocalStore
 from daglite.stores import ByteStore
+from daglite.stores import StoreLayers
 from daglite.stores import open_store
 
 if TYPE_CHECKING:
@@ -260,8 +259,7 @@ def _rebuild(store: ByteStore, ttl: float | None, clock: Any) -> CacheStore:
     return CacheStore(store, ttl=ttl, clock=clock)
 
 
-_stores: dict[Any, CacheStore] = {}
-_stores_lock = threading.Lock()
+_cache_stores = StoreLayers(CacheStore, "cache")
 
 
 def open_cache_store(spec: Any) -> CacheStore:
@@ -274,30 +272,7 @@ def open_cache_store(spec: Any) -> CacheStore:
         StoreError: The URL's scheme has no installed store.
         TypeError: `spec` is none of the above.
     """
-    if isinstance(spec, CacheStore):
-        return spec
-    try:
-        found = _stores.get(spec)  # URLs, absolute paths and byte stores
-    except TypeError:  # unhashable: not a store spec at all (reported below)
-        found = None
-    if found is not None:
-        return found
-    if isinstance(spec, str):
-        absolute = "://" in spec or os.path.isabs(spec)
-        ident: Any = spec if absolute else (spec, os.getcwd())
-    elif isinstance(spec, ByteStore):
-        ident = spec
-    else:
-        raise TypeError(
-            f"a cache store is a path, a URL, a ByteStore or a CacheStore, not {spec!r}"
-        )
-    found = _stores.get(ident)
-    if found is None:
-        with _stores_lock:
-            found = _stores.get(ident)
-            if found is None:
-                found = _stores[ident] = CacheStore(spec)
-    return found
+    return _cache_stores.open(spec)
 
 
 # -- per-task key state -------------------------------------------------------------------

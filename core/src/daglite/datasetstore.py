@@ -8,14 +8,13 @@ the store's URL.
 
 from __future__ import annotations
 
-import os
-import threading
 from typing import TYPE_CHECKING
 from typing import Any
 
 from daglite.errors import DatasetError
 from daglite.localstore import LocalStore
 from daglite.stores import ByteStore
+from daglite.stores import StoreLayers
 from daglite.stores import check_key
 from daglite.stores import open_store
 
@@ -168,8 +167,7 @@ def _nearby(store: DatasetStore, key: str) -> str:
     return f" (keys there: {', '.join(keys)})" if keys else " (the store has nothing there)"
 
 
-_stores: dict[Any, DatasetStore] = {}
-_stores_lock = threading.Lock()
+_dataset_stores = StoreLayers(DatasetStore, "dataset")
 
 
 def open_dataset_store(spec: Any) -> DatasetStore:
@@ -182,23 +180,6 @@ def open_dataset_store(spec: Any) -> DatasetStore:
         StoreError: The URL's scheme has no installed store.
         TypeError: `spec` is none of the above.
     """
-    if isinstance(spec, DatasetStore):
-        return spec
     if isinstance(spec, dict):
         return DatasetStore(spec["url"], **spec.get("options", {}))
-    if isinstance(spec, str):
-        absolute = "://" in spec or os.path.isabs(spec)
-        ident: Any = spec if absolute else (spec, os.getcwd())
-    elif isinstance(spec, ByteStore):
-        ident = spec
-    else:
-        raise TypeError(
-            f"a dataset store is a path, a URL, a ByteStore or a DatasetStore, not {spec!r}"
-        )
-    found = _stores.get(ident)
-    if found is None:
-        with _stores_lock:
-            found = _stores.get(ident)
-            if found is None:
-                found = _stores[ident] = DatasetStore(spec)
-    return found
+    return _dataset_stores.open(spec)

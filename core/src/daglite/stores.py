@@ -33,6 +33,8 @@ import os
 import threading
 from typing import Any
 from typing import ClassVar
+from typing import Generic
+from typing import TypeVar
 
 from daglite import registry
 from daglite.errors import PluginError
@@ -375,6 +377,71 @@ def _build(scheme: str, url: str, options: dict[str, Any]) -> ByteStore:
 
 
 def forget_stores() -> None:
-    """Drop every opened store (they are reopened on next use)."""
+    """Drop every opened store and every layer built on one (they are reopened on next use)."""
     with _lock:
         _opened.clear()
+    for layers in StoreLayers.every:
+        layers.clear()
+
+
+T = TypeVar("T")
+
+
+class StoreLayers(Generic[T]):
+    """Objects layered over a byte store (cache stores, dataset stores), built once per spec.
+
+    A spec is a URL, a path (a relative path names a different store in another working
+    directory) or a `ByteStore`; an object of the layer's own class is returned as is.
+
+    Args:
+        layer: The layer's class; called with the spec to build one.
+        kind: What the layer is called in error messages (`"cache"`, `"dataset"`).
+    """
+
+    every: ClassVar[list[StoreLayers[Any]]] = []
+
+    def __init__(self, layer: type[T], kind: str) -> None:
+        self.layer = layer
+        self.kind = kind
+        self._built: dict[Any, T] = {}
+        self._lock = threading.Lock()
+        StoreLayers.every.append(self)
+
+    def open(self, spec: Any) -> T:
+        """The layer object for `spec` (built on first use).
+
+        Raises:
+            StoreError: The URL's scheme has no installed store.
+            TypeError: `spec` is not a URL, a path, a `ByteStore` or a layer object.
+        """
+        if isinstance(spec, self.layer):
+            return spec
+        try:
+            found = self._built.get(spec)  # URLs, absolute paths and byte stores: one lookup
+        except TypeError:  # unhashable: not a store spec at all (reported below)
+            found = None
+        if found is not None:
+            return found
+        if isinstance(spec, str):
+            absolute = "://" in spec or os.path.isabs(spec)
+            ident: Any = spec if absolute else (spec, os.getcwd())
+        elif isinstance(spec, ByteStore):
+            ident = spec
+        else:
+            raise TypeError(
+                f"a {self.kind} store is a path, a URL, a ByteStore or a "
+                f"{self.layer.__name__}, not {spec!r}"
+            )
+        found = self._built.get(ident)
+        if found is None:
+            with self._lock:
+                found = self._built.get(ident)
+                if found is None:
+                    build: Any = self.layer  # its constructor takes the spec
+                    found = self._built[ident] = build(spec)
+        return found
+
+    def clear(self) -> None:
+        """Forget every layer object built so far."""
+        with self._lock:
+            self._built.clear()
