@@ -56,6 +56,14 @@ def sleepy(x: int, pidfile: str) -> int:
 
 
 @task(timeout=0.3)
+def spin(x: int) -> int:
+    if x == 1:  # pure Python: stopped at its next instruction when abandoned
+        while True:
+            pass
+    return os.getpid()
+
+
+@task(timeout=0.3)
 def stuck_in_c(x: int) -> int:
     if x == 1:  # catastrophic backtracking: holds the GIL inside the regex engine
         re.match(r"(a+)+$", "a" * 40 + "b")

@@ -349,6 +349,18 @@ def test_timed_out_item_fails_alone_and_its_worker_is_replaced(tmp_path):
         assert map_tasks(square, range(3)) == [0, 1, 4]
 
 
+def test_a_stopped_pure_python_attempt_keeps_its_worker():
+    from process_tasks import spin
+
+    with session(backend="process", settings=DagliteSettings(max_workers=1)) as ctx:
+        pool = ctx.get_backend("process")
+        before = map_tasks(spin, [0], chunksize=1)
+        out = map_tasks(spin, [0, 1, 2], chunksize=1, return_exceptions=True)
+        assert isinstance(out[1], TaskTimeoutError)
+        assert out[0] == out[2] == before[0]  # the same worker ran before and after it
+        assert before[0] in pool.pool.pids
+
+
 @pytest.mark.parametrize("method", ["subprocess", "spawn"])
 def test_attempt_stuck_in_c_code_gets_its_worker_killed(method, monkeypatch):
     monkeypatch.setattr(process_module, "START_METHOD", method)

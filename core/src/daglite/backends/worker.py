@@ -322,10 +322,23 @@ def run_batch(
         current_runtime.reset(runtime_token)
         _stream.reset(stream_token)
         _batch.reset(batch_token)
-    result.tainted = info.task.timeout is not None and any(
-        t.name.startswith("daglite-timeout-") and t.is_alive() for t in threading.enumerate()
-    )
+    result.tainted = info.task.timeout is not None and _abandoned_attempt_running()
     return _dump(result, info.task.name)
+
+
+def _abandoned_attempt_running(grace: float = 0.2) -> bool:
+    """Whether a timed-out attempt still runs here, after `grace` seconds to stop.
+
+    An abandoned attempt in pure Python stops at its next instruction, so it is given a
+    moment before the worker is declared tainted (and replaced: 2-4 s for a dask worker).
+    """
+    deadline = time.monotonic() + grace
+    for thread in threading.enumerate():
+        if thread.name.startswith("daglite-timeout-"):
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                return True
+    return False
 
 
 def _run_items(
