@@ -124,7 +124,7 @@ def steps(
     cache = None
     if task.cache is not False:
         # deferred: stores are only needed by cached tasks
-        from daglite.caching import CachePlan  # pyright: ignore[reportMissingImports]
+        from daglite.caching import CachePlan
 
         cache = CachePlan.for_call(task, runtime, meta)
         found, value = cache.lookup()
@@ -177,7 +177,7 @@ def steps(
         cache.store(value)
     if task.dataset is not None:
         # deferred: only tasks with `dataset=` need it
-        from daglite.datasets import autosave  # pyright: ignore[reportMissingImports]
+        from daglite.datasets import autosave
 
         autosave(task, runtime, meta, value)
 

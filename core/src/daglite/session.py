@@ -33,8 +33,8 @@ from daglite.settings import get_global_settings
 if TYPE_CHECKING:
     from daglite import events as ev
     from daglite.backends import Backend
-    from daglite.caching import CacheStore  # pyright: ignore[reportMissingImports]
-    from daglite.datasets import DatasetStore  # pyright: ignore[reportMissingImports]
+    from daglite.caching import CacheStore
+    from daglite.datasets import DatasetStore
 
 #: What `session(plugins=...)` accepts: hook plugin objects, event processors (callables
 #: taking one event), and names of processors in the `daglite.processors` group.

@@ -30,9 +30,9 @@ from daglite.context import current_runtime
 from daglite.errors import TaskError
 
 if TYPE_CHECKING:
-    from daglite.caching import CacheHashFn  # pyright: ignore[reportMissingImports]
-    from daglite.caching import CacheStore  # pyright: ignore[reportMissingImports]
-    from daglite.datasets import DatasetStore  # pyright: ignore[reportMissingImports]
+    from daglite.caching import CacheHashFn
+    from daglite.caching import CacheStore
+    from daglite.datasets import DatasetStore
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -1,22 +1,13 @@
-"""Caching and dataset auto-save of tasks mapped on dask workers.
-
-These need the core's stores (`daglite.caching`, `daglite.datasets`); they are skipped on a
-core without them.
-"""
+"""Caching and dataset auto-save of tasks mapped on dask workers."""
 
 from __future__ import annotations
 
 import os
 
-import pytest
-
-pytest.importorskip("daglite.caching")
-pytest.importorskip("daglite.datasets")
-
-from daglite import load_dataset  # noqa: E402
-from daglite import map_tasks  # noqa: E402
-from daglite import session  # noqa: E402
-from daglite import task  # noqa: E402
+from daglite import load_dataset
+from daglite import map_tasks
+from daglite import session
+from daglite import task
 
 
 @task(cache=True)

@@ -1,14 +1,4 @@
-"""`daglite cache info` / `daglite cache clear`: look at and prune a cache store.
-
-The commands rely on this much of `daglite.caching`:
-
-- `CacheStore(url)` opens the store at a path or URL;
-- `store.clear()` removes every entry and returns how many it removed;
-- `store.clear(older_than=seconds)` removes only entries last written more than that many
-  seconds ago (needed by `--older-than` only);
-- `store.info()` returns a mapping of facts to print (`url`, `entries`, `bytes`, ...); a
-  store without it is described by `store.keys()` (the entry count).
-"""
+"""`daglite cache info` / `daglite cache clear`: look at and prune a cache store."""
 
 from __future__ import annotations
 
@@ -50,24 +40,14 @@ def open_store(url: str | None) -> Any:
     """The cache store at `url` (the `cache_store` setting when `None`).
 
     Raises:
-        UsageError: `daglite.caching` is not available, or the store cannot be opened.
+        UsageError: The store cannot be opened (e.g. its URL scheme is not installed).
     """
-    try:
-        from daglite.caching import CacheStore  # type: ignore[import-not-found]
-    except ImportError as exc:
-        raise UsageError(
-            "the cache commands need daglite.caching, which this installation lacks "
-            f"({type(exc).__name__}: {exc}); install a daglite release with stores"
-        ) from exc
+    from daglite.caching import CacheStore
+
     if url is None:
         from daglite.settings import get_global_settings
 
         url = get_global_settings().cache_store
-    if not callable(getattr(CacheStore, "clear", None)):
-        raise UsageError(
-            "daglite.caching.CacheStore has no clear() method: this daglite installation "
-            "does not support the cache commands"
-        )
     try:
         return CacheStore(url)
     except Exception as exc:
@@ -76,14 +56,7 @@ def open_store(url: str | None) -> Any:
 
 def info(url: str | None) -> int:
     """Print what the store reports about itself."""
-    store: Any = open_store(url)
-    facts: dict[str, Any]
-    if callable(getattr(store, "info", None)):
-        facts = dict(store.info())
-    else:
-        location = getattr(getattr(store, "bytes", None), "url", None)
-        facts = {"store": location or url or repr(store), "entries": len(store.keys())}
-    for key, value in facts.items():
+    for key, value in open_store(url).info().items():
         print(f"{key}: {_human(str(key), value)}")
     return 0
 
@@ -92,25 +65,12 @@ def clear(url: str | None, older_than: str | None) -> int:
     """Remove entries (all, or those older than the duration); print how many."""
     seconds = parse_duration(older_than) if older_than is not None else None
     store = open_store(url)
-    if seconds is None:
-        removed = store.clear()
-    else:
-        import inspect
-
-        if "older_than" not in inspect.signature(store.clear).parameters:
-            raise UsageError(
-                "this cache store cannot clear entries by age (its clear() takes no "
-                "older_than); run `daglite cache clear` without --older-than to clear it all"
-            )
-        removed = store.clear(older_than=seconds)
-    where = (
-        getattr(store, "url", None)
-        or getattr(getattr(store, "bytes", None), "url", None)
-        or url
-        or "the cache store"
-    )
+    removed = store.clear(older_than=seconds)
     age = f" older than {older_than}" if older_than is not None else ""
-    print(f"removed {removed} cache entr{'y' if removed == 1 else 'ies'}{age} from {where}")
+    print(
+        f"removed {removed} cache entr{'y' if removed == 1 else 'ies'}{age} "
+        f"from {store.bytes.safe_url}"
+    )
     sys.stdout.flush()
     return 0
 
