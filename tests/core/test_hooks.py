@@ -280,7 +280,6 @@ def test_every_hookspec_is_documented():
 
 
 def test_cache_hit_hook_receives_key_and_value(tmp_path):
-    pytest.importorskip("daglite.caching", reason="caching arrives with the stores issue")
     seen = []
 
     class Hits:
