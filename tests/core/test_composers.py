@@ -15,6 +15,7 @@ from daglite import session
 from daglite import task
 from daglite.events import MapEnded
 from daglite.events import MapStarted
+from daglite.events import TaskFailed
 from daglite.events import TaskStarted
 from daglite.settings import DagliteSettings
 
@@ -380,3 +381,38 @@ def test_the_error_is_the_first_failing_item_by_index_even_when_a_later_one_fail
     assert info.value.map_index == 3
     assert str(info.value.__cause__) == "three"
     assert 3 in ran
+
+
+def test_gather_reports_the_items_it_cancelled_as_failed(events):
+    @task
+    async def item(i: int) -> int:
+        if i == 0:
+            await asyncio.sleep(0)
+            raise ValueError("first fails")
+        await asyncio.sleep(30)
+        return i
+
+    with session(plugins=[events]), pytest.raises(TaskError):
+        asyncio.run(gather_tasks(item, range(3)))
+    kinds = events.kinds()
+    assert kinds.count("TaskStarted") == 3
+    assert kinds.count("TaskFailed") == 3
+    assert sorted(e.error_type for e in events.of_type(TaskFailed)) == [
+        "CancelledError",
+        "CancelledError",
+        "ValueError",
+    ]
+    assert kinds[-2] == "MapEnded"
+
+
+def test_gather_with_wrong_arguments_still_ends_its_map(events):
+    @task
+    async def pair(a: int, b: int) -> int:
+        return a + b
+
+    with (
+        session(plugins=[events]),
+        pytest.raises(TypeError, match="task 'pair': missing a required argument: 'b'"),
+    ):
+        asyncio.run(gather_tasks(pair, [1, 2]))
+    assert events.kinds()[1:-1] == ["MapStarted", "MapEnded"]

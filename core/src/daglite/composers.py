@@ -269,16 +269,16 @@ async def gather_tasks(
     }
     _emit(runtime, "MapStarted", backend="asyncio", total=len(items), **ids)
     start = time.perf_counter()
-    coros = []
-    for index, args in enumerate(items):
-        meta = pipeline.make_metadata(checked, runtime, args, {}, index, map_id, "asyncio")
-        if checked.is_stream:
-            coros.append(collect_async(pipeline.run_async_stream(checked, runtime, meta, args, {})))
-        else:
-            coros.append(pipeline.run_async(checked, runtime, meta, args, {}))
-    futures = [asyncio.ensure_future(coro) for coro in coros]
+    futures: list[asyncio.Future[Any]] = []
     failures = 0
     try:
+        for index, args in enumerate(items):  # binding may fail: the map still ends
+            meta = pipeline.make_metadata(checked, runtime, args, {}, index, map_id, "asyncio")
+            if checked.is_stream:
+                coro = collect_async(pipeline.run_async_stream(checked, runtime, meta, args, {}))
+            else:
+                coro = pipeline.run_async(checked, runtime, meta, args, {})
+            futures.append(asyncio.ensure_future(coro))
         results = await asyncio.gather(*futures, return_exceptions=return_exceptions)
         failures = sum(isinstance(r, BaseException) for r in results)
         return list(results)
