@@ -351,3 +351,18 @@ def test_a_processor_that_replaces_another_drops_it():
     assert [type(p).__name__ for p in ctx.processors] == ["Quiet"]
     assert closed == ["noisy"]
     assert [e.kind for e in ctx.processors[0].events] == ["SessionStarted", "SessionEnded"]
+
+
+class _ClassNotInstance:
+    @hookimpl
+    def before_task(self, metadata, inputs):  # pragma: no cover - never registered
+        pass
+
+
+def test_a_hook_plugin_class_instead_of_an_instance_is_rejected_with_the_fix():
+    with pytest.raises(PluginError) as info, session(plugins=[_ClassNotInstance]):
+        pass
+    assert str(info.value) == (
+        "_ClassNotInstance is a class, not a hook plugin object: pass an instance, "
+        "plugins=[_ClassNotInstance()]"
+    )
