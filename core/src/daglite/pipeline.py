@@ -131,6 +131,11 @@ def steps(
         if found:
             if emit is not None:
                 emit(ev.CacheHit(**ids, key=cache.key))
+            if task.dataset is not None:  # the dataset is an output of the call: save it too
+                from daglite.datasets import autosave  # pyright: ignore[reportMissingImports]
+
+                autosave(task, runtime, meta, value)
+            if emit is not None:
                 emit(ev.TaskSucceeded(**ids, duration=perf_counter() - start, cached=True))
             if hook is not None:
                 hook.on_cache_hit(metadata=meta, inputs=inputs, key=cache.key, value=value)
