@@ -235,6 +235,32 @@ def test_nested_map_with_explicit_backend_on_the_same_pool_does_not_deadlock():
         assert map_tasks(outer, [2, 3], chunksize=1) == [[0, 1], [0, 1, 2]]
 
 
+def test_nested_map_on_the_same_pool_from_a_helper_thread_of_the_item_does_not_deadlock():
+    # A timed task runs its attempt in a helper thread, and `gather_tasks(backend=...)` hands
+    # the map to one: the nested map must still see that it runs inside the pool.
+    @task
+    def inner(x: int) -> int:
+        return x
+
+    @task(timeout=5)
+    def timed(n: int) -> list[int]:
+        return map_tasks(inner, range(n), backend="thread")
+
+    @task
+    async def gathered(x: int) -> int:
+        return x
+
+    @task
+    def via_gather(n: int) -> list[int]:
+        return asyncio.run(gather_tasks(gathered, range(n), backend="thread"))
+
+    with session(backend="thread", settings=DagliteSettings(max_workers=1)):
+        start = time.perf_counter()
+        assert map_tasks(timed, [2, 3], chunksize=1) == [[0, 1], [0, 1, 2]]
+        assert map_tasks(via_gather, [2, 3], chunksize=1) == [[0, 1], [0, 1, 2]]
+        assert time.perf_counter() - start < 10
+
+
 @pytest.mark.parametrize("composer", ["map_tasks", "gather_tasks"])
 @pytest.mark.parametrize("target", [len, lambda x: x, "add", None])
 def test_composers_reject_callables_that_are_not_tasks(composer, target):
