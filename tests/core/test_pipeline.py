@@ -558,3 +558,21 @@ def test_a_failed_dataset_save_is_reported_as_the_calls_failure(events, tmp_path
         saved(1)
     assert events.kinds()[1:-1] == ["TaskStarted", "TaskFailed"]
     assert events.of_type(TaskFailed)[0].error_type == "StoreError"
+
+
+def test_a_failing_before_task_hook_ends_the_call_it_started(events):
+    from daglite import hookimpl
+
+    class Broken:
+        @hookimpl
+        def before_task(self, metadata, inputs):
+            raise RuntimeError("plugin broke")
+
+    @task
+    def step(x: int) -> int:
+        return x  # pragma: no cover - the hook fails first
+
+    with session(plugins=[Broken(), events]), pytest.raises(RuntimeError, match="plugin broke"):
+        step(1)
+    assert events.kinds()[1:-1] == ["TaskStarted", "TaskFailed"]
+    assert events.of_type(TaskFailed)[0].error_message == "plugin broke"

@@ -146,7 +146,11 @@ def steps(
     if emit is not None:
         emit(ev.TaskStarted(**ids, backend=meta.backend))
     if hook is not None:
-        hook.before_task(metadata=meta, inputs=inputs)
+        try:
+            hook.before_task(metadata=meta, inputs=inputs)
+        except BaseException as exc:  # a broken plugin: the call it started still ends
+            _final_error(runtime, meta, exc, False, 0, start, ids)
+            raise
 
     attempt = 0
     delay = 0.0
