@@ -366,3 +366,18 @@ def test_a_hook_plugin_class_instead_of_an_instance_is_rejected_with_the_fix():
         "_ClassNotInstance is a class, not a hook plugin object: pass an instance, "
         "plugins=[_ClassNotInstance()]"
     )
+
+
+def test_an_async_session_closed_from_another_task_still_ends_cleanly(events):
+    # e.g. an async test fixture: its setup and its teardown run as two different tasks
+    async def main():
+        cm = async_session(plugins=[events])
+        ctx = await asyncio.create_task(cm.__aenter__())
+        await asyncio.create_task(cm.__aexit__(None, None, None))
+        return ctx
+
+    ctx = asyncio.run(main())
+    assert events.kinds() == ["SessionStarted", "SessionEnded"]
+    assert events.of_type(SessionEnded)[0].status == "success"
+    assert ctx.session_id == events.of_type(SessionEnded)[0].session_id
+    assert current_runtime.get() is None
