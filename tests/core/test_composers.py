@@ -442,3 +442,25 @@ def test_gather_with_wrong_arguments_still_ends_its_map(events):
     ):
         asyncio.run(gather_tasks(pair, [1, 2]))
     assert events.kinds()[1:-1] == ["MapStarted", "MapEnded"]
+
+
+def test_cancelling_gather_with_a_backend_stops_the_map_in_its_thread():
+    ran = []
+
+    @task
+    async def slow(x: int) -> int:
+        ran.append(x)
+        await asyncio.sleep(0.05)
+        return x
+
+    async def main():
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2):
+                await gather_tasks(slow, range(100), backend="thread")
+
+    with session(settings=DagliteSettings(max_workers=1)):
+        asyncio.run(main())
+        time.sleep(0.3)  # a map still running would go on starting items meanwhile
+        started = len(ran)
+    assert 1 <= started < 20
+    assert len(ran) == started  # nothing ran after the session ended either
