@@ -164,3 +164,14 @@ class FailingStart:
     @daglite.hookimpl
     def on_worker_start(self, settings) -> None:
         raise RuntimeError("no database here")
+
+
+@daglite.workflow
+def sub_workflow(n: int) -> tuple[str, list[int]]:
+    runtime = daglite.context.current_runtime.get()
+    return runtime.session_id if runtime else "", map_tasks(square, range(n))
+
+
+@task
+def calls_a_workflow(n: int) -> tuple[str, list[int]]:
+    return sub_workflow(n)

@@ -572,3 +572,22 @@ def test_info_reports_entries_bytes_and_ages():
     assert facts["entries"] == 2
     assert facts["bytes"] > 0
     assert (facts["newest"], facts["oldest"], facts["ttl"]) == ("10 s ago", "40 s ago", "60 s")
+
+
+def test_a_cache_hit_still_saves_the_tasks_dataset(tmp_path, events):
+    from daglite import load_dataset
+
+    calls = []
+
+    @task(cache=str(tmp_path / "cache"), dataset="out/{x}.json")
+    def tenfold(x: int) -> int:
+        calls.append(x)
+        return 10 * x
+
+    with session(dataset_store=str(tmp_path / "first")):
+        assert tenfold(1) == 10
+    with session(dataset_store=str(tmp_path / "second"), plugins=[events]):
+        assert tenfold(1) == 10  # a hit: the function does not run again
+        assert load_dataset("out/1.json") == 10  # ... but its dataset is saved here too
+    assert calls == [1]
+    assert events.kinds()[1:-2] == ["CacheHit", "DatasetSaved", "TaskSucceeded"]

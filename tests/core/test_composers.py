@@ -15,6 +15,7 @@ from daglite import session
 from daglite import task
 from daglite.events import MapEnded
 from daglite.events import MapStarted
+from daglite.events import TaskFailed
 from daglite.events import TaskStarted
 from daglite.settings import DagliteSettings
 
@@ -234,6 +235,32 @@ def test_nested_map_with_explicit_backend_on_the_same_pool_does_not_deadlock():
         assert map_tasks(outer, [2, 3], chunksize=1) == [[0, 1], [0, 1, 2]]
 
 
+def test_nested_map_on_the_same_pool_from_a_helper_thread_of_the_item_does_not_deadlock():
+    # A timed task runs its attempt in a helper thread, and `gather_tasks(backend=...)` hands
+    # the map to one: the nested map must still see that it runs inside the pool.
+    @task
+    def inner(x: int) -> int:
+        return x
+
+    @task(timeout=5)
+    def timed(n: int) -> list[int]:
+        return map_tasks(inner, range(n), backend="thread")
+
+    @task
+    async def gathered(x: int) -> int:
+        return x
+
+    @task
+    def via_gather(n: int) -> list[int]:
+        return asyncio.run(gather_tasks(gathered, range(n), backend="thread"))
+
+    with session(backend="thread", settings=DagliteSettings(max_workers=1)):
+        start = time.perf_counter()
+        assert map_tasks(timed, [2, 3], chunksize=1) == [[0, 1], [0, 1, 2]]
+        assert map_tasks(via_gather, [2, 3], chunksize=1) == [[0, 1], [0, 1, 2]]
+        assert time.perf_counter() - start < 10
+
+
 @pytest.mark.parametrize("composer", ["map_tasks", "gather_tasks"])
 @pytest.mark.parametrize("target", [len, lambda x: x, "add", None])
 def test_composers_reject_callables_that_are_not_tasks(composer, target):
@@ -380,3 +407,60 @@ def test_the_error_is_the_first_failing_item_by_index_even_when_a_later_one_fail
     assert info.value.map_index == 3
     assert str(info.value.__cause__) == "three"
     assert 3 in ran
+
+
+def test_gather_reports_the_items_it_cancelled_as_failed(events):
+    @task
+    async def item(i: int) -> int:
+        if i == 0:
+            await asyncio.sleep(0)
+            raise ValueError("first fails")
+        await asyncio.sleep(30)
+        return i
+
+    with session(plugins=[events]), pytest.raises(TaskError):
+        asyncio.run(gather_tasks(item, range(3)))
+    kinds = events.kinds()
+    assert kinds.count("TaskStarted") == 3
+    assert kinds.count("TaskFailed") == 3
+    assert sorted(e.error_type for e in events.of_type(TaskFailed)) == [
+        "CancelledError",
+        "CancelledError",
+        "ValueError",
+    ]
+    assert kinds[-2] == "MapEnded"
+
+
+def test_gather_with_wrong_arguments_still_ends_its_map(events):
+    @task
+    async def pair(a: int, b: int) -> int:
+        return a + b
+
+    with (
+        session(plugins=[events]),
+        pytest.raises(TypeError, match="task 'pair': missing a required argument: 'b'"),
+    ):
+        asyncio.run(gather_tasks(pair, [1, 2]))
+    assert events.kinds()[1:-1] == ["MapStarted", "MapEnded"]
+
+
+def test_cancelling_gather_with_a_backend_stops_the_map_in_its_thread():
+    ran = []
+
+    @task
+    async def slow(x: int) -> int:
+        ran.append(x)
+        await asyncio.sleep(0.05)
+        return x
+
+    async def main():
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2):
+                await gather_tasks(slow, range(100), backend="thread")
+
+    with session(settings=DagliteSettings(max_workers=1)):
+        asyncio.run(main())
+        time.sleep(0.3)  # a map still running would go on starting items meanwhile
+        started = len(ran)
+    assert 1 <= started < 20
+    assert len(ran) == started  # nothing ran after the session ended either

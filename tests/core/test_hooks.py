@@ -318,3 +318,18 @@ def test_objects_whose_attributes_raise_can_still_be_plugins():
     with session(plugins=[touchy]):
         scale(1)
     assert touchy.seen == "scale-1"
+
+
+def test_register_plugin_rejects_a_class_and_says_to_pass_an_instance():
+    class Forgotten:
+        @hookimpl
+        def before_task(self, metadata, inputs):  # pragma: no cover - never registered
+            pass
+
+    with pytest.raises(PluginError) as info:
+        register_plugin(Forgotten)
+    assert str(info.value) == (
+        "Forgotten is a class, not a hook plugin object: pass an instance, "
+        "register_plugin(Forgotten())"
+    )
+    assert global_plugins() == []

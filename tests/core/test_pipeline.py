@@ -497,3 +497,82 @@ def test_async_generator_stopped_early_by_its_consumer_ends_normally(events):
         assert asyncio.run(consume()) == [0, 1]
     assert closed == [True]
     assert events.kinds()[1:-1] == ["TaskStarted", "TaskSucceeded"]
+
+
+# -- every started call ends, also on Ctrl-C, cancellation and failed saves -----------------
+
+
+def test_ctrl_c_inside_a_task_is_reported_as_its_failure(events):
+    @task(retries=1)
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    with session(plugins=[events]), pytest.raises(KeyboardInterrupt):
+        interrupted()
+    assert events.kinds()[1:-1] == ["TaskStarted", "TaskFailed"]
+    (failed,) = events.of_type(TaskFailed)
+    assert (failed.error_type, failed.attempts) == ("KeyboardInterrupt", 1)
+
+
+def test_ctrl_c_inside_a_stream_task_is_reported_as_its_failure(events):
+    @task
+    def interrupted():
+        yield 1
+        raise KeyboardInterrupt
+
+    with session(plugins=[events]), pytest.raises(KeyboardInterrupt):
+        list(interrupted())
+    assert events.kinds()[1:-1] == ["TaskStarted", "TaskFailed"]
+    assert events.of_type(TaskFailed)[0].error_type == "KeyboardInterrupt"
+
+
+def test_a_cancelled_async_task_is_reported_as_failed(events):
+    @task
+    async def long_wait() -> None:
+        await asyncio.sleep(30)
+
+    async def main():
+        pending = asyncio.ensure_future(long_wait())
+        await asyncio.sleep(0.05)
+        pending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await pending
+
+    with session(plugins=[events]):
+        asyncio.run(main())
+    assert events.kinds()[1:-1] == ["TaskStarted", "TaskFailed"]
+    assert events.of_type(TaskFailed)[0].error_type == "CancelledError"
+
+
+def test_a_failed_dataset_save_is_reported_as_the_calls_failure(events, tmp_path):
+    from daglite import StoreError
+
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the store's folder should be")
+
+    @task(dataset="out/{x}.json", dataset_store=str(blocker))
+    def saved(x: int) -> int:
+        return x
+
+    with session(plugins=[events]), pytest.raises(StoreError):
+        saved(1)
+    assert events.kinds()[1:-1] == ["TaskStarted", "TaskFailed"]
+    assert events.of_type(TaskFailed)[0].error_type == "StoreError"
+
+
+def test_a_failing_before_task_hook_ends_the_call_it_started(events):
+    from daglite import hookimpl
+
+    class Broken:
+        @hookimpl
+        def before_task(self, metadata, inputs):
+            raise RuntimeError("plugin broke")
+
+    @task
+    def step(x: int) -> int:
+        return x  # pragma: no cover - the hook fails first
+
+    with session(plugins=[Broken(), events]), pytest.raises(RuntimeError, match="plugin broke"):
+        step(1)
+    assert events.kinds()[1:-1] == ["TaskStarted", "TaskFailed"]
+    assert events.of_type(TaskFailed)[0].error_message == "plugin broke"

@@ -351,3 +351,33 @@ def test_a_processor_that_replaces_another_drops_it():
     assert [type(p).__name__ for p in ctx.processors] == ["Quiet"]
     assert closed == ["noisy"]
     assert [e.kind for e in ctx.processors[0].events] == ["SessionStarted", "SessionEnded"]
+
+
+class _ClassNotInstance:
+    @hookimpl
+    def before_task(self, metadata, inputs):  # pragma: no cover - never registered
+        pass
+
+
+def test_a_hook_plugin_class_instead_of_an_instance_is_rejected_with_the_fix():
+    with pytest.raises(PluginError) as info, session(plugins=[_ClassNotInstance]):
+        pass
+    assert str(info.value) == (
+        "_ClassNotInstance is a class, not a hook plugin object: pass an instance, "
+        "plugins=[_ClassNotInstance()]"
+    )
+
+
+def test_an_async_session_closed_from_another_task_still_ends_cleanly(events):
+    # e.g. an async test fixture: its setup and its teardown run as two different tasks
+    async def main():
+        cm = async_session(plugins=[events])
+        ctx = await asyncio.create_task(cm.__aenter__())
+        await asyncio.create_task(cm.__aexit__(None, None, None))
+        return ctx
+
+    ctx = asyncio.run(main())
+    assert events.kinds() == ["SessionStarted", "SessionEnded"]
+    assert events.of_type(SessionEnded)[0].status == "success"
+    assert ctx.session_id == events.of_type(SessionEnded)[0].session_id
+    assert current_runtime.get() is None

@@ -231,3 +231,18 @@ def test_callable_objects_can_be_workflows():
     flow = workflow(Flow())
     assert flow.name == "Flow"
     assert flow(1) == 2
+
+
+def test_a_workflow_called_in_a_process_worker_joins_the_coordinators_session(events):
+    from process_tasks import calls_a_workflow
+
+    with session(backend="process", plugins=[events]) as ctx:
+        (result,) = map_tasks(calls_a_workflow, [2])
+    assert result == (ctx.session_id, [0, 1])  # no session of its own in the worker
+    assert [k for k in events.kinds() if k.startswith("Workflow")] == [
+        "WorkflowStarted",
+        "WorkflowEnded",
+    ]
+    assert {e.session_id for e in events.events} == {ctx.session_id}
+    squares = [e for e in events.of_type(TaskStarted) if e.name == "square"]
+    assert len(squares) == 2  # the workflow's own tasks are reported too

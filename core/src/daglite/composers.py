@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import AsyncIterator
 from collections.abc import Callable
 from collections.abc import Coroutine
 from collections.abc import Iterable
 from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 from typing import TypeVar
 from typing import overload
@@ -32,6 +34,10 @@ from daglite.tasks import BaseTask
 __all__ = ["gather_tasks", "load_dataset", "map_tasks", "save_dataset"]
 
 R = TypeVar("R")
+
+#: The stop event of the map `gather_tasks(backend=...)` runs in a helper thread: set when the
+#: gather is cancelled, so the map stops too (read by `map_tasks` in that thread).
+_gather_stop: ContextVar[threading.Event | None] = ContextVar("daglite_gather_stop", default=None)
 
 
 def _ensure_task(task: Any, caller: str) -> BaseTask[Any, Any]:
@@ -155,6 +161,9 @@ def map_tasks(
     else:  # outside a session (or inside a worker): a backend for this map only
         instance = owned = check_backend(name)(runtime.settings)
     parent = current_frame.get()
+    stop = _gather_stop.get()
+    if stop is not None:
+        _gather_stop.set(None)  # for this map only, not for maps nested in its items
     job = MapJob(
         task=checked,
         items=zip(*iterables),
@@ -165,6 +174,7 @@ def map_tasks(
         backend=name,
         return_exceptions=return_exceptions,
         chunksize=chunksize,
+        stop=stop or threading.Event(),
     )
     ids = {
         "map_id": job.map_id,
@@ -219,7 +229,8 @@ async def gather_tasks(
 
     Every item runs as a separate task call on the running event loop. When `backend` is
     given, the items are instead handed to that backend (as `map_tasks` would) from a helper
-    thread, so the loop stays free. On the first failure (unless `return_exceptions`) the
+    thread, so the loop stays free; cancelling the gather stops that map (items already
+    running finish). On the first failure (unless `return_exceptions`) the
     other items are cancelled.
 
     Args:
@@ -253,9 +264,17 @@ async def gather_tasks(
             "your task async."
         )
     if backend is not None:
-        return await asyncio.to_thread(
-            map_tasks, task, *iterables, backend=backend, return_exceptions=return_exceptions
-        )
+        stop = threading.Event()
+        token = _gather_stop.set(stop)  # the helper thread runs in a copy of this context
+        try:
+            return await asyncio.to_thread(
+                map_tasks, task, *iterables, backend=backend, return_exceptions=return_exceptions
+            )
+        except BaseException:  # cancelled: the thread cannot be, but its map can stop
+            stop.set()
+            raise
+        finally:
+            _gather_stop.reset(token)
     items = list(zip(*iterables))
     if not items:
         return []
@@ -269,16 +288,16 @@ async def gather_tasks(
     }
     _emit(runtime, "MapStarted", backend="asyncio", total=len(items), **ids)
     start = time.perf_counter()
-    coros = []
-    for index, args in enumerate(items):
-        meta = pipeline.make_metadata(checked, runtime, args, {}, index, map_id, "asyncio")
-        if checked.is_stream:
-            coros.append(collect_async(pipeline.run_async_stream(checked, runtime, meta, args, {})))
-        else:
-            coros.append(pipeline.run_async(checked, runtime, meta, args, {}))
-    futures = [asyncio.ensure_future(coro) for coro in coros]
+    futures: list[asyncio.Future[Any]] = []
     failures = 0
     try:
+        for index, args in enumerate(items):  # binding may fail: the map still ends
+            meta = pipeline.make_metadata(checked, runtime, args, {}, index, map_id, "asyncio")
+            if checked.is_stream:
+                coro = collect_async(pipeline.run_async_stream(checked, runtime, meta, args, {}))
+            else:
+                coro = pipeline.run_async(checked, runtime, meta, args, {})
+            futures.append(asyncio.ensure_future(coro))
         results = await asyncio.gather(*futures, return_exceptions=return_exceptions)
         failures = sum(isinstance(r, BaseException) for r in results)
         return list(results)

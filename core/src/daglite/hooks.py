@@ -36,8 +36,14 @@ def register_plugin(plugin: Any) -> None:
     """Register a hook plugin for every session opened from now on (in this process).
 
     Raises:
-        PluginError: `plugin` has no `@daglite.hookimpl` method.
+        PluginError: `plugin` has no `@daglite.hookimpl` method, or is a class (not an
+            instance).
     """
+    if isinstance(plugin, type) and is_hook_plugin(plugin):
+        raise PluginError(
+            f"{plugin.__name__} is a class, not a hook plugin object: pass an instance, "
+            f"register_plugin({plugin.__name__}())"
+        )
     if not is_hook_plugin(plugin):
         raise PluginError(
             f"{plugin!r} has no @daglite.hookimpl method; mark its hook methods with "

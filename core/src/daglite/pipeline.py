@@ -131,6 +131,11 @@ def steps(
         if found:
             if emit is not None:
                 emit(ev.CacheHit(**ids, key=cache.key))
+            if task.dataset is not None:  # the dataset is an output of the call: save it too
+                from daglite.datasets import autosave
+
+                autosave(task, runtime, meta, value)
+            if emit is not None:
                 emit(ev.TaskSucceeded(**ids, duration=perf_counter() - start, cached=True))
             if hook is not None:
                 hook.on_cache_hit(metadata=meta, inputs=inputs, key=cache.key, value=value)
@@ -141,7 +146,11 @@ def steps(
     if emit is not None:
         emit(ev.TaskStarted(**ids, backend=meta.backend))
     if hook is not None:
-        hook.before_task(metadata=meta, inputs=inputs)
+        try:
+            hook.before_task(metadata=meta, inputs=inputs)
+        except BaseException as exc:  # a broken plugin: the call it started still ends
+            _final_error(runtime, meta, exc, False, 0, start, ids)
+            raise
 
     attempt = 0
     delay = 0.0
@@ -172,14 +181,22 @@ def steps(
                 hook.on_task_retry(
                     metadata=meta, inputs=inputs, error=exc, attempt=attempt, delay=delay
                 )
+        except BaseException as exc:  # Ctrl-C, cancellation: the call ends, no retry
+            if not isinstance(exc, GeneratorExit):
+                _final_error(runtime, meta, exc, False, attempt, start, ids)
+            raise
 
-    if cache is not None:
-        cache.store(value)
-    if task.dataset is not None:
-        # deferred: only tasks with `dataset=` need it
-        from daglite.datasets import autosave
+    try:
+        if cache is not None:
+            cache.store(value)
+        if task.dataset is not None:
+            # deferred: only tasks with `dataset=` need it
+            from daglite.datasets import autosave
 
-        autosave(task, runtime, meta, value)
+            autosave(task, runtime, meta, value)
+    except BaseException as exc:  # a failed save fails the call (raised as it is)
+        _final_error(runtime, meta, exc, False, attempt, start, ids)
+        raise
 
     duration = perf_counter() - start
     if emit is not None:
@@ -196,7 +213,7 @@ def _error_fields(exc: BaseException) -> dict[str, Any]:
 def _final_error(
     runtime: Runtime,
     meta: TaskMetadata,
-    exc: Exception,
+    exc: BaseException,
     timed_out: bool,
     attempts: int,
     start: float,
@@ -260,15 +277,15 @@ def run_sync(task: BaseTask[Any, Any], runtime: Runtime, meta: TaskMetadata, arg
         delay = next(gen)
         attempt = 1
         while True:
-            if delay:
-                time.sleep(delay)
             try:
+                if delay:
+                    time.sleep(delay)
                 if timeout is None:
                     value = func(*args, **kwargs)
                 else:
                     value = _call_with_timeout(func, args, kwargs, timeout, meta.name)
-            except Exception as exc:
-                delay = gen.throw(exc)  # raises when no retry is left
+            except BaseException as exc:
+                delay = gen.throw(exc)  # raises when no retry is left (or on Ctrl-C)
                 attempt += 1
                 token_now = current_attempt.set((meta.task_id, attempt))
                 retry_token = retry_token or token_now
@@ -297,15 +314,15 @@ async def run_async(
         delay = next(gen)
         attempt = 1
         while True:
-            if delay:
-                await asyncio.sleep(delay)
             try:
+                if delay:
+                    await asyncio.sleep(delay)
                 if timeout is None:
                     value = await func(*args, **kwargs)
                 else:
                     value = await _await_with_timeout(func(*args, **kwargs), timeout)
-            except Exception as exc:
-                delay = gen.throw(exc)  # raises when no retry is left
+            except BaseException as exc:
+                delay = gen.throw(exc)  # raises when no retry is left (or on cancellation)
                 attempt += 1
                 token_now = current_attempt.set((meta.task_id, attempt))
                 retry_token = retry_token or token_now
@@ -340,7 +357,7 @@ def run_stream(
             item = next(user)
         except StopIteration:
             break
-        except Exception as exc:
+        except BaseException as exc:
             _fail(gen, meta, exc)
         finally:
             current_frame.reset(token)
@@ -369,7 +386,7 @@ async def run_async_stream(
             item = await user.__anext__()
         except StopAsyncIteration:
             break
-        except Exception as exc:
+        except BaseException as exc:
             _fail(gen, meta, exc)
         finally:
             current_frame.reset(token)
@@ -381,12 +398,12 @@ async def run_async_stream(
     _finish(gen, meta, None)
 
 
-def _fail(gen: Generator[float, Any, Any], meta: TaskMetadata, exc: Exception) -> NoReturn:
+def _fail(gen: Generator[float, Any, Any], meta: TaskMetadata, exc: BaseException) -> NoReturn:
     _finish(gen, meta, exc)  # the pipeline re-raises the failure as a TaskError
     raise exc  # pragma: no cover - never reached
 
 
-def _finish(gen: Generator[float, Any, Any], meta: TaskMetadata, exc: Exception | None) -> None:
+def _finish(gen: Generator[float, Any, Any], meta: TaskMetadata, exc: BaseException | None) -> None:
     token = current_frame.set(meta)
     try:
         if exc is None:

@@ -129,6 +129,11 @@ class SessionContext:
                         by_name[item] = make_processor(item, settings)
                     continue
                 is_hook = hooks.is_hook_plugin(item)
+                if is_hook and isinstance(item, type):  # its hooks would miss `self`
+                    raise PluginError(
+                        f"{item.__name__} is a class, not a hook plugin object: pass an "
+                        f"instance, plugins=[{item.__name__}()]"
+                    )
                 if is_hook:
                     hook_plugins.append(item)
                 if callable(item) and not isinstance(item, type):
@@ -233,7 +238,10 @@ class SessionContext:
                 )
                 if self._dispatcher is not None:
                     self._dispatcher.close()
-                current_runtime.reset(self._token)
+                try:
+                    current_runtime.reset(self._token)
+                except ValueError:  # closed from another context (an async fixture's teardown
+                    pass  # task) than it was opened in: there is nothing to restore here
 
 
 @contextmanager

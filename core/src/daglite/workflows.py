@@ -18,11 +18,12 @@ from typing import overload
 
 import attrs
 
+from daglite.context import Runtime
 from daglite.context import WorkflowFrame
 from daglite.context import current_frame
+from daglite.context import current_runtime
 from daglite.context import new_id
 from daglite.dispatch import emit_event
-from daglite.session import SessionContext
 from daglite.session import active_session
 from daglite.session import session
 from daglite.tasks import P
@@ -61,15 +62,20 @@ class BaseWorkflow(Generic[P, R]):
     @contextmanager
     def _running(self, args: tuple[Any, ...], kwargs: dict[str, Any]):
         outer = active_session()
-        if outer is None:
-            with session() as ctx, self._framed(ctx, args, kwargs):
+        runtime = current_runtime.get()
+        if outer is not None:
+            with self._framed(outer.runtime, args, kwargs):
+                yield
+        elif runtime is not None and runtime.in_worker:
+            # inside a worker process: join the coordinator's session its runtime stands for
+            with self._framed(runtime, args, kwargs):
                 yield
         else:
-            with self._framed(outer, args, kwargs):
+            with session() as ctx, self._framed(ctx.runtime, args, kwargs):
                 yield
 
     @contextmanager
-    def _framed(self, ctx: SessionContext, args: tuple[Any, ...], kwargs: dict[str, Any]):
+    def _framed(self, runtime: Runtime, args: tuple[Any, ...], kwargs: dict[str, Any]):
         parent = current_frame.get()
         frame = WorkflowFrame(
             task_id=new_id(),
@@ -77,12 +83,12 @@ class BaseWorkflow(Generic[P, R]):
             parent_id=parent.task_id if parent is not None else None,
         )
         ids = {
-            "session_id": ctx.session_id,
+            "session_id": runtime.session_id,
             "workflow_id": frame.task_id,
             "name": self.name,
             "parent_id": frame.parent_id,
         }
-        sink = ctx.runtime.emit
+        sink = runtime.emit
         emit_event(sink, "WorkflowStarted", **ids)
         start = time.perf_counter()
         token = current_frame.set(frame)

@@ -16,7 +16,9 @@ from daglite.backends.base import MapJob
 from daglite.backends.base import Outcome
 from daglite.backends.base import collect
 
-_in_worker = threading.local()
+#: True in the context of an item running on a pool, and so in every thread it starts with
+#: a copy of its context (a timed attempt, `asyncio.to_thread`): a map from there runs inline.
+_in_pool: contextvars.ContextVar[bool] = contextvars.ContextVar("daglite_in_pool", default=False)
 
 
 class ThreadBackend(Backend):
@@ -27,8 +29,8 @@ class ThreadBackend(Backend):
     unless `return_exceptions` is set: no new chunk is sent, later items are skipped and
     earlier ones finish, so the error is the first failing item by index. Ctrl-C stops
     everything at once (queued chunks are cancelled).
-    A map started from inside one of this pool's threads runs inline, so nested maps can
-    never deadlock the pool.
+    A map started from inside an item on a pool (or from a thread that item started with a
+    copy of its context) runs inline, so nested maps can never deadlock the pool.
     """
 
     def __init__(self, settings: Any) -> None:
@@ -43,7 +45,6 @@ class ThreadBackend(Backend):
                 self._pool = ThreadPoolExecutor(
                     self.max_workers,
                     thread_name_prefix="daglite-thread",
-                    initializer=_mark_worker,
                 )
             return self._pool
 
@@ -56,7 +57,7 @@ class ThreadBackend(Backend):
 
     def map(self, job: MapJob) -> list[Any]:
         """Run the items on the pool; results in input order."""
-        if getattr(_in_worker, "active", False):
+        if _in_pool.get():
             return collect(job, job.run_chunk(enumerate(job.items)))
         pool = self._executor()
         size = self._chunksize(job)
@@ -71,7 +72,7 @@ class ThreadBackend(Backend):
                     if not chunk:
                         break
                     context = contextvars.copy_context()  # one per chunk: a context runs once
-                    pending.append(pool.submit(context.run, job.run_chunk, chunk))
+                    pending.append(pool.submit(context.run, _run_in_pool, job, chunk))
                 if not pending:
                     break
                 outcomes.extend(pending.popleft().result())
@@ -90,5 +91,6 @@ class ThreadBackend(Backend):
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _mark_worker() -> None:
-    _in_worker.active = True
+def _run_in_pool(job: MapJob, chunk: list[tuple[int, tuple[Any, ...]]]) -> list[Outcome]:
+    _in_pool.set(True)  # in the chunk's own copy of the caller's context
+    return job.run_chunk(chunk)
