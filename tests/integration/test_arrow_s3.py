@@ -6,10 +6,6 @@ env); skipped elsewhere.
 
 from __future__ import annotations
 
-import logging
-import socket
-import uuid
-
 import pytest
 
 pytest.importorskip("daglite_arrow")
@@ -27,53 +23,11 @@ from daglite.caching import cache_key  # noqa: E402
 from daglite.caching import open_cache_store  # noqa: E402
 from daglite.datasets import DatasetStore  # noqa: E402
 
-BUCKET = "daglite-arrow-test"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    """A moto S3 server on 127.0.0.1 with one bucket."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    ).create_bucket(Bucket=BUCKET)
-    yield endpoint
-    server.stop()
-
 
 @pytest.fixture
-def prefix(s3_endpoint, monkeypatch):
-    """A fresh `s3://bucket/<unique>` prefix, with daglite and botocore pointed at moto."""
-    from daglite.stores import forget_stores
-
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "DAGLITE_S3_ENDPOINT_URL": s3_endpoint,
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-    yield f"s3://{BUCKET}/{uuid.uuid4().hex[:12]}"
-    forget_stores()
+def prefix(s3):
+    """A fresh `s3://bucket/<unique>` prefix on the suite's moto server (see conftest)."""
+    return s3.prefix
 
 
 def _sample(kind: str):
