@@ -31,6 +31,7 @@ from daglite.context import current_runtime
 from daglite.context import current_task
 from daglite.datasetstore import DatasetStore
 from daglite.datasetstore import open_dataset_store
+from daglite.dispatch import emit_event
 from daglite.errors import DatasetError
 from daglite.stores import check_key
 
@@ -129,19 +130,16 @@ def _save(
         path = store.write(key, data)
     if hook is not None:
         hook.after_dataset_save(key=key, value=value, format=format, options=options, metadata=meta)
-    if runtime.emit is not None:
-        from daglite.events import DatasetSaved
-
-        runtime.emit(
-            DatasetSaved(
-                session_id=runtime.session_id,
-                key=key,
-                store=store.url,
-                format=fmt.name,
-                duration=time.perf_counter() - start,
-                task_id=meta.task_id if meta is not None else None,
-            )
-        )
+    emit_event(
+        runtime.emit,
+        "DatasetSaved",
+        session_id=runtime.session_id,
+        key=key,
+        store=store.url,
+        format=fmt.name,
+        duration=time.perf_counter() - start,
+        task_id=meta.task_id if meta is not None else None,
+    )
     return path
 
 
@@ -248,19 +246,16 @@ def load_dataset(
             result=result,
             duration=duration,
         )
-    if runtime.emit is not None:
-        from daglite.events import DatasetLoaded
-
-        runtime.emit(
-            DatasetLoaded(
-                session_id=runtime.session_id,
-                key=key,
-                store=resolved.url,
-                format=fmt_name,
-                duration=duration,
-                task_id=meta.task_id if meta is not None else None,
-            )
-        )
+    emit_event(
+        runtime.emit,
+        "DatasetLoaded",
+        session_id=runtime.session_id,
+        key=key,
+        store=resolved.url,
+        format=fmt_name,
+        duration=duration,
+        task_id=meta.task_id if meta is not None else None,
+    )
     return result
 
 
