@@ -1,0 +1,130 @@
+"""The public plugin API: the one module of the core a plugin imports.
+
+Besides `daglite.events`, `daglite.errors` and `daglite.testing`, a plugin (ours or a
+third party's) imports nothing of daglite but this module. It holds the contracts of the
+four plugin kinds and the few facts a plugin needs at run time:
+
+- backends (`daglite.backends`): subclass `Backend` and implement `map`, or, for workers
+  in other processes, write a `Transport` and subclass `TransportBackend`, which owns the
+  map loop (batching, relays, crash and timeout handling);
+- stores (`daglite.stores`): a factory `(url, options) -> ByteStore`;
+- formats (`daglite.formats`): an object of the `Format` shape;
+- processors (`daglite.processors`): a callable over one event (`Processor`).
+
+`API_VERSION` is the version of this contract; a plugin built for another version is
+refused at load with an error naming it.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from daglite.backends.base import Backend
+from daglite.backends.base import MapJob
+from daglite.backends.base import Outcome
+from daglite.backends.batches import EarlyEvents
+from daglite.backends.batches import Transport
+from daglite.backends.batches import WorkerLost
+from daglite.backends.worker import BatchRequest
+from daglite.backends.worker import run_batch
+from daglite.formats import Format
+from daglite.settings import DagliteSettings
+from daglite.stores import ByteStore
+
+#: The version of this contract (bumped on any incompatible change).
+API_VERSION = 1
+
+__all__ = [
+    "API_VERSION",
+    "Backend",
+    "BatchRequest",
+    "ByteStore",
+    "DagliteSettings",
+    "EarlyEvents",
+    "Format",
+    "MapJob",
+    "Outcome",
+    "Transport",
+    "TransportBackend",
+    "WorkerLost",
+    "current_settings",
+    "emit",
+    "in_worker",
+    "run_batch",
+]
+
+
+class TransportBackend(Backend):
+    """A backend whose workers live in other processes: it only provides a `Transport`.
+
+    Subclasses implement `make_transport`; the core's map loop does the rest (packing,
+    batch sizing, relays of events, logs and dataset writes, crash and timeout handling).
+    Maps on one instance run one at a time. A map started inside a worker runs inline.
+    """
+
+    shares_memory = False
+
+    def __init__(self, settings: DagliteSettings) -> None:
+        super().__init__(settings)
+        self._transport: Transport | None = None
+        self._lock = threading.Lock()
+
+    def make_transport(self) -> Transport:
+        """Build the transport (called once, at the first map)."""
+        raise NotImplementedError
+
+    @property
+    def transport(self) -> Transport:
+        """The transport (built at the first map)."""
+        if self._transport is None:
+            self._transport = self.make_transport()
+        return self._transport
+
+    def map(self, job: MapJob) -> list[Any]:
+        """Run the items through the transport's workers; results in input order."""
+        from daglite.backends.base import collect
+        from daglite.backends.batches import run_map
+        from daglite.backends.batches import worker_spec
+
+        if job.runtime.in_worker:
+            return collect(job, job.run_chunk(enumerate(job.items)))
+        spec = worker_spec(job.runtime, job.backend)
+        with self._lock:
+            return run_map(job, self.transport, spec)
+
+    def close(self) -> None:
+        """Close the transport, if it was built and has a `close`."""
+        transport, self._transport = self._transport, None
+        close = getattr(transport, "close", None)
+        if close is not None:
+            close()
+
+
+def in_worker() -> bool:
+    """True inside a worker process of a process-style backend."""
+    from daglite.context import current_runtime
+
+    runtime = current_runtime.get()
+    return runtime is not None and runtime.in_worker
+
+
+def current_settings() -> DagliteSettings:
+    """The settings of the session the caller runs in (the global settings outside one)."""
+    from daglite.context import bare_runtime
+    from daglite.context import current_runtime
+
+    runtime = current_runtime.get() or bare_runtime()
+    return runtime.settings
+
+
+def emit(event: Any) -> None:
+    """Hand `event` to the session's processors (relayed from workers like built-in events).
+
+    Does nothing when no processor listens.
+    """
+    from daglite.context import current_runtime
+
+    runtime = current_runtime.get()
+    if runtime is not None and runtime.emit is not None:
+        runtime.emit(event)
