@@ -97,12 +97,16 @@ def chatty(x: int) -> int:
     return x
 
 
+#: The values of the `Write`s applied on the coordinator, in order.
+APPLIED: list[int] = []
+
+
 class Write:
     def __init__(self, value: int) -> None:
         self.value = value
 
     def apply(self, runtime) -> None:
-        runtime.services.setdefault("applied", []).append(self.value)
+        APPLIED.append(self.value)
 
 
 @task

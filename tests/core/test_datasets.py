@@ -269,7 +269,7 @@ def _worker_runtime(relay):
         settings=settings,
         backend="process",
         in_worker=True,
-        services={"dataset_relay": relay},
+        dataset_relay=relay,
     )
 
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from process_tasks import APPLIED
 from process_tasks import FailingStart
 from process_tasks import WorkerHook
 from process_tasks import async_double
@@ -40,7 +41,7 @@ from daglite import map_tasks
 from daglite import session
 from daglite import task
 from daglite.backends import process as process_module
-from daglite.backends.batches import BatchSizer
+from daglite.backends.maploop import BatchSizer
 from daglite.settings import DagliteSettings
 
 pytestmark = pytest.mark.timeout(60)
@@ -197,17 +198,17 @@ def test_worker_log_records_are_relayed(caplog):
 
 
 def test_dataset_writes_are_relayed_and_applied_in_order():
+    APPLIED.clear()
     applied_before_success = []
 
     def on_event(event):
         if event.kind == "TaskSucceeded":
-            applied = ctx.runtime.services.get("applied", [])
-            applied_before_success.append(event.map_index in applied)
+            applied_before_success.append(event.map_index in APPLIED)
 
     settings = DagliteSettings(max_workers=1)
-    with session(backend="process", settings=settings, plugins=[on_event]) as ctx:
+    with session(backend="process", settings=settings, plugins=[on_event]):
         assert map_tasks(writer, range(300)) == [True] * 300  # streamed first, then batched
-        assert ctx.runtime.services["applied"] == list(range(300))
+        assert list(range(300)) == APPLIED
     assert applied_before_success == [True] * 300  # writes land before the events after them
     assert writer.func(1) is False  # outside a worker the caller writes itself
 

@@ -22,7 +22,9 @@ from daglite.settings import DagliteSettings
 from daglite.settings import get_global_settings
 
 if TYPE_CHECKING:
+    from daglite.datasets import RelayedWrite
     from daglite.events import Event
+    from daglite.session import SessionContext
 
 # -- ids ----------------------------------------------------------------------------------
 
@@ -61,7 +63,10 @@ class Runtime:
         cache_store: The session's cache store (a URL or a store object).
         dataset_store: The session's dataset store (a URL or a store object).
         in_worker: True inside a worker process of a process-based backend.
-        services: Extra per-session objects (dataset relay, backend instances, ...).
+        session: The session this runtime belongs to, on the coordinator (`None` for the
+            bare runtime and in workers): its backends, hook plugins and worker spec.
+        dataset_relay: In a worker, where dataset saves to a store only the coordinator
+            can reach go (`daglite.backends.worker`); `None` elsewhere.
     """
 
     session_id: str
@@ -72,7 +77,10 @@ class Runtime:
     cache_store: Any = None
     dataset_store: Any = None
     in_worker: bool = False
-    services: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+    session: SessionContext | None = attrs.field(default=None, eq=False, repr=False)
+    dataset_relay: Callable[[RelayedWrite], None] | None = attrs.field(
+        default=None, eq=False, repr=False
+    )
 
 
 _bare: Runtime | None = None

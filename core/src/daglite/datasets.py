@@ -10,7 +10,7 @@ session's dataset store, else the settings' (`.daglite/datasets` by default). Th
 is `format=`, else the key's extension, else the value's type (see `daglite.formats`).
 
 In a worker process of a process-based backend the runtime carries a
-`services["dataset_relay"]` callable. A save to a store that only the coordinator's
+`dataset_relay` callable. A save to a store that only the coordinator's
 machine can reach (`is_local`) is then serialized in the worker and handed to the relay
 as one picklable `RelayedWrite`; the coordinator calls its `apply(runtime)`, which writes
 the bytes (`apply_relayed_write`). Remote stores are written directly by the worker.
@@ -117,7 +117,7 @@ def _save(
             key=key, value=value, format=format, options=options, metadata=meta
         )
     data, fmt = store.dumps(key, value, format=format, options=options)
-    relay = runtime.services.get("dataset_relay")
+    relay = runtime.dataset_relay
     if relay is not None and store.is_local:
         info = {
             "task_id": meta.task_id if meta is not None else None,

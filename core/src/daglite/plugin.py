@@ -17,16 +17,16 @@ refused at load with an error naming it.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from daglite.backends.base import Backend
 from daglite.backends.base import MapJob
 from daglite.backends.base import Outcome
-from daglite.backends.batches import EarlyEvents
-from daglite.backends.batches import Transport
-from daglite.backends.batches import WorkerLost
-from daglite.backends.worker import BatchRequest
+from daglite.backends.transport import BatchRequest
+from daglite.backends.transport import EarlyEvents
+from daglite.backends.transport import Transport
+from daglite.backends.transport import TransportBackend
+from daglite.backends.transport import WorkerLost
 from daglite.backends.worker import run_batch
 from daglite.formats import Format
 from daglite.settings import DagliteSettings
@@ -53,52 +53,6 @@ __all__ = [
     "in_worker",
     "run_batch",
 ]
-
-
-class TransportBackend(Backend):
-    """A backend whose workers live in other processes: it only provides a `Transport`.
-
-    Subclasses implement `make_transport`; the core's map loop does the rest (packing,
-    batch sizing, relays of events, logs and dataset writes, crash and timeout handling).
-    Maps on one instance run one at a time. A map started inside a worker runs inline.
-    """
-
-    shares_memory = False
-
-    def __init__(self, settings: DagliteSettings) -> None:
-        super().__init__(settings)
-        self._transport: Transport | None = None
-        self._lock = threading.Lock()
-
-    def make_transport(self) -> Transport:
-        """Build the transport (called once, at the first map)."""
-        raise NotImplementedError
-
-    @property
-    def transport(self) -> Transport:
-        """The transport (built at the first map)."""
-        if self._transport is None:
-            self._transport = self.make_transport()
-        return self._transport
-
-    def map(self, job: MapJob) -> list[Any]:
-        """Run the items through the transport's workers; results in input order."""
-        from daglite.backends.base import collect
-        from daglite.backends.batches import run_map
-        from daglite.backends.batches import worker_spec
-
-        if job.runtime.in_worker:
-            return collect(job, job.run_chunk(enumerate(job.items)))
-        spec = worker_spec(job.runtime, job.backend)
-        with self._lock:
-            return run_map(job, self.transport, spec)
-
-    def close(self) -> None:
-        """Close the transport, if it was built and has a `close`."""
-        transport, self._transport = self._transport, None
-        close = getattr(transport, "close", None)
-        if close is not None:
-            close()
 
 
 def in_worker() -> bool:

@@ -33,6 +33,7 @@ from daglite.settings import get_global_settings
 if TYPE_CHECKING:
     from daglite import events as ev
     from daglite.backends import Backend
+    from daglite.backends.transport import WorkerSpec
     from daglite.caching import CacheStore
     from daglite.datasets import DatasetStore
 
@@ -171,8 +172,11 @@ class SessionContext:
             emit=self._dispatcher,
             cache_store=self.cache_store,
             dataset_store=self.dataset_store,
-            services={"session": self},
+            session=self,
         )
+        #: The description of this session for worker processes (built at the first map on
+        #: a process-style backend; `daglite.backends.packing.worker_spec`).
+        self.worker_spec: WorkerSpec | None = None
         self._backends: dict[str, Backend] = {}
         self._lock = threading.Lock()
         self._token: Any = None
@@ -335,4 +339,4 @@ async def async_session(
 def active_session() -> SessionContext | None:
     """The session active in the current context, or `None`."""
     runtime = current_runtime.get()
-    return runtime.services.get("session") if runtime is not None else None
+    return runtime.session if runtime is not None else None

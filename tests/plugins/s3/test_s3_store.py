@@ -234,7 +234,7 @@ def _run_in_worker(url: str) -> None:
         backend="process",
         dataset_store=url,
         in_worker=True,
-        services={"dataset_relay": relay},
+        dataset_relay=relay,
     )
     current_runtime.set(runtime)
     _worker_item("a", 1)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import abc
 import threading
+from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import ClassVar
+from typing import NamedTuple
 
 import attrs
 
@@ -22,11 +24,14 @@ if TYPE_CHECKING:
     from daglite.tasks import BaseTask
 
 
-@attrs.frozen
-class Outcome:
-    """The result of one map item: its value, or the exception it raised."""
+class Outcome(NamedTuple):
+    """The result of one map item: its value, or the exception it raised.
 
-    index: int
+    The one outcome type of every backend, also in the results workers send back: a named
+    tuple, cheap to build and to pickle.
+    """
+
+    index: int  # pyright: ignore[reportIncompatibleMethodOverride] (shadows tuple.index)
     ok: bool
     value: Any
 
@@ -108,19 +113,29 @@ class MapJob:
             )
         return run_coroutine(pipeline.run_async(task, runtime, meta, args, {}))
 
-    def run_chunk(self, chunk: Iterable[tuple[int, tuple[Any, ...]]]) -> list[Outcome]:
+    def run_chunk(
+        self,
+        chunk: Iterable[tuple[int, tuple[Any, ...]]],
+        progress: Callable[[int], None] | None = None,
+    ) -> list[Outcome]:
         """Run items in order until done, or until one fails and exceptions are not returned.
 
         A chunk holds consecutive indexes, so it ends at the first item that `skips`.
+        `progress`, if given, is called with each item's map index before it runs (a
+        worker pool that watches it learns which item a dying worker was running).
         """
-        outcomes = []
+        outcomes: list[Outcome] = []
+        append = outcomes.append
+        run_item = self.run_item
         for index, args in chunk:
             if self.skips(index):
                 break
+            if progress is not None:
+                progress(index)
             try:
-                outcomes.append(Outcome(index, True, self.run_item(index, args)))
+                append(Outcome(index, True, run_item(index, args)))
             except TaskError as exc:
-                outcomes.append(Outcome(index, False, exc))
+                append(Outcome(index, False, exc))
                 self.note_failure(index)
                 if not self.return_exceptions:
                     break
@@ -155,14 +170,16 @@ def collect(job: MapJob, outcomes: Iterable[Outcome]) -> list[Any]:
     Raises:
         TaskError: The first failed item (by index) when `job.return_exceptions` is false.
     """
-    ordered = sorted(outcomes, key=lambda o: o.index)
+    ordered = sorted(outcomes, key=_index)
     job.finished = len(ordered)
-    job.failures = sum(not o.ok for o in ordered)
-    if not job.return_exceptions:
-        for outcome in ordered:
-            if not outcome.ok:
-                raise outcome.value
-    return [outcome.value for outcome in ordered]
+    job.failures = sum(not ok for _, ok, _ in ordered)
+    if job.failures and not job.return_exceptions:
+        raise next(value for _, ok, value in ordered if not ok)
+    return [value for _, _, value in ordered]
+
+
+def _index(outcome: Outcome) -> int:
+    return outcome[0]
 
 
 class Backend(abc.ABC):

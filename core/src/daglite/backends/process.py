@@ -18,7 +18,7 @@ small one queued), and, through 16 bytes of shared memory the worker writes befo
 item, which map index it is running and since when. So when a worker dies (`os._exit`, a
 signal, a segfault, the out-of-memory killer) the item is named with the exit code or
 signal at once (a pidfd or the socket's end wakes the coordinator), the worker is
-replaced and the map goes on (see `daglite.backends.batches`). An item of a task with a
+replaced and the map goes on (see `daglite.backends.maploop`). An item of a task with a
 `timeout` runs alone and is timed from its real start; if its worker cannot stop the
 attempt in time the coordinator kills the worker. A worker running a slow batch sends its
 events as they happen. Ctrl-C kills every worker at once. Workers also leave when their
@@ -34,7 +34,6 @@ import os
 import pickle
 import subprocess
 import sys
-import threading
 import time
 import weakref
 from collections import deque
@@ -45,16 +44,12 @@ from typing import Any
 
 import attrs
 
-from daglite.backends.base import Backend
-from daglite.backends.base import MapJob
-from daglite.backends.base import collect
-from daglite.backends.batches import EarlyEvents
-from daglite.backends.batches import WorkerLost
-from daglite.backends.batches import run_map
-from daglite.backends.batches import worker_spec
-from daglite.backends.worker import EVENTS_TAG
-from daglite.backends.worker import PROGRESS
-from daglite.backends.worker import BatchRequest
+from daglite.backends.processworker import EVENTS_TAG
+from daglite.backends.processworker import PROGRESS
+from daglite.backends.transport import BatchRequest
+from daglite.backends.transport import EarlyEvents
+from daglite.backends.transport import TransportBackend
+from daglite.backends.transport import WorkerLost
 from daglite.errors import BackendError
 
 #: How workers start: "subprocess" (POSIX, see the module docstring) or "spawn".
@@ -64,7 +59,8 @@ START_METHOD = "subprocess" if os.name == "posix" else "spawn"
 #: socket buffers, so sending it never blocks.
 QUEUE_BYTES = 32 * 1024
 _BOOT = (
-    "import sys; from daglite.backends.worker import main; main(int(sys.argv[1]), int(sys.argv[2]))"
+    "import sys; from daglite.backends.processworker import main; "
+    "main(int(sys.argv[1]), int(sys.argv[2]))"
 )
 
 
@@ -109,7 +105,7 @@ class _Worker:
     def _start_spawn(self) -> None:
         import multiprocessing
 
-        from daglite.backends.worker import serve
+        from daglite.backends.processworker import serve
 
         context = multiprocessing.get_context("spawn")
         ours, theirs = context.Pipe()
@@ -363,7 +359,7 @@ def _kill_all(workers: list[_Worker]) -> None:
     workers.clear()
 
 
-class ProcessBackend(Backend):
+class ProcessBackend(TransportBackend):
     """Runs items in worker processes (see the module docstring), batched and watched.
 
     The pool starts at the first map (`max_workers` processes, the CPU count by default)
@@ -371,33 +367,23 @@ class ProcessBackend(Backend):
     a worker runs inline.
     """
 
-    shares_memory = False
-
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)
         self.max_workers = settings.max_workers or os.cpu_count() or 1
-        self._pool: ProcessPool | None = None
-        self._lock = threading.Lock()
+
+    def make_transport(self) -> ProcessPool:
+        """The worker pool (workers start at the first batch)."""
+        return ProcessPool(self.max_workers)
 
     @property
     def pool(self) -> ProcessPool:
         """The worker pool (created on first use; workers start at the first batch)."""
-        if self._pool is None:
-            self._pool = ProcessPool(self.max_workers)
-        return self._pool
-
-    def map(self, job: MapJob) -> list[Any]:
-        """Run the items on the worker processes; results in input order."""
-        if job.runtime.in_worker:
-            return collect(job, job.run_chunk(enumerate(job.items)))
-        spec = worker_spec(job.runtime, job.backend)
-        with self._lock:
-            return run_map(job, self.pool, spec)
+        return self.transport  # type: ignore[return-value]
 
     def close(self) -> None:
         """Stop the workers; a map still running in another thread fails with BackendError."""
-        pool, self._pool = self._pool, None
-        if pool is None:
+        pool, self._transport = self._transport, None
+        if not isinstance(pool, ProcessPool):
             return
         if self._lock.acquire(blocking=False):
             try:

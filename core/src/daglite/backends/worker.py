@@ -1,21 +1,21 @@
-"""The worker side of process-based backends: what runs inside a worker process.
+"""The worker side of process-style backends: what runs inside a worker process.
 
-Every backend whose workers live in other processes (`process` in the core, `loky` and
-`dask` in plugins) ships the same three things and runs the same function:
+Every backend whose workers live in other processes (`process` in the core, `loky`,
+`dask` and `ray` in plugins) ships the same three things (see
+`daglite.backends.transport`) and runs the same function, `run_batch(request)`:
 
-- a `WorkerSpec` (built once per map on the coordinator by
-  `daglite.backends.batches.worker_spec`): the session's settings, hook plugins, store
-  configuration and id. A worker rebuilds its side of the session from it **once** (cached
-  by `WorkerSpec.key`) and calls the `on_worker_start` hook;
+- a `WorkerSpec`: the session's settings, hook plugins, store configuration and id. A
+  worker rebuilds its side of the session from it **once** (`worker_runtime`, cached by
+  `WorkerSpec.key`) and calls the `on_worker_start` hook;
 - a job blob: the task and the map's ids, cloudpickled once per map (cached by `job_key`);
 - items: a cloudpickled list of `(map_index, args)` pairs.
 
-`run_batch(request)` runs the items in order through the same run pipeline as an inline
-call (`MapJob.run_chunk`) with a worker `Runtime(in_worker=True)` whose event sink appends
-to a per-batch buffer, and returns a cloudpickled `BatchResult`: the outcomes, the
-buffered events, log records and dataset writes, the time the items took, and whether the
-worker must be replaced (a timed-out attempt is still running in it). The coordinator
-hands those bytes to `daglite.backends.batches.relay`.
+`run_batch` runs the items in order through the same run pipeline as an inline call
+(`MapJob.run_chunk`) with a worker `Runtime(in_worker=True)` whose event sink appends to
+a per-batch buffer, and returns a cloudpickled `BatchResult`: the outcomes, the buffered
+events, log records and dataset writes (`relay_write`), the time the items took, and
+whether the worker must be replaced (a timed-out attempt is still running in it). The
+coordinator hands those bytes to `daglite.backends.packing.relay`.
 
 This module is imported by every worker, so it imports little: cloudpickle only when a
 batch arrives.
@@ -27,7 +27,6 @@ import contextvars
 import logging
 import os
 import pickle
-import struct
 import sys
 import threading
 import time
@@ -35,100 +34,17 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-import attrs
-
 from daglite.backends.base import MapJob
+from daglite.backends.base import Outcome
+from daglite.backends.transport import BatchRequest
+from daglite.backends.transport import BatchResult
+from daglite.backends.transport import JobInfo
+from daglite.backends.transport import WorkerSpec
 from daglite.context import Runtime
 from daglite.context import WorkflowFrame
 from daglite.context import current_frame
 from daglite.context import current_runtime
 from daglite.errors import TaskError
-from daglite.settings import DagliteSettings
-
-
-@attrs.frozen
-class WorkerSpec:
-    """What a worker needs to rebuild its side of a session (picklable with plain pickle).
-
-    Attributes:
-        key: Identifies the spec; a worker rebuilds its runtime once per key.
-        session_id: The coordinator's session id (in every event a worker emits).
-        settings: The session's settings.
-        backend: The name of the backend the items run on (in their metadata).
-        emit: Whether the coordinator listens to events (else none is even built).
-        sys_path: The coordinator's `sys.path`, so tasks importable there import here.
-        payload: Cloudpickled `(hook_plugins, cache_store, dataset_store)`, unpickled only
-            after `sys_path` is applied (plugins may live in the user's modules).
-        environ: The coordinator's environment variables when the spec was built. Workers
-            that outlive a session (loky's, dask's) apply them, so a variable set between
-            two sessions (credentials, endpoints, `OTEL_*`) reaches them like it reaches a
-            freshly started worker.
-    """
-
-    key: str
-    session_id: str
-    settings: DagliteSettings
-    backend: str
-    emit: bool
-    sys_path: tuple[str, ...]
-    payload: bytes
-    environ: dict[str, str] = attrs.field(factory=dict)
-
-
-@attrs.frozen
-class BatchRequest:
-    """One batch of items for a worker.
-
-    `spec` and `job` may be `None` when the coordinator knows this worker already has them
-    (its own pool does); plugins simply always send them (the worker still unpickles each
-    only once). `stream` asks a worker that can talk back before the batch ends to send
-    each event at once (a batch of slow items: so `TaskStarted` is seen while it runs).
-    """
-
-    spec_key: str
-    spec: WorkerSpec | None
-    job_key: str
-    job: bytes | None
-    items: bytes
-    stream: bool = False
-
-
-@attrs.define
-class BatchResult:
-    """What a worker sends back for one batch (cloudpickled by `run_batch`).
-
-    Attributes:
-        outcomes: `(map_index, ok, value_or_error)` per item that ran, in order (plain
-            tuples: the cheapest thing to pickle).
-        events: The events the items emitted, in order.
-        logs: Log records emitted while the items ran (ready for `Logger.handle`).
-        writes: Dataset writes to apply on the coordinator, in order: objects with an
-            `apply(runtime)` method, appended by `relay_write`.
-        duration: Seconds the items took in the worker (sizes the next batches).
-        tainted: A timed-out attempt is still running in this worker: replace it.
-        error: Why the batch could not run at all (its task or items failed to load).
-        pid: The worker's process id.
-    """
-
-    outcomes: list[tuple[int, bool, Any]] = attrs.field(factory=list)
-    events: list[Any] = attrs.field(factory=list)
-    logs: list[logging.LogRecord] = attrs.field(factory=list)
-    writes: list[Any] = attrs.field(factory=list)
-    duration: float = 0.0
-    tainted: bool = False
-    error: str | None = None
-    pid: int = attrs.field(factory=os.getpid)
-
-
-@attrs.frozen
-class JobInfo:
-    """The per-map part of a batch: the task and the ids its items' metadata carry."""
-
-    task: Any
-    map_id: str
-    parent_id: str | None
-    return_exceptions: bool
-
 
 # -- worker state (one per worker process, rebuilt per spec and per map) ---------------------
 
@@ -179,7 +95,7 @@ def relay_write(write: Any) -> bool:
         True if the write was queued; False outside a worker batch (then write directly).
     """
     runtime = current_runtime.get()
-    relay = runtime.services.get("dataset_relay") if runtime is not None else None
+    relay = runtime.dataset_relay if runtime is not None else None
     if relay is None or _batch.get() is None:
         return False
     relay(write)
@@ -242,7 +158,7 @@ def worker_runtime(spec: WorkerSpec) -> Runtime:
         cache_store=cache_store,
         dataset_store=dataset_store,
         in_worker=True,
-        services={"dataset_relay": _relay},
+        dataset_relay=_relay,
     )
     set_global_settings(spec.settings)
     if not _runtimes:  # first session seen by this worker: relay its log records
@@ -315,7 +231,7 @@ def run_batch(
     )
     start = time.perf_counter()
     try:
-        result.outcomes = _run_items(job, items, progress)
+        result.outcomes = job.run_chunk(items, progress)
     finally:
         result.duration = time.perf_counter() - start
         current_frame.reset(frame_token)
@@ -341,27 +257,6 @@ def _abandoned_attempt_running(grace: float = 0.2) -> bool:
     return False
 
 
-def _run_items(
-    job: MapJob,
-    items: list[tuple[int, tuple[Any, ...]]],
-    progress: Callable[[int], None] | None,
-) -> list[tuple[int, bool, Any]]:
-    """`MapJob.run_chunk` for a worker: outcome tuples, and the progress cell kept."""
-    outcomes: list[tuple[int, bool, Any]] = []
-    append = outcomes.append
-    run_item = job.run_item
-    for index, args in items:
-        if progress is not None:
-            progress(index)
-        try:
-            append((index, True, run_item(index, args)))
-        except TaskError as exc:
-            append((index, False, exc))
-            if not job.return_exceptions:
-                break
-    return outcomes
-
-
 def _dump(result: BatchResult, name: str) -> bytes:
     """Cloudpickle `result`; values or errors that cannot travel are replaced by errors."""
     import cloudpickle
@@ -379,7 +274,7 @@ def _dump(result: BatchResult, name: str) -> bytes:
             cloudpickle.dumps(value)
         except Exception as exc:
             ok, value = False, _unsendable(index, value, exc, name)
-        outcomes.append((index, ok, value))
+        outcomes.append(Outcome(index, ok, value))
     result.outcomes = outcomes
     events = []
     for event in result.events:
@@ -432,69 +327,3 @@ def _unsendable(index: int, value: Any, exc: Exception, name: str) -> TaskError:
     if isinstance(value, TaskError):
         error.worker_traceback = getattr(value, "worker_traceback", None) or str(value)
     return error
-
-
-# -- the worker process of the `process` backend ----------------------------------------
-
-
-#: First byte of a message carrying events sent before the batch's result (a result is a
-#: pickle, whose first byte is never this).
-EVENTS_TAG = b"E"
-
-#: The progress cell a `process` worker shares with the coordinator: the map index of the
-#: running item (-1: none) and when it started (`time.monotonic()`, system-wide on POSIX).
-PROGRESS = struct.Struct("qd")
-
-
-def main(fd: int, progress_fd: int | None = None) -> None:
-    """Serve batches on the connection `fd` until it closes (the `process` backend's worker).
-
-    Each message is a pickled `BatchRequest`; each answer the bytes of `run_batch`. Before
-    each item the worker writes its map index and start time to the shared memory at
-    `progress_fd` (`PROGRESS`), so the coordinator can name the item if this process dies
-    and time it against its task's `timeout`.
-    """
-    from multiprocessing.connection import Connection
-
-    serve(Connection(fd), progress_fd)
-
-
-def serve(conn: Any, progress_fd: int | None = None) -> None:
-    """The request loop of a `process` worker over a `multiprocessing` connection."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the coordinator's to handle
-    progress: Callable[[int], None] | None = None
-    if progress_fd is not None:
-        import mmap
-
-        memory = mmap.mmap(progress_fd, PROGRESS.size)
-        pack = PROGRESS.pack_into
-        clock = time.monotonic
-
-        def write_progress(index: int) -> None:
-            pack(memory, 0, index, clock())
-
-        progress = write_progress
-
-    def stream(entries: list[Any]) -> None:
-        import cloudpickle
-
-        try:
-            data = cloudpickle.dumps(entries)
-        except Exception:
-            return  # one that cannot be pickled is dropped, as at the batch's end
-        conn.send_bytes(EVENTS_TAG + data)
-
-    while True:
-        try:
-            data = conn.recv_bytes()
-        except (EOFError, OSError):
-            return  # the coordinator closed the pool (or died): leave quietly
-        request = pickle.loads(data)
-        if progress is not None:
-            progress(-1)
-        try:
-            conn.send_bytes(run_batch(request, progress, stream))
-        except (BrokenPipeError, OSError):
-            return

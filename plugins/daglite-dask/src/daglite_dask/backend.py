@@ -14,22 +14,19 @@ Where it runs, first match wins:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from collections.abc import Iterator
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from typing import Any
 from urllib.parse import urlsplit
 
-import attrs
-
-from daglite.backends.base import Backend
-from daglite.backends.base import MapJob
-from daglite.backends.base import collect
-from daglite.backends.batches import run_map
-from daglite.backends.batches import worker_spec
 from daglite.errors import BackendError
-from daglite.settings import DagliteSettings
+from daglite.plugin import DagliteSettings
+from daglite.plugin import MapJob
+from daglite.plugin import TransportBackend
 from daglite_dask.transport import DaskTransport
 
 if TYPE_CHECKING:
@@ -104,7 +101,7 @@ def _probe(address: str, timeout: float) -> None:
         ) from exc
 
 
-class DaskBackend(Backend):
+class DaskBackend(TransportBackend):
     """Runs map items on dask.distributed workers, in batches, through the daglite pipeline.
 
     Items travel in batches (one dask task per batch, so trivial items are not dominated by
@@ -122,8 +119,6 @@ class DaskBackend(Backend):
     Raises:
         BackendError: An option is unknown.
     """
-
-    shares_memory = False
 
     def __init__(self, settings: DagliteSettings) -> None:
         super().__init__(settings)
@@ -232,41 +227,35 @@ class DaskBackend(Backend):
 
     # -- maps -----------------------------------------------------------------------------
 
-    def map(self, job: MapJob) -> list[Any]:
-        """Run the items on the cluster in batches; results in input order.
+    @contextlib.contextmanager
+    def map_transport(self, job: MapJob) -> Iterator[DaskTransport]:
+        """A transport for this map only (maps on one client may run side by side).
 
         Raises:
-            TaskError: The first failed item (by index), unless exceptions are returned.
-            BackendError: The cluster is unreachable, a worker died running an item (after
-                dask's own retries), or something cannot be sent to the workers.
+            BackendError: The cluster is unreachable, or the local cluster failed to start.
         """
-        if job.runtime.in_worker:
-            return collect(job, job.run_chunk(enumerate(job.items)))
-        runtime = job.runtime
-        # Workers do not share the coordinator's working directory: local paths go absolute.
-        shipped = attrs.evolve(
-            runtime,
-            cache_store=_absolute(runtime.cache_store),
-            dataset_store=_absolute(runtime.dataset_store),
-        )
-        spec = worker_spec(shipped, job.backend)
         client: Any = self.client  # Any: distributed's sync/async methods confuse checkers
         self._watch_lost_workers(client)
         nthreads = max(1, sum(client.nthreads().values()))
-        timed = job.task.timeout is not None
         transport = DaskTransport(
             client,
             nthreads,
             job.task.name,
             job.map_id,
             self._rerun,
-            timed=timed,
-            listening=spec.emit,
+            timed=job.task.timeout is not None,
+            listening=job.runtime.emit is not None,
         )
         try:
-            return run_map(job, transport, spec)
+            yield transport
         finally:
             transport.close()
+
+    def worker_store(self, store: Any) -> Any:
+        """Local store paths go absolute: workers do not share the coordinator's directory."""
+        if isinstance(store, str) and "://" not in store:
+            return os.path.abspath(store)
+        return store
 
     def _watch_lost_workers(self, client: Client) -> None:
         # The scheduler announces each removed worker with the tasks it was processing on
@@ -285,9 +274,3 @@ class DaskBackend(Backend):
             for key in message.get("processing-tasks") or ():
                 if isinstance(key, str) and key.startswith("daglite-"):
                     self._rerun[key] = self._rerun.get(key, 0) + 1
-
-
-def _absolute(store: Any) -> Any:
-    if isinstance(store, str) and "://" not in store:
-        return os.path.abspath(store)
-    return store

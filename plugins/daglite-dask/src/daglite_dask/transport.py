@@ -1,4 +1,4 @@
-"""The dask `Transport`: daglite's batch loop (`daglite.backends.batches`) over dask futures."""
+"""The dask `Transport`: the core's map loop (`daglite.plugin.TransportBackend`) on dask."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from collections.abc import Hashable
 from typing import TYPE_CHECKING
 from typing import Any
 
-from daglite.backends.batches import EarlyEvents
-from daglite.backends.batches import WorkerLost
-from daglite.backends.worker import BatchRequest
-from daglite.backends.worker import run_batch
 from daglite.errors import BackendError
+from daglite.plugin import BatchRequest
+from daglite.plugin import EarlyEvents
+from daglite.plugin import WorkerLost
+from daglite.plugin import run_batch
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -29,9 +29,9 @@ STREAM_TIMEOUT = 10.0
 
 
 class DaskTransport:
-    """The `Transport` of one map over a dask client (see `daglite.backends.batches`).
+    """The `Transport` of one map over a dask client (see `daglite.plugin.Transport`).
 
-    Each batch is one dask task calling `daglite.backends.worker.run_batch` on a worker;
+    Each batch is one dask task calling `daglite.plugin.run_batch` on a worker;
     `depth` batches per worker thread are kept in flight to hide the scheduler's round
     trip. A batch whose worker died is re-run by dask elsewhere (up to the scheduler's
     `allowed-failures`). When dask gives up, every batch that was on the dying worker

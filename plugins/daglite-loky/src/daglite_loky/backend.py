@@ -1,8 +1,8 @@
 """`backend="loky"`: the core's process-backend machinery on loky's reusable executor.
 
-Everything but the transport comes from the core: `daglite.backends.batches.run_map`
-packs and sizes batches, relays events, logs and dataset writes, names crashed items and
-watches timeouts; `daglite.backends.worker.run_batch` runs a batch in a loky worker,
+Everything but the transport comes from the core (`daglite.plugin.TransportBackend`): its
+map loop packs and sizes batches, relays events, logs and dataset writes, names crashed
+items and watches timeouts; `daglite.plugin.run_batch` runs a batch in a loky worker,
 rebuilding the session's worker side once per worker. This module only says how to hand a
 batch to loky and how loky reports a dead worker.
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 from collections.abc import Hashable
 from concurrent.futures import FIRST_COMPLETED
 from concurrent.futures import CancelledError
@@ -27,16 +26,12 @@ from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from daglite.backends.base import Backend
-from daglite.backends.base import MapJob
-from daglite.backends.base import collect
-from daglite.backends.batches import EarlyEvents
-from daglite.backends.batches import WorkerLost
-from daglite.backends.batches import run_map
-from daglite.backends.batches import worker_spec
-from daglite.backends.worker import BatchRequest
-from daglite.backends.worker import run_batch
 from daglite.errors import SettingsError
+from daglite.plugin import BatchRequest
+from daglite.plugin import EarlyEvents
+from daglite.plugin import TransportBackend
+from daglite.plugin import WorkerLost
+from daglite.plugin import run_batch
 
 #: Seconds an idle loky worker waits for work before it leaves.
 DEFAULT_IDLE_TIMEOUT = 300.0
@@ -45,7 +40,7 @@ _EXITCODE = re.compile(r"\((-?\d+)\)")
 
 
 class LokyTransport:
-    """The `Transport` over `loky.get_reusable_executor` (see `daglite.backends.batches`).
+    """The `Transport` over `loky.get_reusable_executor` (see `daglite.plugin.Transport`).
 
     Args:
         workers: Worker processes of the executor.
@@ -104,14 +99,12 @@ def _exitcode(exc: BaseException) -> int | None:
     return int(match.group(1)) if match else None
 
 
-class LokyBackend(Backend):
+class LokyBackend(TransportBackend):
     """Runs items on loky's reusable executor, with the core's batching and relays.
 
     `max_workers` (settings) sizes the executor (the CPU count by default);
     `[tool.daglite.options.loky] idle_timeout` says how long idle workers stay (300 s).
     """
-
-    shares_memory = False
 
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)
@@ -133,16 +126,12 @@ class LokyBackend(Backend):
                 f"invalid value {raw!r} for 'idle_timeout' in "
                 "[tool.daglite.options.loky]: must be a number of seconds > 0"
             )
-        self.transport = LokyTransport(settings.max_workers or os.cpu_count() or 1, idle)
-        self._lock = threading.Lock()
+        self.workers = settings.max_workers or os.cpu_count() or 1
+        self.idle_timeout = idle
 
-    def map(self, job: MapJob) -> list[Any]:
-        """Run the items on loky's workers; results in input order."""
-        if job.runtime.in_worker:
-            return collect(job, job.run_chunk(enumerate(job.items)))
-        spec = worker_spec(job.runtime, job.backend)
-        with self._lock:  # one map at a time owns the transport's futures
-            return run_map(job, self.transport, spec)
+    def make_transport(self) -> LokyTransport:
+        """The transport over loky's reusable executor."""
+        return LokyTransport(self.workers, self.idle_timeout)
 
     def close(self) -> None:
         """Nothing to release: the reusable executor stays warm for the next session."""

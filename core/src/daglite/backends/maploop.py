@@ -1,18 +1,17 @@
-"""The coordinator side of process-based backends: batches out, outcomes and events back.
+"""The coordinator's map loop of process-style backends: batches out, outcomes back.
 
-`run_map(job, transport)` is the whole map loop of a backend whose workers live in other
-processes. It packs the task once and the items in batches (cloudpickle; a value that
-cannot be pickled fails here, before any worker starts, naming the task and argument),
-sizes batches from the measured cost per item, keeps a bounded number in flight while
-consuming the input lazily, relays what comes back (`relay`: dataset writes, then log
-records and events, in order) and returns the values in input order. Batches expected to
-run for a while ask their worker to stream events as they happen (`EarlyEvents`), where
-the transport can.
+`run_map(job, transport, spec)` is the whole map of a backend whose workers live in
+other processes. It packs the task once and the items in batches
+(`daglite.backends.packing`), sizes batches from the measured cost per item
+(`BatchSizer`), keeps a bounded number in flight while consuming the input lazily,
+relays what comes back (`relay`: dataset writes, then log records and events, in order)
+and returns the values in input order. Batches expected to run for a while ask their
+worker to stream events as they happen (`EarlyEvents`), where the transport can.
 
-A backend only provides a `Transport`: how to hand a `BatchRequest` to a worker (which
-calls `daglite.backends.worker.run_batch`) and get the bytes back, and how it learns that
-a worker died. The core's `process` backend and the `loky` and `dask` plugins are
-transports over this one loop.
+A backend only provides a `Transport` (`daglite.backends.transport`): how to hand a
+`BatchRequest` to a worker (which calls `daglite.backends.worker.run_batch`) and get the
+bytes back, and how it learns that a worker died. The core's `process` backend and the
+`loky`, `dask` and `ray` plugins are transports over this one loop.
 
 Failures:
 
@@ -30,34 +29,30 @@ Failures:
 from __future__ import annotations
 
 import itertools
-import logging
 import math
-import os
-import pickle
 import signal
-import sys
 import time
 from collections import deque
 from collections.abc import Hashable
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 from typing import Any
-from typing import Protocol
 
 import attrs
 
 from daglite.backends.base import MapJob
-from daglite.backends.worker import BatchRequest
-from daglite.backends.worker import BatchResult
-from daglite.backends.worker import JobInfo
-from daglite.backends.worker import WorkerSpec
-from daglite.context import Runtime
-from daglite.context import new_id
+from daglite.backends.base import Outcome
+from daglite.backends.base import collect
+from daglite.backends.packing import pack_items
+from daglite.backends.packing import pack_job
+from daglite.backends.packing import relay
+from daglite.backends.packing import relay_events
+from daglite.backends.transport import BatchRequest
+from daglite.backends.transport import EarlyEvents
+from daglite.backends.transport import Transport
+from daglite.backends.transport import WorkerLost
+from daglite.backends.transport import WorkerSpec
 from daglite.errors import BackendError
 from daglite.errors import TaskTimeoutError
-
-if TYPE_CHECKING:
-    from daglite.tasks import BaseTask
 
 #: Seconds of work a batch should hold once the cost per item is known.
 TARGET_BATCH_SECONDS = 0.05
@@ -69,223 +64,6 @@ MAX_BATCH = 10_000
 STREAM_SECONDS = 0.2
 #: Extra seconds granted to a timed item before its worker is killed by the coordinator.
 TIMEOUT_GRACE = 1.0
-
-
-# -- the transport contract ---------------------------------------------------------------
-
-
-@attrs.frozen
-class WorkerLost:
-    """A transport's report that the worker running a batch died.
-
-    Attributes:
-        exitcode: The worker's exit code (negative: killed by that signal), if known.
-        pid: The worker's process id, if known.
-        index: Map index of the item it was running, if the transport can tell.
-        started: False if the batch never started (it was queued behind the one that
-            killed the worker): then it simply runs again.
-        certain: False if the transport cannot tell whose worker died (a pool that breaks
-            as a whole fails every batch in flight): then the batch's items run again one
-            at a time, with nothing else in flight, to find the one that kills workers.
-        detail: What else the transport knows (appended to the error message).
-    """
-
-    exitcode: int | None = None
-    pid: int | None = None
-    index: int | None = None
-    started: bool = True
-    certain: bool = True
-    detail: str | None = None
-
-
-@attrs.frozen
-class EarlyEvents:
-    """A transport's report of events a worker sent before its batch ended.
-
-    Attributes:
-        data: The cloudpickled list of `(is_write, event_or_dataset_write)` pairs.
-    """
-
-    data: bytes
-
-
-class Transport(Protocol):
-    """How a backend runs batches on its workers (the only part a backend plugin writes).
-
-    Attributes:
-        workers: How many batches can run at once.
-
-    Optional: a `depth` attribute (batches kept in flight per worker, 1 by default) and a
-    `started(ticket) -> float | None` method (when the batch's item started, on the
-    `time.monotonic()` clock) that times items against their `timeout` from their real
-    start rather than from their submission.
-    """
-
-    workers: int
-
-    def submit(self, request: BatchRequest) -> Hashable:
-        """Start `request` on a worker (which calls `run_batch`); returns a ticket."""
-        ...
-
-    def wait(
-        self, timeout: float | None
-    ) -> list[tuple[Hashable, bytes | WorkerLost | EarlyEvents]]:
-        """Block up to `timeout` s for finished tickets: their `run_batch` bytes, or a loss.
-
-        A transport whose workers can talk back during a batch may also report the events
-        of a batch still running (`EarlyEvents`; asked for by `BatchRequest.stream`).
-        """
-        ...
-
-    def kill(self, ticket: Hashable) -> None:
-        """Stop the worker holding `ticket` now and replace it (it is not reported again)."""
-        ...
-
-    def abort(self) -> None:
-        """Stop every worker now (Ctrl-C, or the loop failed); the next submit starts anew."""
-        ...
-
-
-# -- coordinator-side packing ---------------------------------------------------------------
-
-
-def worker_spec(runtime: Runtime, backend: str) -> WorkerSpec:
-    """The `WorkerSpec` of `runtime`'s session (cached on the runtime's services).
-
-    Raises:
-        BackendError: A hook plugin or a store object cannot be pickled.
-    """
-    import cloudpickle
-
-    cached = runtime.services.get("worker_spec")
-    if cached is not None and cached.backend == backend:
-        return cached
-    session = runtime.services.get("session")
-    plugins = list(session.hook_plugins) if session is not None else []
-    for plugin in plugins:
-        _check(plugin, f"hook plugin {plugin!r}")
-    for what, store in (("cache", runtime.cache_store), ("dataset", runtime.dataset_store)):
-        _check(store, f"the {what} store {store!r}")
-    spec = WorkerSpec(
-        key=new_id(),
-        session_id=runtime.session_id,
-        settings=runtime.settings,
-        backend=backend,
-        emit=runtime.emit is not None,
-        sys_path=tuple(p for p in sys.path if isinstance(p, str)),
-        payload=cloudpickle.dumps((plugins, runtime.cache_store, runtime.dataset_store)),
-        environ=dict(os.environ),
-    )
-    runtime.services["worker_spec"] = spec
-    return spec
-
-
-def _check(obj: Any, what: str) -> None:
-    import cloudpickle
-
-    try:
-        cloudpickle.dumps(obj)
-    except Exception as exc:
-        raise BackendError(f"{what} cannot be sent to a worker process: {exc}") from exc
-
-
-def pack_job(job: MapJob) -> bytes:
-    """The cloudpickled `JobInfo` of `job` (its task and ids).
-
-    Raises:
-        BackendError: The task cannot be pickled.
-    """
-    import cloudpickle
-
-    parent = job.parent
-    info = JobInfo(
-        task=job.task,
-        map_id=job.map_id,
-        parent_id=parent.task_id if parent is not None else None,
-        return_exceptions=job.return_exceptions,
-    )
-    try:
-        return cloudpickle.dumps(info)
-    except Exception as exc:
-        raise BackendError(
-            f"task '{job.task.name}' cannot be sent to a worker process: {exc}"
-        ) from exc
-
-
-def pack_items(task: BaseTask[Any, Any], chunk: list[tuple[int, tuple[Any, ...]]]) -> bytes:
-    """The cloudpickled items of a batch.
-
-    Raises:
-        BackendError: An argument cannot be pickled (the message names it and the task).
-    """
-    import cloudpickle
-
-    try:
-        return cloudpickle.dumps(chunk)
-    except Exception as exc:
-        error = exc
-    names = list(task.signature.parameters)
-    for index, args in chunk:
-        for position, value in enumerate(args):
-            try:
-                cloudpickle.dumps(value)
-            except Exception as exc:
-                name = names[position] if position < len(names) else f"#{position}"
-                raise BackendError(
-                    f"argument '{name}' of task '{task.name}' (map index {index}) cannot be "
-                    f"sent to a worker process: {exc}"
-                ) from exc
-    raise BackendError(
-        f"the arguments of task '{task.name}' cannot be sent to a worker process: {error}"
-    ) from error
-
-
-def relay(data: bytes, job: MapJob) -> BatchResult:
-    """Unpack a worker's `run_batch` bytes and replay its side effects on the coordinator.
-
-    Dataset writes are applied first (`write.apply(runtime)`), then log records go to
-    their loggers and events to the session's processors, in the order the worker made
-    them. Returns the unpacked result (its `outcomes` are the items' values or errors).
-
-    Raises:
-        BackendError: The batch could not run in the worker, or its result cannot be read.
-    """
-    try:
-        result: BatchResult = pickle.loads(data)
-    except Exception as exc:
-        raise BackendError(
-            f"the results of task '{job.task.name}' cannot be read back from a worker "
-            f"process: {type(exc).__name__}: {exc}"
-        ) from exc
-    if result.error is not None:
-        hint = " (is the task's module importable there?)"
-        raise BackendError(
-            f"task '{job.task.name}' could not be loaded in worker process {result.pid}: "
-            f"{result.error}{hint if result.error.startswith('ModuleNotFoundError') else ''}"
-        )
-    runtime = job.runtime
-    for write in result.writes:
-        write.apply(runtime)
-    for record in result.logs:
-        logger = logging.getLogger(record.name)
-        if logger.isEnabledFor(record.levelno):
-            logger.handle(record)
-    emit = runtime.emit
-    if emit is not None:
-        for event in result.events:
-            emit(event)
-    return result
-
-
-def relay_events(data: bytes, job: MapJob) -> None:
-    """Replay what a worker streamed during a batch: `(is_write, obj)` pairs, in order."""
-    runtime = job.runtime
-    emit = runtime.emit
-    for is_write, obj in pickle.loads(data):
-        if is_write:
-            obj.apply(runtime)
-        elif emit is not None:
-            emit(obj)
 
 
 def describe_exit(exitcode: int | None) -> str:
@@ -390,7 +168,7 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
     indexed: Iterator[tuple[int, tuple[Any, ...]]] = enumerate(job.items)
     retry: deque[_Batch] = deque()
     inflight: dict[Hashable, _Batch] = {}
-    outcomes: list[tuple[int, bool, Any]] = []
+    outcomes: list[Outcome] = []
     limit = task.timeout * (task.retries + 1) if task.timeout is not None else None
     if limit is not None:
         limit += sum(task.retry_delay * task.retry_backoff**n for n in range(task.retries))
@@ -407,7 +185,7 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
         return _Batch(chunk, pack_items(task, chunk)) if chunk else None
 
     def finish(index: int, error: BaseException) -> None:
-        outcomes.append((index, False, error))
+        outcomes.append(Outcome(index, False, error))
         if not job.return_exceptions:
             job.stop.set()
 
@@ -442,7 +220,7 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
                 if not done.alone:
                     sizer.observe(len(result.outcomes), result.duration)
                 outcomes.extend(result.outcomes)
-                if not job.return_exceptions and not all(o[1] for o in result.outcomes):
+                if not job.return_exceptions and not all(ok for _, ok, _ in result.outcomes):
                     job.stop.set()
             if limit is not None:
                 for ticket in _overdue(limit, inflight, started):
@@ -458,21 +236,7 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
         job.stop.set()
         transport.abort()
         raise
-    return _collect(job, outcomes)
-
-
-def _collect(job: MapJob, outcomes: list[tuple[int, bool, Any]]) -> list[Any]:
-    """`collect` for outcome tuples: values in index order, or the first failure raised."""
-    outcomes.sort(key=_index)
-    job.finished = len(outcomes)
-    job.failures = sum(not ok for _, ok, _ in outcomes)
-    if job.failures and not job.return_exceptions:
-        raise next(value for _, ok, value in outcomes if not ok)
-    return [value for _, _, value in outcomes]
-
-
-def _index(outcome: tuple[int, bool, Any]) -> int:
-    return outcome[0]
+    return collect(job, outcomes)
 
 
 def _start(batch: _Batch, ticket: Hashable, started: Any) -> float | None:

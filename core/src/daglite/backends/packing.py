@@ -1,0 +1,191 @@
+"""Packing and relaying for process-style backends: what a map sends and what comes back.
+
+On the coordinator, `worker_spec` describes the session to workers (once per session and
+backend), `pack_job` the map's task and ids (once per map) and `pack_items` each batch's
+items, all with cloudpickle: a value that cannot be pickled fails here, before any worker
+starts, naming the task and argument. `relay` unpacks a worker's `BatchResult` and replays
+its side effects on the coordinator (dataset writes, then log records and events, in the
+order the worker made them); `relay_events` does the same for what a worker streamed
+before its batch ended.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+from typing import Any
+
+from daglite.backends.base import MapJob
+from daglite.backends.transport import BatchResult
+from daglite.backends.transport import JobInfo
+from daglite.backends.transport import WorkerSpec
+from daglite.context import Runtime
+from daglite.context import new_id
+from daglite.errors import BackendError
+
+if TYPE_CHECKING:
+    from daglite.tasks import BaseTask
+
+#: The worker spec of maps run outside any session (the bare runtime's), by backend.
+_bare_spec: tuple[Runtime, WorkerSpec] | None = None
+
+
+def worker_spec(
+    runtime: Runtime, backend: str, worker_store: Callable[[Any], Any] | None = None
+) -> WorkerSpec:
+    """The `WorkerSpec` of `runtime`'s session for `backend` (built once, kept on the session).
+
+    Args:
+        runtime: The runtime of the map's session.
+        backend: The backend's name.
+        worker_store: How the session's stores are described to workers (the backend's
+            `TransportBackend.worker_store`); as they are when `None`.
+
+    Raises:
+        BackendError: A hook plugin or a store object cannot be pickled.
+    """
+    global _bare_spec
+    import cloudpickle
+
+    session = runtime.session
+    if session is not None:
+        cached = session.worker_spec
+    else:
+        cached = _bare_spec[1] if _bare_spec is not None and _bare_spec[0] is runtime else None
+    if cached is not None and cached.backend == backend:
+        return cached
+    plugins = list(session.hook_plugins) if session is not None else []
+    for plugin in plugins:
+        _check(plugin, f"hook plugin {plugin!r}")
+    stores = (runtime.cache_store, runtime.dataset_store)
+    if worker_store is not None:
+        stores = (worker_store(stores[0]), worker_store(stores[1]))
+    for what, store in zip(("cache", "dataset"), stores):
+        _check(store, f"the {what} store {store!r}")
+    spec = WorkerSpec(
+        key=new_id(),
+        session_id=runtime.session_id,
+        settings=runtime.settings,
+        backend=backend,
+        emit=runtime.emit is not None,
+        sys_path=tuple(p for p in sys.path if isinstance(p, str)),
+        payload=cloudpickle.dumps((plugins, *stores)),
+        environ=dict(os.environ),
+    )
+    if session is not None:
+        session.worker_spec = spec
+    else:
+        _bare_spec = (runtime, spec)
+    return spec
+
+
+def _check(obj: Any, what: str) -> None:
+    import cloudpickle
+
+    try:
+        cloudpickle.dumps(obj)
+    except Exception as exc:
+        raise BackendError(f"{what} cannot be sent to a worker process: {exc}") from exc
+
+
+def pack_job(job: MapJob) -> bytes:
+    """The cloudpickled `JobInfo` of `job` (its task and ids).
+
+    Raises:
+        BackendError: The task cannot be pickled.
+    """
+    import cloudpickle
+
+    parent = job.parent
+    info = JobInfo(
+        task=job.task,
+        map_id=job.map_id,
+        parent_id=parent.task_id if parent is not None else None,
+        return_exceptions=job.return_exceptions,
+    )
+    try:
+        return cloudpickle.dumps(info)
+    except Exception as exc:
+        raise BackendError(
+            f"task '{job.task.name}' cannot be sent to a worker process: {exc}"
+        ) from exc
+
+
+def pack_items(task: BaseTask[Any, Any], chunk: list[tuple[int, tuple[Any, ...]]]) -> bytes:
+    """The cloudpickled items of a batch.
+
+    Raises:
+        BackendError: An argument cannot be pickled (the message names it and the task).
+    """
+    import cloudpickle
+
+    try:
+        return cloudpickle.dumps(chunk)
+    except Exception as exc:
+        error = exc
+    names = list(task.signature.parameters)
+    for index, args in chunk:
+        for position, value in enumerate(args):
+            try:
+                cloudpickle.dumps(value)
+            except Exception as exc:
+                name = names[position] if position < len(names) else f"#{position}"
+                raise BackendError(
+                    f"argument '{name}' of task '{task.name}' (map index {index}) cannot be "
+                    f"sent to a worker process: {exc}"
+                ) from exc
+    raise BackendError(
+        f"the arguments of task '{task.name}' cannot be sent to a worker process: {error}"
+    ) from error
+
+
+def relay(data: bytes, job: MapJob) -> BatchResult:
+    """Unpack a worker's `run_batch` bytes and replay its side effects on the coordinator.
+
+    Dataset writes are applied first (`write.apply(runtime)`), then log records go to
+    their loggers and events to the session's processors, in the order the worker made
+    them. Returns the unpacked result (its `outcomes` are the items' values or errors).
+
+    Raises:
+        BackendError: The batch could not run in the worker, or its result cannot be read.
+    """
+    try:
+        result: BatchResult = pickle.loads(data)
+    except Exception as exc:
+        raise BackendError(
+            f"the results of task '{job.task.name}' cannot be read back from a worker "
+            f"process: {type(exc).__name__}: {exc}"
+        ) from exc
+    if result.error is not None:
+        hint = " (is the task's module importable there?)"
+        raise BackendError(
+            f"task '{job.task.name}' could not be loaded in worker process {result.pid}: "
+            f"{result.error}{hint if result.error.startswith('ModuleNotFoundError') else ''}"
+        )
+    runtime = job.runtime
+    for write in result.writes:
+        write.apply(runtime)
+    for record in result.logs:
+        logger = logging.getLogger(record.name)
+        if logger.isEnabledFor(record.levelno):
+            logger.handle(record)
+    emit = runtime.emit
+    if emit is not None:
+        for event in result.events:
+            emit(event)
+    return result
+
+
+def relay_events(data: bytes, job: MapJob) -> None:
+    """Replay what a worker streamed during a batch: `(is_write, obj)` pairs, in order."""
+    runtime = job.runtime
+    emit = runtime.emit
+    for is_write, obj in pickle.loads(data):
+        if is_write:
+            obj.apply(runtime)
+        elif emit is not None:
+            emit(obj)

@@ -1,0 +1,265 @@
+"""The transport contract of process-style backends, and the messages that travel on it.
+
+A backend whose workers live in other processes (`process` in the core, `loky`, `dask`
+and `ray` in plugins) is a `TransportBackend`: it only provides a `Transport`, which
+hands a `BatchRequest` to a worker (where `daglite.backends.worker.run_batch` runs it),
+gets the bytes of the `BatchResult` back, and reports a dead worker (`WorkerLost`) or
+events a worker sent before its batch ended (`EarlyEvents`). Everything else is the
+core's map loop (`daglite.backends.maploop.run_map`).
+
+What travels:
+
+- a `WorkerSpec`, built once per session and backend on the coordinator
+  (`daglite.backends.packing.worker_spec`): what a worker needs to rebuild its side of the
+  session (settings, hook plugins, stores, ids, `sys.path`, environment);
+- a job blob: the cloudpickled `JobInfo` of a map (its task and ids), sent once per map;
+- items: a cloudpickled list of `(map_index, args)` pairs, one list per batch;
+- back: a cloudpickled `BatchResult` (outcomes, events, log records, dataset writes).
+
+Workers import this module, so it imports little.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Hashable
+from collections.abc import Iterator
+from typing import Any
+from typing import Protocol
+
+import attrs
+
+from daglite.backends.base import Backend
+from daglite.backends.base import MapJob
+from daglite.backends.base import Outcome
+from daglite.backends.base import collect
+from daglite.settings import DagliteSettings
+
+
+@attrs.frozen
+class WorkerSpec:
+    """What a worker needs to rebuild its side of a session (picklable with plain pickle).
+
+    Attributes:
+        key: Identifies the spec; a worker rebuilds its runtime once per key.
+        session_id: The coordinator's session id (in every event a worker emits).
+        settings: The session's settings.
+        backend: The name of the backend the items run on (in their metadata).
+        emit: Whether the coordinator listens to events (else none is even built).
+        sys_path: The coordinator's `sys.path`, so tasks importable there import here.
+        payload: Cloudpickled `(hook_plugins, cache_store, dataset_store)`, unpickled only
+            after `sys_path` is applied (plugins may live in the user's modules).
+        environ: The coordinator's environment variables when the spec was built. Workers
+            that outlive a session (loky's, dask's) apply them, so a variable set between
+            two sessions (credentials, endpoints, `OTEL_*`) reaches them like it reaches a
+            freshly started worker.
+    """
+
+    key: str
+    session_id: str
+    settings: DagliteSettings
+    backend: str
+    emit: bool
+    sys_path: tuple[str, ...]
+    payload: bytes
+    environ: dict[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class JobInfo:
+    """The per-map part of a batch: the task and the ids its items' metadata carry."""
+
+    task: Any
+    map_id: str
+    parent_id: str | None
+    return_exceptions: bool
+
+
+@attrs.frozen
+class BatchRequest:
+    """One batch of items for a worker.
+
+    `spec` and `job` may be `None` when the coordinator knows this worker already has them
+    (its own pool does); plugins simply always send them (the worker still unpickles each
+    only once). `stream` asks a worker that can talk back before the batch ends to send
+    each event at once (a batch of slow items: so `TaskStarted` is seen while it runs).
+    """
+
+    spec_key: str
+    spec: WorkerSpec | None
+    job_key: str
+    job: bytes | None
+    items: bytes
+    stream: bool = False
+
+
+@attrs.define
+class BatchResult:
+    """What a worker sends back for one batch (cloudpickled by `run_batch`).
+
+    Attributes:
+        outcomes: One `Outcome` per item that ran, in order.
+        events: The events the items emitted, in order.
+        logs: Log records emitted while the items ran (ready for `Logger.handle`).
+        writes: Dataset writes to apply on the coordinator, in order: objects with an
+            `apply(runtime)` method, appended by `relay_write`.
+        duration: Seconds the items took in the worker (sizes the next batches).
+        tainted: A timed-out attempt is still running in this worker: replace it.
+        error: Why the batch could not run at all (its task or items failed to load).
+        pid: The worker's process id.
+    """
+
+    outcomes: list[Outcome] = attrs.field(factory=list)
+    events: list[Any] = attrs.field(factory=list)
+    logs: list[logging.LogRecord] = attrs.field(factory=list)
+    writes: list[Any] = attrs.field(factory=list)
+    duration: float = 0.0
+    tainted: bool = False
+    error: str | None = None
+    pid: int = attrs.field(factory=os.getpid)
+
+
+@attrs.frozen
+class WorkerLost:
+    """A transport's report that the worker running a batch died.
+
+    Attributes:
+        exitcode: The worker's exit code (negative: killed by that signal), if known.
+        pid: The worker's process id, if known.
+        index: Map index of the item it was running, if the transport can tell.
+        started: False if the batch never started (it was queued behind the one that
+            killed the worker): then it simply runs again.
+        certain: False if the transport cannot tell whose worker died (a pool that breaks
+            as a whole fails every batch in flight): then the batch's items run again one
+            at a time, with nothing else in flight, to find the one that kills workers.
+        detail: What else the transport knows (appended to the error message).
+    """
+
+    exitcode: int | None = None
+    pid: int | None = None
+    index: int | None = None
+    started: bool = True
+    certain: bool = True
+    detail: str | None = None
+
+
+@attrs.frozen
+class EarlyEvents:
+    """A transport's report of events a worker sent before its batch ended.
+
+    Attributes:
+        data: The cloudpickled list of `(is_write, event_or_dataset_write)` pairs.
+    """
+
+    data: bytes
+
+
+class Transport(Protocol):
+    """How a backend runs batches on its workers (the only part a backend plugin writes).
+
+    Attributes:
+        workers: How many batches can run at once.
+
+    Optional: a `depth` attribute (batches kept in flight per worker, 1 by default), a
+    `started(ticket) -> float | None` method (when the batch's item started, on the
+    `time.monotonic()` clock) that times items against their `timeout` from their real
+    start rather than from their submission, and a `close()` method (called when the
+    backend closes).
+    """
+
+    workers: int
+
+    def submit(self, request: BatchRequest) -> Hashable:
+        """Start `request` on a worker (which calls `run_batch`); returns a ticket."""
+        ...
+
+    def wait(
+        self, timeout: float | None
+    ) -> list[tuple[Hashable, bytes | WorkerLost | EarlyEvents]]:
+        """Block up to `timeout` s for finished tickets: their `run_batch` bytes, or a loss.
+
+        A transport whose workers can talk back during a batch may also report the events
+        of a batch still running (`EarlyEvents`; asked for by `BatchRequest.stream`).
+        """
+        ...
+
+    def kill(self, ticket: Hashable) -> None:
+        """Stop the worker holding `ticket` now and replace it (it is not reported again)."""
+        ...
+
+    def abort(self) -> None:
+        """Stop every worker now (Ctrl-C, or the loop failed); the next submit starts anew."""
+        ...
+
+
+class TransportBackend(Backend):
+    """A backend whose workers live in other processes: it only provides a `Transport`.
+
+    Subclasses implement `make_transport`; the core's map loop does the rest (packing,
+    batch sizing, relays of events, logs and dataset writes, crash and timeout handling).
+    Maps on one instance run one at a time. A map started inside a worker runs inline.
+
+    Two optional hooks: `map_transport(job)` gives the transport of one map (by default
+    the backend's one transport, held for the map's length), and `worker_store(store)`
+    says how the session's cache and dataset stores are described to workers (by default
+    as they are).
+    """
+
+    shares_memory = False
+
+    def __init__(self, settings: DagliteSettings) -> None:
+        super().__init__(settings)
+        self._transport: Transport | None = None
+        self._lock = threading.Lock()
+
+    def make_transport(self) -> Transport:
+        """Build the transport (called once, at the first map)."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement make_transport()")
+
+    @property
+    def transport(self) -> Transport:
+        """The transport (built at the first use)."""
+        if self._transport is None:
+            self._transport = self.make_transport()
+        return self._transport
+
+    @contextlib.contextmanager
+    def map_transport(self, job: MapJob) -> Iterator[Transport]:
+        """The transport `job` runs on, for the length of the map.
+
+        The default holds the backend's lock and yields its one transport, so maps on one
+        instance run one at a time. A backend that builds a transport per map (knowing the
+        map, e.g. to name its tasks) overrides this and closes it at the end.
+        """
+        with self._lock:
+            yield self.transport
+
+    def worker_store(self, store: Any) -> Any:
+        """How a store (a URL or a store object) of the session is described to workers.
+
+        The default sends it as it is. A backend whose workers run elsewhere (another
+        working directory, another machine) overrides this, e.g. to make local paths
+        absolute.
+        """
+        return store
+
+    def map(self, job: MapJob) -> list[Any]:
+        """Run the items through the transport's workers; results in input order."""
+        if job.runtime.in_worker:  # a map inside a worker runs there, inline
+            return collect(job, job.run_chunk(enumerate(job.items)))
+        from daglite.backends.maploop import run_map
+        from daglite.backends.packing import worker_spec
+
+        spec = worker_spec(job.runtime, job.backend, self.worker_store)
+        with self.map_transport(job) as transport:
+            return run_map(job, transport, spec)
+
+    def close(self) -> None:
+        """Close the transport, if it was built and has a `close`."""
+        transport, self._transport = self._transport, None
+        close = getattr(transport, "close", None)
+        if close is not None:
+            close()
