@@ -320,7 +320,7 @@ def test_processors_made_before_an_invalid_plugin_are_closed():
     assert closed == [True]
 
 
-def test_a_processor_that_replaces_another_drops_it():
+def test_a_processor_that_replaces_a_default_one_drops_it():
     from daglite import DagliteSettings
     from daglite.testing import override_plugin
 
@@ -334,7 +334,7 @@ def test_a_processor_that_replaces_another_drops_it():
             closed.append("noisy")
 
     class Quiet:
-        replaces = ("noisy",)
+        replaces = ("logging",)
 
         def __init__(self):
             self.events = []
@@ -343,14 +343,43 @@ def test_a_processor_that_replaces_another_drops_it():
             self.events.append(event)
 
     with (
-        override_plugin("processor", "noisy", Noisy),
+        override_plugin("processor", "logging", Noisy),
         override_plugin("processor", "quiet", Quiet),
-        session(settings=DagliteSettings(processors=("noisy",)), plugins=["quiet"]) as ctx,
+        session(settings=DagliteSettings(), plugins=["quiet"]) as ctx,
     ):
         pass
     assert [type(p).__name__ for p in ctx.processors] == ["Quiet"]
     assert closed == ["noisy"]
     assert [e.kind for e in ctx.processors[0].events] == ["SessionStarted", "SessionEnded"]
+
+
+@pytest.mark.parametrize(
+    ("processors", "plugins"),
+    [(("logging", "quiet"), []), (("logging",), ["logging", "quiet"]), (("noisy",), ["quiet"])],
+)
+def test_a_processor_named_by_the_user_is_never_replaced(processors, plugins):
+    from daglite import DagliteSettings
+    from daglite.testing import override_plugin
+
+    class Kept:
+        def __init__(self):
+            self.events = []
+
+        def __call__(self, event):
+            self.events.append(event)
+
+    class Quiet(Kept):
+        replaces = ("logging", "noisy")
+
+    with (
+        override_plugin("processor", "logging", Kept),
+        override_plugin("processor", "noisy", Kept),
+        override_plugin("processor", "quiet", Quiet),
+        session(settings=DagliteSettings(processors=processors), plugins=plugins) as ctx,
+    ):
+        pass
+    assert sorted(type(p).__name__ for p in ctx.processors) == ["Kept", "Quiet"]
+    assert all(len(p.events) == 2 for p in ctx.processors)
 
 
 class _ClassNotInstance:

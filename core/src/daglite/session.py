@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 from typing import Any
 
+import attrs
+
 from daglite import hooks
 from daglite import registry
 from daglite.context import Runtime
@@ -53,9 +55,19 @@ def make_processor(name: str, settings: DagliteSettings) -> Callable[[ev.Event],
     return from_settings(settings) if from_settings is not None else factory()
 
 
+#: The processors of the default settings (`replaces` may drop these).
+_DEFAULT_PROCESSORS = attrs.fields(DagliteSettings).processors.default
+
+
 def _replaces(processor: Any) -> tuple[str, ...]:
     replaces = getattr(processor, "replaces", ())
     return (replaces,) if isinstance(replaces, str) else tuple(replaces)
+
+
+def _as_list(plugins: Any) -> list[Any]:
+    if plugins is None:
+        return []
+    return list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
 
 
 def check_backend(name: str) -> type[Backend]:
@@ -98,6 +110,10 @@ class SessionContext:
                 "build one with daglite.settings.DagliteSettings(...)"
             )
         settings = settings or get_global_settings()
+        # Processors the user named (not the default `logging`) are never `replaces`d.
+        chosen = {item for item in _as_list(plugins) if isinstance(item, str)}
+        if settings.processors != _DEFAULT_PROCESSORS:
+            chosen.update(settings.processors)
         if settings.event_log and "jsonl" not in settings.processors:
             # naming a file is asking for the event log
             settings = settings.evolve(processors=(*settings.processors, "jsonl"))
@@ -112,12 +128,7 @@ class SessionContext:
         if backend_check is not None:
             backend_check(settings)
 
-        if plugins is None:
-            items: list[Any] = []
-        elif isinstance(plugins, (list, tuple)):
-            items = list(plugins)
-        else:
-            items = [plugins]
+        items = _as_list(plugins)
         hook_plugins = hooks.global_plugins()
         processors: list[Callable[[ev.Event], Any]] = []
         by_name: dict[str, Callable[[ev.Event], Any]] = {}
@@ -144,10 +155,11 @@ class SessionContext:
                         f"{item!r} is neither a hook plugin (no @daglite.hookimpl method), an "
                         "event processor (a callable taking one event) nor a processor name"
                     )
-            # A processor may supersede others (`rich` draws its own log lines, so the default
-            # `logging` processor would print every line twice): drop those it `replaces`.
+            # A processor may supersede a default one (`rich` draws its own log lines, so the
+            # default `logging` processor would print every line twice): drop those it
+            # `replaces`, unless the user asked for them by name.
             replaced = {name for p in (*by_name.values(), *processors) for name in _replaces(p)}
-            for name in replaced & by_name.keys():
+            for name in (replaced & by_name.keys()) - chosen:
                 EventDispatcher([by_name.pop(name)]).close()
             processors[:0] = by_name.values()
             # A processor loaded by name may also be a hook plugin (`otel` makes its span

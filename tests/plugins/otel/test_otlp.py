@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 from opentelemetry import trace
@@ -118,18 +117,72 @@ def test_a_script_traced_by_environment_variables_alone(receiver, tmp_path):
     assert {r["service.name"] for r in receiver.resources()} == {"daglite"}
 
 
-def test_an_unreachable_collector_does_not_hold_up_the_session(monkeypatch):
+SCRIPT = textwrap.dedent(
+    """
+    from daglite import map_tasks, task, workflow
+
+    @task
+    def fetch(x: int) -> int:
+        return x + 1
+
+    @workflow
+    def collect(n: int) -> int:
+        return sum(map_tasks(fetch, range(n)))
+
+    print(collect(3))
+    """
+)
+
+
+def run_script(tmp_path, **environ: str) -> subprocess.CompletedProcess[str]:
+    script = tmp_path / "pipeline.py"
+    script.write_text(SCRIPT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DAGLITE_"))}
+    env |= {"DAGLITE_PROCESSORS": "otel", **environ}
+    return subprocess.run(
+        [sys.executable, str(script)], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+
+
+def free_port() -> int:
     import socket
 
-    from daglite_otel import processor
-
-    with socket.socket() as probe:  # a port nobody listens on
+    with socket.socket() as probe:  # a port nobody listens on once it is closed
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "3")
-    monkeypatch.setattr(processor, "FLUSH_WAIT", 0.2)
-    start = time.monotonic()
-    with session(plugins=["otel"]):
-        assert fetch(1) == 2
-    assert time.monotonic() - start < 2.0
+        return probe.getsockname()[1]
+
+
+@pytest.mark.timeout(25)
+def test_an_unreachable_collector_is_named_once_and_holds_nothing_up(tmp_path):
+    # With a 60 s export timeout, any export attempt would keep the script past the bound.
+    port = free_port()
+    done = run_script(
+        tmp_path,
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}",
+        OTEL_EXPORTER_OTLP_TIMEOUT="60",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "6\n"
+    warnings = [line for line in done.stderr.splitlines() if "no OTLP collector" in line]
+    assert warnings == [
+        f"daglite-otel: no OTLP collector answers at http://127.0.0.1:{port}/v1/traces "
+        "(Connection refused); spans are not exported. Set OTEL_EXPORTER_OTLP_ENDPOINT to "
+        "your collector's address, or OTEL_TRACES_EXPORTER=console (or none)"
+    ]
+
+
+def test_the_traces_endpoint_variable_is_the_one_named(tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/custom/traces"
+    done = run_script(tmp_path, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=url)
+    assert done.returncode == 0, done.stderr
+    assert f"no OTLP collector answers at {url} " in done.stderr
+    assert "Set OTEL_EXPORTER_OTLP_TRACES_ENDPOINT to" in done.stderr
+
+
+def test_the_console_exporter_leaves_stdout_to_the_result(tmp_path):
+    done = run_script(tmp_path, OTEL_TRACES_EXPORTER="console")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "6\n"
+    assert '"name": "task fetch"' in done.stderr
+    assert '"name": "workflow collect"' in done.stderr

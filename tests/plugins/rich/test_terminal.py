@@ -107,3 +107,42 @@ def test_pipeline_under_a_pseudo_terminal(tmp_path):
         r"✔ daglite session finished in .+: 37 tasks run, 0 cache hits, 1 failure, 1 retry, 2 maps",
         lines[-1],
     )
+
+
+RECORDS = textwrap.dedent(
+    """
+    from daglite import get_logger, map_tasks, session, task
+
+
+    @task
+    def check(x: int) -> int:
+        if x == 2:
+            get_logger().warning("suspicious value", x=x)
+        if x == 3:
+            get_logger().info("halfway there")
+        if x == 4:
+            get_logger().debug("not shown at the info level")
+        return x
+
+
+    if __name__ == "__main__":
+        with session(plugins=["rich"]):
+            map_tasks(check, range(3), backend="thread")
+            map_tasks(check, range(2, 5), backend="process")
+        print("done")
+    """
+)
+
+
+@pytest.mark.timeout(90)
+def test_user_records_show_above_the_bars(tmp_path):
+    output, status = run_in_terminal(RECORDS, tmp_path)
+    assert status == 0, output.decode(errors="replace")
+    lines = [re.sub(r"^\d\d:\d\d:\d\d ", "", line) for line in final_screen(output)]
+    text = "\n".join(lines)
+    # From a thread and from a worker process alike, one line per record, with its task.
+    assert re.search(r"^W check\[2\] suspicious value x=2$", text, re.M), text  # thread
+    assert re.search(r"^W check\[0\] suspicious value x=2$", text, re.M), text  # process
+    assert re.search(r"^I check\[1\] halfway there$", text, re.M), text
+    assert "not shown" not in text
+    assert "done" in lines

@@ -147,6 +147,29 @@ def dataset(event: ev.DatasetSaved | ev.DatasetLoaded, g: Glyphs) -> Text:
     )
 
 
+# -- user records -------------------------------------------------------------------------
+
+#: Style of each record level (the symbol is the level's first letter, like `W`).
+_LEVEL_STYLES = {
+    "debug": "dim",
+    "info": "blue",
+    "warning": "yellow",
+    "error": "bold red",
+    "critical": "bold red reverse",
+}
+
+
+def log_record(event: ev.LogRecorded) -> Text:
+    """`W clean[3] dropped rows count=2`: a record logged with `get_logger()`."""
+    style = _LEVEL_STYLES.get(event.level, "")
+    parts: list[Part] = []
+    if event.name is not None:
+        parts.append((label(event.name, event.map_index), "bold"))
+    parts.append((event.message, style if event.level != "info" else ""))
+    parts.extend((f"{key}={value}", "dim") for key, value in event.fields.items())
+    return log_line(event.timestamp, event.level[:1].upper(), style, *parts)
+
+
 # -- maps ---------------------------------------------------------------------------------
 
 

@@ -6,9 +6,10 @@ hands it every event, one at a time, from whichever thread relays it.
 
 On a terminal it keeps one `rich.live.Live` region at the bottom of the screen: a status
 row for the session and for each running workflow, and one bar per running map. Log lines
-(failures, retries, timeouts, cache hits, finished maps and workflows) are printed above
-that region, and so are the prints of tasks (stdout/stderr are redirected while the session
-runs, when they show on the same screen). The region is transient: when the session ends
+(failures, retries, timeouts, cache hits, finished maps and workflows, and the records
+tasks log with `daglite.get_logger()`) are printed above that region, and so are the
+prints of tasks (stdout/stderr are redirected while the session runs, when they show on
+the same screen). The region is transient: when the session ends
 it is erased and only the one-line summary is added. When the output is not a terminal
 there is no live region: the same log lines are printed plainly, with a progress line per
 map at most every `plain_interval` seconds.
@@ -365,6 +366,10 @@ class RichProcessor:
             return  # one line per map item would drown the screen
         self._print(lines.dataset(event, self._glyphs))
 
+    def _log_recorded(self, event: ev.LogRecorded) -> None:
+        # The user's own records: the logger already dropped those below the session's level.
+        self._print(lines.log_record(event))
+
     # -- maps -------------------------------------------------------------------------
 
     def _map_started(self, event: ev.MapStarted) -> None:
@@ -454,6 +459,7 @@ _HANDLERS: dict[str, Callable[[RichProcessor, Any], None]] = {
     "DatasetLoaded": RichProcessor._dataset,
     "MapStarted": RichProcessor._map_started,
     "MapEnded": RichProcessor._map_ended,
+    "LogRecorded": RichProcessor._log_recorded,
 }
 
 
