@@ -318,6 +318,13 @@ def test_a_task_cannot_be_decorated_again():
 
 # -- option validation --------------------------------------------------------------------
 
+TIMEOUT = (
+    "timeout must be a finite number of seconds > 0 and <= 2592000 (30 days), or None for no "
+    "timeout, not "
+)
+DELAY = "retry_delay must be a finite number of seconds >= 0 and <= 2592000 (30 days), not "
+TTL = "cache_ttl must be a finite number of seconds > 0, or None to keep entries until cleared, not "
+
 
 @pytest.mark.parametrize(
     ("options", "message"),
@@ -325,11 +332,20 @@ def test_a_task_cannot_be_decorated_again():
         ({"retries": -1}, "retries must be a whole number >= 0, not -1."),
         ({"retries": True}, "retries must be a whole number >= 0, not True."),
         ({"retries": 1.5}, "retries must be a whole number >= 0, not 1.5."),
-        ({"timeout": 0}, "timeout must be a number of seconds > 0 (or None), not 0."),
-        ({"timeout": "1"}, "timeout must be a number of seconds > 0 (or None), not '1'."),
-        ({"retry_delay": -0.1}, "retry_delay must be a number of seconds >= 0, not -0.1."),
-        ({"retry_backoff": 0.5}, "retry_backoff must be a number >= 1, not 0.5."),
-        ({"cache_ttl": 0}, "cache_ttl must be a number of seconds > 0 (or None), not 0."),
+        ({"timeout": 0}, TIMEOUT + "0."),
+        ({"timeout": "1"}, TIMEOUT + "'1'."),
+        # not finite, or beyond what a thread can wait for: refused here, not mid-run
+        ({"timeout": float("inf")}, TIMEOUT + "inf."),
+        ({"timeout": float("nan")}, TIMEOUT + "nan."),
+        ({"timeout": 1e10}, TIMEOUT + "10000000000.0."),
+        ({"timeout": 2592001}, TIMEOUT + "2592001."),
+        ({"retry_delay": -0.1}, DELAY + "-0.1."),
+        ({"retry_delay": float("inf")}, DELAY + "inf."),
+        ({"retry_delay": 1e10}, DELAY + "10000000000.0."),
+        ({"retry_backoff": 0.5}, "retry_backoff must be a finite number >= 1, not 0.5."),
+        ({"retry_backoff": float("nan")}, "retry_backoff must be a finite number >= 1, not nan."),
+        ({"cache_ttl": 0}, TTL + "0."),
+        ({"cache_ttl": float("nan")}, TTL + "nan."),
         (
             {"cache_ignore": ["z"]},
             "cache_ignore names ['z'] which are not parameters of 'f': ['a', 'b'].",

@@ -27,6 +27,7 @@ from daglite.datasets import save_dataset
 from daglite.dispatch import emit_event
 from daglite.session import active_session
 from daglite.session import check_backend
+from daglite.session import check_backend_name
 from daglite.tasks import BaseTask
 
 # `load_dataset` / `save_dataset` live in `daglite.datasets`; the API reference documents them
@@ -47,6 +48,26 @@ def _ensure_task(task: Any, caller: str) -> BaseTask[Any, Any]:
             "Decorate the function with `@task` first."
         )
     return task
+
+
+def _zip(task: BaseTask[Any, Any], iterables: tuple[Iterable[Any], ...], caller: str) -> Any:
+    """`zip(*iterables)`, or a `TypeError` naming the argument that is not iterable."""
+    try:
+        return zip(*iterables)
+    except TypeError:
+        params = list(task.signature.parameters)
+        for position, value in enumerate(iterables):
+            try:
+                iter(value)
+            except TypeError:
+                param = f" (for parameter '{params[position]}')" if position < len(params) else ""
+                raise TypeError(
+                    f"`{caller}({task.name}, ...)`: argument {position + 1}{param} is "
+                    f"{type(value).__name__} {value!r}, which is not iterable; pass one "
+                    f"iterable of values per parameter, e.g. a list, or [value] * n to repeat "
+                    "a constant"
+                ) from None
+        raise
 
 
 def _total(iterables: tuple[Iterable[Any], ...]) -> int | None:
@@ -145,6 +166,9 @@ def map_tasks(
         [1, 4, 9]
     """
     checked = _ensure_task(task, "map_tasks")
+    if backend is not None:
+        check_backend_name(backend)
+    items = _zip(checked, iterables, "map_tasks")
     if chunksize is not None and (
         not isinstance(chunksize, int) or isinstance(chunksize, bool) or chunksize < 1
     ):
@@ -166,7 +190,7 @@ def map_tasks(
         _gather_stop.set(None)  # for this map only, not for maps nested in its items
     job = MapJob(
         task=checked,
-        items=zip(*iterables),
+        items=items,
         total=total,
         map_id=new_id(),
         runtime=runtime,
@@ -263,7 +287,9 @@ async def gather_tasks(
             "`gather_tasks` requires an async `@task`. Use `map_tasks` for sync tasks, or make "
             "your task async."
         )
+    items = _zip(checked, iterables, "gather_tasks")  # an iterator is not consumed here
     if backend is not None:
+        check_backend_name(backend)
         stop = threading.Event()
         token = _gather_stop.set(stop)  # the helper thread runs in a copy of this context
         try:
@@ -275,7 +301,7 @@ async def gather_tasks(
             raise
         finally:
             _gather_stop.reset(token)
-    items = list(zip(*iterables))
+    items = list(items)
     if not items:
         return []
     runtime = current_runtime.get() or bare_runtime()

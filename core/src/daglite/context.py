@@ -20,6 +20,7 @@ import attrs
 
 from daglite.settings import DagliteSettings
 from daglite.settings import get_global_settings
+from daglite.settings import url_repr
 
 if TYPE_CHECKING:
     from daglite.datasets import RelayedWrite
@@ -74,8 +75,8 @@ class Runtime:
     backend: str
     hook: Any = None
     emit: Callable[[Event], None] | None = None
-    cache_store: Any = None
-    dataset_store: Any = None
+    cache_store: Any = attrs.field(default=None, repr=url_repr)
+    dataset_store: Any = attrs.field(default=None, repr=url_repr)
     in_worker: bool = False
     session: SessionContext | None = attrs.field(default=None, eq=False, repr=False)
     dataset_relay: Callable[[RelayedWrite], None] | None = attrs.field(
@@ -99,6 +100,45 @@ def bare_runtime() -> Runtime:
             dataset_store=settings.dataset_store,
         )
     return _bare
+
+
+# -- sessions and threads --------------------------------------------------------------
+
+#: The sessions open in this process: session id -> name of the thread that opened it.
+open_sessions: dict[str, str] = {}
+_warned: set[str] = set()
+
+
+class SessionNotInThreadWarning(RuntimeWarning):
+    """A task was called in a thread that does not carry the open session's context."""
+
+
+def warn_lost_session(name: str, depth: int = 3) -> None:
+    """Say once per session that a task call ran outside it (called only when one is open).
+
+    `depth` is the `stacklevel` that points the warning at the user's call.
+
+    Context variables do not follow `threading.Thread`: a thread the user starts inside a
+    session has no session of its own, so its task calls run as bare calls.
+    """
+    import threading
+    import warnings
+
+    _warned.intersection_update(open_sessions)  # forget sessions that ended
+    for session_id, opener in list(open_sessions.items()):
+        if session_id in _warned:
+            continue
+        _warned.add(session_id)
+        here = threading.current_thread().name
+        warnings.warn(
+            f"task '{name}' was called in thread '{here}', which is outside the daglite "
+            f"session {session_id} open in thread '{opener}': it ran as a bare call (no "
+            "events, hooks or session stores). Start the thread with "
+            "session.run_in_thread(func, ...) (or run it in contextvars.copy_context()) to "
+            "join the session; this is said once per session.",
+            SessionNotInThreadWarning,
+            stacklevel=depth,
+        )
 
 
 # -- frames -------------------------------------------------------------------------------

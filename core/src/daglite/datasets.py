@@ -34,6 +34,8 @@ from daglite.datasetstore import open_dataset_store
 from daglite.dispatch import emit_event
 from daglite.errors import DatasetError
 from daglite.stores import check_key
+from daglite.templates import UnsafeValue
+from daglite.templates import fill_key
 
 if TYPE_CHECKING:
     from daglite.context import TaskMetadata
@@ -64,8 +66,13 @@ _UNBOUND = (
 def resolve_key(key: str, meta: TaskMetadata | None) -> str:
     """`key` with its `{param}` / `{map_index}` placeholders filled from `meta`'s call.
 
+    A value must not change which key the template names: one containing a path separator
+    or being `.`/`..` is refused, unless its placeholder opts in with `!p`
+    (`"reports/{region!p}/summary.json"`; see `daglite.templates`).
+
     Raises:
-        DatasetError: A placeholder cannot be filled (outside a task, or not an argument).
+        DatasetError: A placeholder cannot be filled (outside a task, or not an argument), or
+            a value would pick another key.
     """
     if "{" not in key:
         return key
@@ -75,7 +82,12 @@ def resolve_key(key: str, meta: TaskMetadata | None) -> str:
         )
     values = {**meta.inputs, "map_index": meta.map_index}
     try:
-        return key.format_map(values)
+        return fill_key(key, values)
+    except UnsafeValue as exc:
+        raise DatasetError(
+            f"refusing to fill dataset key {key!r} in task '{meta.name}': {exc}; nothing was "
+            "saved or loaded"
+        ) from None
     except (KeyError, IndexError, AttributeError, ValueError) as exc:
         hint = "" if meta.inputs else _UNBOUND
         raise DatasetError(

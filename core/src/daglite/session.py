@@ -25,12 +25,14 @@ from daglite import registry
 from daglite.context import Runtime
 from daglite.context import current_runtime
 from daglite.context import new_id
+from daglite.context import open_sessions
 from daglite.dispatch import EventDispatcher
 from daglite.dispatch import emit_event
 from daglite.errors import BackendError
 from daglite.errors import PluginError
 from daglite.settings import DagliteSettings
 from daglite.settings import get_global_settings
+from daglite.stores import check_store
 
 if TYPE_CHECKING:
     from daglite import events as ev
@@ -70,12 +72,27 @@ def _as_list(plugins: Any) -> list[Any]:
     return list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
 
 
+def check_backend_name(name: Any, option: str = "backend") -> str:
+    """`name` if it can name a backend: a non-empty string (`None` is the caller's business).
+
+    Raises:
+        BackendError: `name` is not a string, or is empty (the message says what to pass).
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise BackendError(
+            f"{option} must be a backend name such as 'inline', 'thread' or 'process' "
+            f"(see: daglite plugins), or None for the default, not {name!r}"
+        )
+    return name
+
+
 def check_backend(name: str) -> type[Backend]:
     """The backend class registered under `name`.
 
     Raises:
         BackendError: No such backend is installed, or it failed to import.
     """
+    check_backend_name(name)
     try:
         return registry.load("backend", name)
     except PluginError as exc:
@@ -119,14 +136,16 @@ class SessionContext:
             settings = settings.evolve(processors=(*settings.processors, "jsonl"))
         self.session_id = new_id()
         self.settings = settings
-        self.backend = backend or settings.backend
+        self.backend = settings.backend if backend is None else check_backend_name(backend)
         self.cache_store = cache_store if cache_store is not None else settings.cache_store
         self.dataset_store = dataset_store if dataset_store is not None else settings.dataset_store
-        # Fail when the session opens, not at the first map (`Backend.check`, if defined,
-        # lets a backend verify e.g. that its cluster is reachable).
+        # Fail when the session opens, not at the first map or save (`Backend.check`, if
+        # defined, lets a backend verify e.g. that its cluster is reachable).
         backend_check = getattr(check_backend(self.backend), "check", None)
         if backend_check is not None:
             backend_check(settings)
+        check_store(self.cache_store, "cache")
+        check_store(self.dataset_store, "dataset")
 
         items = _as_list(plugins)
         hook_plugins = hooks.global_plugins()
@@ -216,10 +235,39 @@ class SessionContext:
                 self._backends[name] = instance
             return instance
 
+    def run_in_thread(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> threading.Thread:
+        """Start a thread that runs `func(*args, **kwargs)` inside this session; returns it.
+
+        A `threading.Thread` does not inherit the context of the code that starts it, so the
+        task calls it makes would not take part in the session (daglite warns once when
+        that happens). This thread runs in a copy of the caller's context with this session
+        active: its task calls emit events, run hooks, use the session's stores and are
+        children of the task or workflow that started it. Join it before the session ends.
+
+        Examples:
+            >>> from daglite import session, task
+            >>> @task
+            ... def double(x: int) -> int:
+            ...     return 2 * x
+            >>> events = []
+            >>> with session(plugins=[events.append]) as ctx:
+            ...     ctx.run_in_thread(double, 21).join()
+            >>> [e.kind for e in events if e.kind.startswith("Task")]
+            ['TaskStarted', 'TaskSucceeded']
+        """
+        import contextvars
+
+        context = contextvars.copy_context()
+        context.run(current_runtime.set, self.runtime)
+        thread = threading.Thread(target=context.run, args=(func, *args), kwargs=kwargs)
+        thread.start()
+        return thread
+
     def open(self) -> SessionContext:
         """Make this session the active one in the current context (called by `session()`)."""
         self._started = time.perf_counter()
         self._token = current_runtime.set(self.runtime)
+        open_sessions[self.session_id] = threading.current_thread().name
         try:
             emit_event(
                 self._dispatcher, "SessionStarted", session_id=self.session_id, backend=self.backend
@@ -254,6 +302,7 @@ class SessionContext:
                 )
                 if self._dispatcher is not None:
                     self._dispatcher.close()
+                open_sessions.pop(self.session_id, None)
                 try:
                     current_runtime.reset(self._token)
                 except ValueError:  # closed from another context (an async fixture's teardown

@@ -62,6 +62,19 @@ def _optional_text(instance: Any, attribute: attrs.Attribute, value: Any) -> Non
         _text(instance, attribute, value)
 
 
+def _name(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    _text(instance, attribute, value)
+    if not value.strip():
+        raise ValueError(f"{attribute.name} must name one (e.g. 'inline'), not {value!r}")
+
+
+def url_repr(value: Any) -> str:
+    """`repr(value)` with credentials in a URL masked (the repr of store fields)."""
+    from daglite.redaction import safe_repr  # only when a repr is asked for
+
+    return safe_repr(value)
+
+
 def _mapping(_: Any, attribute: attrs.Attribute, value: Any) -> None:
     if not isinstance(value, Mapping):
         raise TypeError(f"{attribute.name} must be a table (a mapping), not {value!r}")
@@ -89,10 +102,12 @@ class DagliteSettings:
             (`[tool.daglite.options.<plugin>]` in `pyproject.toml`).
     """
 
-    backend: str = attrs.field(default="inline", validator=_text)
+    backend: str = attrs.field(default="inline", validator=_name)
     max_workers: int | None = attrs.field(default=None, converter=_optional_positive_int)
-    cache_store: str = attrs.field(default=".daglite/cache", validator=_text)
-    dataset_store: str = attrs.field(default=".daglite/datasets", validator=_text)
+    cache_store: str = attrs.field(default=".daglite/cache", validator=_text, repr=url_repr)
+    dataset_store: str = attrs.field(
+        default=".daglite/datasets", validator=_text, repr=url_repr
+    )
     processors: tuple[str, ...] = attrs.field(default=("logging",), converter=_tuple_of_str)
     log_level: str = attrs.field(
         default="info", converter=_choice("log_level", "debug", "info", "warning", "error")

@@ -39,6 +39,10 @@ from typing import TypeVar
 from daglite import registry
 from daglite.errors import PluginError
 from daglite.errors import StoreError
+from daglite.redaction import redact
+from daglite.redaction import redact_url
+from daglite.redaction import secret_query_names
+from daglite.redaction import split_credentials
 
 #: Marks the temporary files of in-flight writes; `list()` never shows them.
 TEMP_MARK = ".tmp-"
@@ -128,7 +132,7 @@ class ByteStore:
         self.options = dict(options or {})
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.url!r}>"
+        return f"<{type(self).__name__} {self.safe_url!r}>"
 
     def __reduce__(self) -> Any:
         # Travel to workers as a URL: the worker reopens (and caches) its own store.
@@ -240,11 +244,12 @@ class ByteStore:
 
     @property
     def safe_url(self) -> str:
-        """The URL without any user or password part (safe to log and to show)."""
-        head, sep, rest = self.url.partition("://")
-        if sep and "@" in rest.split("/", 1)[0]:
-            return f"{head}://***@{rest.split('@', 1)[1]}"
-        return self.url
+        """The URL with any credential in it masked (safe to log and to show).
+
+        Stores opened with `open_store` never hold a credential in their URL (it is split
+        into options); this also covers a store a plugin built by hand.
+        """
+        return redact_url(self.url)
 
     def explain(self, exc: BaseException) -> str:
         """What to check when the filesystem raised `exc` (plugins override; "" if nothing).
@@ -274,30 +279,6 @@ class ByteStore:
         """A path on `fs` (as `path()` and `write()` return it) as a user would write it."""
         scheme = scheme_of(self.url)
         return path if scheme == "file" else f"{scheme}://{path.lstrip('/')}"
-
-
-_SECRET_WORDS = ("secret", "token", "password", "passwd", "key", "credential", "auth")
-
-
-def redact(text: str, options: dict[str, Any]) -> str:
-    """`text` with the values of secret-looking options (keys, tokens, ...) replaced by ***."""
-
-    def secrets(mapping: Any) -> list[str]:
-        found = []
-        for name, value in mapping.items():
-            if isinstance(value, dict):
-                found += secrets(value)
-            elif (
-                isinstance(value, str)
-                and len(value) >= 4
-                and any(word in str(name).lower() for word in _SECRET_WORDS)
-            ):
-                found.append(value)
-        return found
-
-    for secret in sorted(secrets(options), key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
 
 
 def temp_name(path: str) -> str:
@@ -340,6 +321,9 @@ def open_store(url: str | ByteStore, **options: Any) -> ByteStore:
         return url
     if not isinstance(url, str) or not url:
         raise StoreError(f"a store is a non-empty URL or path string, not {url!r}")
+    url, credentials = check_url(url)
+    if credentials:  # explicit options win over what the URL carried
+        options = {**credentials, **options}
     scheme = scheme_of(url)
     ident: Any = url
     if scheme == "file" and not os.path.isabs(url):
@@ -363,12 +347,58 @@ def _open_with_options(url: str, options: dict[str, Any]) -> ByteStore:
     return open_store(url, **options)
 
 
+def check_url(url: str) -> tuple[str, dict[str, str]]:
+    """`url` without credentials, and the credentials it held (see `daglite.redaction`).
+
+    Raises:
+        StoreError: The URL has a secret-looking query parameter (the message names the
+            parameter, never its value, and says where credentials go instead).
+    """
+    names = secret_query_names(url)
+    if names:
+        raise StoreError(
+            f"the store URL '{redact_url(url)}' carries a secret in its query string "
+            f"({', '.join(sorted(set(names)))}): daglite reads no credential from a URL's query; "
+            "pass it as a store option (CacheStore(url, token=...)), in [tool.daglite.options] "
+            "or through the store's environment variables (e.g. AWS_SESSION_TOKEN)"
+        )
+    return split_credentials(url)
+
+
+def check_store(spec: Any, what: str) -> None:
+    """Fail early (at decoration or session open) if store `spec` cannot be opened later.
+
+    Store objects pass; a URL or path must have no secret in its query and a scheme some
+    installed store serves. Nothing is opened or imported but the store's factory.
+
+    Raises:
+        StoreError: The URL's scheme has no installed store (the message lists those
+            installed and what to `pip install`), or its query carries a secret.
+    """
+    if not isinstance(spec, str):
+        return
+    if not spec:
+        raise StoreError(f"the {what} store must be a non-empty path or URL, not ''")
+    clean, _ = check_url(spec)
+    try:
+        registry.load("store", scheme_of(clean))
+    except PluginError as exc:
+        raise StoreError(f"cannot use '{clean}' as the {what} store: {exc}") from exc.__cause__
+
+
 def _build(scheme: str, url: str, options: dict[str, Any]) -> ByteStore:
     try:
         factory = registry.load("store", scheme)
     except PluginError as exc:
         raise StoreError(f"cannot open store '{url}': {exc}") from exc.__cause__
-    store = factory(url, options)
+    try:
+        store = factory(url, options)
+    except StoreError as exc:  # already says what happened, without secrets
+        raise StoreError(redact(str(exc), options)) from None
+    except Exception as exc:  # the library's text may echo an option: redacted, not chained
+        raise StoreError(
+            redact(f"cannot open store '{url}': {type(exc).__name__}: {exc}", options)
+        ) from None
     if not isinstance(store, ByteStore):
         raise StoreError(
             f"the '{scheme}' store factory returned {type(store).__name__}, not a ByteStore"

@@ -27,7 +27,12 @@ import attrs
 from daglite import pipeline
 from daglite.context import bare_runtime
 from daglite.context import current_runtime
+from daglite.context import open_sessions
+from daglite.context import warn_lost_session
 from daglite.errors import TaskError
+from daglite.templates import BUILTIN_PLACEHOLDERS  # noqa: F401 - re-exported
+from daglite.templates import check_template
+from daglite.templates import placeholders
 
 if TYPE_CHECKING:
     from daglite.caching import CacheHashFn
@@ -36,45 +41,6 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-BUILTIN_PLACEHOLDERS = frozenset({"map_index"})
-
-
-def placeholders(template: str) -> set[str]:
-    """The `{field}` names a template uses (`"{a}-{b}"` -> `{"a", "b"}`)."""
-    import string  # only tasks with a name template need it
-
-    try:
-        return {
-            field.split(".")[0].split("[")[0]
-            for _, field, _, _ in string.Formatter().parse(template)
-            if field is not None
-        }
-    except ValueError as exc:
-        raise ValueError(f"Template '{template}' is malformed: {exc}") from None
-
-
-def check_template(kind: str, template: str, func: Callable[..., Any]) -> frozenset[str]:
-    """Validate that a name or dataset template only uses the function's parameters.
-
-    Raises:
-        ValueError: The template references a placeholder that won't exist at runtime.
-    """
-    used = placeholders(template)
-    if "" in used:
-        raise ValueError(
-            f"{kind} template '{template}' has an empty placeholder '{{}}': name a parameter, "
-            "e.g. '{x}'."
-        )
-    available = set(inspect.signature(func).parameters) | BUILTIN_PLACEHOLDERS
-    unknown = used - available
-    if unknown:
-        raise ValueError(
-            f"{kind} template '{template}' references {unknown} which won't be available at "
-            f"runtime. Available placeholders: {sorted(available)}."
-        )
-    return frozenset(used)
-
 
 def default_name(func: Callable[..., Any]) -> str:
     """A callable's name: `__name__`, or its class name for callable objects and partials."""
@@ -273,11 +239,25 @@ class BaseTask(Generic[P, R]):
         return pipeline.task_error(self.name, map_index, exc, 1)
 
     def resolve_name(self, inputs: dict[str, Any], map_index: int | None) -> str:
-        """The task name with its `{param}` and `{map_index}` placeholders filled in."""
-        return self.name.format_map({**inputs, "map_index": map_index})
+        """The task name with its `{param}` and `{map_index}` placeholders filled in.
+
+        Raises:
+            ValueError: A value does not take the template's format spec (`{x:d}` of a str).
+        """
+        try:
+            return self.name.format_map({**inputs, "map_index": map_index})
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            raise ValueError(
+                f"cannot fill the name template '{self.name}' of task {self.qualname}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
 
     def _prepare(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        runtime = current_runtime.get() or bare_runtime()
+        runtime = current_runtime.get()
+        if runtime is None:
+            if open_sessions:  # a session is open, but not in this thread's context
+                warn_lost_session(self.name, depth=4)
+            runtime = bare_runtime()
         return runtime, pipeline.make_metadata(self, runtime, args, kwargs, None, None)
 
 
@@ -307,6 +287,8 @@ class SyncTask(BaseTask[P, R]):
         """
         runtime = current_runtime.get()
         if runtime is None:
+            if open_sessions:  # a session is open, but not in this thread's context
+                warn_lost_session(self.name)
             if self.plain:  # a bare call with nothing to manage stays a plain call
                 try:
                     return self.func(*args, **kwargs)
@@ -532,6 +514,15 @@ def _make_task(
         check_template("Dataset", dataset, func)
 
     _check_options(retries, timeout, retry_delay, retry_backoff, cache_ttl)
+    if backend is not None:
+        _check_plugin_name("backend", backend, "backend")
+    if dataset_format is not None:
+        _check_plugin_name("dataset_format", dataset_format, "format")
+    for option, spec in (("cache", cache), ("cache_store", cache_store)):
+        if isinstance(spec, str):
+            _check_store_option(option, spec, "cache")
+    if isinstance(dataset_store, str):
+        _check_store_option("dataset_store", dataset_store, "dataset")
     ignore = tuple(cache_ignore)
     unknown = set(ignore) - set(inspect.signature(func).parameters)
     if unknown:
@@ -581,19 +572,69 @@ def _make_task(
     )
 
 
+#: The longest `timeout` and `retry_delay` accepted, in seconds (30 days; the OS's own
+#: limit for a thread wait is about 49 days on Windows).
+MAX_SECONDS = 30 * 24 * 3600
+
+
 def _check_options(
     retries: Any, timeout: Any, retry_delay: Any, retry_backoff: Any, cache_ttl: Any
 ) -> None:
+    import math
+
     def number(value: Any) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        return (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+        )
 
     if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
         raise ValueError(f"retries must be a whole number >= 0, not {retries!r}.")
-    if timeout is not None and (not number(timeout) or timeout <= 0):
-        raise ValueError(f"timeout must be a number of seconds > 0 (or None), not {timeout!r}.")
-    if not number(retry_delay) or retry_delay < 0:
-        raise ValueError(f"retry_delay must be a number of seconds >= 0, not {retry_delay!r}.")
+    if timeout is not None and (not number(timeout) or not 0 < timeout <= MAX_SECONDS):
+        raise ValueError(
+            f"timeout must be a finite number of seconds > 0 and <= {MAX_SECONDS} (30 days), "
+            f"or None for no timeout, not {timeout!r}."
+        )
+    if not number(retry_delay) or not 0 <= retry_delay <= MAX_SECONDS:
+        raise ValueError(
+            f"retry_delay must be a finite number of seconds >= 0 and <= {MAX_SECONDS} "
+            f"(30 days), not {retry_delay!r}."
+        )
     if not number(retry_backoff) or retry_backoff < 1:
-        raise ValueError(f"retry_backoff must be a number >= 1, not {retry_backoff!r}.")
+        raise ValueError(f"retry_backoff must be a finite number >= 1, not {retry_backoff!r}.")
     if cache_ttl is not None and (not number(cache_ttl) or cache_ttl <= 0):
-        raise ValueError(f"cache_ttl must be a number of seconds > 0 (or None), not {cache_ttl!r}.")
+        raise ValueError(
+            f"cache_ttl must be a finite number of seconds > 0, or None to keep entries until "
+            f"cleared, not {cache_ttl!r}."
+        )
+
+
+def _check_plugin_name(option: str, value: Any, kind: str) -> None:
+    """`value` names an installed plugin of `kind` (only the entry points are read).
+
+    Raises:
+        ValueError: `value` is not a non-empty string, or nothing of that name is installed
+            (the message lists what is, and what to `pip install` for well-known names).
+    """
+    from daglite import registry
+
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(
+            f"{option} must be the name of a {kind} (a non-empty string; see: daglite "
+            f"plugins), or None for the default, not {value!r}."
+        )
+    if value not in registry.names(kind):
+        try:
+            registry.load(kind, value)  # raises the registry's message: installed, hints
+        except Exception as exc:
+            raise ValueError(f"{option}={value!r}: {exc}.") from None
+
+
+def _check_store_option(option: str, spec: str, what: str) -> None:
+    from daglite.stores import check_store
+
+    try:
+        check_store(spec, what)
+    except Exception as exc:
+        raise ValueError(f"{option}: {exc}.") from None

@@ -48,10 +48,12 @@ def open_store(url: str | None) -> Any:
         from daglite.settings import get_global_settings
 
         url = get_global_settings().cache_store
+    from daglite.redaction import redact_url
+
     try:
         return CacheStore(url)
-    except Exception as exc:
-        raise UsageError(f"cannot open the cache store {url!r}: {exc}") from exc
+    except Exception as exc:  # the message never repeats a credential of the URL
+        raise UsageError(f"cannot open the cache store '{redact_url(url)}': {exc}") from None
 
 
 def info(url: str | None) -> int:

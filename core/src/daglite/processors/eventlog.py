@@ -48,7 +48,9 @@ class JsonlProcessor:
                 "(DAGLITE_EVENT_LOG=path, event_log = 'path' in [tool.daglite], or "
                 "daglite run --event-log path)"
             )
-        return cls(settings.event_log)
+        processor = cls(settings.event_log)
+        processor._open()  # an unwritable path fails now, when the session opens
+        return processor
 
     def __repr__(self) -> str:
         return f"JsonlProcessor({str(self.path)!r})"
@@ -59,14 +61,30 @@ class JsonlProcessor:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["path"])  # type: ignore[misc]
 
+    def _open(self) -> IO[str]:
+        """The log file, opened for appending (parent folders are made).
+
+        Raises:
+            PluginError: The file cannot be created or written (the message says which path
+                and what to do).
+        """
+        if self._file is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = self.path.open("a", encoding="utf-8")
+            except OSError as exc:
+                raise PluginError(
+                    f"cannot write the event log '{self.path}': {type(exc).__name__}: "
+                    f"{exc.strerror or exc}; choose a writable path (daglite run --event-log "
+                    "PATH, DAGLITE_EVENT_LOG or event_log in [tool.daglite])"
+                ) from None
+        return self._file
+
     def __call__(self, event: Event) -> None:
         """Append `event` as one line (flushed when it ends its session)."""
-        if self._file is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("a", encoding="utf-8")
-        self._file.write(json.dumps(event.to_dict(), default=repr, ensure_ascii=False) + "\n")
+        self._open().write(json.dumps(event.to_dict(), default=repr, ensure_ascii=False) + "\n")
         if event.kind == "SessionEnded":
-            self._file.flush()
+            self._open().flush()
 
     def close(self) -> None:
         """Flush and close the file (the session calls this when it ends)."""

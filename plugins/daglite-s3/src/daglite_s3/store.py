@@ -10,7 +10,9 @@ Options, highest precedence first:
    `AWS_ENDPOINT_URL`, `~/.aws/config` and `~/.aws/credentials`, instance roles.
 
 Friendly option names: `endpoint_url`, `region`, `profile`, `anon`, `connect_timeout`,
-`read_timeout`, `max_attempts`; anything else (`key`, `secret`, `token`,
+`read_timeout`, `max_attempts`. Credentials in the URL (`s3://KEY:SECRET@bucket/prefix`)
+are taken out of it by daglite before the store is built and used as `key` / `secret`
+(explicit `key=` / `secret=` options win); anything else (`key`, `secret`, `token`,
 `client_kwargs`, `config_kwargs`, ...) goes to `s3fs.S3FileSystem` as is. Secrets never
 appear in a repr, a log line, an event or an error message.
 """
@@ -72,6 +74,12 @@ def resolve_options(options: dict[str, Any], environ: Any = None) -> dict[str, A
 def filesystem_kwargs(options: dict[str, Any]) -> dict[str, Any]:
     """`s3fs.S3FileSystem` keyword arguments from friendly daglite options."""
     kwargs = dict(options)
+    # Credentials written into the URL (`s3://KEY:SECRET@bucket/...`) arrive under the
+    # fsspec names; the store's own key/secret options win over them.
+    for url_name, s3_name in (("username", "key"), ("password", "secret")):
+        if url_name in kwargs:
+            value = kwargs.pop(url_name)
+            kwargs.setdefault(s3_name, value)
     client = dict(kwargs.pop("client_kwargs", None) or {})
     config = dict(kwargs.pop("config_kwargs", None) or {})
     if "region" in kwargs:
