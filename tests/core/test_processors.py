@@ -218,13 +218,15 @@ def test_logging_is_the_default_processor(monkeypatch):
 
 
 def test_processors_come_from_entry_points_with_their_settings(tmp_path):
-    settings = DagliteSettings(log_level="error", log_format="json", event_log="ev.jsonl")
+    log = str(tmp_path / "ev.jsonl")
+    settings = DagliteSettings(log_level="error", log_format="json", event_log=log)
     logging = make_processor("logging", settings)
     assert isinstance(logging, LoggingProcessor)
     assert (logging.level, logging.format) == ("error", "json")
     jsonl = make_processor("jsonl", settings)
     assert isinstance(jsonl, JsonlProcessor)
     assert jsonl.path.name == "ev.jsonl"
+    jsonl.close()
 
 
 def test_jsonl_needs_a_file():

@@ -114,9 +114,7 @@ def regional(region: str) -> dict:
 
 
 @pytest.mark.parametrize("user", ["../reports/alice", "bob/../alice", "a/b", "..", ".", "a\\b"])
-def test_a_key_value_with_a_separator_or_dots_is_refused_and_nothing_is_overwritten(
-    tmp_path, user
-):
+def test_a_key_value_with_a_separator_or_dots_is_refused_and_nothing_is_overwritten(tmp_path, user):
     with session(dataset_store=str(tmp_path)):
         report("alice")
         with pytest.raises(DatasetError) as info:

@@ -65,7 +65,10 @@ def _optional_text(instance: Any, attribute: attrs.Attribute, value: Any) -> Non
 def _name(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     _text(instance, attribute, value)
     if not value.strip():
-        raise ValueError(f"{attribute.name} must name one (e.g. 'inline'), not {value!r}")
+        raise ValueError(
+            f"{attribute.name} must name a backend (e.g. 'inline', 'thread', 'process'), "
+            f"not {value!r}"
+        )
 
 
 def url_repr(value: Any) -> str:
