@@ -354,6 +354,23 @@ def test_module_target_from_the_working_directory(flows):
         (["flows.py:typed", "1", "--backend", "loky"], "pip install daglite-loky"),
         (["flows.py:typed", "1", "--plugin", "nope"], "unknown processor 'nope'"),
         (["flows.py:typed", "1", "--log-format", "xml"], 'Invalid value "xml" for --log-format'),
+        # found when the session opens, before any task runs
+        (
+            ["flows.py:typed", "1", "--dataset-store", "gs://bucket/data"],
+            "cannot use 'gs://bucket/data' as the dataset store: unknown store 'gs'; installed "
+            "stores: file, memory",
+        ),
+        (
+            ["flows.py:typed", "1", "--cache-store", "s3://bucket/cache"],
+            "store 's3' is not installed: pip install daglite-s3",
+        ),
+        (
+            ["flows.py:typed", "1", "--event-log", "flows.py/events.jsonl"],
+            "cannot write the event log 'flows.py/events.jsonl': FileExistsError: File exists; "
+            "choose a writable path (daglite run --event-log PATH, DAGLITE_EVENT_LOG or "
+            "event_log in [tool.daglite])",
+        ),
+        (["flows.py:typed", "1", "--backend", ""], "backend must name a backend (e.g. 'inline'"),
     ],
 )
 def test_usage_errors_exit_2_and_say_what_to_do(flows, args, message):
@@ -361,6 +378,34 @@ def test_usage_errors_exit_2_and_say_what_to_do(flows, args, message):
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert message in " ".join(done.stderr.split()), done.stderr
     assert "daglite: error:" in done.stderr
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (
+            "dataset_format='nope'",
+            "dataset_format='nope': unknown format 'nope'; installed formats",
+        ),
+        ("timeout=float('inf')", "timeout must be a finite number of seconds > 0 and <= 2592000"),
+        ("name='{x!q}'", "Name template '{x!q}' has an unknown conversion '!q' in {x!q}"),
+    ],
+)
+def test_a_bad_task_option_in_the_target_exits_2_before_anything_runs(tmp_path, option, message):
+    (tmp_path / "bad.py").write_text(
+        "from daglite import task, workflow\n"
+        f"@task({option})\n"
+        "def f(x):\n"
+        "    return x\n"
+        "@workflow\n"
+        "def flow():\n"
+        "    return f(1)\n"
+    )
+    done = daglite_cmd("run", "bad.py:flow", cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("daglite: error: cannot import ")
+    assert message in done.stderr
     assert done.stdout == ""
 
 

@@ -93,9 +93,8 @@ BACKEND_HINT = (
 @pytest.mark.parametrize("backend", ["", "  ", 3])
 def test_an_empty_or_non_text_backend_is_an_error_everywhere(backend):
     events = EventCapture()
-    with pytest.raises(BackendError) as info:
-        with session(backend=backend, plugins=[events]):
-            pass
+    with pytest.raises(BackendError) as info, session(backend=backend, plugins=[events]):
+        pass
     assert str(info.value) == BACKEND_HINT + repr(backend)
     assert events.kinds() == []  # nothing started
     with pytest.raises(BackendError) as info:
@@ -131,9 +130,11 @@ def test_an_empty_backend_setting_is_refused_where_it_is_read(monkeypatch):
 def test_an_unknown_store_scheme_fails_when_the_session_opens(which, tmp_path):
     ran = []
     events = EventCapture()
-    with pytest.raises(StoreError) as info:
-        with session(plugins=[events], **{which: "gs://bucket/data"}):
-            ran.append(1)
+    with (
+        pytest.raises(StoreError) as info,
+        session(plugins=[events], **{which: "gs://bucket/data"}),
+    ):
+        ran.append(1)
     kind = which.split("_")[0]
     assert str(info.value) == (
         f"cannot use 'gs://bucket/data' as the {kind} store: unknown store 'gs'; installed "
@@ -141,9 +142,11 @@ def test_an_unknown_store_scheme_fails_when_the_session_opens(which, tmp_path):
     )
     assert ran == [] and events.kinds() == []
     # the same from the settings
-    with pytest.raises(StoreError, match=f"cannot use 'gs://b/x' as the {kind} store"):
-        with session(settings=DagliteSettings(**{which: "gs://b/x"})):
-            ran.append(1)
+    with (
+        pytest.raises(StoreError, match=f"cannot use 'gs://b/x' as the {kind} store"),
+        session(settings=DagliteSettings(**{which: "gs://b/x"})),
+    ):
+        ran.append(1)
     assert ran == []
 
 
@@ -156,9 +159,11 @@ def test_an_unwritable_event_log_fails_when_the_session_opens(tmp_path):
         folder.write_text("")
     path = folder / "events.jsonl"
     ran = []
-    with pytest.raises(PluginError) as info:
-        with session(settings=DagliteSettings(event_log=str(path))):
-            ran.append(1)
+    with (
+        pytest.raises(PluginError) as info,
+        session(settings=DagliteSettings(event_log=str(path))),
+    ):
+        ran.append(1)
     assert ran == []
     assert str(info.value).startswith(f"cannot write the event log '{path}': ")
     assert str(info.value).endswith(

@@ -120,9 +120,11 @@ def test_a_secret_in_the_query_string_is_refused_without_repeating_it():
 
 def test_an_unknown_scheme_with_credentials_fails_at_session_open_without_them():
     events = EventCapture()
-    with pytest.raises(StoreError) as info:
-        with session(cache_store=f"gs://{KEY}:{SECRET}@bucket/c", plugins=[events]):
-            pass
+    with (
+        pytest.raises(StoreError) as info,
+        session(cache_store=f"gs://{KEY}:{SECRET}@bucket/c", plugins=[events]),
+    ):
+        pass
     assert str(info.value) == (
         "cannot use 'gs://bucket/c' as the cache store: unknown store 'gs'; installed stores: "
         "file, memory"

@@ -323,7 +323,9 @@ TIMEOUT = (
     "timeout, not "
 )
 DELAY = "retry_delay must be a finite number of seconds >= 0 and <= 2592000 (30 days), not "
-TTL = "cache_ttl must be a finite number of seconds > 0, or None to keep entries until cleared, not "
+TTL = (
+    "cache_ttl must be a finite number of seconds > 0, or None to keep entries until cleared, not "
+)
 
 
 @pytest.mark.parametrize(

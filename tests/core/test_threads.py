@@ -1,4 +1,4 @@
-"""Threads the user starts inside a session: they join it, or daglite says once that they did not."""
+"""Threads started inside a session: they join it, or daglite says once that they did not."""
 
 from __future__ import annotations
 

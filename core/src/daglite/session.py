@@ -235,7 +235,9 @@ class SessionContext:
                 self._backends[name] = instance
             return instance
 
-    def run_in_thread(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> threading.Thread:
+    def run_in_thread(
+        self, func: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> threading.Thread:
         """Start a thread that runs `func(*args, **kwargs)` inside this session; returns it.
 
         A `threading.Thread` does not inherit the context of the code that starts it, so the

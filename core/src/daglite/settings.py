@@ -108,9 +108,7 @@ class DagliteSettings:
     backend: str = attrs.field(default="inline", validator=_name)
     max_workers: int | None = attrs.field(default=None, converter=_optional_positive_int)
     cache_store: str = attrs.field(default=".daglite/cache", validator=_text, repr=url_repr)
-    dataset_store: str = attrs.field(
-        default=".daglite/datasets", validator=_text, repr=url_repr
-    )
+    dataset_store: str = attrs.field(default=".daglite/datasets", validator=_text, repr=url_repr)
     processors: tuple[str, ...] = attrs.field(default=("logging",), converter=_tuple_of_str)
     log_level: str = attrs.field(
         default="info", converter=_choice("log_level", "debug", "info", "warning", "error")

@@ -30,6 +30,7 @@ from daglite.context import current_runtime
 from daglite.context import open_sessions
 from daglite.context import warn_lost_session
 from daglite.errors import TaskError
+from daglite.taskoptions import check_options
 from daglite.templates import BUILTIN_PLACEHOLDERS  # noqa: F401 - re-exported
 from daglite.templates import check_template
 from daglite.templates import placeholders
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
 
 def default_name(func: Callable[..., Any]) -> str:
     """A callable's name: `__name__`, or its class name for callable objects and partials."""
@@ -513,16 +515,18 @@ def _make_task(
     if dataset is not None:
         check_template("Dataset", dataset, func)
 
-    _check_options(retries, timeout, retry_delay, retry_backoff, cache_ttl)
-    if backend is not None:
-        _check_plugin_name("backend", backend, "backend")
-    if dataset_format is not None:
-        _check_plugin_name("dataset_format", dataset_format, "format")
-    for option, spec in (("cache", cache), ("cache_store", cache_store)):
-        if isinstance(spec, str):
-            _check_store_option(option, spec, "cache")
-    if isinstance(dataset_store, str):
-        _check_store_option("dataset_store", dataset_store, "dataset")
+    check_options(
+        retries=retries,
+        timeout=timeout,
+        retry_delay=retry_delay,
+        retry_backoff=retry_backoff,
+        cache_ttl=cache_ttl,
+        backend=backend,
+        dataset_format=dataset_format,
+        cache=cache,
+        cache_store=cache_store,
+        dataset_store=dataset_store,
+    )
     ignore = tuple(cache_ignore)
     unknown = set(ignore) - set(inspect.signature(func).parameters)
     if unknown:
@@ -570,71 +574,3 @@ def _make_task(
         dataset_store=dataset_store,
         dataset_format=dataset_format,
     )
-
-
-#: The longest `timeout` and `retry_delay` accepted, in seconds (30 days; the OS's own
-#: limit for a thread wait is about 49 days on Windows).
-MAX_SECONDS = 30 * 24 * 3600
-
-
-def _check_options(
-    retries: Any, timeout: Any, retry_delay: Any, retry_backoff: Any, cache_ttl: Any
-) -> None:
-    import math
-
-    def number(value: Any) -> bool:
-        return (
-            isinstance(value, (int, float))
-            and not isinstance(value, bool)
-            and math.isfinite(value)
-        )
-
-    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-        raise ValueError(f"retries must be a whole number >= 0, not {retries!r}.")
-    if timeout is not None and (not number(timeout) or not 0 < timeout <= MAX_SECONDS):
-        raise ValueError(
-            f"timeout must be a finite number of seconds > 0 and <= {MAX_SECONDS} (30 days), "
-            f"or None for no timeout, not {timeout!r}."
-        )
-    if not number(retry_delay) or not 0 <= retry_delay <= MAX_SECONDS:
-        raise ValueError(
-            f"retry_delay must be a finite number of seconds >= 0 and <= {MAX_SECONDS} "
-            f"(30 days), not {retry_delay!r}."
-        )
-    if not number(retry_backoff) or retry_backoff < 1:
-        raise ValueError(f"retry_backoff must be a finite number >= 1, not {retry_backoff!r}.")
-    if cache_ttl is not None and (not number(cache_ttl) or cache_ttl <= 0):
-        raise ValueError(
-            f"cache_ttl must be a finite number of seconds > 0, or None to keep entries until "
-            f"cleared, not {cache_ttl!r}."
-        )
-
-
-def _check_plugin_name(option: str, value: Any, kind: str) -> None:
-    """`value` names an installed plugin of `kind` (only the entry points are read).
-
-    Raises:
-        ValueError: `value` is not a non-empty string, or nothing of that name is installed
-            (the message lists what is, and what to `pip install` for well-known names).
-    """
-    from daglite import registry
-
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(
-            f"{option} must be the name of a {kind} (a non-empty string; see: daglite "
-            f"plugins), or None for the default, not {value!r}."
-        )
-    if value not in registry.names(kind):
-        try:
-            registry.load(kind, value)  # raises the registry's message: installed, hints
-        except Exception as exc:
-            raise ValueError(f"{option}={value!r}: {exc}.") from None
-
-
-def _check_store_option(option: str, spec: str, what: str) -> None:
-    from daglite.stores import check_store
-
-    try:
-        check_store(spec, what)
-    except Exception as exc:
-        raise ValueError(f"{option}: {exc}.") from None

@@ -8,7 +8,7 @@ first call.
 
 Dataset keys are paths in a store, so a value filled into a key must not pick a different
 key than the template meant: `fill_key` refuses a value whose text contains a path
-separator (`/` or `\\`) or is `.` or `..`, which would let a parameter such as
+separator (`/` or a backslash) or is `.` or `..`, which would let a parameter such as
 `user="../alice"` reach another user's dataset. A placeholder opts in to values that
 span several folders with the `!p` (path) conversion, `"reports/{region!p}/summary.json"`;
 such a value may contain `/` but still no `.` or `..` segment and no leading `/`.

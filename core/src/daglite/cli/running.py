@@ -236,8 +236,10 @@ def execute(workflow: Any, args: list[Any], kwargs: dict[str, Any], options: dic
             plugins=list(options.get("plugin") or []),
             settings=settings,
         ).open()
-    except DagliteError as exc:
-        raise UsageError(f"{exc}; see: daglite plugins") from exc
+    except DagliteError as exc:  # a bad option, found before any task ran
+        text = str(exc)
+        hint = "; see: daglite plugins" if "installed" in text else ""  # a missing plugin
+        raise UsageError(f"{text}{hint}") from exc
     try:
         result = workflow(*args, **kwargs)
         if inspect.iscoroutine(result):
