@@ -97,6 +97,21 @@ def test_an_opened_store_holds_no_credential_in_its_url(tmp_path):
     )
 
 
+def test_a_store_built_by_hand_holds_no_credential_in_its_url_either():
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    from daglite.stores import ByteStore
+
+    store = ByteStore(MemoryFileSystem(), f"memory://{KEY}:{SECRET}@by-hand", options={"a": 1})
+    assert (store.url, store.root) == ("memory://by-hand", "/by-hand")
+    assert store.options == {"username": KEY, "password": SECRET, "a": 1}
+    store.write("k", b"v")
+    assert store.read("k") == b"v"
+    with pytest.raises(FileNotFoundError) as info:
+        store.read("missing")
+    assert str(info.value) == "no key 'missing' in store 'memory://by-hand'"
+
+
 def test_a_secret_in_the_query_string_is_refused_without_repeating_it():
     with pytest.raises(StoreError) as info:
         open_store(f"memory://scratch?token={SECRET}&v=1")

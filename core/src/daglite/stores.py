@@ -124,12 +124,15 @@ class ByteStore:
         rename_writes: bool = False,
         options: dict[str, Any] | None = None,
     ) -> None:
+        # A store never holds a credential in its URL, however it was built: the URL is
+        # what every message, repr, log line and event shows (see `daglite.redaction`).
+        url, credentials = split_credentials(url)
         self._fs = fs
         self.url = url
         self.root = type(fs)._strip_protocol(url).rstrip("/") if fs is not None else url
         self.is_local = is_local
         self.rename_writes = rename_writes
-        self.options = dict(options or {})
+        self.options = {**credentials, **(options or {})}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.safe_url!r}>"
