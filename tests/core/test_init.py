@@ -62,7 +62,7 @@ def test_a_bare_task_call_loads_only_what_it_needs():
     )
     assert out == (
         "['daglite', 'daglite.context', 'daglite.errors', 'daglite.pipeline',"
-        " 'daglite.settings', 'daglite.tasks', 'daglite.templates']"
+        " 'daglite.settings', 'daglite.taskoptions', 'daglite.tasks', 'daglite.templates']"
     )
 
 
