@@ -146,3 +146,19 @@ def test_the_warning_points_at_the_callers_line():
         thread.start()
         thread.join()
     assert out[0].filename == __file__
+
+
+def test_maps_and_dataset_calls_from_a_plain_thread_say_so_too(tmp_path):
+    from daglite import map_tasks
+    from daglite import save_dataset
+
+    for call, what in [
+        (lambda: map_tasks(double, [1, 2]), "map_tasks of task 'double'"),
+        (lambda: save_dataset("x.json", 1, store=str(tmp_path)), "save_dataset"),
+    ]:
+        with session():
+            out = _run_thread(call)
+        assert len(out[1]) == 1
+        category, message = out[1][0]
+        assert category is SessionNotInThreadWarning
+        assert message.startswith(f"{what} was called in thread 'user-thread', which is outside")

@@ -18,10 +18,10 @@ from daglite import pipeline
 from daglite.backends.base import MapJob
 from daglite.backends.base import collect_async
 from daglite.context import Runtime
-from daglite.context import bare_runtime
 from daglite.context import current_frame
 from daglite.context import current_runtime
 from daglite.context import new_id
+from daglite.context import outside_runtime
 from daglite.datasets import load_dataset
 from daglite.datasets import save_dataset
 from daglite.dispatch import emit_event
@@ -176,7 +176,7 @@ def map_tasks(
     total = _total(iterables)
     if total == 0:
         return []
-    runtime = current_runtime.get() or bare_runtime()
+    runtime = current_runtime.get() or outside_runtime(f"map_tasks of task '{checked.name}'")
     name = _pick_backend(checked, backend, runtime)
     session = active_session()
     owned = None
@@ -304,7 +304,7 @@ async def gather_tasks(
     items = list(items)
     if not items:
         return []
-    runtime = current_runtime.get() or bare_runtime()
+    runtime = current_runtime.get() or outside_runtime(f"gather_tasks of task '{checked.name}'")
     parent = current_frame.get()
     map_id = new_id()
     ids = {

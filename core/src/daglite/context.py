@@ -113,10 +113,11 @@ class SessionNotInThreadWarning(RuntimeWarning):
     """A task was called in a thread that does not carry the open session's context."""
 
 
-def warn_lost_session(name: str, depth: int = 3) -> None:
+def warn_lost_session(what: str, depth: int = 3) -> None:
     """Say once per session that a task call ran outside it (called only when one is open).
 
-    `depth` is the `stacklevel` that points the warning at the user's call.
+    `what` says what was called (`"task 'f'"`, `"save_dataset"`); `depth` is the
+    `stacklevel` that points the warning at the user's call.
 
     Context variables do not follow `threading.Thread`: a thread the user starts inside a
     session has no session of its own, so its task calls run as bare calls.
@@ -131,7 +132,7 @@ def warn_lost_session(name: str, depth: int = 3) -> None:
         _warned.add(session_id)
         here = threading.current_thread().name
         warnings.warn(
-            f"task '{name}' was called in thread '{here}', which is outside the daglite "
+            f"{what} was called in thread '{here}', which is outside the daglite "
             f"session {session_id} open in thread '{opener}': it ran as a bare call (no "
             "events, hooks or session stores). Start the thread with "
             "session.run_in_thread(func, ...) (or run it in contextvars.copy_context()) to "
@@ -139,6 +140,16 @@ def warn_lost_session(name: str, depth: int = 3) -> None:
             SessionNotInThreadWarning,
             stacklevel=depth,
         )
+
+
+def outside_runtime(what: str) -> Runtime:
+    """The bare runtime, for a call whose context has no session (warns if one is open).
+
+    Call it from the public function the user called (`save_dataset`, `map_tasks`, ...).
+    """
+    if open_sessions:
+        warn_lost_session(what, 4)
+    return bare_runtime()
 
 
 # -- frames -------------------------------------------------------------------------------

@@ -26,9 +26,9 @@ from typing import TypeVar
 from typing import overload
 
 from daglite.context import Runtime
-from daglite.context import bare_runtime
 from daglite.context import current_runtime
 from daglite.context import current_task
+from daglite.context import outside_runtime
 from daglite.datasetstore import DatasetStore
 from daglite.datasetstore import open_dataset_store
 from daglite.dispatch import emit_event
@@ -189,7 +189,7 @@ def save_dataset(
         DatasetError: The format is unknown, cannot save the value, or a placeholder cannot
             be filled.
     """
-    runtime = current_runtime.get() or bare_runtime()
+    runtime = current_runtime.get() or outside_runtime("save_dataset")
     return _save(key, value, format, store, options, runtime, current_task())
 
 
@@ -236,7 +236,7 @@ def load_dataset(
         DatasetError: Nothing is saved under the key (the message names key and store), the
             format is unknown, or the data cannot be read in it.
     """
-    runtime = current_runtime.get() or bare_runtime()
+    runtime = current_runtime.get() or outside_runtime("load_dataset")
     meta = current_task()
     resolved = open_dataset_store(_store_spec(store, runtime, meta))
     key = resolve_key(key, meta)

@@ -258,7 +258,7 @@ class BaseTask(Generic[P, R]):
         runtime = current_runtime.get()
         if runtime is None:
             if open_sessions:  # a session is open, but not in this thread's context
-                warn_lost_session(self.name, depth=4)
+                warn_lost_session(f"task '{self.name}'", depth=4)
             runtime = bare_runtime()
         return runtime, pipeline.make_metadata(self, runtime, args, kwargs, None, None)
 
@@ -290,7 +290,7 @@ class SyncTask(BaseTask[P, R]):
         runtime = current_runtime.get()
         if runtime is None:
             if open_sessions:  # a session is open, but not in this thread's context
-                warn_lost_session(self.name)
+                warn_lost_session(f"task '{self.name}'")
             if self.plain:  # a bare call with nothing to manage stays a plain call
                 try:
                     return self.func(*args, **kwargs)
