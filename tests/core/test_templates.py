@@ -184,3 +184,6 @@ def test_fill_key_checks_the_formatted_text_not_the_raw_value():
         fill_key("k/{x}.txt", {"x": Folder()})
     assert fill_key("k/{x:>3}/{y!p}.txt", {"x": 7, "y": "c/d"}) == "k/  7/c/d.txt"
     assert fill_key("k/{x[0]}.txt", {"x": ["ok"]}) == "k/ok.txt"
+    assert fill_key("{{k}}/{n.real}/{z:>{w}}", {"n": 3, "z": 1, "w": 3}) == "{k}/3/  1"
+    with pytest.raises(UnsafeValue, match=r"the value \"'/'\" of \{x\}"):
+        fill_key("k/{x!r}", {"x": "/"})  # checked after the conversion too

@@ -16,6 +16,7 @@ such a value may contain `/` but still no `.` or `..` segment and no leading `/`
 
 from __future__ import annotations
 
+import functools
 import string
 from collections.abc import Callable
 from collections.abc import Mapping
@@ -121,50 +122,19 @@ def check_template(kind: str, template: str, func: Callable[..., Any]) -> frozen
 # -- dataset keys ---------------------------------------------------------------------------
 
 
-class _Spanning:
-    """A value marked `!p`: it may span several folders of a key."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-
 class UnsafeValue(ValueError):
     """A value filled into a key template would change which key the template names."""
 
 
-class _KeyFormatter(string.Formatter):
-    def __init__(self) -> None:
-        self.field = ""
+_FORMATTER = string.Formatter()
 
-    def get_field(self, field_name: str, args: Any, kwargs: Any) -> Any:
-        self.field = field_name
-        return super().get_field(field_name, args, kwargs)
 
-    def convert_field(self, value: Any, conversion: str | None) -> Any:
-        if conversion == PATH_CONVERSION:
-            return _Spanning(value)
-        return super().convert_field(value, conversion)
-
-    def format_field(self, value: Any, format_spec: str) -> str:
-        if isinstance(value, _Spanning):
-            text = format(value.value, format_spec)
-            segments = text.replace("\\", "/").split("/")
-            if text.startswith("/") or any(s in (".", "..") for s in segments):
-                raise UnsafeValue(
-                    f"the value {text!r} of {{{self.field}!p}} is absolute or has a '.' or "
-                    "'..' segment; a !p value may span folders, but only downwards"
-                )
-            return text
-        text = format(value, format_spec)
-        if "/" in text or "\\" in text or text in (".", ".."):
-            raise UnsafeValue(
-                f"the value {text!r} of {{{self.field}}} contains a path separator or is "
-                f"'.' or '..', so it would pick another key; if the value is meant to span "
-                f"folders, opt in with {{{self.field}!p}} in the template"
-            )
-        return text
+@functools.lru_cache(maxsize=512)
+def _parsed(template: str) -> tuple[tuple[str, str | None, str, str | None], ...]:
+    return tuple(
+        (literal, field, spec or "", conv)
+        for literal, field, spec, conv in _FORMATTER.parse(template)
+    )
 
 
 def fill_key(template: str, values: Mapping[str, Any]) -> str:
@@ -175,4 +145,34 @@ def fill_key(template: str, values: Mapping[str, Any]) -> str:
             does not opt in with `!p`), or a `!p` value leaves its place.
         KeyError, IndexError, AttributeError, ValueError: A placeholder cannot be filled.
     """
-    return _KeyFormatter().vformat(template, (), values)
+    parts = []
+    for literal, field, spec, conversion in _parsed(template):
+        parts.append(literal)
+        if field is None:
+            continue
+        if field.isidentifier():
+            value = values[field]
+        else:  # `{x.attr}`, `{x[0]}`
+            value = _FORMATTER.get_field(field, (), values)[0]
+        if "{" in spec:  # a nested placeholder, `{x:{width}}`
+            spec = spec.format_map(values)
+        if conversion == PATH_CONVERSION:
+            text = format(value, spec)
+            segments = text.replace("\\", "/").split("/")
+            if text.startswith("/") or any(s in (".", "..") for s in segments):
+                raise UnsafeValue(
+                    f"the value {text!r} of {{{field}!p}} is absolute or has a '.' or '..' "
+                    "segment; a !p value may span folders, but only downwards"
+                )
+        else:
+            if conversion is not None:
+                value = _FORMATTER.convert_field(value, conversion)
+            text = format(value, spec)
+            if "/" in text or "\\" in text or text in (".", ".."):
+                raise UnsafeValue(
+                    f"the value {text!r} of {{{field}}} contains a path separator or is '.' or "
+                    "'..', so it would pick another key; if the value is meant to span folders, "
+                    f"opt in with {{{field}!p}} in the template"
+                )
+        parts.append(text)
+    return "".join(parts)
