@@ -218,6 +218,7 @@ def map_tasks(
             total=job.finished,
             failures=job.failures,
             duration=time.perf_counter() - start,
+            batches=job.batch_sizes,
             **ids,
         )
 

@@ -151,6 +151,7 @@ def _save(
         format=fmt.name,
         duration=time.perf_counter() - start,
         task_id=meta.task_id if meta is not None else None,
+        size=len(data) if isinstance(data, (bytes, bytearray)) else None,
     )
     return path
 

@@ -8,6 +8,10 @@ the session's processors (any callable taking one event). They pickle, and
 
 from __future__ import annotations
 
+import os
+import re
+import sys
+import threading
 import time
 from typing import Any
 
@@ -16,6 +20,57 @@ import attrs
 
 def _now() -> float:
     return time.time()
+
+
+def _thread() -> str:
+    return threading.current_thread().name
+
+
+def _host() -> str:
+    import socket  # deferred: only sessions that are listened to need it
+
+    return socket.gethostname()
+
+
+_SECRET_OPTION = re.compile(r"--?[\w-]*(secret|token|passw|key|credential|auth)[\w-]*", re.I)
+_URL_USERINFO = re.compile(r"(\w+://)[^/@\s]+@")
+
+
+def _command() -> list[str]:
+    """`sys.argv` with secret-looking option values and URL credentials replaced by `***`."""
+    command: list[str] = []
+    hide_next = False
+    for arg in sys.argv:
+        name, eq, _ = arg.partition("=")
+        if hide_next:
+            arg, hide_next = "***", False
+        elif _SECRET_OPTION.fullmatch(name):
+            arg, hide_next = (f"{name}=***", False) if eq else (arg, True)
+        command.append(_URL_USERINFO.sub(r"\1***@", arg))
+    return command
+
+
+_SECRET_NAME = re.compile(r"secret|token|passw|key|credential|auth", re.I)
+
+
+def summarize_arguments(inputs: dict[str, Any], width: int = 80) -> dict[str, str]:
+    """A short `repr` of each argument, for failure events (never a secret).
+
+    Arguments whose name looks secret (key, token, password, ...) show as `***`, URL
+    credentials are masked, and each repr is cut to `width` characters.
+    """
+    summary = {}
+    for name, value in inputs.items():
+        if _SECRET_NAME.search(name):
+            summary[name] = "***"
+            continue
+        try:
+            text = repr(value)
+        except Exception as exc:  # a broken __repr__ must not hide the failure
+            text = f"<{type(value).__name__}: repr failed: {type(exc).__name__}>"
+        text = _URL_USERINFO.sub(r"\1***@", text)
+        summary[name] = text if len(text) <= width else text[: width - 1] + "…"
+    return summary
 
 
 @attrs.frozen(kw_only=True)
@@ -45,9 +100,19 @@ class Event:
 
 @attrs.frozen(kw_only=True)
 class SessionStarted(Event):
-    """A session opened."""
+    """A session opened.
+
+    Attributes:
+        backend: The session's default backend.
+        host: The coordinator's host name.
+        pid: The coordinator's process id.
+        command: The command line of the process (`sys.argv`) that opened the session.
+    """
 
     backend: str
+    host: str = attrs.field(factory=_host)
+    pid: int = attrs.field(factory=os.getpid)
+    command: list[str] = attrs.field(factory=_command)
 
 
 @attrs.frozen(kw_only=True)
@@ -95,6 +160,8 @@ class TaskEvent(Event):
         parent_id: Id of the enclosing task or workflow call, if any.
         map_index: Index of the item when the call is part of a map, else `None`.
         map_id: Id of the map the call belongs to, else `None`.
+        pid: Id of the process where the call ran (a worker's, for worker backends).
+        thread: Name of the thread where the call ran.
     """
 
     task_id: str
@@ -102,6 +169,8 @@ class TaskEvent(Event):
     parent_id: str | None = None
     map_index: int | None = None
     map_id: str | None = None
+    pid: int = attrs.field(factory=os.getpid)
+    thread: str = attrs.field(factory=_thread)
 
 
 @attrs.frozen(kw_only=True)
@@ -122,13 +191,17 @@ class TaskSucceeded(TaskEvent):
 
 @attrs.frozen(kw_only=True)
 class TaskFailed(TaskEvent):
-    """A task call failed for good (no retry left)."""
+    """A task call failed for good (no retry left).
+
+    `arguments` holds a short summary of the call's arguments (`summarize_arguments`).
+    """
 
     duration: float
     attempts: int
     error_type: str
     error_message: str
     traceback: str = ""
+    arguments: dict[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen(kw_only=True)
@@ -166,24 +239,26 @@ class CacheMissed(TaskEvent):
 
 @attrs.frozen(kw_only=True)
 class DatasetSaved(Event):
-    """A dataset was written."""
+    """A dataset was written (`size`: its bytes, when known)."""
 
     key: str
     store: str
     format: str | None
     duration: float
     task_id: str | None = None
+    size: int | None = None
 
 
 @attrs.frozen(kw_only=True)
 class DatasetLoaded(Event):
-    """A dataset was read."""
+    """A dataset was read (`size`: its bytes, when known)."""
 
     key: str
     store: str
     format: str | None
     duration: float
     task_id: str | None = None
+    size: int | None = None
 
 
 # -- fan-out ------------------------------------------------------------------------------
@@ -202,7 +277,11 @@ class MapStarted(Event):
 
 @attrs.frozen(kw_only=True)
 class MapEnded(Event):
-    """A map finished: `total` items ran, `failures` of them failed."""
+    """A map finished: `total` items ran, `failures` of them failed.
+
+    `batches` counts the batches the backend used by their size (`{size: count}`; empty
+    when the backend ran items one by one).
+    """
 
     map_id: str
     name: str
@@ -210,6 +289,7 @@ class MapEnded(Event):
     failures: int
     duration: float
     parent_id: str | None = None
+    batches: dict[int, int] = attrs.field(factory=dict)
 
 
 # -- logs ---------------------------------------------------------------------------------

@@ -234,6 +234,7 @@ def _final_error(
                 duration=duration,
                 attempts=attempts,
                 traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+                arguments=ev.summarize_arguments(meta.inputs),
                 **_error_fields(exc),
             )
         )

@@ -57,6 +57,7 @@ class MapJob:
             raised is the first failing item by index on every backend.
         finished: How many items ran (set by `collect`).
         failures: How many of them failed (set by `collect`).
+        batch_sizes: How many batches of each size the backend sent (`note_batch`).
     """
 
     task: BaseTask[Any, Any]
@@ -72,7 +73,12 @@ class MapJob:
     first_failure: int | None = None
     finished: int = 0
     failures: int = 0
+    batch_sizes: dict[int, int] = attrs.field(factory=dict)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False)
+
+    def note_batch(self, size: int) -> None:
+        """Count a batch of `size` items sent to a worker (reported in `MapEnded`)."""
+        self.batch_sizes[size] = self.batch_sizes.get(size, 0) + 1
 
     @property
     def failed(self) -> bool:

@@ -182,7 +182,10 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
         if retry:
             return retry.popleft()
         chunk = list(itertools.islice(indexed, sizer.next_size()))
-        return _Batch(chunk, pack_items(task, chunk)) if chunk else None
+        if not chunk:
+            return None
+        job.note_batch(len(chunk))
+        return _Batch(chunk, pack_items(task, chunk))
 
     def finish(index: int, error: BaseException) -> None:
         outcomes.append(Outcome(index, False, error))

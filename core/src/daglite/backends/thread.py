@@ -71,6 +71,7 @@ class ThreadBackend(Backend):
                     chunk = list(itertools.islice(indexed, size))
                     if not chunk:
                         break
+                    job.note_batch(len(chunk))
                     context = contextvars.copy_context()  # one per chunk: a context runs once
                     pending.append(pool.submit(context.run, _run_in_pool, job, chunk))
                 if not pending:
