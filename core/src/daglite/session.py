@@ -8,6 +8,7 @@ of them when it ends, also on error and on KeyboardInterrupt.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from daglite.backends.transport import WorkerSpec
     from daglite.caching import CacheStore
     from daglite.datasets import DatasetStore
+    from daglite.report.recorder import ReportRecorder
 
 #: What `session(plugins=...)` accepts: hook plugin objects, event processors (callables
 #: taking one event), and names of processors in the `daglite.processors` group.
@@ -120,6 +122,7 @@ class SessionContext:
         dataset_store: str | DatasetStore | None = None,
         plugins: SerializablePlugin | list[SerializablePlugin] | None = None,
         settings: DagliteSettings | None = None,
+        report: str | os.PathLike[str] | None = None,
     ) -> None:
         if settings is not None and not isinstance(settings, DagliteSettings):
             raise TypeError(
@@ -192,6 +195,15 @@ class SessionContext:
         except BaseException:  # release the processors made so far
             EventDispatcher([*by_name.values(), *processors]).close()
             raise
+        self._recorder: ReportRecorder | None = None
+        report = report if report is not None else settings.report
+        outer = current_runtime.get()
+        if report and not (outer is not None and outer.in_worker):  # the coordinator's job
+            from daglite.report.recorder import ReportRecorder  # deferred: only when asked
+
+            self._recorder = ReportRecorder(report, settings.event_log)
+            if self._recorder.processor is not None:
+                processors.append(self._recorder.processor)
         self.hook_plugins = hook_plugins
         self.processors = processors
         self._dispatcher = EventDispatcher(processors) if processors else None
@@ -304,6 +316,8 @@ class SessionContext:
                 )
                 if self._dispatcher is not None:
                     self._dispatcher.close()
+                if self._recorder is not None:  # the events are flushed: picture them
+                    self._recorder.write(self.session_id)
                 open_sessions.pop(self.session_id, None)
                 try:
                     current_runtime.reset(self._token)
@@ -319,6 +333,7 @@ def session(
     dataset_store: str | DatasetStore | None = None,
     plugins: SerializablePlugin | list[SerializablePlugin] | None = None,
     settings: DagliteSettings | None = None,
+    report: str | os.PathLike[str] | None = None,
 ) -> Iterator[SessionContext]:
     """Context manager that sets up an eager execution context.
 
@@ -329,6 +344,8 @@ def session(
         plugins: Extra plugins for this session only: hook plugin objects, event processors
             (callables taking one event) and processor names.
         settings: A `DagliteSettings` override. Falls back to the global settings singleton.
+        report: Write an HTML report of the session to this file when it ends, also on
+            failure or Ctrl-C (default: the `report` setting, `DAGLITE_REPORT`).
 
     Yields:
         The active `SessionContext` for the duration of the block.
@@ -355,6 +372,7 @@ def session(
         dataset_store=dataset_store,
         plugins=plugins,
         settings=settings,
+        report=report,
     ).open()
     try:
         yield ctx
@@ -372,6 +390,7 @@ async def async_session(
     dataset_store: str | DatasetStore | None = None,
     plugins: SerializablePlugin | list[SerializablePlugin] | None = None,
     settings: DagliteSettings | None = None,
+    report: str | os.PathLike[str] | None = None,
 ) -> AsyncIterator[SessionContext]:
     """Async context manager that sets up an eager execution context.
 
@@ -381,6 +400,8 @@ async def async_session(
         dataset_store: Dataset store configuration. Can be a `DatasetStore` or a string path.
         plugins: Extra plugin instances for this session only.
         settings: A `DagliteSettings` override. Falls back to the global settings singleton.
+        report: Write an HTML report of the session to this file when it ends, also on
+            failure or Ctrl-C (default: the `report` setting, `DAGLITE_REPORT`).
 
     Yields:
         The active `SessionContext` for the duration of the block.
@@ -395,6 +416,7 @@ async def async_session(
         dataset_store=dataset_store,
         plugins=plugins,
         settings=settings,
+        report=report,
     ) as ctx:
         yield ctx
 

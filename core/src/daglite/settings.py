@@ -101,6 +101,8 @@ class DagliteSettings:
             `"json"` (`DAGLITE_LOG_FORMAT`).
         event_log: Path of the JSON-lines event log written by the `jsonl` processor
             (`DAGLITE_EVENT_LOG`); when set, every session also runs that processor.
+        report: Path of the HTML report each session writes when it ends
+            (`DAGLITE_REPORT`; see `daglite report`).
         options: Free-form settings for plugins, keyed by plugin name
             (`[tool.daglite.options.<plugin>]` in `pyproject.toml`).
     """
@@ -117,6 +119,7 @@ class DagliteSettings:
         default="auto", converter=_choice("log_format", "auto", "console", "json")
     )
     event_log: str | None = attrs.field(default=None, validator=_optional_text)
+    report: str | None = attrs.field(default=None, validator=_optional_text)
     options: Mapping[str, Any] = attrs.field(factory=dict, validator=_mapping)
 
     def evolve(self, **changes: Any) -> DagliteSettings:

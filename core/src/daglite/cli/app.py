@@ -1,4 +1,4 @@
-"""The `daglite` command: `run`, `list`, `describe`, `plugins` and `cache`.
+"""The `daglite` command: `run`, `list`, `describe`, `plugins`, `report` and `cache`.
 
 Exit statuses: 0 success; 1 the workflow failed; 2 a usage error (unknown target, bad
 parameter value, unknown backend or plugin), with a message saying what to do.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import sys
+from pathlib import Path
 from typing import Annotated
 from typing import Any
 
@@ -65,8 +66,8 @@ def run(
 
     The workflow's parameters become options, parsed from its annotations: see them with
     `daglite run TARGET --help`. Session options (--backend, --cache-store, --dataset-store,
-    --log-format, --log-level, --plugin, --event-log, --traceback) are accepted before or
-    after TARGET; a workflow parameter with the same name takes precedence.
+    --log-format, --log-level, --plugin, --event-log, --report, --traceback) are accepted
+    before or after TARGET; a workflow parameter with the same name takes precedence.
 
     Args:
         target: package.module:workflow or path/to/file.py:workflow.
@@ -194,6 +195,39 @@ def plugins() -> int:
             print(f"  {info.name:<{width}}  {where}  {status}")
     if broken:
         print(f"\n{broken} plugin(s) failed to load", file=sys.stderr)
+    return 0
+
+
+@app.command
+@_reflowed
+def report(
+    log: Path,
+    /,
+    *,
+    output: Annotated[Path | None, Parameter(name=("--output", "-o"))] = None,
+    session: str | None = None,
+) -> int:
+    """Build a self-contained HTML report of a run from its event log.
+
+    The page opens offline in any browser: a timeline of every task call per worker,
+    statistics per task and per map, failures with their tracebacks, datasets and log
+    records. Write the event log with `daglite run --event-log run.jsonl ...` (or run with
+    `--report run.html` to get the page directly).
+
+    Args:
+        log: The JSON-lines event log of the run.
+        output: The HTML file to write (default: the log's name with .html).
+        session: Report only the session with this id (default: every session in the log).
+    """
+    from daglite.report import NotAnEventLog
+    from daglite.report import build_report
+
+    out = output if output is not None else log.with_suffix(".html")
+    try:
+        written = build_report(log, out, session_id=session)
+    except NotAnEventLog as exc:
+        raise UsageError(str(exc)) from exc
+    print(written)
     return 0
 
 

@@ -73,6 +73,14 @@ def _options(
             help="Append every event of the run to this file as JSON lines.",
         ),
     ] = None,
+    daglite_report: Annotated[
+        Path | None,
+        Parameter(
+            name="--report",
+            group=SESSION,
+            help="Write an HTML report of the run to this file (see: daglite report --help).",
+        ),
+    ] = None,
     daglite_traceback: Annotated[
         bool,
         Parameter(
@@ -96,6 +104,7 @@ VALUE_OPTIONS = frozenset(
         "--log-level",
         "--plugin",
         "--event-log",
+        "--report",
     }
 )
 
@@ -220,6 +229,8 @@ def execute(workflow: Any, args: list[Any], kwargs: dict[str, Any], options: dic
             changes[name] = options[name]
     if options.get("event_log") is not None:
         changes["event_log"] = str(options["event_log"])
+    if options.get("report") is not None:
+        changes["report"] = str(options["report"])
     for name in ("backend", "cache_store", "dataset_store"):
         if options.get(name) is not None:
             changes[name] = options[name]

@@ -26,7 +26,7 @@ SLOWEST = 5
 class Call:
     """One task call, as its events tell it."""
 
-    __slots__ = (
+    __slots__ = (  # noqa: RUF023 - in the order of the fields below
         "task_id", "name", "parent_id", "map_id", "map_index", "pid", "thread",
         "start", "end", "outcome", "attempts", "key", "retries", "timeouts", "failure",
     )  # fmt: skip
@@ -262,10 +262,16 @@ class SessionModel:
             "lanes": lanes,
             "bars": drawn,
             "workflows": [
-                {"id": i, "name": w["name"], "parent": w.get("parent"), "status": w["status"],
-                 "start": ms(w["start"]), "end": ms(w["end"] if w["end"] is not None else end)}
+                {
+                    "id": i,
+                    "name": w["name"],
+                    "parent": w.get("parent"),
+                    "status": w["status"],
+                    "start": ms(w["start"]),
+                    "end": ms(w["end"] if w["end"] is not None else end),
+                }
                 for i, w in self.workflows.items()
-            ],  # fmt: skip
+            ],
             "tasks": self._task_stats(calls, lane_label, lane_of),
             "maps": [_map_summary(i, m, t0, end) for i, m in self.maps.items()],
             "failures": [
@@ -307,10 +313,13 @@ class SessionModel:
                     "max": _ms(ran[-1]) if ran else None,
                     "hit_rate": round(hits / (hits + misses), 4) if hits + misses else None,
                     "slowest": [
-                        {"duration": _ms((c.end or c.start) - c.start), "map_index": c.map_index,
-                         "lane": lane_label[lane_of[c.task_id]]}
+                        {
+                            "duration": _ms((c.end or c.start) - c.start),
+                            "map_index": c.map_index,
+                            "lane": lane_label[lane_of[c.task_id]],
+                        }
                         for c in slow
-                    ],  # fmt: skip
+                    ],
                 }
             )
         return stats

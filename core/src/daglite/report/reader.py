@@ -110,8 +110,7 @@ class EventLogReader:
         if bad:
             shown = ", ".join(str(n) for n in bad[:5]) + (" ..." if len(bad) > 5 else "")
             notes.append(
-                f"{len(bad)} line(s) of the log are not events and were skipped "
-                f"(line {shown})."
+                f"{len(bad)} line(s) of the log are not events and were skipped (line {shown})."
             )
         if self.unknown:
             kinds = ", ".join(f"{k} ({n})" for k, n in sorted(self.unknown.items()))

@@ -22,6 +22,7 @@ def build_report(
     *,
     session_id: str | None = None,
     max_bars: int = MAX_BARS,
+    source: str | None = None,
 ) -> Path:
     """Build the HTML report of the event log `log` into `out`.
 
@@ -33,6 +34,7 @@ def build_report(
         session_id: Report only this session (default: every session in the log; the
             page opens on the last one).
         max_bars: Most task calls drawn per timeline.
+        source: What the page names as its source (default: the log's file name).
 
     Returns:
         The path written.
@@ -48,7 +50,7 @@ def build_report(
 
     data = {
         "version": __version__,
-        "source": Path(log).name,
+        "source": source or Path(log).name,
         "notes": reader.notes(),
         "sessions": [s.summary(max_bars) for s in model.sessions.values()],
     }
@@ -75,7 +77,7 @@ def render_page(data: dict[str, Any]) -> str:
         "{{DATA}}": payload,
     }
     for marker, text in parts.items():
-        before, sep, after = template.partition(marker)
+        before, _, after = template.partition(marker)
         template = before + text + after  # the data may contain a marker: replace once
     return template
 
