@@ -85,3 +85,118 @@ def test_every_event_emitted_by_a_run_pickles_and_serializes(events):
     for event in events.events:
         assert pickle.loads(pickle.dumps(event)) == event
         json.dumps(event.to_dict())
+
+
+# -- where a call ran (the report's lanes) ------------------------------------------------
+
+
+@task
+def _where(x: int) -> int:
+    return x
+
+
+@pytest.mark.parametrize("backend", ["inline", "thread", "process"])
+def test_task_events_carry_the_process_and_thread_where_the_call_ran(events, backend):
+    import os
+
+    from process_tasks import square
+
+    with session(backend=backend, plugins=[events]):
+        map_tasks(square, range(4))
+    ends = events.of_type(ev.TaskSucceeded)
+    starts = events.of_type(ev.TaskStarted)
+    assert len(ends) == len(starts) == 4
+    assert all(isinstance(e.pid, int) and isinstance(e.thread, str) for e in ends)
+    pids = {e.pid for e in ends}
+    threads = {e.thread for e in ends}
+    if backend == "inline":
+        assert (pids, threads) == ({os.getpid()}, {"MainThread"})
+    elif backend == "thread":
+        assert pids == {os.getpid()}
+        assert all(t.startswith("daglite-thread") for t in threads)
+    else:
+        assert os.getpid() not in pids
+        assert threads == {"MainThread"}
+    by_task = {e.task_id: (e.pid, e.thread) for e in starts}
+    assert all(by_task[e.task_id] == (e.pid, e.thread) for e in ends)
+
+
+def test_session_started_says_where_and_hides_secrets_of_the_command(events, monkeypatch):
+    import os
+    import socket
+    import sys
+
+    argv = ["daglite", "run", "f.py:wf", "--api-key", "K1", "--db-password=P1",
+            "--store", "s3://AKIA:S3CRET@bucket/x", "--n", "3"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    with session(plugins=[events]):
+        pass
+    (started,) = events.of_type(ev.SessionStarted)
+    assert (started.host, started.pid) == (socket.gethostname(), os.getpid())
+    assert started.command == [
+        "daglite", "run", "f.py:wf", "--api-key", "***", "--db-password=***",
+        "--store", "s3://***@bucket/x", "--n", "3",
+    ]  # fmt: skip
+    assert "S3CRET" not in json.dumps(started.to_dict())
+
+
+def test_summarize_arguments_is_short_and_never_shows_a_secret():
+    class Broken:
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+    summary = ev.summarize_arguments(
+        {
+            "x": 3,
+            "token": "T0K3N",
+            "AWS_Secret": "s",
+            "url": "https://user:pw@host/path",
+            "big": "y" * 500,
+            "odd": Broken(),
+        }
+    )
+    assert summary == {
+        "x": "3",
+        "token": "***",
+        "AWS_Secret": "***",
+        "url": "'https://***@host/path'",
+        "big": "'" + "y" * 78 + "…",
+        "odd": "<Broken: repr failed: RuntimeError>",
+    }
+
+
+def test_a_failure_event_summarizes_the_arguments(events):
+    @task
+    def fails(x: int, password: str) -> None:
+        raise ValueError("no")
+
+    with pytest.raises(Exception, match="no"), session(plugins=[events]):
+        fails(7, password="pw-123")
+    (failed,) = events.of_type(ev.TaskFailed)
+    assert failed.arguments == {"x": "7", "password": "***"}
+
+
+@pytest.mark.parametrize("backend", ["thread", "process"])
+def test_map_ended_counts_the_batches_by_size(events, backend):
+    from process_tasks import square
+
+    with session(backend=backend, plugins=[events]):
+        map_tasks(square, range(7), chunksize=3)
+    (ended,) = events.of_type(ev.MapEnded)
+    assert ended.batches == {3: 2, 1: 1}
+
+
+def test_a_map_run_inline_has_no_batches(events):
+    with session(plugins=[events]):
+        map_tasks(_where, range(3))
+    (ended,) = events.of_type(ev.MapEnded)
+    assert ended.batches == {}
+
+
+def test_dataset_saved_carries_its_size(events, tmp_path):
+    from daglite import save_dataset
+
+    with session(plugins=[events], dataset_store=str(tmp_path)):
+        save_dataset("a.txt", "hello", format="text")
+    (saved,) = events.of_type(ev.DatasetSaved)
+    assert saved.size == 5

@@ -121,9 +121,13 @@ class EventLogReader:
         return notes
 
 
+def _no_constant(name: str) -> None:
+    return None  # NaN and Infinity: a browser's JSON cannot hold them
+
+
 def _parse(line: str) -> dict[str, Any] | None:
     try:
-        event = json.loads(line)
+        event = json.loads(line, parse_constant=_no_constant)
     except ValueError:
         return None
     if (

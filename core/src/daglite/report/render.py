@@ -64,8 +64,8 @@ def render_page(data: dict[str, Any]) -> str:
     package = resources.files("daglite.report")
     template = (package / "page.html").read_text(encoding="utf-8")
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    # `</` would end the script element early; `<\/` reads the same to JSON.parse.
-    payload = payload.replace("</", "<\\/").replace("<!--", "<\\!--")
+    # `</script>` or `<!--` in a value would end the script element early: escape every `<`.
+    payload = payload.replace("<", "\\u003c")
     sessions = data["sessions"]
     title = "daglite report"
     if sessions and sessions[-1].get("entry"):

@@ -1,0 +1,374 @@
+"""`daglite report`: reports built from real runs (inline, thread and process backends).
+
+These tests read the data the page draws (embedded in it as JSON); `tests/report` opens
+the pages in a real browser.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from report_tasks import pipeline
+from report_tasks import work
+
+from daglite import map_tasks
+from daglite import session
+from daglite import task
+from daglite.errors import SettingsError
+from daglite.report import build_report
+from daglite.settings import DagliteSettings
+from daglite.settings import set_global_settings
+
+DATA = re.compile(r'<script type="application/json" id="daglite-data">(.*?)</script>', re.S)
+
+
+def page_data(html: Path) -> dict:
+    """The data a report page draws (what its script parses)."""
+    return json.loads(DATA.search(html.read_text(encoding="utf-8")).group(1))
+
+
+def settings_for(tmp_path: Path, **changes) -> DagliteSettings:
+    return DagliteSettings(
+        processors=(),
+        cache_store=str(tmp_path / "cache"),
+        dataset_store=str(tmp_path / "datasets"),
+        **changes,
+    )
+
+
+def run_pipeline(tmp_path: Path, backend: str) -> tuple[Path, Path]:
+    log, html = tmp_path / "run.jsonl", tmp_path / "run.html"
+    with session(backend=backend, settings=settings_for(tmp_path, event_log=str(log)), report=html):
+        result = pipeline(6)
+    assert result["failed"] == 1
+    return log, html
+
+
+@pytest.fixture(scope="module", params=["inline", "thread", "process"])
+def real_run(request, tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp(request.param)
+    log, html = run_pipeline(tmp_path, request.param)
+    return request.param, log, html, page_data(html)
+
+
+def test_the_header_counts_every_call(real_run):
+    backend, _, _, data = real_run
+    (s,) = data["sessions"]
+    # 6 work + 6 flaky + 3 cached + 2 nested + 5 work inside them
+    assert s["counts"] == {
+        "calls": 22,
+        "succeeded": 20,
+        "cached": 1,
+        "failed": 1,
+        "retried": 1,
+        "timed out": 0,
+        "running": 0,
+    }
+    assert s["status"] == "success"
+    assert s["backend"] == backend
+    assert s["entry"] == "pipeline"
+    assert s["pid"] == os.getpid()
+    assert s["host"]
+    assert s["command"] == [*sys.argv]
+    assert data["notes"] == [] and s["notes"] == []
+
+
+def test_lanes_are_the_workers_that_ran_the_calls(real_run):
+    backend, _, _, data = real_run
+    (s,) = data["sessions"]
+    lanes = s["lanes"]
+    coordinator = f"pid {os.getpid()} · MainThread (coordinator)"
+    assert lanes[0]["label"] == coordinator
+    workers = lanes[1:]
+    if backend == "inline":
+        assert workers == []
+    elif backend == "thread":
+        assert workers and all(lane["pid"] == os.getpid() for lane in workers)
+        assert all(lane["thread"].startswith("daglite-thread") for lane in workers)
+    else:
+        assert workers and all(lane["pid"] != os.getpid() for lane in workers)
+        assert all(lane["thread"] == "MainThread" for lane in workers)
+    bars = s["bars"]
+    assert len(bars["s"]) == bars["total"] == 22
+    names = [bars["names"][n] for n in bars["n"]]
+    on_coordinator = {names[i] for i, lane in enumerate(bars["l"]) if lane == 0}
+    if backend == "inline":
+        assert on_coordinator == {"work", "flaky", "cached", "nested"}
+    else:  # only the direct calls ran on the coordinator
+        assert on_coordinator == {"cached"}
+
+
+def test_a_nested_map_is_drawn_under_the_call_that_made_it(real_run):
+    _, _, _, data = real_run
+    bars = data["sessions"][0]["bars"]
+    names = [bars["names"][n] for n in bars["n"]]
+    nested = [i for i, name in enumerate(names) if name == "nested"]
+    inner = [i for i, name in enumerate(names) if name == "work" and bars["z"][i] == 1]
+    assert len(inner) == 5  # the items of the maps run inline inside `nested`
+    assert all(bars["z"][i] == 0 for i in nested)
+    assert {bars["l"][i] for i in inner} <= {bars["l"][i] for i in nested}
+    outcome = [bars["outcomes"][o] for o in bars["o"]]
+    assert outcome.count("failed") == 1 and outcome.count("cached") == 1
+    failed = outcome.index("failed")
+    assert (names[failed], bars["i"][failed], bars["a"][failed]) == ("flaky", 3, 2)
+    assert bars["keys"][bars["k"][outcome.index("cached")]]  # the cache key of the hit
+
+
+def test_failures_carry_the_traceback_the_retries_and_no_secret(real_run):
+    _, log, html, data = real_run
+    (failure,) = data["sessions"][0]["failures"]
+    assert failure["name"] == "flaky" and failure["map_index"] == 3
+    assert (failure["error_type"], failure["error_message"]) == ("ValueError", "bad item 3")
+    assert failure["attempts"] == 2
+    assert failure["arguments"] == {"x": "3", "api_key": "***"}
+    assert [r["attempt"] for r in failure["retries"]] == [1]
+    assert failure["retries"][0]["error_message"] == "bad item 3"
+    assert 'raise ValueError(f"bad item {x}")' in failure["traceback"]
+    assert "hunter2-secret" not in html.read_text() and "hunter2-secret" not in log.read_text()
+
+
+def test_per_task_statistics(real_run):
+    _, _, _, data = real_run
+    stats = {t["name"]: t for t in data["sessions"][0]["tasks"]}
+    assert sorted(stats) == ["cached", "flaky", "nested", "work"]
+    work_stats = stats["work"]
+    assert (work_stats["count"], work_stats["ran"], work_stats["failed"]) == (11, 11, 0)
+    assert work_stats["p50"] <= work_stats["p90"] <= work_stats["p99"] <= work_stats["max"]
+    assert work_stats["p50"] >= 2.0  # each call sleeps 2 ms
+    assert len(work_stats["slowest"]) == 5
+    assert work_stats["slowest"][0]["duration"] == work_stats["max"]
+    assert stats["cached"]["hit_rate"] == pytest.approx(1 / 3, abs=1e-4)
+    assert (stats["cached"]["count"], stats["cached"]["cached"]) == (3, 1)
+    assert stats["flaky"]["retries"] == 1 and stats["flaky"]["failed"] == 1
+
+
+def test_per_map_throughput_and_batches(real_run):
+    backend, _, _, data = real_run
+    maps = data["sessions"][0]["maps"]
+    top = [m for m in maps if m["name"] in ("work", "flaky") and m["total"] == 6]
+    assert [m["name"] for m in top] == ["work", "flaky"]
+    for m in top:
+        assert m["ran"] == 6 and m["backend"] == backend
+        assert sum(m["throughput"]) > 0 and m["items_per_s"] > 0
+        if backend == "inline":
+            assert m["batches"] == []
+        else:
+            assert sum(size * count for size, count in m["batches"]) == 6
+    assert top[1]["failures"] == 1
+
+
+def test_datasets_and_log_records(real_run):
+    _, _, _, data = real_run
+    s = data["sessions"][0]
+    (saved,) = s["datasets"]
+    assert (saved["op"], saved["key"], saved["format"]) == ("saved", "summary.json", "json")
+    assert saved["size"] == len(json.dumps({"doubled": [0, 2, 4, 6, 8, 10]}))
+    levels = [r["level"] for r in s["logs"]]
+    assert levels.count("info") == 5 and levels.count("error") == 2  # item 3, two attempts
+    assert {r["name"] for r in s["logs"]} == {"flaky"}
+
+
+def test_the_same_log_always_gives_the_same_page(real_run, tmp_path):
+    _, log, _, _ = real_run
+    first = build_report(log, tmp_path / "a.html").read_bytes()
+    second = build_report(log, tmp_path / "b.html").read_bytes()
+    assert first == second
+
+
+def test_the_page_is_self_contained(real_run):
+    _, _, html, _ = real_run
+    text = html.read_text()
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text)
+    assert "default-src 'none'" in text  # the browser refuses any request the page makes
+    assert re.findall(r"<script[^>]*\ssrc=", text) == []
+
+
+# -- the command line --------------------------------------------------------------------
+
+
+def daglite(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DAGLITE_PROCESSORS": ""}
+    return subprocess.run(
+        [sys.executable, "-m", "daglite.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_daglite_report_writes_the_page(tmp_path):
+    log, _ = run_pipeline(tmp_path, "inline")
+    done = daglite("report", str(log), "-o", "out/page.html", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(Path("out/page.html"))
+    assert page_data(tmp_path / "out/page.html")["sessions"][0]["counts"]["calls"] == 22
+    default = daglite("report", str(log), cwd=tmp_path)
+    assert default.returncode == 0 and (tmp_path / "run.html").is_file()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("id,name\n1,a\n", "input.txt is not a daglite event log (no line is a JSON event); "),
+        ("", "input.txt is empty: there are no events to report"),
+        (None, "cannot read input.txt: No such file or directory"),
+    ],
+)
+def test_daglite_report_refuses_what_is_not_an_event_log(tmp_path, content, message):
+    if content is not None:
+        (tmp_path / "input.txt").write_text(content)
+    done = daglite("report", "input.txt", "-o", "out.html", cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"daglite: error: {message}")
+    assert done.stderr.count("\n") == 1  # one line
+    assert not (tmp_path / "out.html").exists()
+
+
+def test_daglite_run_report_option(tmp_path):
+    (tmp_path / "flow.py").write_text(
+        "from daglite import task, workflow, map_tasks\n"
+        "@task\ndef inc(x: int) -> int:\n    return x + 1\n"
+        "@workflow\ndef flow(n: int = 4) -> list[int]:\n    return map_tasks(inc, range(n))\n"
+    )
+    done = daglite("run", "flow.py:flow", "--n", "5", "--report", "r/run.html", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    s = page_data(tmp_path / "r/run.html")["sessions"][0]
+    assert s["entry"] == "flow" and s["counts"]["succeeded"] == 5
+    assert s["command"][-5:] == ["flow.py:flow", "--n", "5", "--report", "r/run.html"]
+    assert not list(tmp_path.glob("*.jsonl"))  # no event log was asked for, none is left
+
+
+# -- session(report=...) and the report setting -------------------------------------------
+
+
+@task
+def boom(x: int) -> int:
+    raise RuntimeError(f"boom {x}")
+
+
+def test_a_failed_session_still_writes_its_report(tmp_path):
+    html = tmp_path / "run.html"
+    with (
+        pytest.raises(Exception, match="boom 1"),
+        session(settings=settings_for(tmp_path), report=html),
+    ):
+        boom(1)
+    s = page_data(html)["sessions"][0]
+    assert s["status"] == "failure"
+    assert s["error"].startswith("TaskError: task 'boom' failed: RuntimeError: boom 1")
+    assert [f["error_message"] for f in s["failures"]] == ["boom 1"]
+    assert data_source(html) == "the events of the session"
+
+
+def data_source(html: Path) -> str:
+    return page_data(html)["source"]
+
+
+def test_ctrl_c_still_writes_the_report(tmp_path):
+    html = tmp_path / "run.html"
+    with pytest.raises(KeyboardInterrupt), session(settings=settings_for(tmp_path), report=html):
+        map_tasks(work, range(3))
+        raise KeyboardInterrupt
+    s = page_data(html)["sessions"][0]
+    assert (s["status"], s["error"]) == ("failure", "KeyboardInterrupt:")
+    assert s["counts"]["succeeded"] == 3
+
+
+def test_the_report_setting_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAGLITE_REPORT", str(tmp_path / "env.html"))
+    set_global_settings(None)
+    try:
+        with session():
+            work(1)
+    finally:
+        set_global_settings(None)
+    assert page_data(tmp_path / "env.html")["sessions"][0]["counts"]["calls"] == 1
+
+
+def test_a_session_reports_only_itself_from_a_shared_event_log(tmp_path):
+    log = tmp_path / "shared.jsonl"
+    settings = settings_for(tmp_path, event_log=str(log))
+    with session(settings=settings):
+        work(1)
+    with session(settings=settings, report=tmp_path / "second.html") as ctx:
+        work(2)
+        work(3)
+    data = page_data(tmp_path / "second.html")
+    assert [s["id"] for s in data["sessions"]] == [ctx.session_id]
+    assert data["sessions"][0]["counts"]["calls"] == 2
+    both = page_data(build_report(log, tmp_path / "both.html"))  # the CLI's default: all
+    assert [s["counts"]["calls"] for s in both["sessions"]] == [1, 2]
+
+
+def test_a_report_path_that_is_a_folder_is_refused_when_the_session_opens(tmp_path):
+    with (
+        pytest.raises(SettingsError) as info,
+        session(settings=settings_for(tmp_path), report=tmp_path),
+    ):
+        pass
+    assert str(info.value) == f"report {str(tmp_path)!r} is a folder: name an .html file"
+
+
+def test_a_report_that_cannot_be_written_is_logged_not_raised(tmp_path, caplog):
+    folder = tmp_path / "gone"
+    report = folder / "run.html"
+    with caplog.at_level(logging.ERROR, logger="daglite"), session(report=report):
+        work(1)
+        folder.rmdir()
+        folder.write_text("a file where the report's folder was")
+    assert f"could not write the report {folder / 'run.html'}: " in caplog.text
+    assert not list(tmp_path.glob("daglite-events-*"))
+
+
+def test_no_report_is_written_by_default(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with session(settings=settings_for(tmp_path)) as ctx:
+        work(1)
+    assert ctx._recorder is None
+    assert not list(tmp_path.rglob("*.html"))
+
+
+# -- large runs and cut logs ------------------------------------------------------------
+
+
+def test_a_large_run_draws_a_sample_and_says_so(tmp_path):
+    log = tmp_path / "run.jsonl"
+    with session(backend="thread", settings=settings_for(tmp_path, event_log=str(log))):
+        map_tasks(pipeline_item, range(400), return_exceptions=True)
+    data = page_data(build_report(log, tmp_path / "run.html", max_bars=100))
+    s = data["sessions"][0]
+    bars = s["bars"]
+    assert (len(bars["s"]), bars["total"]) == (100, 400)
+    outcomes = [bars["outcomes"][o] for o in bars["o"]]
+    assert outcomes.count("failed") == 40  # every failure is kept
+    assert s["counts"]["calls"] == 400 and s["counts"]["failed"] == 40
+    assert any(n.startswith("The timeline draws 100 of 400 task calls") for n in s["notes"])
+
+
+@task
+def pipeline_item(x: int) -> int:
+    if x % 10 == 0:
+        raise ValueError(x)
+    return x
+
+
+def test_a_log_cut_by_a_killed_run_still_gives_a_report(tmp_path):
+    log, _ = run_pipeline(tmp_path, "inline")
+    text = log.read_bytes()
+    log.write_bytes(text[: text.index(b'"MapEnded"') + 40])  # killed while writing a line
+    data = page_data(build_report(log, tmp_path / "cut.html"))
+    (note,) = data["notes"]
+    assert note.startswith("The log ends in a cut line")
+    s = data["sessions"][0]
+    assert s["status"] == "incomplete"
+    assert any(n.startswith("The session has no end in the log") for n in s["notes"])
+    assert s["counts"]["calls"] >= 6
