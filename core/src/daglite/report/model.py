@@ -218,13 +218,17 @@ class SessionModel:
         calls = sorted(self.calls.values(), key=lambda c: (c.start, c.task_id))
         lanes, lane_of = lanes_of(calls, self.info.get("pid"))
         drawn, notes = bars(calls, lane_of, self.calls, max_bars, ms)
-        counts = {k: 0 for k in ("calls", "succeeded", "cached", "failed", "retried", "timed out")}
-        for call in calls:
-            counts["calls"] += 1
-            if call.outcome in counts:
-                counts[call.outcome] += 1
-        counts["retried"] = sum(1 for c in calls if c.retries)
-        counts["running"] = sum(1 for c in calls if c.outcome == "running")
+        # succeeded + cached + failed + running = calls; retried and timed out are calls
+        # that needed another attempt, or had one stopped by their timeout, whatever the end.
+        counts = {
+            "calls": len(calls),
+            "succeeded": sum(c.outcome in ("succeeded", "retried") for c in calls),
+            "cached": sum(c.outcome == "cached" for c in calls),
+            "failed": sum(c.outcome in ("failed", "timed out") for c in calls),
+            "retried": sum(bool(c.retries) or c.attempts > 1 for c in calls),
+            "timed out": sum(c.timeouts > 0 or c.outcome == "timed out" for c in calls),
+            "running": sum(c.outcome == "running" for c in calls),
+        }
         if self.dropped["logs"]:
             notes.append(
                 f"Only the first {MAX_LOGS:,} log records are shown "

@@ -137,8 +137,9 @@
     state.width = width; state.scale = scale;
     g.fillStyle = "#eaeef2";
     lay.labels.forEach(function (l) { g.fillRect(0, l.top + l.height - 1, width, 1); });
-    function bar(start, length, top, h, color) {
-      var x = (start - t0) * scale, w = Math.max(length * scale, 1);
+    function bar(start, length, top, h, color, least) {
+      // whole pixels: crisp edges, and a short call stays visible (`least` px wide)
+      var x = Math.floor((start - t0) * scale), w = Math.max(Math.ceil(length * scale), least || 1);
       if (x > width || x + w < 0) return;
       g.fillStyle = color; g.fillRect(x, top + 1, w, h - 2);
     }
@@ -149,8 +150,14 @@
     s.maps.forEach(function (m, i) {
       bar(m.start, m.end - m.start, lay.mapTop + lay.mapRows[i] * ROW, ROW, "#0969da");
     });
-    for (var i = 0; i < b.s.length; i++) {
-      bar(b.s[i], b.d[i], lay.barTop[i], ROW, COLORS[b.outcomes[b.o[i]]]);
+    // successes first, then what went wrong on top, so a short failure is never hidden
+    for (var pass = 0; pass < 2; pass++) {
+      for (var i = 0; i < b.s.length; i++) {
+        var plain = b.o[i] <= 1;  // succeeded or cached
+        if (plain === (pass === 0)) {
+          bar(b.s[i], b.d[i], lay.barTop[i], ROW, COLORS[b.outcomes[b.o[i]]], plain ? 1 : 3);
+        }
+      }
     }
     axis(width);
   }
@@ -173,10 +180,15 @@
   }
   function hit(x, y) {
     var s = state.s, lay = state.lay, b = s.bars, t = state.t0 + x / state.scale;
-    var slack = 3 / state.scale;
-    for (var i = b.s.length - 1; i >= 0; i--) {
-      if (y >= lay.barTop[i] && y < lay.barTop[i] + ROW &&
-          t >= b.s[i] - slack && t <= b.s[i] + b.d[i] + slack) return { bar: i };
+    var slack = 2 / state.scale;
+    // the bar drawn on top wins: what went wrong first, then the latest drawn
+    for (var pass = 0; pass < 2; pass++) {
+      for (var i = b.s.length - 1; i >= 0; i--) {
+        if ((b.o[i] <= 1) !== (pass === 1) || y < lay.barTop[i] || y >= lay.barTop[i] + ROW) continue;
+        var x0 = Math.floor((b.s[i] - state.t0) * state.scale);
+        var x1 = x0 + Math.max(Math.ceil(b.d[i] * state.scale), b.o[i] <= 1 ? 1 : 3);
+        if (x >= x0 - (pass ? 2 : 0) && x <= x1 + (pass ? 2 : 0)) return { bar: i };
+      }
     }
     function span(list, top, rowsOf) {
       for (var j = 0; j < list.length; j++) {
@@ -371,6 +383,15 @@
     var last = DATA.sessions.length - 1;
     select.value = String(Math.max(last, 0));
     show(last);
+    // For tools and tests: where bar `i` of the shown session is drawn (viewport pixels).
+    window.dagliteReport = { data: DATA,
+      view: function () { return { start: state.t0, end: state.t1 }; },
+      barBox: function (i) {
+      var box = state.canvas.getBoundingClientRect(), b = state.s.bars;
+      var x0 = Math.floor((b.s[i] - state.t0) * state.scale);
+      var w = Math.max(Math.ceil(b.d[i] * state.scale), b.o[i] <= 1 ? 1 : 3);
+      return { x: box.left + x0 + w / 2, y: box.top + state.lay.barTop[i] + ROW / 2, width: w };
+    } };
     document.body.setAttribute("data-ready", "1");
   }
   main();
