@@ -4,7 +4,7 @@
   var DATA = JSON.parse(document.getElementById("daglite-data").textContent);
   var COLORS = { "succeeded": "#2da44e", "cached": "#54aeff", "failed": "#cf222e",
     "retried": "#d4a72c", "timed out": "#8250df", "running": "#8c959f" };
-  var ROW = 14, GAP = 5, LEVELS = ["debug", "info", "warning", "error", "critical"];
+  var ROW = 18, GAP = 5, LEVELS = ["debug", "info", "warning", "error", "critical"];
   var state = null;
 
   function $(id) { return document.getElementById(id); }
@@ -167,7 +167,7 @@
     if (span / step > 12) step *= 5; else if (span / step > 6) step *= 2;
     for (var t = Math.ceil(state.t0 / step) * step; t <= state.t1; t += step) {
       node.appendChild(el("span", { style: "left:" + ((t - state.t0) * state.scale) + "px",
-        text: dur(t) }));
+        text: t === 0 ? "0" : dur(t) }));
     }
     void width;
   }
@@ -392,6 +392,7 @@
       var w = Math.max(Math.ceil(b.d[i] * state.scale), b.o[i] <= 1 ? 1 : 3);
       return { x: box.left + x0 + w / 2, y: box.top + state.lay.barTop[i] + ROW / 2, width: w };
     } };
+    document.body.setAttribute("data-drawn-ms", String(Math.round(performance.now())));
     document.body.setAttribute("data-ready", "1");
   }
   main();
