@@ -125,9 +125,12 @@ def _no_constant(name: str) -> None:
     return None  # NaN and Infinity: a browser's JSON cannot hold them
 
 
+_decode = json.JSONDecoder(parse_constant=_no_constant).decode  # one decoder for every line
+
+
 def _parse(line: str) -> dict[str, Any] | None:
     try:
-        event = json.loads(line, parse_constant=_no_constant)
+        event = _decode(line)
     except ValueError:
         return None
     if (
