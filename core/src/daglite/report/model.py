@@ -8,19 +8,18 @@ the page draws. Times in the summary are milliseconds since the session started.
 
 from __future__ import annotations
 
-import heapq
 from typing import Any
 
 from daglite.report.layout import bars
 from daglite.report.layout import lanes_of
+from daglite.report.stats import map_summary
+from daglite.report.stats import task_stats
 
 #: Most log records and dataset rows kept per session (the page says when more existed).
 MAX_LOGS = 5_000
 MAX_DATASETS = 2_000
 #: Most failures shown with their traceback.
 MAX_FAILURES = 200
-#: Slowest calls listed per task.
-SLOWEST = 5
 
 
 class Call:
@@ -63,7 +62,7 @@ class SessionModel:
         self.datasets: list[dict[str, Any]] = []
         self.logs: list[dict[str, Any]] = []
         self.dropped = {"logs": 0, "datasets": 0}
-        self.cache = {}  # task name -> [hits, misses]
+        self.cache: dict[str, list[int]] = {}  # task name -> [hits, misses]
 
     def add(self, event: dict[str, Any]) -> None:
         """Take one event of this session into account."""
@@ -276,8 +275,8 @@ class SessionModel:
                 }
                 for i, w in self.workflows.items()
             ],
-            "tasks": self._task_stats(calls, lane_label, lane_of),
-            "maps": [_map_summary(i, m, t0, end) for i, m in self.maps.items()],
+            "tasks": task_stats(calls, self.cache, lane_label, lane_of),
+            "maps": [map_summary(i, m, t0, end) for i, m in self.maps.items()],
             "failures": [
                 _failure(c, lane_label[lane_of[c.task_id]], ms(c.end))
                 for c in failures[:MAX_FAILURES]
@@ -286,59 +285,6 @@ class SessionModel:
             "logs": [{**r, "t": ms(r["t"])} for r in self.logs],
             "notes": notes,
         }
-
-    def _task_stats(
-        self, calls: list[Call], lane_label: dict[int, str], lane_of: dict[str, int]
-    ) -> list[dict[str, Any]]:
-        by_name: dict[str, list[Call]] = {}
-        for call in calls:
-            by_name.setdefault(call.name, []).append(call)
-        stats = []
-        for name, group in sorted(by_name.items()):
-            ran = sorted((c.end or c.start) - c.start for c in group if c.outcome != "cached")
-            hits, misses = self.cache.get(name, (0, 0))
-            slow = heapq.nlargest(
-                SLOWEST,
-                (c for c in group if c.outcome != "cached"),
-                key=lambda c: ((c.end or c.start) - c.start, c.task_id),
-            )
-            stats.append(
-                {
-                    "name": name,
-                    "count": len(group),
-                    "ran": len(ran),
-                    "cached": sum(1 for c in group if c.outcome == "cached"),
-                    "failed": sum(1 for c in group if c.outcome in ("failed", "timed out")),
-                    "retries": sum(len(c.retries) for c in group),
-                    "total": _ms(sum(ran)),
-                    "p50": _ms(_percentile(ran, 50)),
-                    "p90": _ms(_percentile(ran, 90)),
-                    "p99": _ms(_percentile(ran, 99)),
-                    "max": _ms(ran[-1]) if ran else None,
-                    "hit_rate": round(hits / (hits + misses), 4) if hits + misses else None,
-                    "slowest": [
-                        {
-                            "duration": _ms((c.end or c.start) - c.start),
-                            "map_index": c.map_index,
-                            "lane": lane_label[lane_of[c.task_id]],
-                        }
-                        for c in slow
-                    ],
-                }
-            )
-        return stats
-
-
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 3)
-
-
-def _percentile(ordered: list[float], pct: float) -> float | None:
-    """Nearest-rank percentile of an ascending list."""
-    if not ordered:
-        return None
-    rank = max(1, -(-len(ordered) * pct // 100))
-    return ordered[int(rank) - 1]
 
 
 def _error(info: dict[str, Any]) -> str | None:
@@ -361,31 +307,6 @@ def _failure(call: Call, lane: str, end: float | None) -> dict[str, Any]:
         "traceback": failure.get("traceback") or "",
         "arguments": failure.get("arguments") or {},
         "retries": call.retries,
-    }
-
-
-def _map_summary(map_id: str, m: dict[str, Any], t0: float, end: float) -> dict[str, Any]:
-    start, stop = m["start"], m["end"] if m["end"] is not None else end
-    done = sorted(m["done"])
-    span = max(stop - start, 1e-9)
-    bins = min(40, max(1, len(done)))
-    counts = [0] * bins
-    for ts in done:
-        counts[min(bins - 1, max(0, int((ts - start) / span * bins)))] += 1
-    width = span / bins
-    return {
-        "id": map_id,
-        "name": m["name"],
-        "backend": m["backend"],
-        "parent": m["parent"],
-        "total": m["total"],
-        "ran": m.get("ran", len(done)),
-        "failures": m["failures"],
-        "start": round((start - t0) * 1000, 3),
-        "end": round((stop - t0) * 1000, 3),
-        "items_per_s": round(len(done) / span, 3) if done else 0,
-        "throughput": [round(n / width, 3) for n in counts],
-        "batches": sorted(([int(k), v] for k, v in m["batches"].items()), key=lambda b: b[0]),
     }
 
 
