@@ -233,6 +233,25 @@ def test_daglite_report_refuses_what_is_not_an_event_log(tmp_path, content, mess
     assert not (tmp_path / "out.html").exists()
 
 
+def test_daglite_report_of_one_session(tmp_path):
+    log = tmp_path / "two.jsonl"
+    settings = settings_for(tmp_path, event_log=str(log))
+    with session(settings=settings) as first:
+        work(1)
+    with session(settings=settings) as second:
+        work(2)
+        work(3)
+    done = daglite("report", str(log), "--session", second.session_id, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert [s["id"] for s in page_data(tmp_path / "two.html")["sessions"]] == [second.session_id]
+    unknown = daglite("report", str(log), "--session", "nope", cwd=tmp_path)
+    assert unknown.returncode == 2
+    assert unknown.stderr == (
+        f"daglite: error: {log} has no events of session 'nope'; its sessions: "
+        f"{first.session_id}, {second.session_id}\n"
+    )
+
+
 def test_daglite_run_report_option(tmp_path):
     (tmp_path / "flow.py").write_text(
         "from daglite import task, workflow, map_tasks\n"

@@ -219,13 +219,13 @@ def report(
         output: The HTML file to write (default: the log's name with .html).
         session: Report only the session with this id (default: every session in the log).
     """
-    from daglite.report import NotAnEventLog
+    from daglite.report import ReportError
     from daglite.report import build_report
 
     out = output if output is not None else log.with_suffix(".html")
     try:
         written = build_report(log, out, session_id=session)
-    except NotAnEventLog as exc:
+    except ReportError as exc:
         raise UsageError(str(exc)) from exc
     print(written)
     return 0

@@ -8,6 +8,7 @@ script inlined (`render`): it opens offline in any browser.
 from __future__ import annotations
 
 from daglite.report.reader import NotAnEventLog
+from daglite.report.reader import ReportError
 from daglite.report.render import build_report
 
-__all__ = ["NotAnEventLog", "build_report"]
+__all__ = ["NotAnEventLog", "ReportError", "build_report"]

@@ -316,10 +316,12 @@ class RunModel:
     def __init__(self, session_id: str | None = None) -> None:
         self.only = session_id
         self.sessions: dict[str, SessionModel] = {}
+        self.seen: dict[str, None] = {}  # every session id of the log, in order
 
     def add(self, event: dict[str, Any]) -> None:
         """Route `event` to its session (ignored if a single other session was asked for)."""
         sid = event["session_id"]
+        self.seen[sid] = None
         if self.only is not None and sid != self.only:
             return
         model = self.sessions.get(sid)

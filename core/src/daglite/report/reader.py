@@ -21,7 +21,11 @@ from daglite.errors import DagliteError
 PROBE_LINES = 20
 
 
-class NotAnEventLog(DagliteError, ValueError):
+class ReportError(DagliteError, ValueError):
+    """A report cannot be built from what it was given (the message says why)."""
+
+
+class NotAnEventLog(ReportError):
     """The file given to `daglite report` is not a daglite event log."""
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from daglite.report.model import RunModel
 from daglite.report.reader import EventLogReader
+from daglite.report.reader import ReportError
 
 #: Most task calls drawn on a session's timeline (the others are sampled; the page says so).
 MAX_BARS = 20_000
@@ -41,6 +42,7 @@ def build_report(
 
     Raises:
         NotAnEventLog: `log` cannot be read, is empty or holds no event.
+        ReportError: `session_id` is not a session of the log.
     """
     reader = EventLogReader(log)
     model = RunModel(session_id)
@@ -55,7 +57,9 @@ def build_report(
         "sessions": [s.summary(max_bars) for s in model.sessions.values()],
     }
     if not data["sessions"]:
-        data["notes"].append(f"The log holds no event of session {session_id}.")
+        raise ReportError(
+            f"{log} has no events of session {session_id!r}; its sessions: " + ", ".join(model.seen)
+        )
     return write_page(data, Path(out))
 
 
