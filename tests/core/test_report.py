@@ -391,3 +391,13 @@ def test_a_log_cut_by_a_killed_run_still_gives_a_report(tmp_path):
     assert s["status"] == "incomplete"
     assert any(n.startswith("The session has no end in the log") for n in s["notes"])
     assert s["counts"]["calls"] >= 6
+
+
+def test_a_10000_item_map_makes_a_page_under_2_mb(tmp_path):
+    log = tmp_path / "run.jsonl"
+    with session(backend="thread", settings=settings_for(tmp_path, event_log=str(log))):
+        map_tasks(pipeline_item, range(10_000), return_exceptions=True)
+    html = build_report(log, tmp_path / "run.html")
+    s = page_data(html)["sessions"][0]
+    assert s["bars"]["total"] == len(s["bars"]["s"]) == 10_000  # all drawn, none sampled
+    assert html.stat().st_size < 2_000_000
