@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -401,3 +402,25 @@ def test_a_10000_item_map_makes_a_page_under_2_mb(tmp_path):
     s = page_data(html)["sessions"][0]
     assert s["bars"]["total"] == len(s["bars"]["s"]) == 10_000  # all drawn, none sampled
     assert html.stat().st_size < 2_000_000
+
+
+_meeting = threading.Barrier(70, timeout=60)
+
+
+@task
+def meet(x: int) -> int:
+    _meeting.wait()  # all 70 items at once: 70 pool threads ran calls
+    return x
+
+
+def test_more_than_64_worker_threads_share_a_lane_per_process(tmp_path):
+    log = tmp_path / "run.jsonl"
+    settings = settings_for(tmp_path, event_log=str(log), max_workers=70)
+    with session(backend="thread", settings=settings):
+        map_tasks(meet, range(70), chunksize=1)
+    s = page_data(build_report(log, tmp_path / "run.html"))["sessions"][0]
+    assert [lane["label"] for lane in s["lanes"]] == [
+        f"pid {os.getpid()} · 70 threads (coordinator)"
+    ]
+    assert any(n.startswith("More than 64 worker threads ran calls") for n in s["notes"])
+    assert s["bars"]["l"] == [0] * 70
