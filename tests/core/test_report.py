@@ -234,6 +234,21 @@ def test_daglite_report_refuses_what_is_not_an_event_log(tmp_path, content, mess
     assert not (tmp_path / "out.html").exists()
 
 
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [
+        (".", "daglite: error: . is a folder: name an .html file to write the report to"),
+        ("log.txt/run.html", "daglite: error: cannot write the report log.txt/run.html: "),
+    ],
+)
+def test_daglite_report_says_when_it_cannot_write(tmp_path, out, message):
+    log, _ = run_pipeline(tmp_path, "inline")
+    (tmp_path / "log.txt").write_text("a file, not a folder")
+    done = daglite("report", str(log), "-o", out, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.startswith(message) and done.stderr.count("\n") == 1
+
+
 def test_daglite_report_of_one_session(tmp_path):
     log = tmp_path / "two.jsonl"
     settings = settings_for(tmp_path, event_log=str(log))

@@ -42,7 +42,7 @@ def build_report(
 
     Raises:
         NotAnEventLog: `log` cannot be read, is empty or holds no event.
-        ReportError: `session_id` is not a session of the log.
+        ReportError: `session_id` is not a session of the log, or `out` cannot be written.
     """
     reader = EventLogReader(log)
     model = RunModel(session_id)
@@ -87,10 +87,19 @@ def render_page(data: dict[str, Any]) -> str:
 
 
 def write_page(data: dict[str, Any], out: Path) -> Path:
-    """Write the page for `data` to `out` atomically (a temporary file, then a rename)."""
+    """Write the page for `data` to `out` atomically (a temporary file, then a rename).
+
+    Raises:
+        ReportError: `out` is a folder, or its folder cannot be written to.
+    """
     page = render_page(data)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    if out.is_dir():
+        raise ReportError(f"{out} is a folder: name an .html file to write the report to")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    except OSError as exc:
+        raise ReportError(f"cannot write the report {out}: {exc.strerror or exc}") from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as file:
             file.write(page)
