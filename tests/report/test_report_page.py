@@ -277,3 +277,16 @@ def test_a_log_of_several_sessions_can_switch_between_them(open_report, tmp_path
     page.select_option("#session-select", "0")
     assert text(page, "[data-count='calls'] b") == "3"
     assert opened.errors == []
+
+
+def test_a_session_without_task_calls(open_report, tmp_path):
+    log = tmp_path / "empty.jsonl"
+    with session(settings=DagliteSettings(processors=(), event_log=str(log))):
+        pass
+    opened = open_report(build_report(log, tmp_path / "empty.html"))
+    page = opened.page
+    assert opened.errors == [] and opened.requests == []
+    assert text(page, "[data-count='calls'] b") == "0"
+    assert text(page, "#tasks caption") == "No task calls."
+    assert text(page, "#failures") == "No failures."
+    assert page.locator(".lane").count() == 0
