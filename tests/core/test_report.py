@@ -439,3 +439,66 @@ def test_more_than_64_worker_threads_share_a_lane_per_process(tmp_path):
     ]
     assert any(n.startswith("More than 64 worker threads ran calls") for n in s["notes"])
     assert s["bars"]["l"] == [0] * 70
+
+
+def test_ctrl_c_on_daglite_run_still_writes_the_report(tmp_path):
+    import signal
+    import time
+
+    (tmp_path / "slow.py").write_text(
+        "import time\n"
+        "from pathlib import Path\n"
+        "from daglite import task, workflow\n"
+        "@task\ndef quick(x: int) -> int:\n    return x\n"
+        "@task\ndef wait() -> None:\n"
+        "    Path('started').touch()\n"
+        "    while True:\n        time.sleep(0.05)\n"
+        "@workflow\ndef slow() -> None:\n    quick(1)\n    wait()\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daglite.cli", "run", "slow.py:slow", "--report", "r.html"],
+        cwd=tmp_path,
+        env={**os.environ, "DAGLITE_PROCESSORS": ""},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "started").exists():  # the task is running
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130
+    finally:
+        proc.kill()
+        proc.communicate()
+    s = page_data(tmp_path / "r.html")["sessions"][0]
+    assert (s["status"], s["error"]) == ("failure", "KeyboardInterrupt:")
+    assert s["counts"]["succeeded"] == 1 and s["counts"]["failed"] == 1
+    assert [f["error_type"] for f in s["failures"]] == ["KeyboardInterrupt"]
+
+
+def test_store_credentials_never_reach_the_page(tmp_path):
+    log = tmp_path / "run.jsonl"
+    sid = record_one(log)
+    saved = {
+        "event": "DatasetSaved",
+        "session_id": sid,
+        "timestamp": 1e9,
+        "key": "k.json",
+        "store": "s3://AKIA:S3CRET@bucket/data",
+        "format": "json",
+        "duration": 0.1,
+    }
+    with log.open("a") as file:
+        file.write(json.dumps(saved) + "\n")
+    html = build_report(log, tmp_path / "run.html")
+    assert "S3CRET" not in html.read_text()
+    (row,) = page_data(html)["sessions"][0]["datasets"]
+    assert row["store"] == "s3://***@bucket/data"
+
+
+def record_one(log: Path) -> str:
+    with session(settings=DagliteSettings(processors=(), event_log=str(log))) as ctx:
+        work(1)
+    return ctx.session_id
