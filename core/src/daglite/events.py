@@ -27,9 +27,8 @@ def _thread() -> str:
 
 
 def _host() -> str:
-    import socket  # deferred: only sessions that are listened to need it
-
-    return socket.gethostname()
+    uname = getattr(os, "uname", None)  # POSIX; no `socket` import for one name
+    return uname().nodename if uname is not None else os.environ.get("COMPUTERNAME", "")
 
 
 _SECRET_OPTION = re.compile(r"--?[\w-]*(secret|token|passw|key|credential|auth)[\w-]*", re.I)
