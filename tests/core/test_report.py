@@ -502,3 +502,21 @@ def record_one(log: Path) -> str:
     with session(settings=DagliteSettings(processors=(), event_log=str(log))) as ctx:
         work(1)
     return ctx.session_id
+
+
+def test_events_with_missing_fields_are_skipped_and_noted(tmp_path):
+    log = tmp_path / "run.jsonl"
+    sid = record_one(log)
+    broken = [
+        {"event": "TaskSucceeded", "session_id": sid, "timestamp": 1e9},  # no task_id
+        {"event": "MapEnded", "session_id": sid, "timestamp": 1e9, "map_id": []},
+        {"event": "TaskFailed", "session_id": sid, "timestamp": 1e9, "task_id": "x",
+         "duration": "long"},
+    ]  # fmt: skip
+    with log.open("a") as file:
+        file.writelines(json.dumps(event) + "\n" for event in broken)
+    s = page_data(build_report(log, tmp_path / "run.html"))["sessions"][0]
+    assert s["counts"]["calls"] == 1
+    assert "Events with missing or unreadable fields were skipped: MapEnded (1), " in " ".join(
+        s["notes"]
+    )

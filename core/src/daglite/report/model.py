@@ -65,6 +65,7 @@ class SessionModel:
         self.datasets: list[dict[str, Any]] = []
         self.logs: list[dict[str, Any]] = []
         self.dropped = {"logs": 0, "datasets": 0}
+        self.malformed: dict[str, int] = {}
         self.cache: dict[str, list[int]] = {}  # task name -> [hits, misses]
 
     def add(self, event: dict[str, Any]) -> None:
@@ -75,7 +76,10 @@ class SessionModel:
         self.last = max(self.last, ts)
         handler = getattr(self, "_on_" + event["event"], None)
         if handler is not None:
-            handler(event, ts)
+            try:
+                handler(event, ts)
+            except (KeyError, TypeError, ValueError, AttributeError):  # a field missing or odd
+                self.malformed[event["event"]] = self.malformed.get(event["event"], 0) + 1
 
     # -- sessions, workflows, maps --------------------------------------------------------
 
@@ -158,10 +162,12 @@ class SessionModel:
         self._call(event).timeouts += 1
 
     def _ended(self, event: dict[str, Any], ts: float) -> Call:
+        duration = float(event.get("duration") or 0)  # read (and fail) before any change
+        attempts = int(event.get("attempts") or 1)
         call = self._call(event)
         call.end = ts
-        call.start = min(call.start, ts - float(event.get("duration") or 0))
-        call.attempts = int(event.get("attempts") or 1)
+        call.start = min(call.start, ts - duration)
+        call.attempts = attempts
         if call.map_id in self.maps:
             self.maps[call.map_id]["done"].append(ts)
         return call
@@ -243,6 +249,9 @@ class SessionModel:
                 f"Only the first {MAX_DATASETS:,} dataset reads and writes are listed "
                 f"({self.dropped['datasets']:,} more happened)."
             )
+        if self.malformed:
+            kinds = ", ".join(f"{k} ({n})" for k, n in sorted(self.malformed.items()))
+            notes.append(f"Events with missing or unreadable fields were skipped: {kinds}.")
         if "ended" not in self.info:
             notes.append(
                 "The session has no end in the log: the run was stopped (or is still "
