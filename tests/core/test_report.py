@@ -512,11 +512,13 @@ def test_events_with_missing_fields_are_skipped_and_noted(tmp_path):
         {"event": "MapEnded", "session_id": sid, "timestamp": 1e9, "map_id": []},
         {"event": "TaskFailed", "session_id": sid, "timestamp": 1e9, "task_id": "x",
          "duration": "long"},
+        {"event": "TaskStarted", "session_id": sid, "timestamp": 1e9, "task_id": "y",
+         "pid": "abc", "thread": 7, "parent_id": [1], "map_id": {}, "map_index": "z"},
     ]  # fmt: skip
     with log.open("a") as file:
         file.writelines(json.dumps(event) + "\n" for event in broken)
     s = page_data(build_report(log, tmp_path / "run.html"))["sessions"][0]
-    assert s["counts"]["calls"] == 1
+    assert s["counts"]["calls"] == 2  # the odd fields of "y" are left out, the call is kept
     assert "Events with missing or unreadable fields were skipped: MapEnded (1), " in " ".join(
         s["notes"]
     )

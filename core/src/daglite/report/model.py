@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from typing import TypeVar
 
 from daglite.report.layout import bars
 from daglite.report.layout import lanes_of
 from daglite.report.stats import map_summary
 from daglite.report.stats import task_stats
 
+T = TypeVar("T")
 _URL_USERINFO = re.compile(r"(\w+://)[^/@\s]+@")
 
 #: Most log records and dataset rows kept per session (the page says when more existed).
@@ -23,6 +25,11 @@ MAX_LOGS = 5_000
 MAX_DATASETS = 2_000
 #: Most failures shown with their traceback.
 MAX_FAILURES = 200
+
+
+def _of(kind: type[T], value: Any) -> T | None:
+    """`value` if it is a `kind` (a log written by hand or by another tool may differ)."""
+    return value if isinstance(value, kind) and not isinstance(value, bool) else None
 
 
 class Call:
@@ -35,12 +42,14 @@ class Call:
 
     def __init__(self, event: dict[str, Any]) -> None:
         self.task_id: str = event["task_id"]
+        if not isinstance(self.task_id, str):
+            raise TypeError("task_id")
         self.name: str = str(event.get("name"))
-        self.parent_id: str | None = event.get("parent_id")
-        self.map_id: str | None = event.get("map_id")
-        self.map_index: int | None = event.get("map_index")
-        self.pid: int | None = event.get("pid")
-        self.thread: str | None = event.get("thread")
+        self.parent_id = _of(str, event.get("parent_id"))
+        self.map_id = _of(str, event.get("map_id"))
+        self.map_index = _of(int, event.get("map_index"))
+        self.pid = _of(int, event.get("pid"))
+        self.thread = _of(str, event.get("thread"))
         self.start: float = event["timestamp"]
         self.end: float | None = None
         self.outcome = "running"
@@ -138,8 +147,8 @@ class SessionModel:
         call = self.calls.get(event["task_id"])
         if call is None:
             call = self.calls[event["task_id"]] = Call(event)
-        if event.get("pid") is not None:
-            call.pid, call.thread = event["pid"], event.get("thread")
+        if isinstance(event.get("pid"), int):
+            call.pid, call.thread = event["pid"], _of(str, event.get("thread"))
         return call
 
     def _on_TaskStarted(self, event: dict[str, Any], ts: float) -> None:
