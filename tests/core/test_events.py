@@ -119,6 +119,7 @@ def test_task_events_carry_the_process_and_thread_where_the_call_ran(events, bac
         assert threads == {"MainThread"}
     by_task = {e.task_id: (e.pid, e.thread) for e in starts}
     assert all(by_task[e.task_id] == (e.pid, e.thread) for e in ends)
+    assert {e.host for e in ends} == {os.uname().nodename}
 
 
 def test_session_started_says_where_and_hides_secrets_of_the_command(events, monkeypatch):

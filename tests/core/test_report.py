@@ -522,3 +522,24 @@ def test_events_with_missing_fields_are_skipped_and_noted(tmp_path):
     assert "Events with missing or unreadable fields were skipped: MapEnded (1), " in " ".join(
         s["notes"]
     )
+
+
+def test_workers_on_other_machines_get_lanes_of_their_own(tmp_path):
+    # A run on two machines whose worker processes happen to share a pid (containers):
+    # the log of a real process run, with one worker's events moved to another host.
+    log, _ = run_pipeline(tmp_path, "process")
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    workers = sorted({e["pid"] for e in events if e.get("pid") and e["pid"] != os.getpid()})
+    assert len(workers) == 2
+    for event in events:
+        if event.get("pid") == workers[1]:
+            event.update(host="node-b", pid=workers[0])
+    log.write_text("".join(json.dumps(e) + "\n" for e in events))
+    s = page_data(build_report(log, tmp_path / "two-hosts.html"))["sessions"][0]
+    here = os.uname().nodename
+    assert sorted(lane["label"] for lane in s["lanes"]) == sorted([
+        f"{here} · pid {os.getpid()} · MainThread (coordinator)",
+        f"{here} · pid {workers[0]} · MainThread",
+        f"node-b · pid {workers[0]} · MainThread",
+    ])  # fmt: skip
+    assert s["lanes"][0]["label"].endswith("(coordinator)")

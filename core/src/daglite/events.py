@@ -26,9 +26,18 @@ def _thread() -> str:
     return threading.current_thread().name
 
 
+_hostname: str | None = None
+
+
 def _host() -> str:
-    uname = getattr(os, "uname", None)  # POSIX; no `socket` import for one name
-    return uname().nodename if uname is not None else os.environ.get("COMPUTERNAME", "")
+    """The name of the machine (looked up once per process)."""
+    global _hostname
+    name = _hostname
+    if name is None:
+        uname = getattr(os, "uname", None)  # POSIX; no `socket` import for one name
+        name = uname().nodename if uname is not None else os.environ.get("COMPUTERNAME", "")
+        _hostname = name
+    return name
 
 
 _SECRET_OPTION = re.compile(r"--?[\w-]*(secret|token|passw|key|credential|auth)[\w-]*", re.I)
@@ -159,6 +168,7 @@ class TaskEvent(Event):
         parent_id: Id of the enclosing task or workflow call, if any.
         map_index: Index of the item when the call is part of a map, else `None`.
         map_id: Id of the map the call belongs to, else `None`.
+        host: Name of the machine where the call ran.
         pid: Id of the process where the call ran (a worker's, for worker backends).
         thread: Name of the thread where the call ran.
     """
@@ -168,6 +178,7 @@ class TaskEvent(Event):
     parent_id: str | None = None
     map_index: int | None = None
     map_id: str | None = None
+    host: str = attrs.field(factory=_host)
     pid: int = attrs.field(factory=os.getpid)
     thread: str = attrs.field(factory=_thread)
 

@@ -1,6 +1,6 @@
 """The timeline's layout: one lane per worker process and thread, and the bars drawn in it.
 
-A lane is where calls ran: a (process id, thread name) pair. A call made inside another
+A lane is where calls ran: a (host, process id, thread name) triple. A call made inside another
 call on the same lane (a nested map run inline, a task calling a task) is drawn one level
 deeper, under its parent. Large runs keep the page responsive by drawing at most
 `max_bars` calls: every call that did not simply succeed is kept, the others are sampled
@@ -28,34 +28,45 @@ def _natural(text: str) -> list[Any]:
 
 
 def lanes_of(
-    calls: list[Call], coordinator: int | None
+    calls: list[Call], coordinator: tuple[str | None, int | None]
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """The lanes (sorted: the coordinator first) and each call's lane index."""
-    per_thread = {(c.pid, c.thread) for c in calls}
-    merged = len(per_thread) > MAX_LANES
+    """The lanes (sorted: the coordinator first) and each call's lane index.
 
-    def key_of(call: Call) -> tuple[Any, Any]:
-        return (call.pid, None if merged else call.thread)
+    A lane is a (host, process id, thread) triple; the host is named only when calls ran
+    on more than one machine.
+    """
+    merged = len({(c.host, c.pid, c.thread) for c in calls}) > MAX_LANES
+    many_hosts = len({c.host for c in calls if c.host is not None}) > 1
 
-    threads: dict[tuple[Any, Any], set[str]] = {}
+    def key_of(call: Call) -> tuple[Any, Any, Any]:
+        return (call.host, call.pid, None if merged else call.thread)
+
+    def on_coordinator(host: str | None, pid: int | None) -> bool:
+        return pid is not None and pid == coordinator[1] and host in (coordinator[0], None)
+
+    threads: dict[tuple[Any, Any, Any], set[str]] = {}
     for call in calls:
         threads.setdefault(key_of(call), set()).add(str(call.thread))
 
-    def order(key: tuple[Any, Any]) -> tuple[Any, ...]:
-        pid, thread = key
-        return (pid != coordinator, pid is None, pid or 0, _natural(str(thread or "")))
+    def order(key: tuple[Any, Any, Any]) -> tuple[Any, ...]:
+        host, pid, thread = key
+        return (not on_coordinator(host, pid), pid is None, host or "", pid or 0,
+                _natural(str(thread or "")))  # fmt: skip
 
     lanes = []
-    index: dict[tuple[Any, Any], int] = {}
+    index: dict[tuple[Any, Any, Any], int] = {}
     for key in sorted(threads, key=order):
-        pid, thread = key
+        host, pid, thread = key
         if pid is None:
             label = "unknown worker (no pid in the log: written by an older daglite)"
         else:
             where = f"{len(threads[key])} threads" if merged else str(thread)
-            label = f"pid {pid} · {where}" + (" (coordinator)" if pid == coordinator else "")
+            label = (f"{host} · " if many_hosts else "") + f"pid {pid} · {where}"
+            label += " (coordinator)" if on_coordinator(host, pid) else ""
         index[key] = len(lanes)
-        lanes.append({"label": label, "pid": pid, "thread": None if merged else thread})
+        lanes.append(
+            {"label": label, "host": host, "pid": pid, "thread": None if merged else thread}
+        )
     return lanes, {c.task_id: index[key_of(c)] for c in calls}
 
 
@@ -104,7 +115,7 @@ def bars(
             "every failed, retried, timed-out and running call, and an even sample of the "
             "others. Counts and statistics use every call."
         )
-    if len({(c.pid, c.thread) for c in calls}) > MAX_LANES:
+    if len({(c.host, c.pid, c.thread) for c in calls}) > MAX_LANES:
         notes.append(
             f"More than {MAX_LANES} worker threads ran calls: the threads of each process "
             "share one lane."

@@ -36,7 +36,7 @@ class Call:
     """One task call, as its events tell it."""
 
     __slots__ = (  # noqa: RUF023 - in the order of the fields below
-        "task_id", "name", "parent_id", "map_id", "map_index", "pid", "thread",
+        "task_id", "name", "parent_id", "map_id", "map_index", "host", "pid", "thread",
         "start", "end", "outcome", "attempts", "key", "retries", "timeouts", "failure",
     )  # fmt: skip
 
@@ -48,6 +48,7 @@ class Call:
         self.parent_id = _of(str, event.get("parent_id"))
         self.map_id = _of(str, event.get("map_id"))
         self.map_index = _of(int, event.get("map_index"))
+        self.host = _of(str, event.get("host"))
         self.pid = _of(int, event.get("pid"))
         self.thread = _of(str, event.get("thread"))
         self.start: float = event["timestamp"]
@@ -149,6 +150,7 @@ class SessionModel:
             call = self.calls[event["task_id"]] = Call(event)
         if isinstance(event.get("pid"), int):
             call.pid, call.thread = event["pid"], _of(str, event.get("thread"))
+            call.host = _of(str, event.get("host"))
         return call
 
     def _on_TaskStarted(self, event: dict[str, Any], ts: float) -> None:
@@ -235,7 +237,8 @@ class SessionModel:
             if call.end is None:
                 call.end = max(call.start, end)
         calls = sorted(self.calls.values(), key=lambda c: (c.start, c.task_id))
-        lanes, lane_of = lanes_of(calls, self.info.get("pid"))
+        coordinator = (_of(str, self.info.get("host")), _of(int, self.info.get("pid")))
+        lanes, lane_of = lanes_of(calls, coordinator)
         drawn, notes = bars(calls, lane_of, self.calls, max_bars, ms)
         # succeeded + cached + failed + running = calls; retried and timed out are calls
         # that needed another attempt, or had one stopped by their timeout, whatever the end.
