@@ -44,9 +44,10 @@ def settings_for(tmp_path: Path, **changes) -> DagliteSettings:
     )
 
 
-def run_pipeline(tmp_path: Path, backend: str) -> tuple[Path, Path]:
+def run_pipeline(tmp_path: Path, backend: str, **changes) -> tuple[Path, Path]:
     log, html = tmp_path / "run.jsonl", tmp_path / "run.html"
-    with session(backend=backend, settings=settings_for(tmp_path, event_log=str(log)), report=html):
+    settings = settings_for(tmp_path, event_log=str(log), **changes)
+    with session(backend=backend, settings=settings, report=html):
         result = pipeline(6)
     assert result["failed"] == 1
     return log, html
@@ -527,7 +528,7 @@ def test_events_with_missing_fields_are_skipped_and_noted(tmp_path):
 def test_workers_on_other_machines_get_lanes_of_their_own(tmp_path):
     # A run on two machines whose worker processes happen to share a pid (containers):
     # the log of a real process run, with one worker's events moved to another host.
-    log, _ = run_pipeline(tmp_path, "process")
+    log, _ = run_pipeline(tmp_path, "process", max_workers=2)
     events = [json.loads(line) for line in log.read_text().splitlines()]
     workers = sorted({e["pid"] for e in events if e.get("pid") and e["pid"] != os.getpid()})
     assert len(workers) == 2
