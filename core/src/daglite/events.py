@@ -17,6 +17,8 @@ from typing import Any
 
 import attrs
 
+from daglite.redaction import redact_url
+
 
 def _now() -> float:
     return time.time()
@@ -41,7 +43,6 @@ def _host() -> str:
 
 
 _SECRET_OPTION = re.compile(r"--?[\w-]*(secret|token|passw|key|credential|auth)[\w-]*", re.I)
-_URL_USERINFO = re.compile(r"(\w+://)[^/@\s]+@")
 
 
 def _command() -> list[str]:
@@ -54,7 +55,7 @@ def _command() -> list[str]:
             arg, hide_next = "***", False
         elif _SECRET_OPTION.fullmatch(name):
             arg, hide_next = (f"{name}=***", False) if eq else (arg, True)
-        command.append(_URL_USERINFO.sub(r"\1***@", arg))
+        command.append(redact_url(arg))
     return command
 
 
@@ -65,7 +66,8 @@ def summarize_arguments(inputs: dict[str, Any], width: int = 80) -> dict[str, st
     """A short `repr` of each argument, for failure events (never a secret).
 
     Arguments whose name looks secret (key, token, password, ...) show as `***`, URL
-    credentials are masked, and each repr is cut to `width` characters.
+    credentials and secret query values are masked (`redaction.redact_url`), and each
+    repr is cut to `width` characters.
     """
     summary = {}
     for name, value in inputs.items():
@@ -76,7 +78,7 @@ def summarize_arguments(inputs: dict[str, Any], width: int = 80) -> dict[str, st
             text = repr(value)
         except Exception as exc:  # a broken __repr__ must not hide the failure
             text = f"<{type(value).__name__}: repr failed: {type(exc).__name__}>"
-        text = _URL_USERINFO.sub(r"\1***@", text)
+        text = redact_url(text)
         summary[name] = text if len(text) <= width else text[: width - 1] + "…"
     return summary
 

@@ -8,18 +8,16 @@ the page draws. Times in the summary are milliseconds since the session started.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from typing import TypeVar
 
+from daglite.redaction import redact_url
 from daglite.report.layout import bars
 from daglite.report.layout import lanes_of
 from daglite.report.stats import map_summary
 from daglite.report.stats import task_stats
 
 T = TypeVar("T")
-_URL_USERINFO = re.compile(r"(\w+://)[^/@\s]+@")
-
 #: Most log records and dataset rows kept per session (the page says when more existed).
 MAX_LOGS = 5_000
 MAX_DATASETS = 2_000
@@ -205,7 +203,7 @@ class SessionModel:
             return
         row = {k: event.get(k) for k in ("key", "store", "format", "size", "duration")}
         if isinstance(row["store"], str):  # a store URL with credentials in it: mask them
-            row["store"] = _URL_USERINFO.sub(r"\1***@", row["store"])
+            row["store"] = redact_url(row["store"])
         row.update(op=op, t=ts, task_id=event.get("task_id"))
         self.datasets.append(row)
 
