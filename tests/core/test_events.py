@@ -128,7 +128,8 @@ def test_session_started_says_where_and_hides_secrets_of_the_command(events, mon
     import sys
 
     argv = ["daglite", "run", "f.py:wf", "--api-key", "K1", "--db-password=P1",
-            "--store", "s3://AKIA:S3CRET@bucket/x", "--n", "3"]  # fmt: skip
+            "--store", "s3://AKIA:S3CRET@bucket/x", "--n", "3", "--option", "s3.secret=S2",
+            "AWS_SECRET_ACCESS_KEY=S4", "--keys", "a"]  # fmt: skip
     monkeypatch.setattr(sys, "argv", argv)
     with session(plugins=[events]):
         pass
@@ -136,7 +137,8 @@ def test_session_started_says_where_and_hides_secrets_of_the_command(events, mon
     assert (started.host, started.pid) == (socket.gethostname(), os.getpid())
     assert started.command == [
         "daglite", "run", "f.py:wf", "--api-key", "***", "--db-password=***",
-        "--store", "s3://***@bucket/x", "--n", "3",
+        "--store", "s3://***@bucket/x", "--n", "3", "--option", "s3.secret=***",
+        "AWS_SECRET_ACCESS_KEY=***", "--keys", "***",
     ]  # fmt: skip
     assert "S3CRET" not in json.dumps(started.to_dict())
 

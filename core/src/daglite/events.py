@@ -42,24 +42,30 @@ def _host() -> str:
     return name
 
 
-_SECRET_OPTION = re.compile(r"--?[\w-]*(secret|token|passw|key|credential|auth)[\w-]*", re.I)
+_SECRET_NAME = re.compile(r"secret|token|passw|key|credential|auth", re.I)
+_NAME = re.compile(r"-*[\w.-]+")
 
 
 def _command() -> list[str]:
-    """`sys.argv` with secret-looking option values and URL credentials replaced by `***`."""
+    """`sys.argv` with secret-looking values and URL credentials replaced by `***`.
+
+    A value is secret-looking when it follows an option whose name looks secret
+    (`--api-key VALUE`, `--token=VALUE`) or a name that does (`s3.secret=VALUE`,
+    `AWS_SECRET_ACCESS_KEY=VALUE`).
+    """
     command: list[str] = []
     hide_next = False
     for arg in sys.argv:
         name, eq, _ = arg.partition("=")
+        secret = bool(_NAME.fullmatch(name) and _SECRET_NAME.search(name))
         if hide_next:
             arg, hide_next = "***", False
-        elif _SECRET_OPTION.fullmatch(name):
-            arg, hide_next = (f"{name}=***", False) if eq else (arg, True)
+        elif secret and eq:
+            arg = f"{name}=***"
+        elif secret and name.startswith("-"):
+            hide_next = True
         command.append(redact_url(arg))
     return command
-
-
-_SECRET_NAME = re.compile(r"secret|token|passw|key|credential|auth", re.I)
 
 
 def summarize_arguments(inputs: dict[str, Any], width: int = 80) -> dict[str, str]:
