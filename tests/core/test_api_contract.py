@@ -68,6 +68,7 @@ from daglite.datasets import DatasetStore
 from daglite.settings import DagliteSettings
 from daglite.settings import get_global_settings
 from daglite.settings import set_global_settings
+from daglite.testing import CallLog
 from daglite.testing import memory_dataset_store
 
 EMPTY = inspect.Parameter.empty
@@ -460,7 +461,7 @@ def test_cache_ttl_and_cache_hash_are_ignored_when_cache_is_false():
 
 
 def test_cache_string_is_a_file_based_store_for_the_task(tmp_path):
-    calls = []
+    calls = CallLog()
 
     @task(cache=str(tmp_path / "task-cache"))
     def f(x: int) -> int:
@@ -477,7 +478,7 @@ def test_cache_string_is_a_file_based_store_for_the_task(tmp_path):
 def test_cache_ttl_is_overridden_by_a_store_with_its_own_ttl():
     now = [1000.0]
     store = CacheStore("memory://contract-ttl", ttl=100, clock=lambda: now[0])
-    calls = []
+    calls = CallLog()
 
     @task(cache=store, cache_ttl=1)
     def f(x: int) -> int:
@@ -540,7 +541,7 @@ def test_session_settings_fall_back_to_the_global_singleton():
 def test_session_stores_may_be_store_objects_or_string_paths(tmp_path):
     cache = CacheStore(str(tmp_path / "c"))
     datasets = DatasetStore(str(tmp_path / "d"))
-    calls = []
+    calls = CallLog()
 
     @task(cache=True)
     def f(x: int) -> int:

@@ -19,6 +19,7 @@ from daglite import task
 from daglite.caching import CacheStore
 from daglite.caching import cache_key
 from daglite.formats import cache_format
+from daglite.testing import CallLog
 from daglite.testing import memory_cache_store
 
 
@@ -122,7 +123,7 @@ def test_arguments_of_a_claimed_type_are_keyed_by_the_fingerprint(point_format):
 
 
 def test_a_cached_task_round_trips_through_the_format(point_format, tmp_path):
-    calls = []
+    calls = CallLog()
 
     @task(cache=str(tmp_path / "c"))
     def moved(p: Point) -> Point:

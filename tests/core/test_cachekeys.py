@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
 
 from daglite import task
+from daglite.cachekeys import Unhashable
 from daglite.cachekeys import code_fingerprint
 from daglite.cachekeys import encode
 from daglite.caching import cache_key
@@ -94,13 +96,42 @@ def test_code_fingerprint_of_builtins_and_methods():
     assert code_fingerprint(A().m) == code_fingerprint(A.m)
 
 
-def test_module_constants_read_by_the_code_are_part_of_the_fingerprint():
+def test_module_constants_read_by_the_code_are_part_of_its_encoding():
     namespace = {"__name__": "constmod"}
     exec("LIMIT = 5\ndef f(x):\n    return min(x, LIMIT)\n", namespace)
-    before = code_fingerprint(namespace["f"])
+    before = encode(namespace["f"])
+    fingerprint = code_fingerprint(namespace["f"])
     namespace["LIMIT"] = 6
-    assert code_fingerprint(namespace["f"]) != before
+    assert encode(namespace["f"]) != before
+    assert code_fingerprint(namespace["f"]) == fingerprint  # the code is the same
     namespace["LIMIT"] = 5
-    assert code_fingerprint(namespace["f"]) == before
+    assert encode(namespace["f"]) == before
     namespace["UNUSED"] = 1  # not read by the code: no effect
-    assert code_fingerprint(namespace["f"]) == before
+    assert encode(namespace["f"]) == before
+
+
+def test_an_attribute_named_like_a_global_is_not_the_global():
+    namespace = {"__name__": "attrmod", "lock": threading.Lock()}
+    exec("def f(obj):\n    return obj.lock\n", namespace)
+    encode(namespace["f"])  # `obj.lock` does not read the global `lock`
+
+
+def test_a_function_reached_through_its_own_state_is_a_back_reference():
+    namespace = {"__name__": "cyclemod"}
+    exec("def f(x):\n    return TABLE[x](x)\nTABLE = {}\n", namespace)
+    namespace["TABLE"]["f"] = namespace["f"]
+    assert encode(namespace["f"]) == encode(namespace["f"])
+
+
+def test_objects_may_name_their_own_key():
+    class Conn:
+        def __init__(self, url):
+            self.url = url
+            self.lock = threading.Lock()
+
+        def __cache_key__(self):
+            return self.url
+
+    assert encode(Conn("a")) == encode(Conn("a")) != encode(Conn("b"))
+    with pytest.raises(Unhashable):
+        encode(threading.Lock())

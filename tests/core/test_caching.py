@@ -26,13 +26,14 @@ from daglite.caching import CachePlan
 from daglite.caching import CacheStore
 from daglite.caching import cache_key
 from daglite.caching import open_cache_store
+from daglite.testing import CallLog
 from daglite.testing import ManualClock
 from daglite.testing import memory_cache_store
 
 
 def counted(**options):
     """A cached task `f(x, y=0)` and the list of calls that actually ran."""
-    calls = []
+    calls = CallLog()
 
     @task(**options)
     def f(x, y=0):
@@ -106,7 +107,7 @@ def test_cache_store_option_overrides_the_session(tmp_path):
 
 def test_async_tasks_are_cached():
     store = memory_cache_store()
-    calls = []
+    calls = CallLog()
 
     @task(cache=store)
     async def double(x):
@@ -134,7 +135,7 @@ def test_map_items_are_cached_on_the_thread_backend():
 
 def test_errors_are_not_cached():
     store = memory_cache_store()
-    calls = []
+    calls = CallLog()
 
     @task(cache=store)
     def flaky(x):
@@ -577,7 +578,7 @@ def test_info_reports_entries_bytes_and_ages():
 def test_a_cache_hit_still_saves_the_tasks_dataset(tmp_path, events):
     from daglite import load_dataset
 
-    calls = []
+    calls = CallLog()
 
     @task(cache=str(tmp_path / "cache"), dataset="out/{x}.json")
     def tenfold(x: int) -> int:

@@ -20,6 +20,7 @@ from daglite.context import TaskMetadata
 from daglite.hooks import build_hook
 from daglite.hooks import global_plugins
 from daglite.hooks import is_hook_plugin
+from daglite.testing import CallLog
 
 
 class Recorder:
@@ -287,7 +288,7 @@ def test_cache_hit_hook_receives_key_and_value(tmp_path):
         def on_cache_hit(self, metadata, inputs, key, value):
             seen.append((metadata.name, inputs, key, value))
 
-    runs = []
+    runs = CallLog()
 
     @task(cache=True)
     def cached(x: int) -> int:

@@ -22,6 +22,7 @@ from daglite import task  # noqa: E402
 from daglite.caching import cache_key  # noqa: E402
 from daglite.caching import open_cache_store  # noqa: E402
 from daglite.datasets import DatasetStore  # noqa: E402
+from daglite.testing import CallLog  # noqa: E402
 
 
 @pytest.fixture
@@ -77,7 +78,7 @@ def test_a_parquet_saved_from_pandas_on_s3_loads_as_polars_with_options(prefix):
 
 
 def test_a_table_cached_on_s3_is_a_feather_entry_and_hits(prefix):
-    calls = []
+    calls = CallLog()
 
     @task(cache=True)
     def doubled(frame: pd.DataFrame) -> pd.DataFrame:

@@ -1,32 +1,24 @@
-"""Cache keys: a canonical encoding of arguments and a fingerprint of a function's code.
+"""Cache keys: a canonical encoding of values (arguments, and the state of callables).
 
-Both are stable across processes and interpreter runs (no `hash()`, no `id()`, no set or
-dict iteration order), so a key computed today matches the one computed tomorrow.
+The encoding is stable across processes and interpreter runs (no `hash()`, no `id()`, no
+set or dict iteration order), so a key computed today matches the one computed tomorrow.
 
-The argument encoding covers the built-in value types directly (dicts and sets sorted by
-their encoded items); values of a type whose cache format (`daglite.formats.cache_format`)
-has a `fingerprint()` by that digest of their content (e.g. tables, with `daglite-arrow`);
-other objects from their `__reduce_ex__` state (what pickle would save, with the same
-sorting), functions by name and code fingerprint, and cloudpickle is the last resort. The
-code fingerprint covers the bytecode, constants and names of the function, its nested
-functions, the module-level scalar constants it reads (`THRESHOLD = 5`), and every function
-of the same top-level package it references by global name (recursively) - but not line
-numbers, comments or the docstring, so reformatting or documenting a function keeps its
-cache. Classes and objects it reads are not followed.
+It covers the built-in value types directly (dicts and sets sorted by their encoded
+items); an object whose class defines `__cache_key__(self)` by what that returns; values of
+a type whose cache format (`daglite.formats.cache_format`) has a `fingerprint()` by that
+digest of their content (e.g. tables, with `daglite-arrow`); other objects from their
+`__reduce_ex__` state (what pickle would save, with the same sorting); functions by name,
+code fingerprint and current state (`daglite.cacheidentity`); cloudpickle is the last
+resort.
 """
 
 from __future__ import annotations
 
-import hashlib
-import sys
 import types
 from collections.abc import Callable
 from typing import Any
 
 _MAX_DEPTH = 200
-
-# A code object's docstring slot: co_consts[0] on 3.10-3.13; flagged from 3.14 on.
-_HAS_DOCSTRING_FLAG = 0x4000000 if sys.version_info >= (3, 14) else 0
 
 
 class Unhashable(TypeError):
@@ -107,7 +99,8 @@ _BUILTIN_BASES: tuple[Any, ...] = (str, int, float, bytes, tuple, list, dict, fr
 
 
 def _qualname(obj: Any) -> str:
-    return f"{getattr(obj, '__module__', None)}.{getattr(obj, '__qualname__', obj.__name__)}"
+    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None)
+    return f"{getattr(obj, '__module__', None)}.{name or type(obj).__qualname__}"
 
 
 def _encode_other(obj: Any, out: list[bytes], depth: int) -> None:
@@ -119,9 +112,9 @@ def _encode_other(obj: Any, out: list[bytes], depth: int) -> None:
     if isinstance(func, types.FunctionType):  # a daglite task: its function
         obj = func
     if isinstance(obj, types.FunctionType):
-        out.append(b"F")
-        _enc_str(_qualname(obj), out)
-        _enc_str(code_fingerprint(obj), out)
+        from daglite.cacheidentity import encode_function
+
+        encode_function(obj, out, depth)
         return
     if isinstance(obj, (types.BuiltinFunctionType, types.ModuleType)):
         out.append(b"B")
@@ -131,6 +124,12 @@ def _encode_other(obj: Any, out: list[bytes], depth: int) -> None:
         out.append(b"M")
         encode_into(obj.__self__, out, depth + 1)
         encode_into(obj.__func__, out, depth + 1)
+        return
+    own_key = getattr(type(obj), "__cache_key__", None)
+    if own_key is not None:  # the object says what identifies it
+        out.append(b"H")
+        _enc_str(_qualname(type(obj)), out)
+        encode_into(own_key(obj), out, depth + 1)
         return
     # Subclasses of the built-in containers (namedtuples, OrderedDict, str enums, ...).
     for base in _BUILTIN_BASES:
@@ -211,88 +210,8 @@ def encode(obj: Any) -> bytes:
     return b"".join(out)
 
 
-# -- code fingerprints ----------------------------------------------------------------------
-
-
-_COMPREHENSIONS = frozenset({"<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>"})
-
-
-def _code_parts(code: types.CodeType, out: list[bytes], names: set[str]) -> None:
-    consts = code.co_consts
-    # CO_NEWLOCALS marks function bodies (not class bodies); comprehensions have no doc slot.
-    is_function = bool(code.co_flags & 0x2) and code.co_name not in _COMPREHENSIONS
-    if consts and is_function:
-        if _HAS_DOCSTRING_FLAG:
-            if code.co_flags & _HAS_DOCSTRING_FLAG:
-                consts = consts[1:]
-        elif consts[0] is None or isinstance(consts[0], str):
-            consts = consts[1:]  # the docstring slot (None when there is no docstring)
-    _enc_str(code.co_name, out)
-    out.append(b"a%d,%d,%d;" % (code.co_argcount, code.co_kwonlyargcount, code.co_flags))
-    _enc_bytes(code.co_code, out)
-    out.append(b"[")
-    for const in consts:
-        if isinstance(const, types.CodeType):
-            _code_parts(const, out, names)
-        else:
-            encode_into(const, out)
-    out.append(b"]")
-    encode_into(code.co_names, out)
-    encode_into(code.co_varnames, out)
-    encode_into(code.co_freevars, out)
-    names.update(code.co_names)
-
-
-_CONSTANTS = frozenset({int, float, complex, str, bytes, bool, type(None)})
-
-
-def _fingerprint_into(func: types.FunctionType, out: list[bytes], seen: set[int]) -> None:
-    seen.add(id(func))
-    names: set[str] = set()
-    _code_parts(func.__code__, out, names)
-    package = (func.__module__ or "").partition(".")[0]
-    env = func.__globals__
-    helpers: list[tuple[str, types.FunctionType]] = []
-    for name in sorted(names):
-        if name not in env:
-            continue
-        value = env[name]
-        if type(value) in _CONSTANTS:  # a module-level constant the code reads
-            out.append(b"K")
-            _enc_str(name, out)
-            encode_into(value, out)
-            continue
-        inner = getattr(value, "__wrapped__", None)
-        if isinstance(inner, types.FunctionType) and hasattr(value, "cache_hash_fn"):
-            value = inner  # another daglite task: its function
-        if (
-            isinstance(value, types.FunctionType)
-            and id(value) not in seen
-            and (value.__module__ or "").partition(".")[0] == package
-        ):
-            helpers.append((name, value))
-    for cell in func.__closure__ or ():
-        try:
-            value = cell.cell_contents
-        except ValueError:  # an empty cell
-            continue
-        if isinstance(value, types.FunctionType) and id(value) not in seen:
-            helpers.append(("<closure>", value))
-    for name, helper in helpers:
-        if id(helper) in seen:
-            continue
-        _enc_str(name, out)
-        _fingerprint_into(helper, out, seen)
-
-
 def code_fingerprint(func: Callable[..., Any]) -> str:
-    """A hex digest of `func`'s code and of the same-package helpers it calls.
+    """A hex digest of `func`'s code (see `daglite.cacheidentity.code_fingerprint`)."""
+    from daglite.cacheidentity import code_fingerprint as fingerprint
 
-    Unchanged by comments, docstrings, blank lines and moving the function in its file.
-    """
-    target = getattr(func, "__func__", func)
-    if not isinstance(target, types.FunctionType):
-        return _qualname(target)
-    out: list[bytes] = []
-    _fingerprint_into(target, out, set())
-    return hashlib.blake2b(b"".join(out), digest_size=16).hexdigest()
+    return fingerprint(func)

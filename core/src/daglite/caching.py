@@ -285,24 +285,36 @@ class _TaskKeys:
     """What a task's keys need that does not change between calls (kept on the task).
 
     Arguments are encoded in the signature's order (so `f(1, y=2)` and `f(y=2, x=1)` share a
-    key). When every argument is an `int`, `str`, `float`, `bool` or `None`, their `repr`
-    (stable across runs for these types, and distinct between them) is the encoding.
+    key), followed by the callable's state (`daglite.cacheidentity`: closure variables,
+    globals it reads, the bound object, ...), read again at every call. When all of these
+    are an `int`, `str`, `float`, `bool` or `None`, their `repr` (stable across runs for
+    these types, and distinct between them) is the encoding.
+
+    With `cache_hash`, its string replaces the arguments; the state is still added when it
+    can be encoded, and left to `cache_hash` when it cannot.
     """
 
-    __slots__ = ("hash_fn", "names", "prefix", "task")
+    __slots__ = ("hash_fn", "labels", "names", "prefix", "state", "task")
 
     def __init__(self, task: BaseTask[Any, Any]) -> None:
+        from daglite.cacheidentity import callable_identity
+
         self.task = task
         self.hash_fn = task.cache_hash_fn
         ignore = set(task.cache_ignore)
         self.names = tuple(n for n in task.signature.parameters if n not in ignore)
-        head = [b"daglite-cache-1\x00"]
+        identity = callable_identity(task.func)
+        self.state = tuple(get for _, get in identity.state)
+        self.labels = self.names + tuple(label for label, _ in identity.state)
+        head = [b"daglite-cache-2\x00"]
         cachekeys._enc_str(task.qualname, head)
         cachekeys._enc_str(task.cache_version or "", head)
         if self.hash_fn is None:
-            cachekeys._enc_str(cachekeys.code_fingerprint(task.func), head)
+            cachekeys._enc_str(identity.fingerprint, head)
             cachekeys.encode_into(self.names, head)
         self.prefix = b"".join(head)
+        if self.hash_fn is None and self.state:  # an unencodable global: say so now
+            self._general([get() for get in self.state], len(self.names))
 
     def key(self, inputs: dict[str, Any]) -> str:
         if self.hash_fn is not None:
@@ -314,9 +326,18 @@ class _TaskKeys:
                 )
             out = [self.prefix]
             cachekeys._enc_str(custom, out)
+            for get in self.state:
+                part: list[bytes] = []
+                try:
+                    cachekeys.encode_into(get(), part)
+                except (cachekeys.Unhashable, RecursionError):
+                    part = [b"?"]  # what cannot be encoded is left to cache_hash
+                out += part
             material = b"".join(out)
         else:
             values = [inputs[name] for name in self.names]
+            if self.state:
+                values += [get() for get in self.state]
             scalars = _SCALARS
             for value in values:
                 if type(value) not in scalars:
@@ -326,16 +347,24 @@ class _TaskKeys:
                 material = self.prefix + b"r" + repr(values).encode("utf-8", "surrogatepass")
         return hashlib.blake2b(material, digest_size=20).hexdigest()
 
-    def _general(self, values: list[Any]) -> bytes:
+    def _general(self, values: list[Any], start: int = 0) -> bytes:
+        from daglite.cacheidentity import HOW_TO_FIX
+
         out = [self.prefix, b"g"]
-        for name, value in zip(self.names, values):
+        for index, value in enumerate(values):
             try:
                 cachekeys.encode_into(value, out)
             except (cachekeys.Unhashable, RecursionError) as exc:
+                label = self.labels[index + start]
+                if index + start < len(self.names):
+                    raise TypeError(
+                        f"task '{self.task.name}': argument '{label}' "
+                        f"({type(value).__name__}) cannot be part of a cache key: {exc}. "
+                        f"Leave it out with cache_ignore=('{label}',) or pass cache_hash=..."
+                    ) from exc
                 raise TypeError(
-                    f"task '{self.task.name}': argument '{name}' "
-                    f"({type(value).__name__}) cannot be part of a cache key: {exc}. "
-                    f"Leave it out with cache_ignore=('{name}',) or pass cache_hash=..."
+                    f"task '{self.task.name}': {label} ({type(value).__name__}) cannot be "
+                    f"part of a cache key: {exc}. To cache this task, {HOW_TO_FIX}"
                 ) from exc
         return b"".join(out)
 

@@ -535,6 +535,11 @@ def _make_task(
             f"'{task_name}': {sorted(inspect.signature(func).parameters)}."
         )
 
+    if cache is not False and cache_hash is None:
+        from daglite.cacheidentity import refuse_uncacheable
+
+        refuse_uncacheable(func, task_name)
+
     is_sync_gen = inspect.isgeneratorfunction(func)
     is_async_gen = inspect.isasyncgenfunction(func)
     if is_sync_gen or is_async_gen:

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 E = TypeVar("E", bound="Event")
 
 __all__ = [
+    "CallLog",
     "EventCapture",
     "ManualClock",
     "capture_events",
@@ -89,6 +90,30 @@ class EventCapture:
         """Forget the events received so far."""
         with self._lock:
             self.events.clear()
+
+
+class CallLog(list):  # type: ignore[type-arg]
+    """A list to record the calls of a cached task in, left out of the task's cache key.
+
+    A cache key covers what the task reads besides its arguments (closure variables,
+    globals), so a plain list the task appends to would change its key at every call
+    (every call a miss). A `CallLog` declares it is no part of the computation: its
+    `__cache_key__()` is constant.
+
+    Example:
+        >>> from daglite import task
+        >>> from daglite.testing import CallLog, memory_cache_store
+        >>> calls = CallLog()
+        >>> @task(cache=memory_cache_store())
+        ... def double(x: int) -> int:
+        ...     calls.append(x)
+        ...     return 2 * x
+        >>> double(2), double(2), calls
+        (4, 4, [2])
+    """
+
+    def __cache_key__(self) -> str:
+        return "daglite.testing.CallLog"
 
 
 @contextmanager

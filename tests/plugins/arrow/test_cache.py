@@ -21,6 +21,7 @@ from daglite.caching import CacheStore
 from daglite.caching import cache_key
 from daglite.caching import open_cache_store
 from daglite.formats import cache_format
+from daglite.testing import CallLog
 from daglite.testing import memory_cache_store
 from daglite_arrow import fingerprint
 
@@ -55,7 +56,7 @@ def test_a_cached_table_is_stored_as_feather_and_comes_back_as_the_same_kind(kin
 
 
 def test_a_cached_task_returning_a_frame_hits_with_an_equal_frame(tmp_path):
-    calls = []
+    calls = CallLog()
 
     @task(cache=str(tmp_path / "cache"))
     def enrich(frame: pd.DataFrame, factor: int) -> pd.DataFrame:
@@ -73,7 +74,7 @@ def test_a_cached_task_returning_a_frame_hits_with_an_equal_frame(tmp_path):
 
 
 def test_a_frame_arrow_cannot_hold_is_pickled_and_keyed_all_the_same(tmp_path):
-    calls = []
+    calls = CallLog()
 
     @task(cache=str(tmp_path / "cache"))
     def same(frame: pd.DataFrame) -> pd.DataFrame:
@@ -165,8 +166,9 @@ SCRIPT = textwrap.dedent(
     import numpy as np, pandas as pd, polars as pl, pyarrow as pa
     from daglite import task, session
     from daglite.caching import cache_key
+    from daglite.testing import CallLog
 
-    calls = []
+    calls = CallLog()
 
     @task(cache=sys.argv[1])
     def summarize(frame, table, lazy):

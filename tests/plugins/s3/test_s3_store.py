@@ -21,6 +21,7 @@ from daglite.caching import CacheStore
 from daglite.caching import cache_key
 from daglite.datasets import DatasetStore
 from daglite.stores import open_store
+from daglite.testing import CallLog
 from daglite.testing import ManualClock
 from daglite_s3.store import S3Store
 from daglite_s3.store import filesystem_kwargs
@@ -83,7 +84,7 @@ def test_option_precedence_and_friendly_names(monkeypatch):
 
 
 def test_cache_hit_and_miss_in_a_session_store(s3, prefix):
-    calls = []
+    calls = CallLog()
 
     @task(cache=True)
     def square(x: int) -> int:
@@ -106,7 +107,7 @@ def test_cache_hit_and_miss_in_a_session_store(s3, prefix):
 def test_per_task_cache_store_string_and_ttl(s3, prefix):
     clock = ManualClock()
     store = CacheStore(prefix + "/ttl", clock=clock)
-    calls = []
+    calls = CallLog()
 
     @task(cache=store, cache_ttl=30)
     def stamp(x: int) -> int:
@@ -132,7 +133,7 @@ def test_per_task_cache_store_string_and_ttl(s3, prefix):
 
 
 def test_corrupt_cache_entry_on_s3_is_a_miss(s3, prefix):
-    calls = []
+    calls = CallLog()
 
     @task(cache=prefix + "/c")
     def value(x: int) -> list[int]:
