@@ -550,7 +550,8 @@ def test_clear_older_than_keeps_recent_entries_and_drops_corrupt_ones():
     cache.put("old", 1)
     clock.advance(3600)
     cache.put("new", 2)
-    cache.bytes.write("ba/broken", b"garbage")
+    broken = "ba" + "0" * 38  # named like an entry daglite makes, but garbled
+    cache.bytes.write(f"ba/{broken}", b"garbage")
     assert cache.clear(older_than=1800) == 2  # "old" and the corrupt entry
     assert cache.keys() == ["new"]
     assert cache.get("new") == (True, 2, "")

@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import pickle
+import re
 import struct
 import time
 import zlib
@@ -55,6 +56,10 @@ CacheHashFn = Callable[[Callable[..., Any], dict[str, Any]], str]
 log = logging.getLogger("daglite")
 
 MAGIC = b"DGLC"
+#: The file at a cache store's root that says it is one (`daglite cache clear` checks it).
+MARKER = ".daglite-cache"
+MARKER_TEXT = b"daglite cache store: entries are <k[:2]>/<k> files starting with DGLC\n"
+_DIGEST = re.compile(r"[0-9a-f]{40}")
 VERSION = 1
 _HEADER = struct.Struct(">4sBdQIB")  # magic, version, created, size, crc32, len(format)
 
@@ -88,6 +93,7 @@ class CacheStore:
         self.ttl = ttl
         self.clock = clock or time.time
         self._local = isinstance(self.bytes, LocalStore)
+        self._marked = False
         # Local stores skip key validation on the hot path: entry keys are built here.
         self._read: Callable[[str], bytes] = (
             self.bytes.read_trusted if isinstance(self.bytes, LocalStore) else self.bytes.read
@@ -188,6 +194,8 @@ class CacheStore:
         header = _HEADER.pack(
             MAGIC, VERSION, self.clock(), len(payload), zlib.crc32(payload), len(name)
         )
+        if not self._marked:
+            self._mark()
         if self._local:  # no copy of a large payload just to prepend the header
             self._write(self.entry_key(key), [header + name, payload])
         else:
@@ -197,34 +205,101 @@ class CacheStore:
         """Remove entry `key`; returns whether it existed."""
         return self.bytes.delete(self.entry_key(key))
 
-    def keys(self) -> list[str]:
-        """The keys of every entry, sorted."""
-        return [k.rsplit("/", 1)[-1] for k in self.bytes.list()]
+    def _mark(self) -> None:
+        """Write the store's marker (once per store object): the root is a daglite cache."""
+        try:
+            if not self.bytes.exists(MARKER):
+                self.bytes.write(MARKER, MARKER_TEXT)
+        finally:
+            self._marked = True
 
-    def clear(self, older_than: float | None = None) -> int:
+    def _entries(self) -> list[str]:
+        """The byte-store keys of the entries: `<k[:2]>/<k>` files that are daglite's.
+
+        A file is an entry when its name is a key daglite makes (40 hex digits) or when it
+        starts with an entry header; nothing else in the store's folder is touched.
+        """
+        found = []
+        for key in self.bytes.list():
+            folder, _, name = key.partition("/")
+            if not folder or name[:2] != folder or "/" in name:
+                continue
+            if _DIGEST.fullmatch(name):
+                found.append(key)
+                continue
+            try:
+                head = self.bytes.head(key, len(MAGIC))
+            except Exception:
+                continue
+            if head == MAGIC:
+                found.append(key)
+        return found
+
+    def keys(self) -> list[str]:
+        """The keys of every entry, sorted (other files in the store are not entries)."""
+        return [k.rsplit("/", 1)[-1] for k in self._entries()]
+
+    def is_store(self) -> bool:
+        """Whether the store is a daglite cache, or empty.
+
+        It is one when it has the marker written with its first entry, or entries of a
+        daglite from before the marker (the marker is added then).
+        """
+        if self.bytes.exists(MARKER):
+            return True
+        if self._entries():
+            self._mark()
+            return True
+        return not self.bytes.list() and not self.bytes.temporaries(0)
+
+    def clear(self, older_than: float | None = None, *, force: bool = False) -> int:
         """Remove entries; returns how many were removed.
+
+        Only entries are removed: any other file in the store's folder stays. Temporary
+        files of writers that died (`sweep()`) are removed too.
 
         Args:
             older_than: Only remove entries written more than this many seconds ago (by
                 `clock`); unreadable or corrupt entries are removed too. `None` removes all.
+            force: Clear even a store that is not recognised as a daglite cache store.
+
+        Raises:
+            StoreError: The store is not a daglite cache store (and `force` is not given).
         """
-        keys = self.bytes.list()
+        if not force and not self.is_store():
+            raise StoreError(
+                f"'{self.bytes.safe_url}' is not a daglite cache store (it has no "
+                f"{MARKER} marker and no cache entries, but other files); nothing was "
+                "removed. Check the path; if it is a cache store, clear it with force=True "
+                "(`daglite cache clear --force`): only cache entries are ever removed"
+            )
+        keys = self._entries()
         if older_than is not None:
             cutoff = self.clock() - older_than
             keys = [key for key in keys if self._written(key, default=-1.0) < cutoff]
-        return self.bytes.delete_many(keys)
+        removed = self.bytes.delete_many(keys)
+        self.sweep()
+        return removed
+
+    def sweep(self) -> int:
+        """Remove the temporary files of writes that never finished; returns how many.
+
+        Those of writers that are no longer running on this machine, and those nothing has
+        written to for `daglite.stores.TEMP_MAX_AGE` seconds. (Writers also sweep the
+        latter from the folders they write into.)
+        """
+        return self.bytes.delete_many(self.bytes.temporaries())
 
     def info(self) -> dict[str, Any]:
-        """Facts about the store: its URL (without secrets), entry count, bytes, age range."""
-        keys = self.bytes.list()
+        """Facts about the store: its URL (without secrets), entries, bytes, age range."""
+        keys = self._entries()
         sizes, times = 0, []
         for key in keys:
             try:
-                data = self.bytes.read(key)
+                sizes += self.bytes.size(key)
+                written = _written_at(self.bytes.head(key, _HEADER.size))
             except Exception:
                 continue
-            sizes += len(data)
-            written = _written_at(data)
             if written is not None:
                 times.append(written)
         facts: dict[str, Any] = {"store": self.bytes.safe_url, "entries": len(keys)}
@@ -235,11 +310,14 @@ class CacheStore:
             facts["oldest"] = f"{now - min(times):.0f} s ago"
         if self.ttl is not None:
             facts["ttl"] = f"{self.ttl:g} s"
+        facts["temporaries"] = len(self.bytes.temporaries(0))
+        if not keys and not self.bytes.exists(MARKER) and self.bytes.list():
+            facts["note"] = f"not a daglite cache store (no {MARKER} marker, no entries)"
         return facts
 
     def _written(self, key: str, default: float) -> float:
         try:
-            written = _written_at(self.bytes.read(key))
+            written = _written_at(self.bytes.head(key, _HEADER.size))
         except Exception:
             return default
         return default if written is None else written

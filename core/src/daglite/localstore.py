@@ -1,19 +1,26 @@
 """The `file` store: a directory on this machine, read and written with plain OS calls.
 
-fsspec's `LocalFileSystem` stays the abstraction for the rarely used operations
-(listing); the hot paths of the cache (`read_trusted`, `write_trusted`) skip it, since
-a cache hit must cost microseconds. Writes go to a temporary file renamed into place.
+Every operation uses plain OS calls (fsspec's `LocalFileSystem` is only built for listing
+under a prefix), since a cache hit must cost microseconds. Writes go to a temporary file
+renamed into place, and never through a symbolic link that leaves the root. The first
+write into a folder (per process and store) sweeps the temporaries that killed writers
+left there more than `TEMP_MAX_AGE` seconds ago; `temporaries()` finds them all.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from daglite.errors import StoreError
+from daglite.stores import TEMP_MARK
+from daglite.stores import TEMP_MAX_AGE
 from daglite.stores import ByteStore
 from daglite.stores import open_store
+from daglite.stores import stale
 from daglite.stores import temp_name
+from daglite.stores import temp_writer
 
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
@@ -91,11 +98,16 @@ class LocalStore(ByteStore):
         return self._write(self.path(key), key, data)
 
     def write_trusted(self, key: str, data: bytes | list[bytes]) -> str:
-        """`write` for keys daglite built itself (skips validation).
+        """`write` for keys daglite built itself (skips the key's syntax check).
 
         `data` may be a list of buffers, written one after the other without joining them.
+        Like every write it refuses a folder that a symbolic link takes outside the root.
         """
-        return self._write(f"{self.root}/{key}", key, data)
+        path = f"{self.root}/{key}"
+        folder = path.rpartition("/")[0]
+        if os.path.islink(folder):  # one lstat: writes are the cache's slow path anyway
+            self.path(key)  # raises if the link leaves the root
+        return self._write(path, key, data)
 
     def _write(self, path: str, key: str, data: bytes | list[bytes]) -> str:
         folder = path.rpartition("/")[0]
@@ -103,6 +115,7 @@ class LocalStore(ByteStore):
         try:
             if folder not in self._made:
                 os.makedirs(folder, exist_ok=True)
+                self._sweep(folder)
                 self._made.add(folder)
             try:
                 fd = os.open(temp, _WRITE_FLAGS, 0o666)
@@ -126,6 +139,63 @@ class LocalStore(ByteStore):
                 f"cannot write key {key!r} in store '{self.root}': {type(exc).__name__}: {exc}"
             ) from exc
         return path
+
+    def _sweep(self, folder: str) -> None:
+        """Remove temporaries in `folder` that nothing has written to for `TEMP_MAX_AGE`."""
+        now = time.time()
+        try:
+            with os.scandir(folder) as found:
+                for entry in found:
+                    pid = temp_writer(entry.name) if entry.name[0] == "." else None
+                    if pid is None or not entry.is_file(follow_symlinks=False):
+                        continue
+                    if stale(pid, entry.stat(follow_symlinks=False).st_mtime, now, TEMP_MAX_AGE):
+                        os.remove(entry.path)
+        except OSError:  # a concurrent sweep got there first, or the folder is unreadable
+            pass
+
+    def head(self, key: str, size: int) -> bytes:
+        fd = os.open(self.path(key), _READ_FLAGS)
+        try:
+            return os.read(fd, size)
+        finally:
+            os.close(fd)
+
+    def size(self, key: str) -> int:
+        return os.stat(self.path(key)).st_size
+
+    def _files(self) -> list[tuple[str, os.DirEntry[str]]]:
+        """`(key, entry)` of every file below the root (symbolic links are not followed)."""
+        found = []
+        stack = [(self.root, "")]
+        while stack:
+            folder, prefix = stack.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                continue
+            for entry in entries:
+                key = prefix + entry.name
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, key + "/"))
+                elif entry.is_file(follow_symlinks=False):
+                    found.append((key, entry))
+        return found
+
+    def list(self, prefix: str = "") -> list[str]:
+        if prefix:
+            return super().list(prefix)
+        keys = [key for key, _ in self._files()]
+        return sorted(k for k in keys if TEMP_MARK not in k.rsplit("/", 1)[-1])
+
+    def temporaries(self, max_age: float | None = None) -> list[str]:
+        now = time.time()
+        found = []
+        for key, entry in self._files():
+            pid = temp_writer(entry.name)
+            if pid is not None and stale(pid, entry.stat().st_mtime, now, max_age):
+                found.append(key)
+        return sorted(found)
 
     def exists(self, key: str) -> bool:
         return os.path.isfile(self.path(key))

@@ -3,7 +3,9 @@
 A store is a root URL (`.daglite/cache`, `/data/run`, `memory://scratch`,
 `s3://bucket/prefix`) plus options. `open_store(url, **options)` finds the factory for
 the URL's scheme in the `daglite.stores` entry-point group (plain paths mean `file`),
-builds the store once and reuses it for the same URL and options.
+builds the store once and reuses it for the same URL and options (the last `MAX_OPEN`
+stores opened are kept: a long-running process that opens many stores does not keep them
+all).
 
 Keys are relative, `/`-separated paths. They are validated before anything touches the
 filesystem: no absolute path, no `..` that leaves the root, no empty segment, no
@@ -30,6 +32,7 @@ writes are not relayed to the coordinator.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from typing import Any
 from typing import ClassVar
@@ -224,6 +227,37 @@ class ByteStore:
             raise self.error("delete", keys[0], exc) from None
         return len(keys)
 
+    def head(self, key: str, size: int) -> bytes:
+        """The first `size` bytes stored under `key` (fewer if it is shorter).
+
+        Raises:
+            FileNotFoundError: Nothing is stored under `key`.
+            StoreError: `key` is invalid, or the store failed.
+        """
+        path = self.path(key)
+        try:
+            return bytes(self.fs.cat_file(path, start=0, end=size))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no key {key!r} in store '{self.safe_url}'") from None
+        except Exception as exc:
+            raise self.error("read", key, exc) from None
+
+    def size(self, key: str) -> int:
+        """How many bytes are stored under `key`."""
+        path = self.path(key)
+        try:
+            return int(self.fs.size(path))
+        except Exception as exc:
+            raise self.error("check", key, exc) from None
+
+    def temporaries(self, max_age: float | None = None) -> list[str]:
+        """The keys of temporary files of writes that never finished (see `stale`).
+
+        Object stores write with single PUTs and have none; stores that write through a
+        temporary name (local files, `rename_writes`) override this.
+        """
+        return []
+
     def list(self, prefix: str = "") -> list[str]:
         """Every key under `prefix` (all keys by default), sorted; in-flight writes excluded."""
         base = f"{self.root}/{check_key(prefix, self.url)}" if prefix else self.root
@@ -285,9 +319,44 @@ class ByteStore:
 
 
 def temp_name(path: str) -> str:
-    """A unique temporary name next to `path` (hidden from `list()`), for atomic writes."""
+    """A unique temporary name next to `path` (hidden from `list()`), for atomic writes.
+
+    `.<name>.tmp-<pid>-<thread>-<random>`: the writer's process id tells `stale()` whether
+    the writer is still alive.
+    """
     head, _, name = path.rpartition("/")
     return f"{head}/.{name}{TEMP_MARK}{os.getpid()}-{threading.get_ident()}-{os.urandom(4).hex()}"
+
+
+_TEMP = re.compile(r"\.(?P<name>.+)\.tmp-(?P<pid>\d+)-\d+-[0-9a-f]{8}")
+
+#: A temporary file not written to for this many seconds is left over by a dead writer.
+TEMP_MAX_AGE = 300.0
+
+
+def temp_writer(filename: str) -> int | None:
+    """The process id of the writer of temporary file `filename`, or None if it is not one."""
+    found = _TEMP.fullmatch(filename)
+    return int(found["pid"]) if found else None
+
+
+def stale(pid: int, mtime: float, now: float, max_age: float | None) -> bool:
+    """Whether the temporary file of writer `pid`, last written at `mtime`, is left over.
+
+    It is when it has not been written to for `max_age` seconds, or (with `max_age=None`,
+    what `clear` uses) also when its writer is no longer a process of this machine.
+    """
+    if now - mtime >= (TEMP_MAX_AGE if max_age is None else max_age):
+        return True
+    if max_age is not None or os.name != "posix" or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, another user's
+        return False
+    return False
 
 
 # -- factories (registered in core/pyproject.toml; `file` lives in daglite.localstore) ------
@@ -306,8 +375,18 @@ def memory_store(url: str, options: dict[str, Any]) -> ByteStore:
 
 # -- opening ------------------------------------------------------------------------------
 
+#: How many opened stores (and layers over them) are kept for reuse; the oldest goes first.
+MAX_OPEN = 64
+
 _opened: dict[Any, ByteStore] = {}
 _lock = threading.Lock()
+
+
+def _keep(cache: dict[Any, Any], ident: Any, value: Any) -> None:
+    """Remember `value` under `ident` in `cache`, dropping the oldest beyond `MAX_OPEN`."""
+    cache[ident] = value
+    while len(cache) > MAX_OPEN:
+        del cache[next(iter(cache))]
 
 
 def open_store(url: str | ByteStore, **options: Any) -> ByteStore:
@@ -342,7 +421,7 @@ def open_store(url: str | ByteStore, **options: Any) -> ByteStore:
         store = _opened.get(ident)
         if store is None:
             store = _build(scheme, url, options)
-            _opened[ident] = store
+            _keep(_opened, ident, store)
     return store
 
 
@@ -471,7 +550,8 @@ class StoreLayers(Generic[T]):
                 found = self._built.get(ident)
                 if found is None:
                     build: Any = self.layer  # its constructor takes the spec
-                    found = self._built[ident] = build(spec)
+                    found = build(spec)
+                    _keep(self._built, ident, found)
         return found
 
     def clear(self) -> None:

@@ -248,14 +248,19 @@ def clear(
     *,
     store: str | None = None,
     older_than: str | None = None,
+    force: bool = False,
 ) -> int:
     """Remove cache entries: all of them, or those older than a duration.
+
+    Only cache entries (and temporary files of writes that never finished) are removed; a
+    folder that is not a daglite cache store is refused unless --force is given.
 
     Args:
         store: Path or URL of the cache store (default: the cache_store setting).
         older_than: Only entries written longer ago than this (30s, 15m, 2h, 7d, 1w, 1h30m).
+        force: Clear a folder even if it is not recognised as a daglite cache store.
     """
-    return cache_commands.clear(store, older_than)
+    return cache_commands.clear(store, older_than, force)
 
 
 def _format_error(error: Any) -> str:

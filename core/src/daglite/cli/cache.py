@@ -63,14 +63,31 @@ def info(url: str | None) -> int:
     return 0
 
 
-def clear(url: str | None, older_than: str | None) -> int:
-    """Remove entries (all, or those older than the duration); print how many."""
+def clear(url: str | None, older_than: str | None, force: bool = False) -> int:
+    """Remove entries (all, or those older than the duration) and dead writers' temporaries.
+
+    Raises:
+        UsageError: The store is not a daglite cache store and `force` is not given.
+    """
+    from daglite.caching import MARKER
+
     seconds = parse_duration(older_than) if older_than is not None else None
     store = open_store(url)
-    removed = store.clear(older_than=seconds)
+    if not force and not store.is_store():
+        raise UsageError(
+            f"'{store.bytes.safe_url}' is not a daglite cache store (no {MARKER} marker and "
+            "no cache entries, but other files); nothing was removed. Check --store; if it "
+            "is a cache store, add --force (only cache entries are ever removed)"
+        )
+    temporaries = store.sweep()
+    removed = store.clear(older_than=seconds, force=True)
     age = f" older than {older_than}" if older_than is not None else ""
+    extra = ""
+    if temporaries:
+        plural = "s" if temporaries > 1 else ""
+        extra = f" and {temporaries} temporary file{plural} of unfinished writes"
     print(
-        f"removed {removed} cache entr{'y' if removed == 1 else 'ies'}{age} "
+        f"removed {removed} cache entr{'y' if removed == 1 else 'ies'}{age}{extra} "
         f"from {store.bytes.safe_url}"
     )
     sys.stdout.flush()
