@@ -28,6 +28,28 @@ def add(x: int, y: int) -> int:
     return x + y
 
 
+OFFSET = 3
+
+
+def add_offset(x: int, y: int) -> int:
+    return x + y + OFFSET  # reads a global: its value is part of the key
+
+
+def adder(offset: int) -> Callable[[int, int], int]:
+    def add_closure(x: int, y: int) -> int:
+        return x + y + offset  # a closure: `offset` is part of the key
+
+    return add_closure
+
+
+class Adder:
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+
+    def add(self, x: int, y: int) -> int:
+        return x + y + self.offset  # a bound method: the object is part of the key
+
+
 def squares(seed: int) -> list[int]:
     return [i * i + seed for i in range(N)]
 
@@ -93,12 +115,18 @@ def main() -> None:
         daglite_add = task(cache=f"{tmp}/daglite")(add)
         daglite_squares = task(cache=f"{tmp}/daglite")(squares)
 
-        daglite_add(1, 2)
-        joblib_add(1, 2)
+        daglite_global = task(cache=f"{tmp}/daglite")(add_offset)
+        daglite_closure = task(cache=f"{tmp}/daglite")(adder(3))
+        daglite_method = task(Adder(3).add, cache=f"{tmp}/daglite")
+        for cached in (daglite_add, joblib_add, daglite_global, daglite_closure, daglite_method):
+            cached(1, 2)
         hits = interleaved_us(
             {
                 "plain": (lambda: add(1, 2), calls),
                 "daglite": (lambda: daglite_add(1, 2), calls),
+                "global": (lambda: daglite_global(1, 2), calls),
+                "closure": (lambda: daglite_closure(1, 2), calls),
+                "method": (lambda: daglite_method(1, 2), calls),
                 "joblib": (lambda: joblib_add(1, 2), calls // 10 or 1),
             },
             repeats,
@@ -141,6 +169,9 @@ def main() -> None:
         ("plain add(1, 2)", f"{plain:8.2f} µs", ""),
         ("daglite cache hit, bare call", f"{bare_hit:8.2f} µs", "target <= 25 µs"),
         ("daglite cache hit, in a session", f"{session_hit:8.2f} µs", "target <= 25 µs"),
+        ("  hit, task reads a global int", f"{hits['global']:8.2f} µs", "state read per call"),
+        ("  hit, closure over an int", f"{hits['closure']:8.2f} µs", "state read per call"),
+        ("  hit, bound method", f"{hits['method']:8.2f} µs", "object encoded per call"),
         ("joblib.Memory hit", f"{joblib_hit:8.2f} µs", ""),
         (
             "daglite hit / joblib hit",

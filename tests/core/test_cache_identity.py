@@ -335,3 +335,16 @@ def test_a_global_defined_after_the_task_becomes_unencodable(tmp_path, monkeypat
     message = str(info.value)
     assert "task 'late_global': global 'LATE' (lock) cannot be part of a cache key" in message
     assert "__cache_key__" in message and "cache_hash=" in message
+
+
+def test_worker_processes_key_closures_like_the_coordinator(tmp_path, events):
+    from daglite import map_tasks
+
+    store = str(tmp_path / "cache")
+    two, three = task(closure(2), cache=store), task(closure(3), cache=store)
+    with session(backend="process"):
+        assert map_tasks(two, [1, 2]) == [2, 4]
+        assert map_tasks(three, [1, 2]) == [3, 6]  # not the values of `two`
+    with session(plugins=[events]):
+        assert task(closure(3), cache=store)(2) == 6
+    assert [e.cached for e in events.events if e.kind == "TaskSucceeded"] == [True]

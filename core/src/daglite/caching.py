@@ -394,6 +394,10 @@ class _TaskKeys:
         if self.hash_fn is None and self.state:  # an unencodable global: say so now
             self._general([get() for get in self.state], len(self.names))
 
+    def __reduce__(self) -> Any:
+        # A task travels without them: its getters read this process's globals and cells.
+        return (_rebuilt_on_use, ())
+
     def key(self, inputs: dict[str, Any]) -> str:
         if self.hash_fn is not None:
             custom = self.hash_fn(self.task.func, inputs)
@@ -445,6 +449,10 @@ class _TaskKeys:
                     f"part of a cache key: {exc}. To cache this task, {HOW_TO_FIX}"
                 ) from exc
         return b"".join(out)
+
+
+def _rebuilt_on_use() -> None:
+    return None
 
 
 def _task_keys(task: BaseTask[Any, Any]) -> _TaskKeys:
