@@ -348,3 +348,19 @@ def test_worker_processes_key_closures_like_the_coordinator(tmp_path, events):
     with session(plugins=[events]):
         assert task(closure(3), cache=store)(2) == 6
     assert [e.cached for e in events.events if e.kind == "TaskSucceeded"] == [True]
+
+
+def test_a_task_that_calls_itself_through_its_closure_is_keyed(tmp_path, events):
+    def make(step):
+        @task(cache=str(tmp_path / "c"))
+        def total(n):
+            return 0 if n == 0 else step + total(n - 1)
+
+        return total
+
+    with session(plugins=[events]):
+        assert make(1)(5) == 5
+        assert make(2)(5) == 10  # another closure value: no value of make(1) reused
+        assert make(2)(5) == 10
+    cached = [e.cached for e in events.events if e.kind == "TaskSucceeded"]
+    assert cached.count(True) == 1 and len(cached) == 13

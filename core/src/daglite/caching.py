@@ -382,8 +382,11 @@ class _TaskKeys:
         ignore = set(task.cache_ignore)
         self.names = tuple(n for n in task.signature.parameters if n not in ignore)
         identity = callable_identity(task.func)
-        self.state = tuple(get for _, get in identity.state)
-        self.labels = self.names + tuple(label for label, _ in identity.state)
+        state = identity.state
+        if self.hash_fn is not None:  # what cannot be encoded is left to cache_hash
+            state = tuple((label, get) for label, get in state if _encodable(get()))
+        self.state = tuple(get for _, get in state)
+        self.labels = self.names + tuple(label for label, _ in state)
         head = [b"daglite-cache-2\x00"]
         cachekeys._enc_str(task.qualname, head)
         cachekeys._enc_str(task.cache_version or "", head)
@@ -408,13 +411,8 @@ class _TaskKeys:
                 )
             out = [self.prefix]
             cachekeys._enc_str(custom, out)
-            for get in self.state:
-                part: list[bytes] = []
-                try:
-                    cachekeys.encode_into(get(), part)
-                except (cachekeys.Unhashable, RecursionError):
-                    part = [b"?"]  # what cannot be encoded is left to cache_hash
-                out += part
+            if self.state:
+                out.append(self._general([get() for get in self.state], len(self.names)))
             material = b"".join(out)
         else:
             values = [inputs[name] for name in self.names]
@@ -449,6 +447,14 @@ class _TaskKeys:
                     f"part of a cache key: {exc}. To cache this task, {HOW_TO_FIX}"
                 ) from exc
         return b"".join(out)
+
+
+def _encodable(value: Any) -> bool:
+    try:
+        cachekeys.encode(value)
+    except (cachekeys.Unhashable, RecursionError):
+        return False
+    return True
 
 
 def _rebuilt_on_use() -> None:
