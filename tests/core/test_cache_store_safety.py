@@ -153,6 +153,7 @@ def test_cli_clear_refuses_a_foreign_directory_unless_forced(tmp_path):
         assert "--force" in done.stderr
     info = _cli("cache", "info", "--store", str(root), cwd=tmp_path)
     assert info.returncode == 0 and "entries: 0" in info.stdout
+    assert "note: not a daglite cache store (no .daglite-cache marker, no entries)" in info.stdout
     forced = _cli("cache", "clear", "--store", str(root), "--force", cwd=tmp_path)
     assert forced.returncode == 0, forced
     assert forced.stdout.startswith("removed 0 cache entries from ")

@@ -14,6 +14,7 @@ resort.
 
 from __future__ import annotations
 
+import copyreg
 import types
 from collections.abc import Callable
 from typing import Any
@@ -160,6 +161,14 @@ def _encode_other(obj: Any, out: list[bytes], depth: int) -> None:
         out.append(b"G")
         _enc_str(f"{getattr(obj, '__module__', '')}.{reduced}", out)
         return
+    if reduced[0] is _NEWOBJ and reduced[1] == (type(obj),) and not any(reduced[3:]):
+        out.append(b"O")  # a plain instance: its class and its state
+        _enc_str(_qualname(type(obj)), out)
+        try:
+            encode_into(reduced[2], out, depth + 1)
+        except Unhashable as exc:
+            _last_resort(obj, out, exc)
+        return
     out.append(b"R")
     _enc_str(_qualname(type(obj)), out)
     parts = list(reduced)
@@ -172,6 +181,7 @@ def _encode_other(obj: Any, out: list[bytes], depth: int) -> None:
         _last_resort(obj, out, exc)
 
 
+_NEWOBJ = copyreg.__newobj__
 _UNKNOWN: Any = object()
 _fingerprints: dict[type, Callable[[Any], bytes] | None] = {}
 
