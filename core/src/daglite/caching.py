@@ -16,16 +16,16 @@ is checked; an empty, truncated or garbled entry (header or data) is a miss whos
 starts with `"corrupt"` (reported in the `CacheMissed` event and on the `daglite` logger),
 never a crash. The next successful call overwrites it.
 
-The default key hashes the task's qualified name, a fingerprint of its code (see
-`daglite.cachekeys`), `cache_version` and the canonical encoding of its bound arguments
-minus `cache_ignore` (values of a type whose cache format has `fingerprint()` are
-encoded by that digest of their content). `cache_hash=` replaces the argument part by
-any string it returns.
+The root of a store holds a marker file (`MARKER`, written with the first entry). Only
+files named like entries (`<k[:2]>/<k>`, `k` a key daglite makes or a file starting with
+the header) are entries: `keys()`, `info()` and `clear()` ignore everything else, and
+`clear()` refuses a folder that is neither marked nor holds entries unless forced.
+
+Keys are made in `daglite.taskkeys` (the task's name, code, callable state, arguments).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import pickle
 import re
@@ -36,7 +36,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 from typing import Any
 
-from daglite import cachekeys
 from daglite.errors import StoreError
 from daglite.formats import cache_format
 from daglite.formats import get_format
@@ -44,6 +43,8 @@ from daglite.localstore import LocalStore
 from daglite.stores import ByteStore
 from daglite.stores import StoreLayers
 from daglite.stores import open_store
+from daglite.taskkeys import cache_key as cache_key  # re-exported: its documented home
+from daglite.taskkeys import task_keys
 
 if TYPE_CHECKING:
     from daglite.context import Runtime
@@ -353,131 +354,6 @@ def open_cache_store(spec: Any) -> CacheStore:
     return _cache_stores.open(spec)
 
 
-# -- per-task key state -------------------------------------------------------------------
-
-
-_SCALARS = frozenset({int, str, float, bool, type(None)})
-
-
-class _TaskKeys:
-    """What a task's keys need that does not change between calls (kept on the task).
-
-    Arguments are encoded in the signature's order (so `f(1, y=2)` and `f(y=2, x=1)` share a
-    key), followed by the callable's state (`daglite.cacheidentity`: closure variables,
-    globals it reads, the bound object, ...), read again at every call. When all of these
-    are an `int`, `str`, `float`, `bool` or `None`, their `repr` (stable across runs for
-    these types, and distinct between them) is the encoding.
-
-    With `cache_hash`, its string replaces the arguments; the state is still added when it
-    can be encoded, and left to `cache_hash` when it cannot.
-    """
-
-    __slots__ = ("hash_fn", "labels", "names", "prefix", "state", "task")
-
-    def __init__(self, task: BaseTask[Any, Any]) -> None:
-        from daglite.cacheidentity import callable_identity
-
-        self.task = task
-        self.hash_fn = task.cache_hash_fn
-        ignore = set(task.cache_ignore)
-        self.names = tuple(n for n in task.signature.parameters if n not in ignore)
-        identity = callable_identity(task.func)
-        state = identity.state
-        if self.hash_fn is not None:  # what cannot be encoded is left to cache_hash
-            state = tuple((label, get) for label, get in state if _encodable(get()))
-        self.state = tuple(get for _, get in state)
-        self.labels = self.names + tuple(label for label, _ in state)
-        head = [b"daglite-cache-2\x00"]
-        cachekeys._enc_str(task.qualname, head)
-        cachekeys._enc_str(task.cache_version or "", head)
-        if self.hash_fn is None:
-            cachekeys._enc_str(identity.fingerprint, head)
-            cachekeys.encode_into(self.names, head)
-        self.prefix = b"".join(head)
-        if self.hash_fn is None and self.state:  # an unencodable global: say so now
-            self._general([get() for get in self.state], len(self.names))
-
-    def __reduce__(self) -> Any:
-        # A task travels without them: its getters read this process's globals and cells.
-        return (_rebuilt_on_use, ())
-
-    def key(self, inputs: dict[str, Any]) -> str:
-        if self.hash_fn is not None:
-            custom = self.hash_fn(self.task.func, inputs)
-            if not isinstance(custom, str):
-                raise TypeError(
-                    f"cache_hash of task '{self.task.name}' returned "
-                    f"{type(custom).__name__} {custom!r}; it must return a str"
-                )
-            out = [self.prefix]
-            cachekeys._enc_str(custom, out)
-            if self.state:
-                out.append(self._general([get() for get in self.state], len(self.names)))
-            material = b"".join(out)
-        else:
-            values = [inputs[name] for name in self.names]
-            if self.state:
-                values += [get() for get in self.state]
-            scalars = _SCALARS
-            for value in values:
-                if type(value) not in scalars:
-                    material = self._general(values)
-                    break
-            else:
-                material = self.prefix + b"r" + repr(values).encode("utf-8", "surrogatepass")
-        return hashlib.blake2b(material, digest_size=20).hexdigest()
-
-    def _general(self, values: list[Any], start: int = 0) -> bytes:
-        from daglite.cacheidentity import HOW_TO_FIX
-
-        out = [self.prefix, b"g"]
-        for index, value in enumerate(values):
-            try:
-                cachekeys.encode_into(value, out)
-            except (cachekeys.Unhashable, RecursionError) as exc:
-                label = self.labels[index + start]
-                if index + start < len(self.names):
-                    raise TypeError(
-                        f"task '{self.task.name}': argument '{label}' "
-                        f"({type(value).__name__}) cannot be part of a cache key: {exc}. "
-                        f"Leave it out with cache_ignore=('{label}',) or pass cache_hash=..."
-                    ) from exc
-                raise TypeError(
-                    f"task '{self.task.name}': {label} ({type(value).__name__}) cannot be "
-                    f"part of a cache key: {exc}. To cache this task, {HOW_TO_FIX}"
-                ) from exc
-        return b"".join(out)
-
-
-def _encodable(value: Any) -> bool:
-    try:
-        cachekeys.encode(value)
-    except (cachekeys.Unhashable, RecursionError):
-        return False
-    return True
-
-
-def _rebuilt_on_use() -> None:
-    return None
-
-
-def _task_keys(task: BaseTask[Any, Any]) -> _TaskKeys:
-    keys = task.__dict__.get("_daglite_keys")
-    if keys is None:
-        keys = _TaskKeys(task)
-        object.__setattr__(task, "_daglite_keys", keys)
-    return keys
-
-
-def cache_key(task: BaseTask[Any, Any], *args: Any, **kwargs: Any) -> str:
-    """The cache key a call `task(*args, **kwargs)` would use.
-
-    Raises:
-        TypeError: An argument cannot be hashed (the message names it).
-    """
-    return _task_keys(task).key(task.bind(args, kwargs))
-
-
 def task_cache_store(task: BaseTask[Any, Any], runtime: Runtime) -> CacheStore:
     """The cache store of `task` when run in `runtime`.
 
@@ -519,7 +395,7 @@ class CachePlan:
             TypeError: An argument cannot be part of the key (the message names it), or
                 `cache_hash` returned something other than a string.
         """
-        keys = task.__dict__.get("_daglite_keys") or _task_keys(task)
+        keys = task.__dict__.get("_daglite_keys") or task_keys(task)
         return cls(task_cache_store(task, runtime), keys.key(meta.inputs), task.cache_ttl)
 
     def lookup(self) -> tuple[bool, Any]:
