@@ -364,3 +364,23 @@ def test_a_task_that_calls_itself_through_its_closure_is_keyed(tmp_path, events)
         assert make(2)(5) == 10
     cached = [e.cached for e in events.events if e.kind == "TaskSucceeded"]
     assert cached.count(True) == 1 and len(cached) == 13
+
+
+def test_a_task_that_changes_what_its_key_reads_is_warned_about_once(tmp_path, caplog):
+    seen = []
+
+    @task(cache=str(tmp_path / "c"))
+    def record(x):
+        seen.append(x)
+        return x
+
+    with caplog.at_level("WARNING", logger="daglite"):
+        record(1)
+        record(1)  # `seen` changed: another key, a miss again
+    assert seen == [1, 1]
+    (warning,) = [r.getMessage() for r in caplog.records if "changed" in r.getMessage()]
+    assert warning.startswith(
+        "task 'record' changed closure variable 'seen' while it ran: that is part of its "
+        "cache key, so its calls keep missing the cache."
+    )
+    assert "daglite.testing.CallLog" in warning and "__cache_key__()" in warning

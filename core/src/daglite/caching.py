@@ -43,6 +43,7 @@ from daglite.localstore import LocalStore
 from daglite.stores import ByteStore
 from daglite.stores import StoreLayers
 from daglite.stores import open_store
+from daglite.taskkeys import _TaskKeys
 from daglite.taskkeys import cache_key as cache_key  # re-exported: its documented home
 from daglite.taskkeys import task_keys
 
@@ -379,12 +380,16 @@ class CachePlan:
         miss_reason: Why `lookup()` found nothing (`"absent"`, `"expired"`, `"corrupt: ..."`).
     """
 
-    __slots__ = ("cache", "key", "miss_reason", "ttl")
+    __slots__ = ("before", "cache", "key", "keys", "miss_reason", "ttl")
 
-    def __init__(self, cache: CacheStore, key: str, ttl: float | None) -> None:
+    def __init__(
+        self, cache: CacheStore, key: str, ttl: float | None, keys: _TaskKeys | None = None
+    ) -> None:
         self.cache = cache
         self.key = key
         self.ttl = ttl
+        self.keys = keys
+        self.before: tuple[bytes, ...] = ()
         self.miss_reason = ""
 
     @classmethod
@@ -396,11 +401,14 @@ class CachePlan:
                 `cache_hash` returned something other than a string.
         """
         keys = task.__dict__.get("_daglite_keys") or task_keys(task)
-        return cls(task_cache_store(task, runtime), keys.key(meta.inputs), task.cache_ttl)
+        return cls(task_cache_store(task, runtime), keys.key(meta.inputs), task.cache_ttl, keys)
 
     def lookup(self) -> tuple[bool, Any]:
         """`(True, value)` on a hit, else `(False, None)` with `miss_reason` set."""
         found, value, self.miss_reason = self.cache.get(self.key, self.ttl)
+        keys = self.keys
+        if not found and keys is not None and keys.state and not keys.warned:
+            self.before = keys.snapshot()  # to tell whether the call changes it (see store)
         return found, value
 
     def store(self, value: Any) -> None:
@@ -411,6 +419,19 @@ class CachePlan:
         Raises:
             StoreError: The store failed (e.g. a missing bucket, bad credentials, a full disk).
         """
+        keys = self.keys
+        if self.before and keys is not None and not keys.warned:
+            changed = keys.changed_since(self.before)
+            if changed:
+                keys.warned = True
+                log.warning(
+                    "task '%s' changed %s while it ran: that is part of its cache key, so its "
+                    "calls keep missing the cache. Keep what a task records out of what it "
+                    "reads (a daglite.testing.CallLog for a list of calls), or give the "
+                    "object a __cache_key__() method",
+                    keys.task.name,
+                    " and ".join(changed),
+                )
         try:
             self.cache.put(self.key, value)
         except StoreError:

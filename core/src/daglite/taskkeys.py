@@ -34,12 +34,13 @@ class _TaskKeys:
     can be encoded, and left to `cache_hash` when it cannot.
     """
 
-    __slots__ = ("hash_fn", "labels", "names", "prefix", "state", "task")
+    __slots__ = ("hash_fn", "labels", "names", "prefix", "state", "task", "warned")
 
     def __init__(self, task: BaseTask[Any, Any]) -> None:
         from daglite.cacheidentity import callable_identity
 
         self.task = task
+        self.warned = False
         self.hash_fn = task.cache_hash_fn
         ignore = set(task.cache_ignore)
         self.names = tuple(n for n in task.signature.parameters if n not in ignore)
@@ -58,6 +59,21 @@ class _TaskKeys:
         self.prefix = b"".join(head)
         if self.hash_fn is None and self.state:  # an unencodable global: say so now
             self._general([get() for get in self.state], len(self.names))
+
+    def snapshot(self) -> tuple[bytes, ...]:
+        """The encoding of each item of the callable's state, now (empty without state)."""
+        parts = []
+        for get in self.state:
+            try:
+                parts.append(cachekeys.encode(get()))
+            except (cachekeys.Unhashable, RecursionError):
+                parts.append(b"?")
+        return tuple(parts)
+
+    def changed_since(self, before: tuple[bytes, ...]) -> list[str]:
+        """The labels of the state items whose value differs from `before` (a `snapshot`)."""
+        labels = self.labels[len(self.names) :]
+        return [label for label, a, b in zip(labels, before, self.snapshot()) if a != b]
 
     def __reduce__(self) -> Any:
         # A task travels without them: its getters read this process's globals and cells.
