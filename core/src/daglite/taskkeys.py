@@ -50,7 +50,7 @@ class _TaskKeys:
             state = tuple((label, get) for label, get in state if _encodable(get()))
         self.state = tuple(get for _, get in state)
         self.labels = self.names + tuple(label for label, _ in state)
-        head = [b"daglite-cache-2\x00"]
+        head = [b"daglite-cache-1\x00"]
         cachekeys._enc_str(task.qualname, head)
         cachekeys._enc_str(task.cache_version or "", head)
         if self.hash_fn is None:
