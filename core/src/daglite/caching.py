@@ -287,7 +287,7 @@ class CacheStore:
         """Remove the temporary files of writes that never finished; returns how many.
 
         Those of writers that are no longer running on this machine, and those nothing has
-        written to for `daglite.stores.TEMP_MAX_AGE` seconds. (Writers also sweep the
+        written to for `daglite.temporaries.TEMP_MAX_AGE` seconds. (Writers also sweep the
         latter from the folders they write into.)
         """
         return self.bytes.delete_many(self.bytes.temporaries())

@@ -14,13 +14,13 @@ import time
 from typing import Any
 
 from daglite.errors import StoreError
-from daglite.stores import TEMP_MARK
-from daglite.stores import TEMP_MAX_AGE
 from daglite.stores import ByteStore
 from daglite.stores import open_store
-from daglite.stores import stale
-from daglite.stores import temp_name
-from daglite.stores import temp_writer
+from daglite.temporaries import TEMP_MARK
+from daglite.temporaries import TEMP_MAX_AGE
+from daglite.temporaries import stale
+from daglite.temporaries import temp_name
+from daglite.temporaries import temp_writer
 
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0)
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)

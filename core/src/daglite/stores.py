@@ -32,7 +32,6 @@ writes are not relayed to the coordinator.
 from __future__ import annotations
 
 import os
-import re
 import threading
 from typing import Any
 from typing import ClassVar
@@ -46,9 +45,8 @@ from daglite.redaction import redact
 from daglite.redaction import redact_url
 from daglite.redaction import secret_query_names
 from daglite.redaction import split_credentials
-
-#: Marks the temporary files of in-flight writes; `list()` never shows them.
-TEMP_MARK = ".tmp-"
+from daglite.temporaries import TEMP_MARK
+from daglite.temporaries import temp_name
 
 
 def scheme_of(url: str) -> str:
@@ -316,47 +314,6 @@ class ByteStore:
         """A path on `fs` (as `path()` and `write()` return it) as a user would write it."""
         scheme = scheme_of(self.url)
         return path if scheme == "file" else f"{scheme}://{path.lstrip('/')}"
-
-
-def temp_name(path: str) -> str:
-    """A unique temporary name next to `path` (hidden from `list()`), for atomic writes.
-
-    `.<name>.tmp-<pid>-<thread>-<random>`: the writer's process id tells `stale()` whether
-    the writer is still alive.
-    """
-    head, _, name = path.rpartition("/")
-    return f"{head}/.{name}{TEMP_MARK}{os.getpid()}-{threading.get_ident()}-{os.urandom(4).hex()}"
-
-
-_TEMP = re.compile(r"\.(?P<name>.+)\.tmp-(?P<pid>\d+)-\d+-[0-9a-f]{8}")
-
-#: A temporary file not written to for this many seconds is left over by a dead writer.
-TEMP_MAX_AGE = 300.0
-
-
-def temp_writer(filename: str) -> int | None:
-    """The process id of the writer of temporary file `filename`, or None if it is not one."""
-    found = _TEMP.fullmatch(filename)
-    return int(found["pid"]) if found else None
-
-
-def stale(pid: int, mtime: float, now: float, max_age: float | None) -> bool:
-    """Whether the temporary file of writer `pid`, last written at `mtime`, is left over.
-
-    It is when it has not been written to for `max_age` seconds, or (with `max_age=None`,
-    what `clear` uses) also when its writer is no longer a process of this machine.
-    """
-    if now - mtime >= (TEMP_MAX_AGE if max_age is None else max_age):
-        return True
-    if max_age is not None or os.name != "posix" or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # alive, another user's
-        return False
-    return False
 
 
 # -- factories (registered in core/pyproject.toml; `file` lives in daglite.localstore) ------
