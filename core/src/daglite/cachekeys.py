@@ -181,7 +181,7 @@ def _encode_other(obj: Any, out: list[bytes], depth: int) -> None:
         _last_resort(obj, out, exc)
 
 
-_NEWOBJ = copyreg.__newobj__
+_NEWOBJ = copyreg.__newobj__  # pyright: ignore[reportAttributeAccessIssue]
 _UNKNOWN: Any = object()
 _fingerprints: dict[type, Callable[[Any], bytes] | None] = {}
 
