@@ -65,6 +65,29 @@ class TaskTimeoutError(TaskError, TimeoutError):
     """A task attempt ran longer than its `timeout` (and no retry was left)."""
 
 
+class RemoteError(DagliteError):
+    """Stands in for an exception raised in a worker whose class cannot be rebuilt here.
+
+    An exception travels back from a worker process by pickling; a class whose `__init__`
+    takes other arguments than its `args` (or that is not importable on the coordinator)
+    cannot be rebuilt. It then arrives as a `RemoteError` that keeps what it said.
+
+    Attributes:
+        type_name: The original class, qualified by its module (`mymod.QuotaExceeded`).
+        message: `str()` of the original exception.
+        worker_traceback: The traceback text in the worker, if known.
+    """
+
+    def __init__(self, type_name: str, message: str, worker_traceback: str | None = None) -> None:
+        super().__init__(f"{type_name}: {message}" if message else type_name)
+        self.type_name = type_name
+        self.message = message
+        self.worker_traceback = worker_traceback
+
+    def __reduce__(self):
+        return (type(self), (self.type_name, self.message, self.worker_traceback))
+
+
 class BackendError(DagliteError):
     """A backend is unknown, broken, or lost a worker."""
 

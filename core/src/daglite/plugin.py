@@ -22,6 +22,8 @@ from typing import Any
 from daglite.backends.base import Backend
 from daglite.backends.base import MapJob
 from daglite.backends.base import Outcome
+from daglite.backends.lifeline import kill_group
+from daglite.backends.lifeline import watch_coordinator
 from daglite.backends.transport import BatchRequest
 from daglite.backends.transport import EarlyEvents
 from daglite.backends.transport import Transport
@@ -51,7 +53,9 @@ __all__ = [
     "current_settings",
     "emit",
     "in_worker",
+    "kill_group",
     "run_batch",
+    "watch_coordinator",
 ]
 
 

@@ -30,6 +30,19 @@ def _tuple_of_str(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _env_patterns(value: Any) -> tuple[str, ...]:
+    names = value.split(",") if isinstance(value, str) else value
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"worker_env must be a list of variable names, not {value!r}")
+    names = tuple(name.strip() for name in names if name.strip())
+    for name in names:
+        if "=" in name or any(c.isspace() for c in name):
+            raise ValueError(
+                f"worker_env takes variable names or patterns such as 'MYAPP_*', not {name!r}"
+            )
+    return names
+
+
 def _optional_positive_int(value: Any) -> int | None:
     if value is None or value == "":
         return None
@@ -103,6 +116,10 @@ class DagliteSettings:
             (`DAGLITE_EVENT_LOG`); when set, every session also runs that processor.
         report: Path of the HTML report each session writes when it ends
             (`DAGLITE_REPORT`; see `daglite report`).
+        worker_env: Names or glob patterns (`MYAPP_*`) of environment variables that
+            worker processes receive besides the built-in ones (`DAGLITE_*`, `AWS_*`,
+            `OTEL_*`, `FSSPEC_*`; see `daglite.backends.environ`) (`DAGLITE_WORKER_ENV`,
+            comma-separated).
         options: Free-form settings for plugins, keyed by plugin name
             (`[tool.daglite.options.<plugin>]` in `pyproject.toml`).
     """
@@ -120,6 +137,7 @@ class DagliteSettings:
     )
     event_log: str | None = attrs.field(default=None, validator=_optional_text)
     report: str | None = attrs.field(default=None, validator=_optional_text)
+    worker_env: tuple[str, ...] = attrs.field(default=(), converter=_env_patterns)
     options: Mapping[str, Any] = attrs.field(factory=dict, validator=_mapping)
 
     def evolve(self, **changes: Any) -> DagliteSettings:

@@ -17,7 +17,6 @@ import attrs
 from daglite import pipeline
 from daglite.context import Frame
 from daglite.context import Runtime
-from daglite.errors import TaskError
 from daglite.settings import DagliteSettings
 
 if TYPE_CHECKING:
@@ -140,7 +139,7 @@ class MapJob:
                 progress(index)
             try:
                 append(Outcome(index, True, run_item(index, args)))
-            except TaskError as exc:
+            except Exception as exc:  # the item's error (a failed save or cache write too)
                 append(Outcome(index, False, exc))
                 self.note_failure(index)
                 if not self.return_exceptions:

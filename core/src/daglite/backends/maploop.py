@@ -169,6 +169,7 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
     retry: deque[_Batch] = deque()
     inflight: dict[Hashable, _Batch] = {}
     outcomes: list[Outcome] = []
+    failed: dict[int, Exception] = {}  # items whose relayed dataset write failed here
     limit = task.timeout * (task.retries + 1) if task.timeout is not None else None
     if limit is not None:
         limit += sum(task.retry_delay * task.retry_backoff**n for n in range(task.retries))
@@ -211,19 +212,23 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
                 break
             for ticket, answer in transport.wait(_next_check(limit, inflight, started)):
                 if isinstance(answer, EarlyEvents):
-                    relay_events(answer.data, job)
+                    relay_events(answer.data, job, failed)
                     continue
                 done = inflight.pop(ticket)
                 if isinstance(answer, WorkerLost):
                     _lost(job, done, answer, retry, finish)
                     continue
-                result = relay(answer, job)
+                result = relay(answer, job, failed)
                 if result.tainted:
                     transport.kill(ticket)
                 if not done.alone:
                     sizer.observe(len(result.outcomes), result.duration)
-                outcomes.extend(result.outcomes)
-                if not job.return_exceptions and not all(ok for _, ok, _ in result.outcomes):
+                news = result.outcomes
+                if failed:  # a write failed on this side: its item failed
+                    news = [Outcome(o.index, False, failed.pop(o.index)) if o.index in failed
+                            else o for o in news]  # fmt: skip
+                outcomes.extend(news)
+                if not job.return_exceptions and not all(ok for _, ok, _ in news):
                     job.stop.set()
             if limit is not None:
                 for ticket in _overdue(limit, inflight, started):

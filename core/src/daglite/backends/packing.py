@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from daglite.backends.base import MapJob
+from daglite.backends.environ import session_environ
 from daglite.backends.transport import BatchResult
 from daglite.backends.transport import JobInfo
 from daglite.backends.transport import WorkerSpec
@@ -74,7 +75,7 @@ def worker_spec(
         emit=runtime.emit is not None,
         sys_path=tuple(p for p in sys.path if isinstance(p, str)),
         payload=cloudpickle.dumps((plugins, *stores)),
-        environ=dict(os.environ),
+        environ=session_environ(os.environ, runtime.settings.worker_env),
     )
     if session is not None:
         session.worker_spec = spec
@@ -143,12 +144,13 @@ def pack_items(task: BaseTask[Any, Any], chunk: list[tuple[int, tuple[Any, ...]]
     ) from error
 
 
-def relay(data: bytes, job: MapJob) -> BatchResult:
+def relay(data: bytes, job: MapJob, failed: dict[int, Exception] | None = None) -> BatchResult:
     """Unpack a worker's `run_batch` bytes and replay its side effects on the coordinator.
 
     Dataset writes are applied first (`write.apply(runtime)`), then log records go to
     their loggers and events to the session's processors, in the order the worker made
     them. Returns the unpacked result (its `outcomes` are the items' values or errors).
+    A write that fails here fails its item (`failed`: map index -> error, see `apply`).
 
     Raises:
         BackendError: The batch could not run in the worker, or its result cannot be read.
@@ -168,7 +170,7 @@ def relay(data: bytes, job: MapJob) -> BatchResult:
         )
     runtime = job.runtime
     for write in result.writes:
-        write.apply(runtime)
+        apply(write, runtime, failed)
     for record in result.logs:
         logger = logging.getLogger(record.name)
         if logger.isEnabledFor(record.levelno):
@@ -180,12 +182,29 @@ def relay(data: bytes, job: MapJob) -> BatchResult:
     return result
 
 
-def relay_events(data: bytes, job: MapJob) -> None:
+def relay_events(data: bytes, job: MapJob, failed: dict[int, Exception] | None = None) -> None:
     """Replay what a worker streamed during a batch: `(is_write, obj)` pairs, in order."""
     runtime = job.runtime
     emit = runtime.emit
     for is_write, obj in pickle.loads(data):
         if is_write:
-            obj.apply(runtime)
+            apply(obj, runtime, failed)
         elif emit is not None:
             emit(obj)
+
+
+def apply(write: Any, runtime: Runtime, failed: dict[int, Exception] | None) -> None:
+    """Apply a relayed dataset write; if it fails, record the error as its item's.
+
+    The write's `metadata["map_index"]` names its item; the error then becomes that item's
+    outcome (`failed`), so one failed write never fails the whole map. A write that names
+    no item, or with nowhere to record it, raises.
+    """
+    try:
+        write.apply(runtime)
+    except Exception as exc:
+        metadata = getattr(write, "metadata", None)
+        index = metadata.get("map_index") if isinstance(metadata, dict) else None
+        if failed is None or not isinstance(index, int):
+            raise
+        failed.setdefault(index, exc)

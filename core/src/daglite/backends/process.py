@@ -44,6 +44,8 @@ from typing import Any
 
 import attrs
 
+from daglite.backends.environ import local_worker_environ
+from daglite.backends.lifeline import kill_group
 from daglite.backends.processworker import EVENTS_TAG
 from daglite.backends.processworker import PROGRESS
 from daglite.backends.transport import BatchRequest
@@ -67,7 +69,7 @@ _BOOT = (
 class _Worker:
     """One worker process: its connection, its progress cell and the batches it holds."""
 
-    def __init__(self, method: str) -> None:
+    def __init__(self, method: str, env: dict[str, str] | None = None) -> None:
         self.spec_key: str | None = None
         self.job_key: str | None = None
         self.tickets: deque[Hashable] = deque()  # the first one is running
@@ -75,11 +77,11 @@ class _Worker:
         self.sent = 0.0  # when its running batch was sent
         self.pidfd: int | None = None
         if method == "subprocess":
-            self._start_subprocess()
+            self._start_subprocess(env)
         else:
             self._start_spawn()
 
-    def _start_subprocess(self) -> None:
+    def _start_subprocess(self, env: dict[str, str] | None) -> None:
         import socket
         import tempfile
 
@@ -92,6 +94,8 @@ class _Worker:
                 [sys.executable, "-c", _BOOT, str(theirs.fileno()), str(cell.fileno())],
                 pass_fds=(theirs.fileno(), cell.fileno()),
                 stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,  # its group: killing it kills its subprocesses
             )
         theirs.close()
         self.pid = self.process.pid
@@ -127,21 +131,43 @@ class _Worker:
         return [self.conn] if self.pidfd is None else [self.conn, self.pidfd]
 
     def exitcode(self, timeout: float = 2.0) -> int | None:
+        """Its exit status, once it ended (killed, with its group, after `timeout` s)."""
         process = self.process
         if isinstance(process, subprocess.Popen):
-            try:
-                return process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                return process.wait()
+            self._ended(timeout)
+            kill_group(self.pid)  # what a task started there ends with it
+            return process.wait()
         process.join(timeout)
+        if process.exitcode is None:
+            process.kill()
+            process.join()
         return process.exitcode
 
+    def _ended(self, timeout: float) -> bool:
+        """Wait up to `timeout` s for the process to end, without reaping it."""
+        if self.pidfd is not None:
+            import select
+
+            return bool(select.select([self.pidfd], [], [], timeout)[0])
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
+                    return True
+            except ChildProcessError:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+
     def kill(self) -> None:
-        try:
-            self.process.kill()
-        except (OSError, ValueError):
-            pass
+        if isinstance(self.process, subprocess.Popen):
+            kill_group(self.pid)
+        else:
+            try:
+                self.process.kill()
+            except (OSError, ValueError):
+                pass
         self.exitcode()
         self.release()
 
@@ -191,8 +217,10 @@ class ProcessPool:
             raise BackendError("the process pool was closed (its session ended)")
         idle = [w for w in self._all if not w.tickets]
         if not idle and len(self._all) < self.workers:
+            spec = request.spec
+            env = local_worker_environ(spec.environ) if spec is not None else None
             for _ in range(self.workers - len(self._all)):  # they boot in parallel
-                self._all.append(_Worker(self.method))
+                self._all.append(_Worker(self.method, env))
             idle = [w for w in self._all if not w.tickets]
         if idle:
             return idle[0]
@@ -341,16 +369,17 @@ class ProcessPool:
         for worker in workers:
             worker.conn.close()
         for worker in workers:
-            if worker.exitcode(timeout=1.0) is None:
-                worker.kill()
-            else:
-                worker.release()
+            worker.exitcode(timeout=1.0)  # then its group is killed: no task's leftovers
+            worker.release()
 
 
 def _kill_all(workers: list[_Worker]) -> None:
     for worker in workers:
         try:
-            worker.process.kill()
+            if isinstance(worker.process, subprocess.Popen):
+                kill_group(worker.pid)
+            else:
+                worker.process.kill()
         except (OSError, ValueError, AttributeError):
             pass
     for worker in workers:
@@ -366,6 +395,8 @@ class ProcessBackend(TransportBackend):
     and lives until the session ends. Maps on one instance run one at a time. A map inside
     a worker runs inline.
     """
+
+    local_workers = True
 
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)

@@ -37,6 +37,9 @@ def main(fd: int, progress_fd: int | None = None) -> None:
     """
     from multiprocessing.connection import Connection
 
+    from daglite.backends.lifeline import watch_coordinator
+
+    watch_coordinator()  # leave with the coordinator, and lead a group of our own
     serve(Connection(fd), progress_fd)
 
 

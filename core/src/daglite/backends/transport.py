@@ -28,6 +28,7 @@ import threading
 from collections.abc import Hashable
 from collections.abc import Iterator
 from typing import Any
+from typing import ClassVar
 from typing import Protocol
 
 import attrs
@@ -36,6 +37,7 @@ from daglite.backends.base import Backend
 from daglite.backends.base import MapJob
 from daglite.backends.base import Outcome
 from daglite.backends.base import collect
+from daglite.backends.environ import describe
 from daglite.settings import DagliteSettings
 
 
@@ -52,10 +54,15 @@ class WorkerSpec:
         sys_path: The coordinator's `sys.path`, so tasks importable there import here.
         payload: Cloudpickled `(hook_plugins, cache_store, dataset_store)`, unpickled only
             after `sys_path` is applied (plugins may live in the user's modules).
-        environ: The coordinator's environment variables when the spec was built. Workers
-            that outlive a session (loky's, dask's) apply them, so a variable set between
-            two sessions (credentials, endpoints, `OTEL_*`) reaches them like it reaches a
-            freshly started worker.
+        environ: The session's environment variables when the spec was built: only
+            those workers need (`daglite.backends.environ.session_environ`: `DAGLITE_*`,
+            `AWS_*`, `OTEL_*`, `FSSPEC_*` and the `worker_env` setting's). Workers that
+            outlive a session (loky's, dask's) apply them, so a variable set between two
+            sessions (credentials, endpoints) reaches them like a freshly started worker.
+            The repr shows their names, never their values.
+        clean_env: The backend started these workers on this machine for the coordinator
+            (`TransportBackend.local_workers`): they drop every other variable they
+            inherited but the system ones (`PATH`, `HOME`, ...).
     """
 
     key: str
@@ -65,7 +72,8 @@ class WorkerSpec:
     emit: bool
     sys_path: tuple[str, ...]
     payload: bytes
-    environ: dict[str, str] = attrs.field(factory=dict)
+    environ: dict[str, str] = attrs.field(factory=dict, repr=describe)
+    clean_env: bool = False
 
 
 @attrs.frozen
@@ -206,9 +214,15 @@ class TransportBackend(Backend):
     the backend's one transport, held for the map's length), and `worker_store(store)`
     says how the session's cache and dataset stores are described to workers (by default
     as they are).
+
+    Set `local_workers = True` when the backend starts its workers itself, on this machine,
+    for this coordinator (a pool, not a cluster someone else runs): they then drop the
+    environment variables they inherited that the session does not ship
+    (`WorkerSpec.clean_env`), so a task sees the same variables on every backend.
     """
 
     shares_memory = False
+    local_workers: ClassVar[bool] = False
 
     def __init__(self, settings: DagliteSettings) -> None:
         super().__init__(settings)
@@ -254,6 +268,8 @@ class TransportBackend(Backend):
         from daglite.backends.packing import worker_spec
 
         spec = worker_spec(job.runtime, job.backend, self.worker_store)
+        if self.local_workers and not spec.clean_env:
+            spec = attrs.evolve(spec, clean_env=True)
         with self.map_transport(job) as transport:
             return run_map(job, transport, spec)
 

@@ -36,6 +36,7 @@ from typing import Any
 
 from daglite.backends.base import MapJob
 from daglite.backends.base import Outcome
+from daglite.backends.environ import keep_only
 from daglite.backends.transport import BatchRequest
 from daglite.backends.transport import BatchResult
 from daglite.backends.transport import JobInfo
@@ -125,8 +126,14 @@ class _LogCapture(logging.Handler):
 _applied: set[str] = set()  # variables a spec set here (the others are the worker's own)
 
 
-def _apply_environ(environ: dict[str, str]) -> None:
-    """Make this worker's environment the coordinator's (as of the spec), keeping its own."""
+def _apply_environ(environ: dict[str, str], clean: bool = False) -> None:
+    """Make this worker's environment the coordinator's (as of the spec), keeping its own.
+
+    With `clean`, the variables it inherited that the session does not ship are dropped
+    (the system ones stay): see `daglite.backends.environ`.
+    """
+    if clean:
+        keep_only(environ)
     for name in _applied - environ.keys():
         os.environ.pop(name, None)  # unset on the coordinator since an earlier spec
     for name, value in environ.items():
@@ -143,7 +150,7 @@ def worker_runtime(spec: WorkerSpec) -> Runtime:
     for path in reversed(spec.sys_path):
         if path not in sys.path:
             sys.path.insert(0, path)
-    _apply_environ(spec.environ)
+    _apply_environ(spec.environ, spec.clean_env)
     from daglite import hooks
     from daglite.settings import set_global_settings
 
@@ -261,9 +268,10 @@ def _dump(result: BatchResult, name: str) -> bytes:
     """Cloudpickle `result`; values or errors that cannot travel are replaced by errors."""
     import cloudpickle
 
-    for _, ok, value in result.outcomes:
-        if not ok:
-            _keep_traceback(value)
+    if not all(outcome.ok for outcome in result.outcomes):
+        result.outcomes = [
+            o if o.ok else Outcome(o.index, False, _readable(o.value)) for o in result.outcomes
+        ]
     try:
         return cloudpickle.dumps(result)
     except Exception:
@@ -312,6 +320,43 @@ def _keep_traceback(error: Any) -> None:
     add_note = getattr(cause, "add_note", None)  # Python >= 3.11
     if add_note is not None:
         add_note(f"\nTraceback in worker process {os.getpid()}:\n{text.rstrip()}")
+
+
+def _readable(error: BaseException) -> BaseException:
+    """`error` with its worker traceback kept, and made readable on the coordinator.
+
+    An exception whose class cannot be rebuilt from its pickle (an `__init__` taking other
+    arguments than its `args`) would make the whole batch unreadable: it is replaced by a
+    `RemoteError` keeping its type name, message and traceback.
+    """
+    _keep_traceback(error)
+    if _rebuilds(error):
+        return error
+    cause = error.__cause__ if isinstance(error, TaskError) else None
+    if cause is not None and not _rebuilds(cause):
+        error.__cause__ = _stand_in(cause, getattr(error, "worker_traceback", None))
+        if _rebuilds(error):
+            return error
+    return _stand_in(error, getattr(error, "worker_traceback", None))
+
+
+def _rebuilds(error: BaseException) -> bool:
+    import cloudpickle
+
+    try:
+        pickle.loads(cloudpickle.dumps(error))
+    except Exception:
+        return False
+    return True
+
+
+def _stand_in(error: BaseException, text: str | None) -> BaseException:
+    from daglite.errors import RemoteError
+
+    kind = type(error)
+    if text is None:
+        text = "".join(traceback.format_exception(kind, error, error.__traceback__))
+    return RemoteError(f"{kind.__module__}.{kind.__qualname__}", str(error), text)
 
 
 def _unsendable(index: int, value: Any, exc: Exception, name: str) -> TaskError:

@@ -12,6 +12,14 @@ finds it warm. When a worker dies, loky breaks the executor (every batch in flig
 and starts a new one at the next submit; the session's other resources are untouched.
 Since a broken executor does not say whose worker died, the batches it took down run
 again one at a time, so the item that kills workers is found and named.
+
+No orphans: each worker leads a process group of its own and ends (with the subprocesses
+its tasks started) when the coordinator dies (`daglite.plugin.watch_coordinator`, run as
+loky's initializer). Stopping workers (an item past its `timeout`, Ctrl-C) SIGKILLs their
+groups here, synchronously, before loky is told to shut the executor down: a worker stuck
+in C code cannot keep running, and loky's exit handler finds nothing left to wait for.
+A submit or a future failing because the executor broke or was shut down is a lost
+batch that runs again, never an error of the map.
 """
 
 from __future__ import annotations
@@ -31,10 +39,15 @@ from daglite.plugin import BatchRequest
 from daglite.plugin import EarlyEvents
 from daglite.plugin import TransportBackend
 from daglite.plugin import WorkerLost
+from daglite.plugin import kill_group
 from daglite.plugin import run_batch
+from daglite.plugin import watch_coordinator
 
 #: Seconds an idle loky worker waits for work before it leaves.
 DEFAULT_IDLE_TIMEOUT = 300.0
+
+#: Batches loky may refuse in a row (its executor broke or shut down) before they fail.
+MAX_REFUSALS = 5
 
 _EXITCODE = re.compile(r"\((-?\d+)\)")
 
@@ -53,16 +66,36 @@ class LokyTransport:
         self.workers = workers
         self.idle_timeout = idle_timeout
         self._pending: set[Future[bytes]] = set()
+        self._refused: set[Future[bytes]] = set()
+        self._refusals = 0  # batches refused in a row
 
     def _executor(self) -> Any:
         from loky import get_reusable_executor
 
         idle = math.ceil(self.idle_timeout)  # loky counts whole seconds
-        return get_reusable_executor(max_workers=self.workers, timeout=idle)
+        return get_reusable_executor(
+            max_workers=self.workers, timeout=idle, initializer=watch_coordinator
+        )
 
     def submit(self, request: BatchRequest) -> Hashable:
-        """Hand `request` to loky; the future is the ticket."""
-        future = self._executor().submit(run_batch, request)
+        """Hand `request` to loky; the future is the ticket.
+
+        An executor that broke (a worker died) or was shut down since it was fetched
+        refuses the batch: it goes to a fresh executor instead, and if loky keeps refusing,
+        the batch is reported lost before it started (it runs again).
+        """
+        try:
+            future = self._executor().submit(run_batch, request)
+        except (BrokenProcessPool, RuntimeError):
+            try:
+                future = self._executor().submit(run_batch, request)
+            except (BrokenProcessPool, RuntimeError) as exc:
+                future = Future()
+                future.set_exception(exc)
+                self._refused.add(future)
+                self._refusals += 1
+        if future not in self._refused:
+            self._refusals = 0
         self._pending.add(future)
         return future
 
@@ -78,19 +111,37 @@ class LokyTransport:
             self._pending.discard(future)
             try:
                 finished.append((future, future.result()))
-            except (BrokenProcessPool, CancelledError) as exc:
+            except (BrokenProcessPool, CancelledError, RuntimeError) as exc:
+                # RuntimeError: loky's ShutdownExecutorError, a batch dropped by a kill.
+                if future in self._refused:  # never reached a worker: it simply runs again
+                    self._refused.discard(future)
+                    again = self._refusals < MAX_REFUSALS  # unless loky keeps refusing
+                    detail = f"loky refused the batch: {type(exc).__name__}: {exc}"
+                    finished.append((future, WorkerLost(started=not again, detail=detail)))
+                    continue
                 finished.append((future, WorkerLost(exitcode=_exitcode(exc), certain=False)))
         return finished
 
     def kill(self, ticket: Hashable) -> None:
         """Loky cannot stop one worker: stop them all (the others' batches run again)."""
         self._pending.discard(ticket)  # type: ignore[arg-type]
-        self._executor().shutdown(wait=False, kill_workers=True)
+        _stop(self._executor())
 
     def abort(self) -> None:
         """Kill every worker now."""
         self._pending.clear()
-        self._executor().shutdown(wait=False, kill_workers=True)
+        _stop(self._executor())
+
+
+def _stop(executor: Any) -> None:
+    """Kill `executor`'s workers and their process groups now, then shut it down.
+
+    loky's own `kill_workers` runs later, in its manager thread; a worker stuck in C code
+    must not outlive the report that it was killed.
+    """
+    for process in list(getattr(executor, "_processes", {}).values()):
+        kill_group(process.pid)
+    executor.shutdown(wait=False, kill_workers=True)
 
 
 def _exitcode(exc: BaseException) -> int | None:
@@ -105,6 +156,8 @@ class LokyBackend(TransportBackend):
     `max_workers` (settings) sizes the executor (the CPU count by default);
     `[tool.daglite.options.loky] idle_timeout` says how long idle workers stay (300 s).
     """
+
+    local_workers = True  # loky's workers are ours: only the session's variables
 
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)
