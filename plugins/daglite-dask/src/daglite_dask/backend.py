@@ -19,6 +19,7 @@ import os
 import threading
 from collections.abc import Iterator
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
 from urllib.parse import urlsplit
@@ -189,6 +190,17 @@ class DaskBackend(TransportBackend):
         from distributed import Client
         from distributed import LocalCluster
 
+        from daglite_dask.mainguard import spawns_workers
+        from daglite_dask.mainguard import unguarded_line
+
+        unguarded = unguarded_line()
+        if unguarded is not None and spawns_workers():
+            path, line = unguarded
+            raise BackendError(
+                f"{Path(path).name} starts a local dask cluster from module-level code "
+                f"(line {line}), and each of its worker processes imports the script again: "
+                'put that code under `if __name__ == "__main__":`'
+            )
         try:
             cluster = LocalCluster(
                 n_workers=self.n_workers,
