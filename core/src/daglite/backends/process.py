@@ -23,7 +23,11 @@ replaced and the map goes on (see `daglite.backends.maploop`). An item of a task
 attempt in time the coordinator kills the worker. A worker running a slow batch sends its
 events as they happen. Ctrl-C kills every worker at once. Workers also leave when their
 connection closes (the coordinator ended), and any worker still alive when the
-interpreter exits is killed.
+interpreter exits is killed. Each worker leads a process group of its own and ends it
+when its coordinator dies (`daglite.backends.lifeline`); the coordinator kills a worker's
+whole group whenever it ends one, so no subprocess a task started outlives it. Workers
+start with only the session's and the system environment variables
+(`daglite.backends.environ`).
 """
 
 from __future__ import annotations
