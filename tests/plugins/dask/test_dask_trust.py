@@ -136,3 +136,43 @@ def test_the_guard_check_ignores_code_that_is_not_a_script():
     from daglite_dask.mainguard import unguarded_line
 
     assert unguarded_line() is None  # called from pytest's functions, not a script's top level
+
+
+DISK_FULL = """
+import resource, sys
+from daglite import map_tasks, session, task
+from daglite.settings import DagliteSettings
+
+@task(cache=True)
+def blob(size):
+    return b"x" * size
+
+if __name__ == "__main__":
+    limit = 1 << 20  # no file may grow past 1 MiB here, nor in the workers: EFBIG
+    hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    settings = DagliteSettings(max_workers=1)
+    with session(backend="dask", cache_store=sys.argv[1], settings=settings):
+        out = map_tasks(blob, [10, 4 << 20, 20], return_exceptions=True)
+    print([type(o).__name__ for o in out])
+    print(out[1])
+"""
+
+
+def test_disk_full_while_caching_one_item_fails_only_that_item(tmp_path):
+    script = tmp_path / "full.py"
+    script.write_text(DISK_FULL)
+    env = dict(os.environ, DAGLITE_PROCESSORS="")
+    env.pop("DAGLITE_DASK_ADDRESS", None)
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "cache")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    kinds, message = done.stdout.splitlines()[-2:]
+    assert kinds == "['bytes', 'StoreError', 'bytes']"
+    assert "File too large" in message
