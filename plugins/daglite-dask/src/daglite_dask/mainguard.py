@@ -42,9 +42,12 @@ def unguarded_line() -> tuple[str, int] | None:
     except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
         return None
     for node in ast.walk(tree):
-        if isinstance(node, ast.If) and _is_main_guard(node):
-            if node.lineno <= line <= (node.end_lineno or node.lineno):
-                return None
+        if (
+            isinstance(node, ast.If)
+            and _is_main_guard(node)
+            and node.lineno <= line <= (node.end_lineno or node.lineno)
+        ):
+            return None
     return path, line
 
 
