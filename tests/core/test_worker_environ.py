@@ -58,6 +58,7 @@ def test_the_worker_spec_ships_only_the_session_variables_and_never_prints_one(p
     text = repr(spec)
     assert "AWS_SECRET_ACCESS_KEY" in text and "MY_DB_PASSWORD" not in text  # names only
     assert AWS_SECRET not in text and "eu-west-3" not in text
+    assert "payload=<" in text  # the pickled stores and plugins: their size only
 
 
 def test_the_worker_env_setting_from_the_environment_and_its_errors(monkeypatch):

@@ -71,7 +71,7 @@ class WorkerSpec:
     backend: str
     emit: bool
     sys_path: tuple[str, ...]
-    payload: bytes
+    payload: bytes = attrs.field(repr=lambda data: f"<{len(data)} bytes>")  # may hold secrets
     environ: dict[str, str] = attrs.field(factory=dict, repr=describe)
     clean_env: bool = False
 
