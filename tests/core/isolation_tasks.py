@@ -79,3 +79,12 @@ def leave_behind(path: str) -> str:
     """Start a subprocess and return at once, leaving it running."""
     _start_child_and_report(path)
     return path
+
+
+@task
+def crash_leaving_a_child(path: str) -> str:
+    """Start a subprocess, report both pids, then die."""
+    import os
+
+    _start_child_and_report(path)
+    os._exit(3)

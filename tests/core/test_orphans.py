@@ -16,9 +16,11 @@ import time
 from pathlib import Path
 
 import pytest
+from isolation_tasks import crash_leaving_a_child
 from isolation_tasks import hold_timed
 from isolation_tasks import leave_behind
 
+from daglite import BackendError
 from daglite import TaskTimeoutError
 from daglite import map_tasks
 from daglite import session
@@ -126,3 +128,15 @@ def test_a_subprocess_a_task_left_running_does_not_outlive_the_session(tmp_path)
         assert wait_gone(pids, 2.0) == []
     finally:
         kill_all(pids)
+
+
+def test_a_worker_that_dies_takes_the_subprocesses_it_started_along(tmp_path):
+    report = tmp_path / "a"
+    with session(backend="process", settings=TWO):
+        [error] = map_tasks(crash_leaving_a_child, [str(report)], return_exceptions=True)
+        assert isinstance(error, BackendError) and "exit code 3" in str(error)
+        pids = wait_reports([report], 5.0)
+        try:
+            assert wait_gone(pids, 2.0) == []
+        finally:
+            kill_all(pids)

@@ -68,3 +68,11 @@ def die(x: int) -> int:
     if x == 1:
         os._exit(3)
     return x
+
+
+@task
+def crash_leaving_a_child(path: str) -> str:
+    """Start a subprocess, report both pids, then die."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    report(path, os.getpid(), child.pid)
+    os._exit(3)

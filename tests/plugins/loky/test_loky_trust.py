@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from loky_trust_tasks import crash_leaving_a_child
 from loky_trust_tasks import die
 from loky_trust_tasks import env_of
 from loky_trust_tasks import over_quota
@@ -225,3 +226,15 @@ def test_workers_reported_killed_are_killed_and_the_interpreter_exits(tmp_path):
         assert wait_gone(pids, 2.0) == [], "a worker reported killed is still running"
     finally:
         kill_all(pids)
+
+
+def test_a_worker_that_dies_takes_the_subprocesses_it_started_along(tmp_path):
+    report = tmp_path / "a"
+    with session(backend="loky", settings=TWO):
+        [error] = map_tasks(crash_leaving_a_child, [str(report)], return_exceptions=True)
+        assert isinstance(error, BackendError) and "exit code 3" in str(error)
+        pids = wait_reports([report], 5.0)
+        try:
+            assert wait_gone(pids, 2.0) == []
+        finally:
+            kill_all(pids)

@@ -25,7 +25,9 @@ batch that runs again, never an error of the map.
 from __future__ import annotations
 
 import math
+import os
 import re
+import signal
 from collections.abc import Hashable
 from concurrent.futures import FIRST_COMPLETED
 from concurrent.futures import CancelledError
@@ -68,6 +70,8 @@ class LokyTransport:
         self._pending: set[Future[bytes]] = set()
         self._refused: set[Future[bytes]] = set()
         self._refusals = 0  # batches refused in a row
+        self._last: Any = None  # the executor the last batch went to
+        self._seen: set[int] = set()  # pids of the workers batches went to
 
     def _executor(self) -> Any:
         from loky import get_reusable_executor
@@ -85,10 +89,10 @@ class LokyTransport:
         the batch is reported lost before it started (it runs again).
         """
         try:
-            future = self._executor().submit(run_batch, request)
+            future = self._submit(request)
         except (BrokenProcessPool, RuntimeError):
             try:
-                future = self._executor().submit(run_batch, request)
+                future = self._submit(request)
             except (BrokenProcessPool, RuntimeError) as exc:
                 future = Future()
                 future.set_exception(exc)
@@ -97,6 +101,13 @@ class LokyTransport:
         if future not in self._refused:
             self._refusals = 0
         self._pending.add(future)
+        return future
+
+    def _submit(self, request: BatchRequest) -> Future[bytes]:
+        executor = self._executor()
+        future = executor.submit(run_batch, request)
+        self._last = executor
+        self._seen.update(getattr(executor, "_processes", {}))  # pids of its workers
         return future
 
     def wait(
@@ -120,28 +131,59 @@ class LokyTransport:
                     finished.append((future, WorkerLost(started=not again, detail=detail)))
                     continue
                 finished.append((future, WorkerLost(exitcode=_exitcode(exc), certain=False)))
+                self._sweep()
         return finished
+
+    def _sweep(self) -> None:
+        """Kill what the dead workers' tasks left running (each worker led its own group)."""
+        for pid in list(self._seen):
+            if not _running(pid):
+                try:  # the group only: the pid alone may already be someone else's
+                    os.killpg(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                self._seen.discard(pid)
 
     def kill(self, ticket: Hashable) -> None:
         """Loky cannot stop one worker: stop them all (the others' batches run again)."""
         self._pending.discard(ticket)  # type: ignore[arg-type]
-        _stop(self._executor())
+        self._stop()
 
     def abort(self) -> None:
         """Kill every worker now."""
         self._pending.clear()
-        _stop(self._executor())
+        self._stop()
+
+    def _stop(self) -> None:
+        """Kill the workers of the executor in use, with their process groups, then shut it.
+
+        loky's own `kill_workers` runs later, in its manager thread; a worker stuck in C
+        code must not outlive the report that it was killed. The executor is the one the
+        batches went to (a fresh one from loky would not hold the stuck worker).
+        """
+        executor = self._last
+        if executor is None:
+            return
+        for process in list(getattr(executor, "_processes", {}).values()):
+            kill_group(process.pid)
+        executor.shutdown(wait=False, kill_workers=True)
+        self._last = None
+        self._sweep()
 
 
-def _stop(executor: Any) -> None:
-    """Kill `executor`'s workers and their process groups now, then shut it down.
-
-    loky's own `kill_workers` runs later, in its manager thread; a worker stuck in C code
-    must not outlive the report that it was killed.
-    """
-    for process in list(getattr(executor, "_processes", {}).values()):
-        kill_group(process.pid)
-    executor.shutdown(wait=False, kill_workers=True)
+def _running(pid: int) -> bool:
+    """Whether `pid` still runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
+        return True
 
 
 def _exitcode(exc: BaseException) -> int | None:
@@ -161,8 +203,6 @@ class LokyBackend(TransportBackend):
 
     def __init__(self, settings: Any) -> None:
         super().__init__(settings)
-        import os
-
         options = dict(settings.options.get("loky", {}))
         raw = options.pop("idle_timeout", DEFAULT_IDLE_TIMEOUT)
         if options:
