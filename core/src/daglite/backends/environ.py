@@ -11,7 +11,8 @@ holds whatever secrets the user's shell had; over dask it would cross the networ
 - the **system variables** a local worker process needs to run the user's Python at all
   (`PATH`, `HOME`, locale, temporary directory, `PYTHON*`, virtual/conda environment,
   library paths, TLS certificates, proxies, thread counts of numeric libraries, GPU
-  selection): a worker the backend starts on this machine inherits those and nothing else.
+  selection, loky's `LOKY_*`): a worker the backend starts on this machine inherits those
+  and nothing else.
   They are never shipped.
 """
 
@@ -40,7 +41,9 @@ SYSTEM_NAMES = frozenset(
         "LOCALAPPDATA", "USERPROFILE", "PROGRAMDATA", "NUMBER_OF_PROCESSORS",
     }
 )  # fmt: skip
-SYSTEM_PREFIXES = ("LC_", "PYTHON")
+# Locale, the interpreter's own settings, loky's configuration of its workers, and
+# pytest-cov's measurement of subprocesses.
+SYSTEM_PREFIXES = ("LC_", "PYTHON", "LOKY_", "COV_CORE_")
 
 
 def session_environ(
