@@ -75,3 +75,32 @@ def test_the_worker_env_setting_from_the_environment_and_its_errors(monkeypatch)
     )
     with pytest.raises(ValueError, match="worker_env must be a list of variable names, not 3"):
         DagliteSettings(worker_env=3)
+
+
+def test_which_variables_a_session_ships_and_a_local_worker_keeps():
+    from daglite.backends.environ import local_worker_environ
+    from daglite.backends.environ import session_environ
+
+    coordinator = {
+        "PATH": "/usr/bin",
+        "LC_ALL": "C.UTF-8",
+        "DAGLITE_BACKEND": "process",
+        "AWS_REGION": "eu-west-3",
+        "OTEL_SERVICE_NAME": "etl",
+        "FSSPEC_S3_ANON": "1",
+        "HF_TOKEN": "hf",
+        "MYAPP_URL": "db",
+        "GITHUB_TOKEN": "gh",
+    }
+    shipped = session_environ(coordinator, ["HF_TOKEN", "MYAPP_*"])
+    assert sorted(shipped) == [
+        "AWS_REGION",
+        "DAGLITE_BACKEND",
+        "FSSPEC_S3_ANON",
+        "HF_TOKEN",
+        "MYAPP_URL",
+        "OTEL_SERVICE_NAME",
+    ]
+    local = local_worker_environ(shipped, coordinator)
+    assert sorted(local) == sorted([*shipped, "PATH", "LC_ALL"])
+    assert "GITHUB_TOKEN" not in local
