@@ -74,18 +74,20 @@ def leave() -> None:
     os._exit(1)
 
 
-def kill_group(pid: int) -> None:
+def kill_group(pid: int, alone: bool = True) -> None:
     """SIGKILL the process group led by worker `pid` (the worker and its subprocesses).
 
     A worker that does not lead a group yet (it has not reached `watch_coordinator`) is
-    killed alone. Call it before reaping the worker: while the worker is a zombie, its id
-    cannot be reused, so the group cannot be someone else's.
+    killed alone, unless `alone` is false (the worker was reaped: its id may be reused).
+    Call it before reaping the worker: while the worker is a zombie, its id cannot be
+    reused, so the group cannot be someone else's.
     """
     try:
         os.killpg(pid, signal.SIGKILL)
         return
     except (OSError, AttributeError):
-        pass
+        if not alone:
+            return
     try:
         os.kill(pid, signal.SIGKILL)
     except OSError:

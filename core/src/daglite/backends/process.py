@@ -138,8 +138,16 @@ class _Worker:
         """Its exit status, once it ended (killed, with its group, after `timeout` s)."""
         process = self.process
         if isinstance(process, subprocess.Popen):
+            if self.pidfd is None and not hasattr(os, "waitid"):  # cannot wait without reaping
+                try:
+                    code = process.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    kill_group(self.pid)
+                    return process.wait()
+                kill_group(self.pid, alone=False)  # what a task started there
+                return code
             self._ended(timeout)
-            kill_group(self.pid)  # what a task started there ends with it
+            kill_group(self.pid)  # with what a task started there
             return process.wait()
         process.join(timeout)
         if process.exitcode is None:
