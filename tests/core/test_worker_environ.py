@@ -104,3 +104,12 @@ def test_which_variables_a_session_ships_and_a_local_worker_keeps():
     local = local_worker_environ(shipped, coordinator)
     assert sorted(local) == sorted([*shipped, "PATH", "LC_ALL"])
     assert "GITHUB_TOKEN" not in local
+
+
+def test_no_plugin_option_secret_in_the_repr_of_the_spec_every_batch_carries():
+    settings = DagliteSettings(options={"s3": {"key": "AKIAEXAMPLE", "secret": SECRET}})
+    with session(backend="process", settings=settings):
+        spec = worker_spec(current_runtime.get(), "process")
+    text = repr(spec)
+    assert SECRET not in text and "AKIAEXAMPLE" not in text
+    assert "'secret': '***'" in text  # the option is there, its value is not

@@ -91,6 +91,13 @@ def url_repr(value: Any) -> str:
     return safe_repr(value)
 
 
+def _options_repr(value: Any) -> str:
+    """`repr(value)` with secret-looking plugin options (keys, tokens, ...) masked."""
+    from daglite.redaction import redact  # only when a repr is asked for
+
+    return redact(repr(value), dict(value))
+
+
 def _mapping(_: Any, attribute: attrs.Attribute, value: Any) -> None:
     if not isinstance(value, Mapping):
         raise TypeError(f"{attribute.name} must be a table (a mapping), not {value!r}")
@@ -138,7 +145,7 @@ class DagliteSettings:
     event_log: str | None = attrs.field(default=None, validator=_optional_text)
     report: str | None = attrs.field(default=None, validator=_optional_text)
     worker_env: tuple[str, ...] = attrs.field(default=(), converter=_env_patterns)
-    options: Mapping[str, Any] = attrs.field(factory=dict, validator=_mapping)
+    options: Mapping[str, Any] = attrs.field(factory=dict, validator=_mapping, repr=_options_repr)
 
     def evolve(self, **changes: Any) -> DagliteSettings:
         """A copy with `changes` applied (values are validated like the constructor's)."""
