@@ -41,9 +41,9 @@ SYSTEM_NAMES = frozenset(
         "LOCALAPPDATA", "USERPROFILE", "PROGRAMDATA", "NUMBER_OF_PROCESSORS",
     }
 )  # fmt: skip
-# Locale, the interpreter's own settings, loky's configuration of its workers, and
-# pytest-cov's measurement of subprocesses.
-SYSTEM_PREFIXES = ("LC_", "PYTHON", "LOKY_", "COV_CORE_")
+# Locale, the interpreter's own settings, the user's base directories (caches, config),
+# loky's configuration of its workers, and pytest-cov's measurement of subprocesses.
+SYSTEM_PREFIXES = ("LC_", "PYTHON", "XDG_", "LOKY_", "COV_CORE_")
 
 
 def session_environ(
