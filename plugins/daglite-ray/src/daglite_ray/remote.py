@@ -1,0 +1,116 @@
+"""What runs inside a Ray worker process: one daglite batch per Ray task.
+
+A batch arrives as the keys of its session and map, their payloads as object-store
+references (nested in a list, so Ray does not fetch them for every task: a worker fetches
+each once and keeps it) and the cloudpickled items. The batch itself runs through
+`daglite.plugin.run_batch`, like on every process-style backend.
+
+Two shapes of task:
+
+- `run`: the quick path, a plain task returning `(attempt, pid, node, result bytes)`;
+- `run_streaming`: a streaming generator task, for batches that must talk back while they
+  run (a task with a `timeout`, timed from when its batch starts, and batches of slow items
+  whose events are relayed as they happen). It yields `("started", attempt, pid, node)`,
+  then `("item", index)` before each item and `("events", data)` as events happen (when
+  streaming), and last `("done", attempt, pid, node, result bytes)`.
+
+`attempt` counts Ray's own re-runs of the batch (0 the first time): a batch re-run after
+its worker died is reported on the coordinator.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from daglite.plugin import BatchRequest
+from daglite.plugin import run_batch
+
+#: Session specs and map payloads kept per worker (newest last).
+_KEEP = 16
+_shared: dict[str, Any] = {}
+
+
+def _fetch(key: str, ref: Any) -> Any:
+    value = _shared.get(key)
+    if value is None:
+        import ray
+
+        value = ray.get(ref)
+        if len(_shared) >= _KEEP:
+            _shared.pop(next(iter(_shared)))
+        _shared[key] = value
+    return value
+
+
+def _request(
+    spec_key: str, job_key: str, refs: list[Any], items: bytes, stream: bool
+) -> BatchRequest:
+    spec_ref, job_ref = refs
+    spec = _fetch(spec_key, spec_ref) if spec_ref is not None else None
+    job = _fetch(job_key, job_ref) if job_ref is not None else None
+    return BatchRequest(spec_key, spec, job_key, job, items, stream)
+
+
+def _whoami() -> tuple[int, int, str]:
+    """`(attempt, pid, node id)` of the running Ray task."""
+    import ray
+
+    attempt = 0
+    try:  # no public API tells a task which attempt it is
+        from ray._private.worker import global_worker
+
+        worker: Any = global_worker
+        attempt = int(worker.core_worker.get_current_task_attempt_number())
+    except Exception:
+        pass
+    return attempt, os.getpid(), ray.get_runtime_context().get_node_id()
+
+
+def run(spec_key: str, job_key: str, refs: list[Any], items: bytes) -> tuple[int, int, str, bytes]:
+    """Run one batch; returns `(attempt, pid, node id, run_batch bytes)`."""
+    attempt, pid, node = _whoami()
+    data = run_batch(_request(spec_key, job_key, refs, items, False))
+    return attempt, pid, node, data
+
+
+def run_streaming(
+    spec_key: str, job_key: str, refs: list[Any], items: bytes, stream: bool
+) -> Iterator[tuple[Any, ...]]:
+    """Run one batch, telling the coordinator when it starts and, if asked, what happens."""
+    attempt, pid, node = _whoami()
+    yield ("started", attempt, pid, node)
+    request = _request(spec_key, job_key, refs, items, stream)
+    messages: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+
+    def events(pairs: list[Any]) -> None:
+        import cloudpickle
+
+        messages.put(("events", cloudpickle.dumps(pairs)))
+
+    def progress(index: int) -> None:
+        messages.put(("item", index))
+
+    def batch() -> None:
+        try:
+            data = run_batch(
+                request,
+                progress=progress if stream else None,
+                stream=events if stream else None,
+            )
+        except BaseException as exc:  # handed to the generator, which raises it to Ray
+            messages.put(("error", exc))
+        else:
+            messages.put(("done", attempt, pid, node, data))
+
+    threading.Thread(target=batch, name="daglite-ray-batch", daemon=True).start()
+    while True:
+        message = messages.get()
+        if message[0] == "error":
+            raise message[1]
+        yield message
+        if message[0] == "done":
+            return

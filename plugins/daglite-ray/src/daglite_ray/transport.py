@@ -1,0 +1,275 @@
+"""The Ray `Transport`: daglite's map loop over Ray tasks, one task per batch.
+
+The core's map loop (`daglite.plugin.TransportBackend`) packs, sizes and relays; this
+module only says how a batch becomes a Ray task and how Ray reports back:
+
+- the session's worker spec and the map's task travel through the object store once
+  (`ray.put`); each task carries only their references, and a worker fetches each once;
+- a batch that needs no word from its worker before it ends is a plain task
+  (`daglite_ray.remote.run`); one of a task with a `timeout` (timed from its real start)
+  or of slow items (events relayed as they happen) is a streaming generator task
+  (`daglite_ray.remote.run_streaming`);
+- a worker that dies is Ray's to retry (`max_retries` times); a batch re-run that then
+  succeeds is reported on the `daglite` logger, and one Ray gave up on is a `WorkerLost`
+  (with the map index the worker was running, when its batch streamed it);
+- `kill` and `abort` cancel with `ray.cancel(force=True)`, which kills the worker process;
+  Ray starts a fresh one in its place.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Hashable
+from typing import Any
+
+import attrs
+
+from daglite.errors import BackendError
+from daglite.plugin import BatchRequest
+from daglite.plugin import EarlyEvents
+from daglite.plugin import WorkerLost
+
+log = logging.getLogger("daglite")
+
+#: Payloads (session specs, map tasks) kept in the object store at once, newest last.
+_KEEP_REFS = 8
+
+
+@attrs.define(eq=False)
+class _Flight:
+    """One batch in flight: its Ray reference and what its worker said so far."""
+
+    ref: Any  # an ObjectRef (plain task) or an ObjectRefGenerator (streaming)
+    name: str
+    streaming: bool
+    started: float | None = None
+    pid: int | None = None
+    node: str | None = None
+    index: int | None = None  # map index the worker is running, when streamed
+
+
+class RayTransport:
+    """The `Transport` of a session over a connected Ray.
+
+    Args:
+        workers: How many batches run at once (CPUs of the cluster, capped by `max_workers`).
+        max_retries: Ray's re-runs of a batch whose worker died.
+    """
+
+    depth = 2  # batches in flight per worker: one running, one queued at the raylet
+
+    def __init__(self, workers: int, max_retries: int) -> None:
+        import ray
+
+        from daglite_ray import remote
+
+        self.workers = workers
+        self.max_retries = max_retries
+        self._run = ray.remote(num_cpus=1, max_retries=max_retries)(remote.run)
+        self._stream = ray.remote(
+            num_cpus=1, max_retries=max_retries, num_returns="streaming"
+        )(remote.run_streaming)
+        self._kill_pid = ray.remote(num_cpus=0, max_retries=0)(_kill_pid)
+        self._refs: dict[str, Any] = {}
+        self._flights: dict[int, _Flight] = {}
+        self._recent: dict[int, _Flight] = {}
+        self._count = itertools.count()
+        #: Map ids of tasks with a `timeout`: their batches say when they start.
+        self.timed: set[str] = set()
+
+    # -- the transport contract -----------------------------------------------------------
+
+    def submit(self, request: BatchRequest) -> Hashable:
+        """Start `request` as one Ray task; returns its ticket."""
+        refs = [
+            self._put(request.spec_key, request.spec) if request.spec is not None else None,
+            self._put(request.job_key, request.job) if request.job is not None else None,
+        ]
+        ticket = next(self._count)
+        name = f"daglite-{request.job_key}-{ticket}"
+        if request.stream or request.job_key in self.timed:
+            ref = self._stream.options(name=name).remote(
+                request.spec_key, request.job_key, refs, request.items, request.stream
+            )
+            self._flights[ticket] = _Flight(ref, name, streaming=True)
+        else:
+            ref = self._run.options(name=name).remote(
+                request.spec_key, request.job_key, refs, request.items
+            )
+            self._flights[ticket] = _Flight(ref, name, streaming=False)
+        return ticket
+
+    def wait(
+        self, timeout: float | None
+    ) -> list[tuple[Hashable, bytes | WorkerLost | EarlyEvents]]:
+        """Finished batches (`run_batch` bytes, or a `WorkerLost`) and streamed events."""
+        import ray
+
+        if not self._flights:
+            return []
+        by_ref = {id(flight.ref): ticket for ticket, flight in self._flights.items()}
+        waitables = [flight.ref for flight in self._flights.values()]
+        ready, rest = ray.wait(waitables, num_returns=1, timeout=timeout)
+        if ready and rest:
+            ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
+        self._recent = {}
+        answers: list[tuple[Hashable, bytes | WorkerLost | EarlyEvents]] = []
+        for ref in ready:
+            ticket = by_ref[id(ref)]
+            flight = self._flights[ticket]
+            if flight.streaming:
+                answers.extend(self._drain(ticket, flight))
+            else:
+                answers.append((ticket, self._result(ticket, flight)))
+        return answers
+
+    def started(self, ticket: Hashable) -> float | None:
+        """When batch `ticket` started on a worker (`time.monotonic()`), if it said so."""
+        flight = self._flights.get(ticket)  # type: ignore[call-overload]
+        return flight.started if flight is not None else None
+
+    def kill(self, ticket: Hashable) -> None:
+        """Stop the worker running batch `ticket` (or the one that just ran it)."""
+        import ray
+
+        flight = self._flights.pop(ticket, None)  # type: ignore[call-overload]
+        if flight is not None:
+            ray.cancel(flight.ref, force=True)
+            return
+        flight = self._recent.pop(ticket, None)  # type: ignore[call-overload]
+        if flight is not None and flight.pid is not None and flight.node is not None:
+            # It still runs an abandoned timed-out attempt: a task on its node kills it.
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            strategy = NodeAffinitySchedulingStrategy(flight.node, soft=False)
+            self._kill_pid.options(scheduling_strategy=strategy).remote(flight.pid)
+
+    def abort(self) -> None:
+        """Cancel every batch in flight, killing the workers running them."""
+        import ray
+
+        flights = list(self._flights.values())
+        self._flights.clear()
+        for flight in flights:
+            try:
+                ray.cancel(flight.ref, force=True)
+            except Exception as exc:  # already finished, or Ray is going away
+                log.debug("could not cancel Ray task %s: %s", flight.name, exc)
+
+    def close(self) -> None:
+        """Cancel what is still in flight and drop the payloads from the object store."""
+        self.abort()
+        self._refs.clear()
+        self._recent.clear()
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _put(self, key: str, value: Any) -> Any:
+        import ray
+
+        ref = self._refs.get(key)
+        if ref is None:
+            ref = ray.put(value)
+            if len(self._refs) >= _KEEP_REFS:
+                self._refs.pop(next(iter(self._refs)))
+            self._refs[key] = ref
+        return ref
+
+    def _result(self, ticket: int, flight: _Flight) -> bytes | WorkerLost:
+        import ray
+
+        del self._flights[ticket]
+        try:
+            attempt, flight.pid, flight.node, data = ray.get(flight.ref)
+        except Exception as exc:
+            return self._failure(flight, exc)
+        self._finished(ticket, flight, attempt)
+        return data
+
+    def _drain(
+        self, ticket: int, flight: _Flight
+    ) -> list[tuple[Hashable, bytes | WorkerLost | EarlyEvents]]:
+        """Every message a streaming batch has ready, in order."""
+        import ray
+
+        answers: list[tuple[Hashable, bytes | WorkerLost | EarlyEvents]] = []
+        generator = flight.ref
+        while True:
+            try:
+                message = ray.get(next(generator))
+            except StopIteration:  # ended without its result: Ray cancelled it
+                del self._flights[ticket]
+                answers.append((ticket, self._failure(flight, None)))
+                return answers
+            except Exception as exc:
+                del self._flights[ticket]
+                answers.append((ticket, self._failure(flight, exc)))
+                return answers
+            kind = message[0]
+            if kind == "started":
+                flight.started = time.monotonic()
+                flight.pid, flight.node = message[2], message[3]
+            elif kind == "item":
+                flight.index = message[1]
+            elif kind == "events":
+                answers.append((ticket, EarlyEvents(message[1])))
+            else:  # "done"
+                del self._flights[ticket]
+                _, attempt, flight.pid, flight.node, data = message
+                self._finished(ticket, flight, attempt)
+                answers.append((ticket, data))
+                return answers
+            if not ray.wait([generator], timeout=0)[0]:
+                return answers
+
+    def _finished(self, ticket: int, flight: _Flight, attempt: int) -> None:
+        self._recent[ticket] = flight  # until the next wait, for `kill` of a tainted worker
+        if attempt:
+            log.warning(
+                "Ray re-ran batch %s %d time%s after the worker process running it died; "
+                "the re-run succeeded (max_retries=%d)",
+                flight.name,
+                attempt,
+                "s" if attempt > 1 else "",
+                self.max_retries,
+            )
+
+    def _failure(self, flight: _Flight, exc: BaseException | None) -> WorkerLost:
+        """A Ray error of a batch as a `WorkerLost`, or a `BackendError` if it is not one."""
+        import ray.exceptions as rex
+
+        lost = (rex.WorkerCrashedError, rex.NodeDiedError, rex.ObjectLostError)
+        oom = getattr(rex, "OutOfMemoryError", ())
+        if exc is None or isinstance(exc, rex.TaskCancelledError):
+            raise BackendError(
+                f"Ray cancelled batch {flight.name} (Ray task name), which daglite did not "
+                "ask for: was the cluster stopped, or the task cancelled from outside?"
+            )
+        if isinstance(exc, lost) or (oom and isinstance(exc, oom)):
+            tries = self.max_retries + 1
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            return WorkerLost(
+                pid=flight.pid,
+                index=flight.index,
+                detail=(
+                    f"Ray reported {type(exc).__name__} for batch {flight.name} and gave up "
+                    f"after {tries} attempt{'s' if tries > 1 else ''} (max_retries="
+                    f"{self.max_retries})" + (f": {first}" if first else "")
+                ),
+            )
+        raise BackendError(
+            f"Ray could not run batch {flight.name}: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _kill_pid(pid: int) -> None:
+    """On a worker's node: kill the worker process `pid` (Ray replaces it)."""
+    import os
+    import signal
+
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
