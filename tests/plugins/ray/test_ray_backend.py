@@ -1,0 +1,199 @@
+"""The ray backend on a real local Ray (127.0.0.1): the daglite run pipeline in Ray workers."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import pytest
+import ray_tasks as t
+
+from daglite import BackendError
+from daglite import DagliteSettings
+from daglite import TaskError
+from daglite import TaskTimeoutError
+from daglite import map_tasks
+from daglite import session
+from daglite.errors import SettingsError
+
+pytestmark = pytest.mark.timeout(300)
+
+QUIET = DagliteSettings(backend="ray", processors=())
+
+
+def _kinds(events, kind):
+    return [event for event in events if event.kind == kind]
+
+
+def test_results_come_back_in_order_computed_in_ray_workers(local_ray):
+    with session(settings=QUIET):
+        results = map_tasks(t.where, range(200))
+    assert [x for x, _ in results] == list(range(200))
+    pids = {pid for _, pid in results}
+    assert os.getpid() not in pids
+
+
+def test_first_failure_raises_task_error_with_the_original_cause(local_ray):
+    with session(settings=QUIET), pytest.raises(TaskError) as info:
+        map_tasks(t.fragile, range(10))
+    assert str(info.value) == "task 'fragile' (map index 3) failed: ValueError: bad item 3"
+    assert type(info.value.__cause__) is ValueError
+    assert info.value.map_index == 3
+
+
+def test_return_exceptions_gives_errors_in_place(local_ray):
+    with session(settings=QUIET):
+        results = map_tasks(t.fragile, range(10), return_exceptions=True)
+    errors = [r for r in results if isinstance(r, TaskError)]
+    assert [r for r in results if not isinstance(r, TaskError)] == [0, 1, 2, 4, 5, 6, 7, 9]
+    assert [type(e.__cause__) for e in errors] == [ValueError, ValueError]
+    assert str(errors[1]) == "task 'fragile' (map index 8) failed: ValueError: bad item 8"
+
+
+def test_task_retries_run_on_the_worker(local_ray, tmp_path):
+    events = []
+    with session(settings=QUIET, plugins=[events.append]):
+        assert map_tasks(t.flaky, [str(tmp_path)] * 4, range(4)) == [0, 1, 2, 3]
+    retried = _kinds(events, "TaskRetried")
+    assert sorted(e.map_index for e in retried) == [0, 1, 2, 3]
+    assert {e.error_message for e in retried} == {f"first attempt of {x}" for x in range(4)}
+
+
+def test_a_timeout_stops_a_python_attempt_in_its_worker(local_ray):
+    with session(settings=QUIET), pytest.raises(TaskTimeoutError) as info:
+        map_tasks(t.spin, range(2))
+    assert str(info.value).startswith("task 'spin' (map index 0) timed out after 0.5 s")
+    with session(settings=QUIET):  # the cluster is still usable
+        assert map_tasks(t.square, range(5)) == [0, 1, 4, 9, 16]
+
+
+def test_an_attempt_stuck_in_c_code_gets_its_worker_killed(local_ray):
+    with session(settings=QUIET):
+        results = map_tasks(t.stuck, range(2), return_exceptions=True)
+        assert all(isinstance(r, TaskTimeoutError) for r in results)
+        assert str(results[1]).startswith("task 'stuck' (map index 1) timed out after 0.5 s")
+        # the killed workers are replaced by Ray: the next map runs
+        assert [x for x, _ in map_tasks(t.where, range(4))] == [0, 1, 2, 3]
+
+
+def test_events_are_relayed_with_the_session_ids(local_ray):
+    events = []
+    with session(settings=QUIET, plugins=[events.append]) as ctx:
+        map_tasks(t.square, range(30), chunksize=7)
+    started = _kinds(events, "TaskStarted")
+    assert sorted(e.map_index for e in started) == list(range(30))
+    assert len(_kinds(events, "TaskSucceeded")) == 30
+    assert {e.session_id for e in started} == {ctx.session_id}
+    assert {e.backend for e in started} == {"ray"}
+    (map_started,) = _kinds(events, "MapStarted")
+    assert {e.map_id for e in started} == {map_started.map_id}
+    (map_ended,) = _kinds(events, "MapEnded")
+    assert (map_ended.total, map_ended.failures) == (30, 0)
+
+
+def test_events_of_slow_items_arrive_while_they_run(local_ray):
+    import time
+
+    seen = []
+    with session(settings=QUIET, plugins=[lambda e: seen.append((time.monotonic(), e))]):
+        assert map_tasks(t.slow, range(2)) == [0, 1]
+        returned = time.monotonic()
+    started = {e.map_index: at for at, e in seen if e.kind == "TaskStarted"}
+    succeeded = {e.map_index: at for at, e in seen if e.kind == "TaskSucceeded"}
+    assert sorted(started) == sorted(succeeded) == [0, 1]
+    assert max(started.values()) < returned - 0.5  # seen while the items were sleeping
+
+
+def test_log_records_of_workers_reach_the_coordinator(local_ray, caplog):
+    events = []
+    with (
+        caplog.at_level(logging.WARNING, logger="pipeline.user"),
+        session(settings=QUIET, plugins=[events.append]),
+    ):
+        map_tasks(t.chatty, range(3))
+    messages = sorted(r.getMessage() for r in caplog.records if r.name == "pipeline.user")
+    assert messages == [f"item {x} on a worker" for x in range(3)]
+    logged = [e for e in _kinds(events, "LogRecorded") if "structured" in e.message]
+    assert sorted((e.message, e.map_index) for e in logged) == [
+        (f"structured {x}", x) for x in range(3)
+    ]
+
+
+def test_nested_maps_run_inline_on_the_worker(local_ray):
+    events = []
+    with session(settings=QUIET, plugins=[events.append]):
+        assert map_tasks(t.inner_sum, [3, 4]) == [5, 14]
+    outer = {e.task_id: e for e in _kinds(events, "TaskStarted") if e.name == "inner_sum"}
+    inner = [e for e in _kinds(events, "TaskStarted") if e.name == "square"]
+    assert len(inner) == 7
+    assert {e.backend for e in inner} == {"inline"}
+    assert {e.parent_id for e in inner} == set(outer)
+
+
+def test_the_task_and_session_go_through_the_object_store_once(local_ray, monkeypatch):
+    import ray
+
+    puts = []
+    real_put = ray.put
+
+    def counting_put(value, *args, **kwargs):  # the real put, counted
+        puts.append(type(value).__name__)
+        return real_put(value, *args, **kwargs)
+
+    monkeypatch.setattr(ray, "put", counting_put)
+    with session(settings=QUIET):
+        assert map_tasks(t.square, range(40), chunksize=1) == [x * x for x in range(40)]
+        assert len(puts) == 2  # the worker spec and the task, not once per batch (40)
+        map_tasks(t.square, range(10), chunksize=1)
+    assert sorted(puts) == ["WorkerSpec", "bytes", "bytes"]  # the session's spec is reused
+
+
+def test_the_application_ray_is_used_and_left_running(local_ray):
+    with session(backend="ray"):
+        map_tasks(t.square, range(3))
+    assert local_ray.is_initialized()
+
+
+def test_unknown_option_fails_at_session_open():
+    settings = DagliteSettings(options={"ray": {"adress": "127.0.0.1:6379"}})
+    with pytest.raises(SettingsError) as info, session(backend="ray", settings=settings):
+        pass
+    assert str(info.value) == (
+        "unknown option(s) ['adress'] in [tool.daglite.options.ray]; known options: "
+        "['address', 'connect_timeout', 'max_retries', 'num_cpus', 'object_store_memory']"
+    )
+
+
+def test_bad_option_value_fails_at_session_open():
+    settings = DagliteSettings(options={"ray": {"max_retries": "three"}})
+    with pytest.raises(SettingsError) as info, session(backend="ray", settings=settings):
+        pass
+    assert str(info.value) == (
+        "invalid value 'three' for 'max_retries' in [tool.daglite.options.ray]: "
+        "a whole number > -1"
+    )
+
+
+def test_unreachable_address_fails_at_session_open(free_port):
+    address = f"127.0.0.1:{free_port}"
+    settings = DagliteSettings(options={"ray": {"address": address, "connect_timeout": 2}})
+    with pytest.raises(BackendError) as info, session(backend="ray", settings=settings):
+        pass
+    message = str(info.value)
+    assert message.startswith(f"cannot reach Ray at {address} (ConnectionRefusedError")
+    assert "`ray status --address ADDRESS`" in message
+    assert "RAY_ADDRESS or `address` in [tool.daglite.options.ray]" in message
+
+
+def test_unreachable_address_from_the_environment(free_port, monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{free_port}")
+    with pytest.raises(BackendError) as info, session(backend="ray"):
+        pass
+    assert str(info.value).startswith(f"cannot reach Ray at 127.0.0.1:{free_port} ")
+
+
+def test_an_address_without_a_port_is_explained():
+    settings = DagliteSettings(options={"ray": {"address": "head-node"}})
+    with pytest.raises(BackendError) as info, session(backend="ray", settings=settings):
+        pass
+    assert str(info.value).startswith("Ray address 'head-node' has no host and port; expected")
