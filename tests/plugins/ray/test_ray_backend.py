@@ -169,8 +169,7 @@ def test_bad_option_value_fails_at_session_open():
     with pytest.raises(SettingsError) as info, session(backend="ray", settings=settings):
         pass
     assert str(info.value) == (
-        "invalid value 'three' for 'max_retries' in [tool.daglite.options.ray]: "
-        "a whole number > -1"
+        "invalid value 'three' for 'max_retries' in [tool.daglite.options.ray]: a whole number > -1"
     )
 
 

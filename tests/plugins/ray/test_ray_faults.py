@@ -18,7 +18,9 @@ pytestmark = pytest.mark.timeout(300)
 
 
 def _settings(max_retries):
-    return DagliteSettings(backend="ray", processors=(), options={"ray": {"max_retries": max_retries}})
+    return DagliteSettings(
+        backend="ray", processors=(), options={"ray": {"max_retries": max_retries}}
+    )
 
 
 def test_a_killed_worker_is_a_backend_error_naming_task_and_index(local_ray):

@@ -180,7 +180,7 @@ class RayBackend(TransportBackend):
 
         if ray.is_initialized():
             current = ray.get_runtime_context().gcs_address
-            if address and address != "auto" and address.removeprefix("ray://") != current:
+            if address and address != "auto" and not _same_address(address, current):
                 raise BackendError(
                     f"this process is already connected to the Ray cluster at {current}, "
                     f"but the ray backend is configured for {address} (RAY_ADDRESS or "
@@ -192,9 +192,7 @@ class RayBackend(TransportBackend):
             try:
                 ray.init(address=address)
             except Exception as exc:
-                raise BackendError(
-                    f"cannot connect to Ray at {address} ({type(exc).__name__}: {exc}): {_HINT}"
-                ) from exc
+                raise BackendError(_connect_error(address, exc)) from exc
         else:
             with _local_environment(start=True):
                 try:
@@ -248,6 +246,36 @@ class RayBackend(TransportBackend):
         finally:
             job.runtime = runtime
             transport.timed.discard(job.map_id)
+
+
+def _connect_error(address: str, exc: BaseException) -> str:
+    """The message of a failed `ray.init(address=...)`, with what Ray hid in its causes."""
+    causes = [exc]
+    while causes[-1].__cause__ is not None and len(causes) < 5:
+        causes.append(causes[-1].__cause__)
+    text = " ".join(str(cause) for cause in causes)
+    if "AuthenticationError" in text or "InvalidAuthToken" in text:
+        return (
+            f"cannot connect to Ray at {address}: the cluster uses Ray's token authentication "
+            "and this process sent no valid token; set RAY_AUTH_MODE=token and make the "
+            "cluster's token available (~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or "
+            "RAY_AUTH_TOKEN; see `ray get-auth-token`)"
+        )
+    return f"cannot connect to Ray at {address} ({type(exc).__name__}: {exc}): {_HINT}"
+
+
+def _same_address(configured: str, current: str) -> bool:
+    """Whether `configured` (as a user wrote it) names the GCS at `current` (`ip:port`)."""
+    import socket
+
+    def resolved(address: str) -> tuple[str, str]:
+        host, _, port = address.removeprefix("ray://").rpartition(":")
+        try:
+            return socket.gethostbyname(host.strip("[]")), port
+        except OSError:
+            return host, port
+
+    return resolved(configured) == resolved(current)
 
 
 def _absolute(store: Any) -> Any:

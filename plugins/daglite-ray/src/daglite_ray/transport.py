@@ -68,9 +68,9 @@ class RayTransport:
         self.workers = workers
         self.max_retries = max_retries
         self._run = ray.remote(num_cpus=1, max_retries=max_retries)(remote.run)
-        self._stream = ray.remote(
-            num_cpus=1, max_retries=max_retries, num_returns="streaming"
-        )(remote.run_streaming)
+        self._stream = ray.remote(num_cpus=1, max_retries=max_retries, num_returns="streaming")(
+            remote.run_streaming
+        )
         self._kill_pid = ray.remote(num_cpus=0, max_retries=0)(_kill_pid)
         self._refs: dict[str, Any] = {}
         self._flights: dict[int, _Flight] = {}

@@ -1,0 +1,133 @@
+"""The backend's own local Ray, in a subprocess (Ray connects a process to one cluster).
+
+With nothing configured and no Ray initialised, the first map of a session starts a local
+Ray on 127.0.0.1, the session's other maps reuse it, and the session shuts it down; Ctrl-C
+during a map cancels its batches and leaves no process of that Ray behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.timeout(300)
+
+SCRIPT = """
+import os
+import sys
+import time
+
+from daglite import map_tasks
+from daglite import session
+from daglite import task
+
+
+@task
+def where(x):
+    return os.getpid()
+
+
+@task
+def nap(folder, x):
+    open(os.path.join(folder, str(x)), "w").close()
+    time.sleep(300)
+    return x
+
+
+with session(backend="ray"):
+    first = map_tasks(where, range(4))
+    import ray
+
+    context = ray.get_runtime_context()
+    print("address", context.gcs_address, flush=True)
+    node = context.get_node_id()
+    second = map_tasks(where, range(4))
+    print("same node", ray.get_runtime_context().get_node_id() == node, flush=True)
+    print("in workers", os.getpid() not in first + second, flush=True)
+    if sys.argv[1] == "interrupt":
+        map_tasks(nap, [sys.argv[2]] * 6, range(6))
+print("initialized after the session", ray.is_initialized(), flush=True)
+"""
+
+
+def _ray_processes(root: str) -> list[str]:
+    """Command lines of the live processes that belong to the Ray under `root`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if root in cmdline and state != "Z":
+            found.append(f"{entry.name}: {cmdline[:120]}")
+    return found
+
+
+def _wait_gone(root: str, seconds: float) -> list[str]:
+    deadline = time.monotonic() + seconds
+    while (left := _ray_processes(root)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
+
+
+@pytest.fixture
+def ray_root():
+    """A short, fresh RAY_TMPDIR (Ray's socket paths must stay short): its processes carry it."""
+    root = tempfile.mkdtemp(prefix="dgr-", dir="/tmp")
+    yield root
+    subprocess.run(["rm", "-rf", root], check=False)
+
+
+def _start(tmp_path, ray_root, *args):
+    script = tmp_path / "pipeline.py"
+    script.write_text(SCRIPT)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "DAGLITE_"))}
+    env["RAY_TMPDIR"] = ray_root
+    return subprocess.Popen(
+        [sys.executable, str(script), *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_local_ray_on_loopback_for_the_session_then_shut_down(tmp_path, ray_root):
+    proc = _start(tmp_path, ray_root, "normal")
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("address 127.0.0.1:")
+    assert lines[1:] == ["same node True", "in workers True", "initialized after the session False"]
+    assert err.count("Started a local Ray instance") == 1  # once per session, not per map
+    assert _wait_gone(ray_root, 30) == []
+
+
+def test_ctrl_c_cancels_the_batches_and_leaves_no_ray_process(tmp_path, ray_root):
+    folder = tmp_path / "running"
+    folder.mkdir()
+    proc = _start(tmp_path, ray_root, "interrupt", str(folder))
+    deadline = time.monotonic() + 180
+    while len(list(folder.iterdir())) < 2:  # both workers are in the middle of an item
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the items never started"
+        time.sleep(0.1)
+    assert _ray_processes(ray_root), "the local Ray runs under RAY_TMPDIR"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert "KeyboardInterrupt" in err
+    assert "initialized after the session" not in out
+    assert _wait_gone(ray_root, 30) == []
+    assert len(list(folder.iterdir())) == 2, "the queued items never started"
