@@ -27,6 +27,7 @@ GROUPS = {
 INSTALL_HINTS = {
     ("backend", "loky"): "daglite-loky",
     ("backend", "dask"): "daglite-dask",
+    ("backend", "ray"): "daglite-ray",
     ("store", "s3"): "daglite-s3",
     ("store", "s3a"): "daglite-s3",
     ("processor", "otel"): "daglite-otel",
