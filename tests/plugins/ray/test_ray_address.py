@@ -95,10 +95,14 @@ def head(tmp_path_factory):
         proc = subprocess.Popen(command, stdout=out, stderr=out, env=env, start_new_session=True)
     address = f"127.0.0.1:{port}"
     deadline = time.monotonic() + 180
-    while "command will now block" not in log.read_text():  # printed once the node is up
-        assert proc.poll() is None, log.read_text()
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.2)
+    try:
+        while "command will now block" not in log.read_text():  # printed once the node is up
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)  # whatever of the head already started
+        raise
     yield address, env
     os.killpg(proc.pid, signal.SIGTERM)
     try:

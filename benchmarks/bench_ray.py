@@ -1,0 +1,207 @@
+"""daglite's `ray` backend against hand-written Ray code, side by side on one local Ray.
+
+Workloads, each variant warmed up once, then the best of `--repeat` runs kept:
+
+1. 10,000 trivial items: `map_tasks(..., backend="ray")`; the same items hand-batched into
+   as many `ray.remote` tasks as daglite used (the baseline); the same batches on warm
+   actors (the alternative design); one `ray.remote` task per item (run once: it is slow).
+2. 100 CPU-bound items of about 10 ms: plain Python inline, one `ray.remote` task per
+   item, and `map_tasks`; the speedup of each over inline.
+3. Session start with the backend's own local Ray (Ray's start-up, paid once per session)
+   and the cost of a second map in the same session.
+
+Sessions run with no event processor (`processors=()`), like the raw Ray code they are
+compared with.
+
+    python benchmarks/bench_ray.py [--workers 2] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+from daglite import map_tasks
+from daglite import session
+from daglite import task
+from daglite.settings import DagliteSettings
+
+
+def inc(x):
+    return x + 1
+
+
+def burn(n):
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+
+def inc_batch(xs):
+    return [inc(x) for x in xs]
+
+
+inc_task = task(name="inc")(inc)
+burn_task = task(name="burn")(burn)
+
+
+def best(func, repeat):
+    func()  # warm-up: imports and cached payloads on the workers
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def calibrate(seconds=0.010):
+    n = 20_000
+    while True:
+        start = time.perf_counter()
+        burn(n)
+        took = time.perf_counter() - start
+        if took > 0.002:
+            return max(1, int(n * seconds / took))
+        n *= 2
+
+
+def count_batches(settings, items):
+    """How many Ray tasks daglite submits for one map of `items` (its batch count)."""
+    from daglite_ray.transport import RayTransport
+
+    submitted = []
+    real = RayTransport.submit
+
+    def counting(self, request):
+        submitted.append(1)
+        return real(self, request)
+
+    RayTransport.submit = counting
+    try:
+        with session(settings=settings):
+            map_tasks(inc_task, items)
+    finally:
+        RayTransport.submit = real
+    return len(submitted)
+
+
+def session_start(workers):
+    """Seconds for a session's first map with the backend's own local Ray, then a second map."""
+    settings = DagliteSettings(backend="ray", processors=(), max_workers=workers)
+    start = time.perf_counter()
+    with session(settings=settings):
+        map_tasks(inc_task, range(10))
+        first = time.perf_counter() - start
+        start = time.perf_counter()
+        map_tasks(inc_task, range(10))
+        second = time.perf_counter() - start
+        opened = time.perf_counter()
+    closed = time.perf_counter() - opened
+    return first, second, closed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    print(f"load average before: {os.getloadavg()[0]:.1f} (cores: {os.cpu_count()})")
+
+    first, second, closed = session_start(args.workers)
+
+    import ray
+
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    ray.init(num_cpus=args.workers, include_dashboard=False, logging_level="WARNING")
+    settings = DagliteSettings(backend="ray", processors=(), max_workers=args.workers)
+
+    # -- 1. trivial items ------------------------------------------------------------------
+    items = list(range(10_000))
+    batches = count_batches(settings, items)
+    size = -(-len(items) // batches)
+    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    remote_inc = ray.remote(num_cpus=1)(inc)
+    remote_batch = ray.remote(num_cpus=1)(inc_batch)
+
+    @ray.remote(num_cpus=1)
+    class Runner:
+        def run(self, xs):
+            return inc_batch(xs)
+
+
+    def daglite_trivial():
+        with session(settings=settings):
+            assert map_tasks(inc_task, items)[-1] == 10_000
+
+    def batched_tasks():
+        out = ray.get([remote_batch.remote(chunk) for chunk in chunks])
+        assert out[-1][-1] == 10_000
+
+    def batched_actors():
+        refs = [actors[n % len(actors)].run.remote(c) for n, c in enumerate(chunks)]
+        assert ray.get(refs)[-1][-1] == 10_000
+
+    def per_item():
+        assert ray.get([remote_inc.remote(x) for x in items])[-1] == 10_000
+
+    t_inline = best(lambda: [inc(x) for x in items], args.repeat)
+    t_daglite = best(daglite_trivial, args.repeat)
+    t_batched = best(batched_tasks, args.repeat)
+    t_per_item = best(per_item, 1)
+    actors = [Runner.remote() for _ in range(args.workers)]  # they hold the CPUs: last
+    ray.get([a.run.remote([]) for a in actors])
+    t_actors = best(batched_actors, args.repeat)
+    for actor in actors:
+        ray.kill(actor)
+
+    # -- 2. CPU-bound items ----------------------------------------------------------------
+    n = calibrate()
+    work = [n] * 100
+    remote_burn = ray.remote(num_cpus=1)(burn)
+
+    def inline_cpu():
+        [burn(x) for x in work]
+
+    def raw_cpu():
+        ray.get([remote_burn.remote(x) for x in work])
+
+    def daglite_cpu():
+        with session(settings=settings):
+            map_tasks(burn_task, work)
+
+    c_inline = best(inline_cpu, args.repeat)
+    c_raw = best(raw_cpu, args.repeat)
+    c_daglite = best(daglite_cpu, args.repeat)
+    ray.shutdown()
+
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+    print(f"\n10,000 trivial items, {args.workers} workers; daglite used {batches} batches")
+    print(f"  inline (plain Python)          {t_inline * 1e3:9.1f} ms")
+    print(f"  daglite map_tasks              {t_daglite * 1e3:9.1f} ms")
+    print(f"  ray.remote, hand-batched       {t_batched * 1e3:9.1f} ms")
+    print(f"  same batches on warm actors    {t_actors * 1e3:9.1f} ms")
+    print(f"  ray.remote per item            {t_per_item * 1e3:9.1f} ms")
+    print(f"  daglite / hand-batched         {t_daglite / t_batched:9.2f}x  (target <= 1.0x)")
+    print(f"  daglite / per item             {t_daglite / t_per_item:9.3f}x")
+    print(f"  actors / tasks, hand-batched   {t_actors / t_batched:9.2f}x")
+    print(f"\n100 CPU-bound items of {c_inline * 10:.1f} ms (inline), {args.workers} workers")
+    print(f"  inline                         {c_inline * 1e3:9.1f} ms")
+    print(
+        f"  ray.remote per item            {c_raw * 1e3:9.1f} ms  speedup {c_inline / c_raw:.2f}x"
+    )
+    print(
+        f"  daglite map_tasks              {c_daglite * 1e3:9.1f} ms  "
+        f"speedup {c_inline / c_daglite:.2f}x"
+    )
+    print(f"  daglite speedup / raw speedup  {c_raw / c_daglite:9.2f}  (target >= 0.90)")
+    print("\nsession with the backend's own local Ray")
+    print(f"  first map (starts Ray)         {first:9.2f} s")
+    print(f"  second map, same session       {second * 1e3:9.1f} ms")
+    print(f"  session end (Ray shut down)    {closed:9.2f} s")
+
+
+if __name__ == "__main__":
+    main()
