@@ -24,15 +24,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import attrs
-
 from daglite.errors import BackendError
 from daglite.errors import SettingsError
 from daglite.plugin import DagliteSettings
 from daglite.plugin import MapJob
 from daglite.plugin import Transport
 from daglite.plugin import TransportBackend
-from daglite.plugin import in_worker
 
 ADDRESS_ENV = "RAY_ADDRESS"
 #: Ray's own default for re-running a task whose worker died.
@@ -223,29 +220,23 @@ class RayBackend(TransportBackend):
 
     # -- maps -----------------------------------------------------------------------------
 
-    def map(self, job: MapJob) -> list[Any]:
-        """Run the items on Ray in batches; results in input order.
+    @contextmanager
+    def map_transport(self, job: MapJob) -> Iterator[Transport]:
+        """The session's transport, told whether the map's task has a `timeout`."""
+        with super().map_transport(job) as transport:
+            timed: set[str] = getattr(transport, "timed", set())
+            if job.task.timeout is not None:
+                timed.add(job.map_id)
+            try:
+                yield transport
+            finally:
+                timed.discard(job.map_id)
 
-        Raises:
-            TaskError: The first failed item (by index), unless exceptions are returned.
-            BackendError: Ray is unreachable, a worker died running an item (after Ray's
-                own retries), or something cannot be sent to the workers.
-        """
-        if in_worker():
-            return super().map(job)  # a nested map runs inline on its worker
-        transport: Any = self.transport
-        runtime = job.runtime
-        if job.task.timeout is not None:
-            transport.timed.add(job.map_id)
-        # Workers have their own working directory: relative local store paths go absolute.
-        cache, dataset = _absolute(runtime.cache_store), _absolute(runtime.dataset_store)
-        if cache is not runtime.cache_store or dataset is not runtime.dataset_store:
-            job.runtime = attrs.evolve(runtime, cache_store=cache, dataset_store=dataset)
-        try:
-            return super().map(job)
-        finally:
-            job.runtime = runtime
-            transport.timed.discard(job.map_id)
+    def worker_store(self, store: Any) -> Any:
+        """Relative local store paths go absolute: Ray workers have their own cwd."""
+        if isinstance(store, (str, Path)) and "://" not in str(store):
+            return os.path.abspath(store)
+        return store
 
 
 def _connect_error(address: str, exc: BaseException) -> str:
@@ -276,13 +267,6 @@ def _same_address(configured: str, current: str) -> bool:
             return host, port
 
     return resolved(configured) == resolved(current)
-
-
-def _absolute(store: Any) -> Any:
-    if isinstance(store, (str, Path)) and "://" not in str(store):
-        path = os.path.abspath(store)
-        return path if path != str(store) else store
-    return store
 
 
 @contextmanager
