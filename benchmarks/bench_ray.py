@@ -131,7 +131,6 @@ def main() -> None:
         def run(self, xs):
             return inc_batch(xs)
 
-
     def daglite_trivial():
         with session(settings=settings):
             assert map_tasks(inc_task, items)[-1] == 10_000
