@@ -4,7 +4,8 @@ Workloads, each variant warmed up once, then the best of `--repeat` runs kept:
 
 1. 10,000 trivial items: `map_tasks(..., backend="ray")`; the same items hand-batched into
    as many `ray.remote` tasks as daglite used (the baseline); the same batches on warm
-   actors (the alternative design); one `ray.remote` task per item (run once: it is slow).
+   actors (the alternative design); one `ray.remote` task per item (run once: it is slow);
+   and, for scale, the same map on daglite's own `process` backend (same per-item pipeline).
 2. 100 CPU-bound items of about 10 ms: plain Python inline, one `ray.remote` task per
    item, and `map_tasks`; the speedup of each over inline.
 3. Session start with the backend's own local Ray (Ray's start-up, paid once per session)
@@ -135,6 +136,12 @@ def main() -> None:
         with session(settings=settings):
             assert map_tasks(inc_task, items)[-1] == 10_000
 
+    process = DagliteSettings(backend="process", processors=(), max_workers=args.workers)
+
+    def daglite_process():  # the same pipeline per item on the core's own worker processes
+        with session(settings=process):
+            assert map_tasks(inc_task, items)[-1] == 10_000
+
     def batched_tasks():
         out = ray.get([remote_batch.remote(chunk) for chunk in chunks])
         assert out[-1][-1] == 10_000
@@ -149,6 +156,7 @@ def main() -> None:
     t_inline = best(lambda: [inc(x) for x in items], args.repeat)
     t_daglite = best(daglite_trivial, args.repeat)
     t_batched = best(batched_tasks, args.repeat)
+    t_process = best(daglite_process, args.repeat)
     t_per_item = best(per_item, 1)
     actors = [Runner.remote() for _ in range(args.workers)]  # they hold the CPUs: last
     ray.get([a.run.remote([]) for a in actors])
@@ -181,6 +189,7 @@ def main() -> None:
     print(f"  inline (plain Python)          {t_inline * 1e3:9.1f} ms")
     print(f"  daglite map_tasks              {t_daglite * 1e3:9.1f} ms")
     print(f"  ray.remote, hand-batched       {t_batched * 1e3:9.1f} ms")
+    print(f"  daglite, process backend       {t_process * 1e3:9.1f} ms  (same pipeline, for scale)")
     print(f"  same batches on warm actors    {t_actors * 1e3:9.1f} ms")
     print(f"  ray.remote per item            {t_per_item * 1e3:9.1f} ms")
     print(f"  daglite / hand-batched         {t_daglite / t_batched:9.2f}x  (target <= 1.0x)")
