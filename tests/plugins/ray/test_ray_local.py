@@ -131,3 +131,26 @@ def test_ctrl_c_cancels_the_batches_and_leaves_no_ray_process(tmp_path, ray_root
     assert "initialized after the session" not in out
     assert _wait_gone(ray_root, 30) == []
     assert len(list(folder.iterdir())) == 2, "the queued items never started"
+
+
+def test_a_local_ray_that_cannot_start_is_explained(tmp_path, ray_root):
+    script = tmp_path / "tiny.py"
+    script.write_text(
+        "from daglite import BackendError, DagliteSettings, map_tasks, session, task\n"
+        "@task\ndef one(x):\n    return x\n"
+        "settings = DagliteSettings(max_workers=1, options={'ray': {'object_store_memory': 1}})\n"
+        "try:\n"
+        "    with session(backend='ray', settings=settings):\n"
+        "        map_tasks(one, range(2))\n"
+        "except BackendError as exc:\n"
+        "    print(exc)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "DAGLITE_"))}
+    env["RAY_TMPDIR"] = ray_root
+    proc = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=240
+    )
+    message = proc.stdout.strip()
+    assert message.startswith("could not start a local Ray (1 CPUs on 127.0.0.1): "), proc.stderr
+    assert "object_store_memory" in message
+    assert _wait_gone(ray_root, 30) == []
