@@ -191,7 +191,7 @@ def main() -> None:
     print(f"  inline (plain Python)          {t_inline * 1e3:9.1f} ms")
     print(f"  daglite map_tasks              {t_daglite * 1e3:9.1f} ms")
     print(f"  ray.remote, hand-batched       {t_batched * 1e3:9.1f} ms")
-    print(f"  daglite, process backend       {t_process * 1e3:9.1f} ms  (warm pool, same pipeline, for scale)")
+    print(f"  daglite, process backend       {t_process * 1e3:9.1f} ms  (warm pool, for scale)")
     print(f"  same batches on warm actors    {t_actors * 1e3:9.1f} ms")
     print(f"  ray.remote per item            {t_per_item * 1e3:9.1f} ms")
     print(f"  daglite / hand-batched         {t_daglite / t_batched:9.2f}x  (target <= 1.0x)")
