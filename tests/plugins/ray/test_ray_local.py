@@ -152,5 +152,9 @@ def test_a_local_ray_that_cannot_start_is_explained(tmp_path, ray_root):
     )
     message = proc.stdout.strip()
     assert message.startswith("could not start a local Ray (1 CPUs on 127.0.0.1): "), proc.stderr
-    assert "object_store_memory" in message
+    assert "cap object store memory usage at 1 bytes" in message  # Ray's own words
+    assert message.endswith(
+        "; check `num_cpus` and `object_store_memory` in [tool.daglite.options.ray], or set "
+        "RAY_ADDRESS to run on a Ray that is already running"
+    )
     assert _wait_gone(ray_root, 30) == []

@@ -202,7 +202,9 @@ class RayBackend(TransportBackend):
                 except Exception as exc:
                     raise BackendError(
                         f"could not start a local Ray ({self.num_cpus} CPUs on 127.0.0.1): "
-                        f"{type(exc).__name__}: {exc}"
+                        f"{type(exc).__name__}: {exc}; check `num_cpus` and "
+                        "`object_store_memory` in [tool.daglite.options.ray], or set "
+                        "RAY_ADDRESS to run on a Ray that is already running"
                     ) from exc
         self.owns_ray = True
         return ray
