@@ -161,7 +161,7 @@ def get_format(name: str) -> Format:
     try:
         obj = registry.load("format", name)
     except PluginError as exc:
-        raise DatasetError(str(exc)) from exc.__cause__
+        raise DatasetError(str(exc)) from exc
     fmt = obj() if isinstance(obj, type) else obj
     _instances[name] = fmt
     return fmt
@@ -171,8 +171,8 @@ _CORE = ("pickle", "json", "text", "bytes")
 
 
 def _all_formats() -> list[Format]:
-    # The core's formats first, so that a broken plugin never hides them.
-    installed = registry.names("format")
+    # The core's formats first; a broken or conflicting plugin is left out.
+    installed = registry.usable_names("format")
     ordered = [name for name in _CORE if name in installed]
     ordered += [name for name in installed if name not in _CORE]
     return [get_format(name) for name in ordered]
@@ -234,17 +234,7 @@ def cache_format(cls: type) -> Format | None:
 
 
 def _cache_candidates() -> list[Format]:
-    found = []
-    for name in registry.names("format"):
-        try:
-            found.append(get_format(name))
-        except Exception as exc:
-            import logging
-
-            logging.getLogger("daglite").warning(
-                "format %r is left out of the cache: %s", name, exc
-            )
-    return found
+    return [get_format(name) for name in registry.usable_names("format")]
 
 
 def resolve_format(

@@ -4,11 +4,19 @@ Four groups: `daglite.backends`, `daglite.stores`, `daglite.formats` and
 `daglite.processors`. The core registers its built-ins through the same entry points
 (see `core/pyproject.toml`), so there is one lookup path. Listing a group reads entry
 point metadata only; it imports no plugin.
+
+Plugin health. Loading an entry checks it: it must import, fit the contract of its kind
+and declare the plugin API version it was built for (`daglite.contracts`), and its name
+must be claimed by one distribution only, or the user must have picked one in the
+`providers` setting. A plugin that fails one of these checks raises `PluginError` naming
+its distribution when it is asked for by name, and is left out (with one warning on the
+`daglite` logger) of everything that did not name it (`usable_names`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from collections.abc import Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -27,6 +35,7 @@ GROUPS = {
 INSTALL_HINTS = {
     ("backend", "loky"): "daglite-loky",
     ("backend", "dask"): "daglite-dask",
+    ("backend", "ray"): "daglite-ray",
     ("store", "s3"): "daglite-s3",
     ("store", "s3a"): "daglite-s3",
     ("processor", "otel"): "daglite-otel",
@@ -36,6 +45,9 @@ INSTALL_HINTS = {
     ("format", "csv"): "daglite-arrow",
     ("format", "arrow"): "daglite-arrow",
 }
+
+#: The distribution of the core: its entries are built for its own plugin API.
+CORE = "daglite"
 
 
 @attrs.frozen
@@ -48,8 +60,18 @@ class EntryInfo:
     distribution: str | None
     version: str | None
 
+    @property
+    def source(self) -> str:
+        """`distribution 'x' 1.0, module:attr`, for messages."""
+        if self.distribution is None:
+            return self.value
+        return f"distribution '{self.distribution}' {self.version}, {self.value}"
 
-_loaded: dict[tuple[str, str], Any] = {}
+
+_loaded: dict[tuple[str, str, str | None], Any] = {}
+_failed: dict[tuple[str, str, str | None], PluginError] = {}
+_scans: dict[str, list[EntryInfo]] = {}
+_warned: set[tuple[str, str]] = set()
 _overrides: dict[tuple[str, str], Any] = {}
 
 
@@ -69,25 +91,37 @@ def _entry_points(kind: str) -> list[Any]:
     return list(manager.list_entry_points())
 
 
-def _distributions(group: str) -> dict[tuple[str, str], tuple[str, str]]:
-    # stevedore's cached scan drops the distribution; importlib.metadata still knows it.
-    from importlib.metadata import entry_points
+def _scan(kind: str) -> list[EntryInfo]:
+    # stevedore's cached scan drops the distribution; importlib.metadata still knows it,
+    # and lists one entry per distribution that claims a name.
+    found = _scans.get(kind)
+    if found is None:
+        from importlib.metadata import entry_points
 
-    found = {}
-    for ep in entry_points(group=group):
-        if ep.dist is not None:
-            found[(ep.name, ep.value)] = (ep.dist.name, ep.dist.version)
+        group = _group(kind)
+        found = sorted(
+            (
+                EntryInfo(
+                    group,
+                    ep.name,
+                    ep.value,
+                    ep.dist.name if ep.dist is not None else None,
+                    ep.dist.version if ep.dist is not None else None,
+                )
+                for ep in entry_points(group=group)
+            ),
+            key=lambda info: (info.name, info.distribution or ""),
+        )
+        _scans[kind] = found
     return found
 
 
 def entries(kind: str) -> list[EntryInfo]:
-    """Every installed entry of one kind (`"backend"`, `"store"`, ...), without importing any."""
-    group = _group(kind)
-    dists = _distributions(group)
-    infos = []
-    for ep in _entry_points(kind):
-        dist, version = dists.get((ep.name, ep.value), (None, None))
-        infos.append(EntryInfo(group, ep.name, ep.value, dist, version))
+    """Every installed entry of one kind (`"backend"`, `"store"`, ...), without importing any.
+
+    A name claimed by several distributions has one entry per distribution.
+    """
+    infos = list(_scan(kind))
     for (k, name), obj in _overrides.items():
         if k == kind:
             infos.append(EntryInfo(_group(kind), name, repr(obj), "daglite.testing", None))
@@ -102,34 +136,164 @@ def names(kind: str) -> list[str]:
     return sorted(found)
 
 
-def load(kind: str, name: str) -> Any:
-    """The object registered under `name` in the group of `kind`.
+def load(kind: str, name: str, *, providers: Mapping[str, Any] | None = None) -> Any:
+    """The object registered under `name` in the group of `kind`, checked (see the module doc).
+
+    Args:
+        kind: `"backend"`, `"store"`, `"format"` or `"processor"`.
+        name: The entry point's name.
+        providers: Which distribution provides a name claimed by several (the `providers`
+            setting, `{kind: {name: distribution}}`); by default the current settings'.
 
     Raises:
-        PluginError: Nothing is registered under `name` (the message lists what is installed and,
-            for official plugins, what to `pip install`), or the plugin failed to import (the
-            message names its distribution; the import error is the `__cause__`).
+        PluginError: Nothing is registered under `name` (the message lists what is installed
+            and, for official plugins, what to install); the plugin failed to import (the
+            import error is the `__cause__`); it does not fit the contract of its kind; it was
+            built for another plugin API version; or two distributions claim `name` and the
+            `providers` setting picks neither. The message names the distribution(s).
     """
     key = (kind, name)
     if key in _overrides:
         return _overrides[key]
-    if key in _loaded:
-        return _loaded[key]
-    candidates = [ep for ep in _entry_points(kind) if ep.name == name]
-    if not candidates:
-        raise PluginError(_missing_message(kind, name))
-    ep = candidates[0]
+    return load_entry(kind, _choose(kind, name, providers))
+
+
+def load_entry(kind: str, info: EntryInfo) -> Any:
+    """The object of one entry (of one distribution), imported and checked once.
+
+    Raises:
+        PluginError: It failed to import, does not fit the contract of its kind, or was built
+            for another plugin API version.
+    """
+    ident = (kind, info.name, info.distribution)
+    if ident in _loaded:
+        return _loaded[ident]
+    if ident in _failed:
+        raise _failed[ident]
     try:
-        obj = ep.load()
-    except Exception as exc:
-        dist, version = _distributions(_group(kind)).get((ep.name, ep.value), (None, None))
-        where = f"distribution '{dist}' {version}, {ep.value}" if dist else ep.value
+        obj = _load_checked(kind, info)
+    except PluginError as exc:
+        _failed[ident] = exc
+        raise
+    _loaded[ident] = obj
+    return obj
+
+
+def chosen(kind: str, name: str) -> EntryInfo:
+    """The entry that provides `name` (see `load`), without importing it.
+
+    Raises:
+        PluginError: `name` is not installed, or several distributions claim it and the
+            `providers` setting picks none of them.
+    """
+    return _choose(kind, name, None)
+
+
+def _choose(kind: str, name: str, providers: Mapping[str, Any] | None) -> EntryInfo:
+    candidates = [info for info in _scan(kind) if info.name == name]
+    if not candidates:
+        # stevedore may know an entry importlib.metadata does not (a stale disk cache).
+        raise PluginError(_missing_message(kind, name))
+    picked = _picked(kind, name, providers)
+    if picked is not None:
+        chosen = [info for info in candidates if _same_dist(info.distribution, picked)]
+        if not chosen:
+            raise PluginError(
+                f"the providers setting picks '{picked}' for {kind} '{name}', but "
+                f"'{picked}' does not provide it; it is provided by "
+                f"{_list_sources(candidates)}"
+            )
+        return chosen[0]
+    if len(candidates) > 1:
+        dists = " and ".join(f"'{info.distribution}'" for info in candidates)
         raise PluginError(
-            f"{kind} '{name}' is installed ({where}) but failed to import: "
+            f"{kind} '{name}' is provided by two distributions, {_list_sources(candidates)}: "
+            f"pick one in the providers setting, e.g. [tool.daglite.providers] "
+            f'{kind}.{name} = "{candidates[0].distribution}" in pyproject.toml or '
+            f"DAGLITE_PROVIDERS={kind}.{name}={candidates[0].distribution} "
+            f"(claimed by {dists})"
+        )
+    return candidates[0]
+
+
+def _picked(kind: str, name: str, providers: Mapping[str, Any] | None) -> str | None:
+    if providers is None:
+        providers = _current_providers()
+    return providers.get(kind, {}).get(name)
+
+
+def _current_providers() -> Mapping[str, Any]:
+    from daglite.context import current_runtime
+    from daglite.settings import get_global_settings
+
+    runtime = current_runtime.get()
+    settings = runtime.settings if runtime is not None else get_global_settings()
+    return settings.providers
+
+
+def _same_dist(a: str | None, b: str) -> bool:
+    def norm(text: str) -> str:
+        return text.lower().replace("_", "-").replace(".", "-")
+
+    return a is not None and norm(a) == norm(b)
+
+
+def _list_sources(infos: list[EntryInfo]) -> str:
+    return ", ".join(f"'{i.distribution}' {i.version} ({i.value})" for i in infos)
+
+
+def _load_checked(kind: str, info: EntryInfo) -> Any:
+    from importlib.metadata import EntryPoint
+
+    from daglite import contracts
+
+    where = info.source
+    try:
+        obj = EntryPoint(info.name, info.value, info.group).load()
+    except Exception as exc:
+        raise PluginError(
+            f"{kind} '{info.name}' is installed ({where}) but failed to import: "
             f"{type(exc).__name__}: {exc}"
         ) from exc
-    _loaded[key] = obj
+    problem = contracts.shape_problem(kind, obj)
+    if problem is None and info.distribution != CORE:
+        import sys
+
+        from daglite.plugin import API_VERSION
+
+        package = info.value.partition(":")[0].strip().split(".")[0]
+        problem = contracts.version_problem(sys.modules.get(package), API_VERSION)
+    if problem is not None:
+        raise PluginError(f"{kind} '{info.name}' ({where}) cannot be used: {problem}")
     return obj
+
+
+def problem(kind: str, name: str) -> PluginError | None:
+    """The error that loading `name` would raise, or `None` when it loads (for listings)."""
+    try:
+        load(kind, name)
+    except PluginError as exc:
+        return exc
+    return None
+
+
+def usable_names(kind: str) -> list[str]:
+    """The names of `kind` that load and pass their checks, for lookups that name no plugin.
+
+    A broken, misshapen or conflicting plugin is left out, with one warning on the `daglite`
+    logger per process, so it never breaks e.g. a save in another format.
+    """
+    usable = []
+    for name in names(kind):
+        error = problem(kind, name)
+        if error is None:
+            usable.append(name)
+        elif (kind, name) not in _warned:
+            import logging
+
+            _warned.add((kind, name))
+            logging.getLogger("daglite").warning("%s (left out until it is fixed)", error)
+    return usable
 
 
 def _missing_message(kind: str, name: str) -> str:
@@ -137,9 +301,18 @@ def _missing_message(kind: str, name: str) -> str:
     hint = INSTALL_HINTS.get((kind, name))
     if hint:
         return (
-            f"{kind} '{name}' is not installed: pip install {hint} (installed {kind}s: {installed})"
+            f"{kind} '{name}' is not installed: {install_hint(hint)} "
+            f"(installed {kind}s: {installed})"
         )
     return f"unknown {kind} '{name}'; installed {kind}s: {installed}"
+
+
+def install_hint(distribution: str) -> str:
+    """How to install an official plugin (they are installed from a clone, not an index)."""
+    return (
+        f"install the plugin {distribution} from a clone of daglite "
+        f"(uv pip install ./plugins/{distribution}, or pip install ./core ./plugins/{distribution})"
+    )
 
 
 def clear_cache() -> None:
@@ -148,6 +321,9 @@ def clear_cache() -> None:
     from stevedore import _cache  # stevedore keeps one scan per interpreter and on disk
 
     _loaded.clear()
+    _failed.clear()
+    _scans.clear()
+    _warned.clear()
     ExtensionManager.ENTRY_POINT_CACHE.clear()
     _cache._c._internal.clear()
 

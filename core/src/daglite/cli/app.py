@@ -168,16 +168,21 @@ def _value_text(value: Any) -> str:
 
 @app.command
 @_reflowed
-def plugins() -> int:
-    """List every plugin of every entry-point group and whether it loads.
+def plugins(*, check: bool = False) -> int:
+    """List every plugin of every entry-point group and whether it can be used.
 
     For each group (backends, stores, formats, processors): the name, the providing
-    distribution and its version, and "ok" or the error that stops it from loading.
+    distribution and its version, and "ok" or what is wrong: it fails to import, does not fit
+    the contract of its kind, was built for another plugin API version, or its name is also
+    claimed by another distribution (pick one with the providers setting).
+
+    Args:
+        check: Exit with status 1 when any plugin has a problem (for CI).
     """
     from daglite import registry
     from daglite.errors import PluginError
 
-    broken = 0
+    problems = 0
     for kind, group in registry.GROUPS.items():
         print(group)
         infos = registry.entries(kind)
@@ -187,15 +192,21 @@ def plugins() -> int:
         for info in infos:
             where = f"{info.distribution or '?'} {info.version or ''}".strip()
             try:
-                registry.load(kind, info.name)
+                if info.distribution == "daglite.testing":
+                    registry.load(kind, info.name)
+                else:
+                    registry.load_entry(kind, info)
+                    picked = registry.chosen(kind, info.name)
+                    if picked != info:
+                        where += f"  (not used: the providers setting picks {picked.distribution})"
                 status = "ok"
             except PluginError as exc:
-                broken += 1
+                problems += 1
                 status = f"error: {exc}"
             print(f"  {info.name:<{width}}  {where}  {status}")
-    if broken:
-        print(f"\n{broken} plugin(s) failed to load", file=sys.stderr)
-    return 0
+    if problems:
+        print(f"\n{problems} plugin(s) cannot be used", file=sys.stderr)
+    return 1 if problems and check else 0
 
 
 @app.command
