@@ -187,7 +187,8 @@ def test_bad_environment_value_fails_when_global_settings_load(monkeypatch):
     [
         ("max_workers = 0", "invalid value 0 for 'max_workers' in [tool.daglite] of {path}: "),
         ("backend = 3", "invalid value 3 for 'backend' in [tool.daglite] of {path}: "),
-        ("processors = 5", "invalid value 5 for 'processors' in [tool.daglite] of {path}: "),
+        ("plugins = 5", "invalid value 5 for 'plugins' in [tool.daglite] of {path}: "),
+        ("processors = 5", "invalid value 5 for 'plugins' in [tool.daglite] of {path}: "),
         (
             'colour = "red"',
             "unknown daglite setting(s) ['colour'] in [tool.daglite] of {path}; known settings: ",
@@ -216,8 +217,14 @@ def test_unreadable_pyproject_and_non_table_are_reported(tmp_path):
     [
         ("backend", 3, "backend must be a string, not 3"),
         ("event_log", 1, "event_log must be a string, not 1"),
-        ("options", [], "options must be a table (a mapping), not []"),
-        ("processors", 5, "processors must be a list of names, not 5"),
+        ("options", [], "options must be a table of plugin tables, not []"),
+        (
+            "options",
+            {"rich": 3},
+            "options of plugin 'rich' must be a table ([tool.daglite.options.rich]), not 3",
+        ),
+        ("plugins", 5, "plugins must be a list of names, not 5"),
+        ("processors", 5, "plugins must be a list of names, not 5"),
         ("max_workers", 1.5, "max_workers must be a whole number >= 1 (or empty), not 1.5"),
     ],
 )

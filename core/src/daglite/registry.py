@@ -154,7 +154,16 @@ def load(kind: str, name: str, *, providers: Mapping[str, Any] | None = None) ->
     """
     key = (kind, name)
     if key in _overrides:
-        return _overrides[key]
+        from daglite import contracts
+
+        obj = _overrides[key]
+        problem = contracts.shape_problem(kind, obj)
+        if problem is not None:
+            raise PluginError(
+                f"{kind} '{name}' (registered with daglite.testing.override_plugin) cannot be "
+                f"used: {problem}"
+            )
+        return obj
     return load_entry(kind, _choose(kind, name, providers))
 
 
@@ -310,8 +319,8 @@ def _missing_message(kind: str, name: str) -> str:
 def install_hint(distribution: str) -> str:
     """How to install an official plugin (they are installed from a clone, not an index)."""
     return (
-        f"install the plugin {distribution} from a clone of daglite "
-        f"(uv pip install ./plugins/{distribution}, or pip install ./core ./plugins/{distribution})"
+        f"install {distribution} from a clone of daglite: uv pip install ./plugins/{distribution} "
+        f"(or pip install ./core ./plugins/{distribution})"
     )
 
 

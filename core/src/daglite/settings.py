@@ -200,6 +200,7 @@ class DagliteSettings:
 
     def evolve(self, **changes: Any) -> DagliteSettings:
         """A copy with `changes` applied (values are validated like the constructor's)."""
+        changes = _unalias(changes, "arguments")
         return _build(attrs.asdict(self, recurse=False) | changes, source="arguments")
 
 
