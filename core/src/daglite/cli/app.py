@@ -242,6 +242,27 @@ def report(
     return 0
 
 
+@app.command(name="new-plugin")
+@_reflowed
+def new_plugin(name: str, /, *, directory: Path = Path(".")) -> int:
+    """Write a standalone plugin package with a backend, a store, a format and a processor.
+
+    The package daglite-NAME depends on this daglite, declares its plugin API version, and
+    its tests pass as written: install it next to the daglite core and run pytest.
+
+    Args:
+        name: The plugin's name: one lowercase word (its entry points, URL scheme and format).
+        directory: Where to create the daglite-NAME folder.
+    """
+    from daglite.cli.scaffold import new_plugin as write
+
+    target = write(name, directory)
+    print(f"created {target}")
+    print(f"next: cd {target} && uv venv && uv pip install <daglite clone>/core -e '.[test]'")
+    print("      && uv run pytest")
+    return 0
+
+
 @cache_app.command
 @_reflowed
 def info(*, store: Annotated[str | None, Parameter(help="Cache store path or URL.")] = None) -> int:
