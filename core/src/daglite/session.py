@@ -62,7 +62,7 @@ def make_processor(name: str, settings: DagliteSettings) -> Callable[[ev.Event],
 
 
 #: The processors of the default settings (`replaces` may drop these).
-_DEFAULT_PROCESSORS = attrs.fields(DagliteSettings).processors.default
+_DEFAULT_PROCESSORS = attrs.fields(DagliteSettings).plugins.default
 
 
 def _replaces(processor: Any) -> tuple[str, ...]:
