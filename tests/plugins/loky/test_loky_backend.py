@@ -133,8 +133,9 @@ def test_idle_timeout_option():
         ),
         (
             {"workers": 3},
-            "unknown option(s) ['workers'] in [tool.daglite.options.loky]; known options: "
-            "['idle_timeout']",
+            "unknown option(s) ['workers'] for plugin 'loky'; known options of 'loky': "
+            "['idle_timeout'] (set in [tool.daglite.options.loky], DAGLITE_LOKY_<OPTION> or "
+            "--option loky.<key>=<value>)",
         ),
     ],
 )
