@@ -351,7 +351,7 @@ def test_module_target_from_the_working_directory(flows):
         (["missing.py:wf"], "no such file: missing.py"),
         (["nosuch.module:wf"], "cannot find module 'nosuch.module'"),
         (["flows.py:typed", "1", "--backend", "zzz"], "unknown backend 'zzz'; installed backends:"),
-        (["flows.py:typed", "1", "--backend", "loky"], "install daglite-loky from a clone of daglite"),
+        (["flows.py:typed", "1", "--backend", "loky"], "install daglite-loky from a clone"),
         (["flows.py:typed", "1", "--plugin", "nope"], "unknown processor 'nope'"),
         (["flows.py:typed", "1", "--log-format", "xml"], 'Invalid value "xml" for --log-format'),
         # found when the session opens, before any task runs

@@ -64,7 +64,7 @@ def test_well_known_plugins_get_an_install_hint(kind, name, dist):
 def test_loky_hint_at_session_open():
     with (
         pytest.raises(
-            BackendError, match=r"^backend 'loky' is not installed: install daglite-loky from a clone"
+            BackendError, match=r"^backend 'loky' is not installed: install daglite-loky from a"
         ),
         session(backend="loky"),
     ):
