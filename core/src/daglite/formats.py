@@ -145,26 +145,28 @@ class BytesFormat:
 
 # -- lookup -------------------------------------------------------------------------------
 
-_instances: dict[str, Any] = {}
+_instances: dict[int, tuple[Any, Any]] = {}  # id(registered object) -> (it, its instance)
 
 
 def get_format(name: str) -> Format:
-    """The format registered under `name` (instantiated once).
+    """The format registered under `name` (each class instantiated once).
+
+    The registry is asked every time (it caches what it loaded), since which distribution
+    provides a name can differ between sessions (the `providers` setting).
 
     Raises:
         DatasetError: No such format is installed (the message lists the installed formats
-            and, for well-known ones, which plugin to `pip install`), or it failed to import.
+            and, for well-known ones, which plugin to install), or it cannot be used (the
+            `PluginError` saying why is the `__cause__`).
     """
-    found = _instances.get(name)
-    if found is not None:
-        return found
     try:
         obj = registry.load("format", name)
     except PluginError as exc:
         raise DatasetError(str(exc)) from exc
-    fmt = obj() if isinstance(obj, type) else obj
-    _instances[name] = fmt
-    return fmt
+    found = _instances.get(id(obj))
+    if found is None or found[0] is not obj:
+        found = _instances[id(obj)] = (obj, obj() if isinstance(obj, type) else obj)
+    return found[1]
 
 
 _CORE = ("pickle", "json", "text", "bytes")
