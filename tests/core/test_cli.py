@@ -517,6 +517,16 @@ def test_plugins_lists_groups_and_reports_a_broken_plugin(tmp_path):
     assert "1 plugin(s) cannot be used" in done.stderr
 
 
+def test_plugins_check_exits_0_when_every_plugin_can_be_used_and_1_otherwise(tmp_path):
+    done = daglite_cmd("plugins", "--check", cwd=tmp_path, env=_env())
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    _fake_distribution(tmp_path)
+    done = daglite_cmd("plugins", "--check", cwd=tmp_path, env=_env(PYTHONPATH=str(tmp_path)))
+    assert done.returncode == 1
+    assert done.stderr.strip() == "1 plugin(s) cannot be used"
+
+
 def test_a_plugin_processor_from_a_distribution_joins_the_run(tmp_path, flows):
     _fake_distribution(tmp_path)
     env = _env(PYTHONPATH=str(tmp_path))
