@@ -173,5 +173,5 @@ def test_clear_cache_forgets_a_plugin_uninstalled_mid_run(broken_distribution, t
 def test_loaded_objects_are_cached():
     registry.clear_cache()
     first = registry.load("backend", "thread")
-    assert registry._loaded[("backend", "thread", "daglite")] is first
+    assert registry._loaded[("backend", "thread", "daglite.backends.thread:ThreadBackend")] is first
     assert registry.load("backend", "thread") is first

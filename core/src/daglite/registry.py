@@ -46,7 +46,7 @@ INSTALL_HINTS = {
     ("format", "arrow"): "daglite-arrow",
 }
 
-#: The distribution of the core: its entries are built for its own plugin API.
+#: The core's package: its own entries are built for its own plugin API.
 CORE = "daglite"
 
 
@@ -174,7 +174,7 @@ def load_entry(kind: str, info: EntryInfo) -> Any:
         PluginError: It failed to import, does not fit the contract of its kind, or was built
             for another plugin API version.
     """
-    ident = (kind, info.name, info.distribution)
+    ident = (kind, info.name, info.value)
     if ident in _loaded:
         return _loaded[ident]
     if ident in _failed:
@@ -195,15 +195,21 @@ def chosen(kind: str, name: str) -> EntryInfo:
         PluginError: `name` is not installed, or several distributions claim it and the
             `providers` setting picks none of them.
     """
-    return _choose(kind, name, None)
+    return _described(kind, _choose(kind, name, None))
 
 
 def _choose(kind: str, name: str, providers: Mapping[str, Any] | None) -> EntryInfo:
-    candidates = [info for info in _scan(kind) if info.name == name]
-    if not candidates:
-        # stevedore may know an entry importlib.metadata does not (a stale disk cache).
+    # The fast path: stevedore's cached scan shows one entry and no provider is picked; the
+    # distribution (for messages) is looked up only when something goes wrong.
+    quick = [ep for ep in _entry_points(kind) if ep.name == name]
+    if not quick:
         raise PluginError(_missing_message(kind, name))
     picked = _picked(kind, name, providers)
+    if len(quick) == 1 and picked is None:
+        return EntryInfo(_group(kind), name, quick[0].value, None, None)
+    candidates = [info for info in _scan(kind) if info.name == name]
+    if not candidates:  # stevedore's disk cache is stale
+        raise PluginError(_missing_message(kind, name))
     if picked is not None:
         chosen = [info for info in candidates if _same_dist(info.distribution, picked)]
         if not chosen:
@@ -251,28 +257,38 @@ def _list_sources(infos: list[EntryInfo]) -> str:
     return ", ".join(f"'{i.distribution}' {i.version} ({i.value})" for i in infos)
 
 
+def _described(kind: str, info: EntryInfo) -> EntryInfo:
+    """`info` with its distribution and version (a metadata scan: for messages and listings)."""
+    if info.distribution is not None:
+        return info
+    for found in _scan(kind):
+        if (found.name, found.value) == (info.name, info.value):
+            return found
+    return info
+
+
 def _load_checked(kind: str, info: EntryInfo) -> Any:
     from importlib.metadata import EntryPoint
 
     from daglite import contracts
 
-    where = info.source
     try:
         obj = EntryPoint(info.name, info.value, info.group).load()
     except Exception as exc:
         raise PluginError(
-            f"{kind} '{info.name}' is installed ({where}) but failed to import: "
-            f"{type(exc).__name__}: {exc}"
+            f"{kind} '{info.name}' is installed ({_described(kind, info).source}) but failed "
+            f"to import: {type(exc).__name__}: {exc}"
         ) from exc
     problem = contracts.shape_problem(kind, obj)
-    if problem is None and info.distribution != CORE:
+    package = info.value.partition(":")[0].strip().split(".")[0]
+    if problem is None and package != CORE:  # the core's own entries fit its own API
         import sys
 
         from daglite.plugin import API_VERSION
 
-        package = info.value.partition(":")[0].strip().split(".")[0]
         problem = contracts.version_problem(sys.modules.get(package), API_VERSION)
     if problem is not None:
+        where = _described(kind, info).source
         raise PluginError(f"{kind} '{info.name}' ({where}) cannot be used: {problem}")
     return obj
 
