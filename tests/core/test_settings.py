@@ -12,11 +12,11 @@ from daglite import map_tasks
 from daglite import session
 from daglite import task
 from daglite.events import MapStarted
+from daglite.pluginoptions import plugin_options
 from daglite.settings import DagliteSettings
 from daglite.settings import find_pyproject
 from daglite.settings import get_global_settings
 from daglite.settings import load_settings
-from daglite.settings import plugin_options
 from daglite.settings import set_global_settings
 
 

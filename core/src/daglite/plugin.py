@@ -40,8 +40,8 @@ from daglite.backends.transport import TransportBackend
 from daglite.backends.transport import WorkerLost
 from daglite.backends.worker import run_batch
 from daglite.formats import Format
+from daglite.pluginoptions import plugin_options
 from daglite.settings import DagliteSettings
-from daglite.settings import plugin_options
 from daglite.stores import ByteStore
 
 #: The version of this contract (bumped on any incompatible change).

@@ -31,8 +31,8 @@ from daglite.dispatch import EventDispatcher
 from daglite.dispatch import emit_event
 from daglite.errors import BackendError
 from daglite.errors import PluginError
+from daglite.pluginoptions import for_plugin
 from daglite.settings import DagliteSettings
-from daglite.settings import for_plugin
 from daglite.settings import get_global_settings
 from daglite.stores import check_store
 
