@@ -259,7 +259,7 @@ def new_plugin(name: str, /, *, directory: Path = Path(".")) -> int:
     target = write(name, directory)
     print(f"created {target}")
     print(f"next: cd {target} && uv venv && uv pip install <daglite clone>/core -e '.[test]'")
-    print("      && uv run pytest")
+    print("      && .venv/bin/pytest")
     return 0
 
 
