@@ -362,7 +362,7 @@ def test_module_target_from_the_working_directory(flows):
         ),
         (
             ["flows.py:typed", "1", "--cache-store", "s3://bucket/cache"],
-            "store 's3' is not installed: pip install daglite-s3",
+            "store 's3' is not installed: install daglite-s3 from a clone",
         ),
         (
             ["flows.py:typed", "1", "--event-log", "flows.py/events.jsonl"],
