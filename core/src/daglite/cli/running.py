@@ -261,7 +261,9 @@ def execute(workflow: Any, args: list[Any], kwargs: dict[str, Any], options: dic
         ).open()
     except DagliteError as exc:  # a bad option, found before any task ran
         text = str(exc)
-        hint = "; see: daglite plugins" if "installed" in text else ""  # a missing plugin
+        # a missing plugin, or one that cannot be used
+        missing = "installed" in text or _plugin_error(exc) is not None
+        hint = "; see: daglite plugins" if missing else ""
         raise UsageError(f"{text}{hint}") from exc
     try:
         result = workflow(*args, **kwargs)
