@@ -204,7 +204,7 @@ def _choose(kind: str, name: str, providers: Mapping[str, Any] | None) -> EntryI
     quick = [ep for ep in _entry_points(kind) if ep.name == name]
     if not quick:
         raise PluginError(_missing_message(kind, name))
-    picked = _picked(kind, name, providers)
+    picked = _picked(kind, name, providers, load=len(quick) > 1)
     if len(quick) == 1 and picked is None:
         return EntryInfo(_group(kind), name, quick[0].value, None, None)
     candidates = [info for info in _scan(kind) if info.name == name]
@@ -231,19 +231,30 @@ def _choose(kind: str, name: str, providers: Mapping[str, Any] | None) -> EntryI
     return candidates[0]
 
 
-def _picked(kind: str, name: str, providers: Mapping[str, Any] | None) -> str | None:
+def _picked(
+    kind: str, name: str, providers: Mapping[str, Any] | None, *, load: bool
+) -> str | None:
     if providers is None:
-        providers = _current_providers()
+        providers = _current_providers(load)
     return providers.get(kind, {}).get(name)
 
 
-def _current_providers() -> Mapping[str, Any]:
+def _current_providers(load: bool) -> Mapping[str, Any]:
+    """The session's `providers` setting, else the global one.
+
+    Outside a session the global settings are loaded (read from `pyproject.toml` and the
+    environment, then kept) only when `load` is true: for a name several distributions claim.
+    A lookup of an unclaimed name does not fix the global settings as a side effect.
+    """
+    from daglite import settings as settings_module
     from daglite.context import current_runtime
-    from daglite.settings import get_global_settings
 
     runtime = current_runtime.get()
-    settings = runtime.settings if runtime is not None else get_global_settings()
-    return settings.providers
+    if runtime is not None:
+        return runtime.settings.providers
+    if settings_module._global is None and not load:
+        return {}
+    return settings_module.get_global_settings().providers
 
 
 def _same_dist(a: str | None, b: str) -> bool:
