@@ -231,9 +231,7 @@ def _choose(kind: str, name: str, providers: Mapping[str, Any] | None) -> EntryI
     return candidates[0]
 
 
-def _picked(
-    kind: str, name: str, providers: Mapping[str, Any] | None, *, load: bool
-) -> str | None:
+def _picked(kind: str, name: str, providers: Mapping[str, Any] | None, *, load: bool) -> str | None:
     if providers is None:
         providers = _current_providers(load)
     return providers.get(kind, {}).get(name)
