@@ -71,6 +71,7 @@ class EntryInfo:
 _loaded: dict[tuple[str, str, str | None], Any] = {}
 _failed: dict[tuple[str, str, str | None], PluginError] = {}
 _scans: dict[str, list[EntryInfo]] = {}
+_quick: dict[tuple[str, str], list[str]] = {}  # (kind, name) -> values in stevedore's scan
 _warned: set[tuple[str, str]] = set()
 _overrides: dict[tuple[str, str], Any] = {}
 
@@ -201,12 +202,14 @@ def chosen(kind: str, name: str) -> EntryInfo:
 def _choose(kind: str, name: str, providers: Mapping[str, Any] | None) -> EntryInfo:
     # The fast path: stevedore's cached scan shows one entry and no provider is picked; the
     # distribution (for messages) is looked up only when something goes wrong.
-    quick = [ep for ep in _entry_points(kind) if ep.name == name]
+    quick = _quick.get((kind, name))
+    if quick is None:
+        quick = _quick[(kind, name)] = [ep.value for ep in _entry_points(kind) if ep.name == name]
     if not quick:
         raise PluginError(_missing_message(kind, name))
     picked = _picked(kind, name, providers, load=len(quick) > 1)
     if len(quick) == 1 and picked is None:
-        return EntryInfo(_group(kind), name, quick[0].value, None, None)
+        return EntryInfo(_group(kind), name, quick[0], None, None)
     candidates = [info for info in _scan(kind) if info.name == name]
     if not candidates:  # stevedore's disk cache is stale
         raise PluginError(_missing_message(kind, name))
@@ -357,6 +360,7 @@ def clear_cache() -> None:
     _loaded.clear()
     _failed.clear()
     _scans.clear()
+    _quick.clear()
     _warned.clear()
     ExtensionManager.ENTRY_POINT_CACHE.clear()
     _cache._c._internal.clear()
