@@ -178,7 +178,12 @@ def test_a_format_that_fails_to_load_is_left_out_of_the_cache_with_a_warning(cap
             assert cache_format(Lonely) is None
     finally:
         formats._cache_formats.pop(Lonely, None)
-    assert "format 'brokenfmt' is left out of the cache: broken plugin" in caplog.text
+    assert (
+        "format 'brokenfmt' (registered with daglite.testing.override_plugin) cannot be used: "
+    ) in caplog.text
+    assert "Broken() cannot be built: RuntimeError: broken plugin (left out until it is fixed)" in (
+        caplog.text
+    )
 
 
 def test_a_subclass_of_a_claimed_type_is_pickled_and_keyed_by_its_state(point_format):

@@ -351,7 +351,7 @@ def test_module_target_from_the_working_directory(flows):
         (["missing.py:wf"], "no such file: missing.py"),
         (["nosuch.module:wf"], "cannot find module 'nosuch.module'"),
         (["flows.py:typed", "1", "--backend", "zzz"], "unknown backend 'zzz'; installed backends:"),
-        (["flows.py:typed", "1", "--backend", "loky"], "pip install daglite-loky"),
+        (["flows.py:typed", "1", "--backend", "loky"], "install daglite-loky from a clone"),
         (["flows.py:typed", "1", "--plugin", "nope"], "unknown processor 'nope'"),
         (["flows.py:typed", "1", "--log-format", "xml"], 'Invalid value "xml" for --log-format'),
         # found when the session opens, before any task runs
@@ -362,7 +362,7 @@ def test_module_target_from_the_working_directory(flows):
         ),
         (
             ["flows.py:typed", "1", "--cache-store", "s3://bucket/cache"],
-            "store 's3' is not installed: pip install daglite-s3",
+            "store 's3' is not installed: install daglite-s3 from a clone",
         ),
         (
             ["flows.py:typed", "1", "--event-log", "flows.py/events.jsonl"],
@@ -482,7 +482,9 @@ def test_describe_unknown_target_exits_2(flows):
 def _fake_distribution(root: Path) -> None:
     """A real installed-looking distribution with one good and one broken processor."""
     (root / "fakeplug").mkdir()
-    (root / "fakeplug" / "__init__.py").write_text("class Good:\n    def __call__(self, e): pass\n")
+    (root / "fakeplug" / "__init__.py").write_text(
+        "DAGLITE_API_VERSION = 1\n\nclass Good:\n    def __call__(self, e): pass\n"
+    )
     dist = root / "fakeplug-1.2.3.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fakeplug\nVersion: 1.2.3\n")
@@ -512,7 +514,17 @@ def test_plugins_lists_groups_and_reports_a_broken_plugin(tmp_path):
     assert lines["good"].split() == ["good", "fakeplug", "1.2.3", "ok"]
     assert "fakeplug 1.2.3  error: processor 'broken' is installed" in lines["broken"]
     assert "No module named 'fakeplug.missing'" in lines["broken"]
-    assert "1 plugin(s) failed to load" in done.stderr
+    assert "1 plugin(s) cannot be used" in done.stderr
+
+
+def test_plugins_check_exits_0_when_every_plugin_can_be_used_and_1_otherwise(tmp_path):
+    done = daglite_cmd("plugins", "--check", cwd=tmp_path, env=_env())
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    _fake_distribution(tmp_path)
+    done = daglite_cmd("plugins", "--check", cwd=tmp_path, env=_env(PYTHONPATH=str(tmp_path)))
+    assert done.returncode == 1
+    assert done.stderr.strip() == "1 plugin(s) cannot be used"
 
 
 def test_a_plugin_processor_from_a_distribution_joins_the_run(tmp_path, flows):

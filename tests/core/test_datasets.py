@@ -92,7 +92,7 @@ def test_missing_key_names_key_and_store():
 def test_unknown_format_says_what_to_install():
     store = memory_dataset_store()
     with pytest.raises(
-        DatasetError, match="format 'parquet' is not installed: pip install daglite"
+        DatasetError, match="format 'parquet' is not installed: install daglite-arrow from a clone"
     ):
         save_dataset("t.parquet", [1], format="parquet", store=store)
     with pytest.raises(DatasetError, match="installed formats: bytes, json, pickle, text"):

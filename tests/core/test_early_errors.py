@@ -40,8 +40,9 @@ NAME_HINT = "(a non-empty string; see: daglite plugins), or None for the default
         ),
         (
             {"backend": "loky"},
-            "backend='loky': backend 'loky' is not installed: pip install daglite-loky "
-            "(installed backends: inline, process, thread).",
+            "backend='loky': backend 'loky' is not installed: install daglite-loky from a clone "
+            "of daglite: uv pip install ./plugins/daglite-loky (or pip install ./core "
+            "./plugins/daglite-loky) (installed backends: inline, process, thread).",
         ),
         ({"dataset_format": 3}, f"dataset_format must be the name of a format {NAME_HINT}3."),
         (
@@ -51,8 +52,9 @@ NAME_HINT = "(a non-empty string; see: daglite plugins), or None for the default
         ),
         (
             {"dataset_format": "parquet"},
-            "dataset_format='parquet': format 'parquet' is not installed: pip install "
-            "daglite-arrow (installed formats: bytes, json, pickle, text).",
+            "dataset_format='parquet': format 'parquet' is not installed: install daglite-arrow "
+            "from a clone of daglite: uv pip install ./plugins/daglite-arrow (or pip install "
+            "./core ./plugins/daglite-arrow) (installed formats: bytes, json, pickle, text).",
         ),
         (
             {"dataset_store": "gs://bucket/data"},
@@ -62,7 +64,9 @@ NAME_HINT = "(a non-empty string; see: daglite plugins), or None for the default
         (
             {"cache_store": "s3://bucket/cache"},
             "cache_store: cannot use 's3://bucket/cache' as the cache store: store 's3' is not "
-            "installed: pip install daglite-s3 (installed stores: file, memory).",
+            "installed: install daglite-s3 from a clone of daglite: uv pip install "
+            "./plugins/daglite-s3 (or pip install ./core ./plugins/daglite-s3) (installed "
+            "stores: file, memory).",
         ),
         (
             {"cache": "gs://bucket/cache"},

@@ -95,7 +95,7 @@ def test_well_known_plugin_formats_say_what_to_install(name):
     with pytest.raises(DatasetError) as info:
         get_format(name)
     message = str(info.value)
-    assert f"format '{name}' is not installed: pip install daglite-arrow" in message
+    assert f"format '{name}' is not installed: install daglite-arrow from a clone" in message
     assert "bytes, json, pickle, text" in message
 
 

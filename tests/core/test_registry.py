@@ -55,14 +55,16 @@ def test_well_known_plugins_get_an_install_hint(kind, name, dist):
         registry.load(kind, name)
     installed = ", ".join(registry.names(kind)) or "none"
     assert str(info.value) == (
-        f"{kind} '{name}' is not installed: pip install {dist} (installed {kind}s: {installed})"
+        f"{kind} '{name}' is not installed: install {dist} from a clone of daglite: uv pip "
+        f"install ./plugins/{dist} (or pip install ./core ./plugins/{dist}) (installed {kind}s: "
+        f"{installed})"
     )
 
 
 def test_loky_hint_at_session_open():
     with (
         pytest.raises(
-            BackendError, match=r"^backend 'loky' is not installed: pip install daglite-loky"
+            BackendError, match=r"^backend 'loky' is not installed: install daglite-loky from a"
         ),
         session(backend="loky"),
     ):
@@ -156,7 +158,8 @@ def test_broken_backend_fails_when_the_session_opens(broken_distribution):
         pass
     assert "distribution 'daglite-broken' 1.2.3" in str(info.value)
     assert str(info.value).endswith("RuntimeError: the broken backend cannot start")
-    assert isinstance(info.value.__cause__, RuntimeError)
+    assert isinstance(info.value.__cause__, PluginError)  # what `daglite run` looks for
+    assert isinstance(info.value.__cause__.__cause__, RuntimeError)
 
 
 def test_clear_cache_forgets_a_plugin_uninstalled_mid_run(broken_distribution, tmp_path):
@@ -170,5 +173,5 @@ def test_clear_cache_forgets_a_plugin_uninstalled_mid_run(broken_distribution, t
 def test_loaded_objects_are_cached():
     registry.clear_cache()
     first = registry.load("backend", "thread")
-    assert registry._loaded[("backend", "thread")] is first
+    assert registry._loaded[("backend", "thread", "daglite.backends.thread:ThreadBackend")] is first
     assert registry.load("backend", "thread") is first

@@ -114,7 +114,9 @@ def test_missing_well_known_backend_says_what_to_install():
     with pytest.raises(BackendError) as info, session(backend="loky"):
         pass
     assert str(info.value).startswith(
-        "backend 'loky' is not installed: pip install daglite-loky (installed backends: "
+        "backend 'loky' is not installed: install daglite-loky from a clone of daglite: uv pip "
+        "install ./plugins/daglite-loky (or pip install ./core ./plugins/daglite-loky) "
+        "(installed backends: "
     )
 
 
@@ -228,7 +230,7 @@ def test_unknown_processor_name_fails_when_the_session_opens():
 
 def test_missing_well_known_processor_says_what_to_install():
     with (
-        pytest.raises(PluginError, match=r"^processor 'otel' is not installed: pip install "),
+        pytest.raises(PluginError, match=r"^processor 'otel' is not installed: install daglite-"),
         session(plugins=["otel"]),
     ):
         pass

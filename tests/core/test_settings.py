@@ -12,6 +12,7 @@ from daglite import map_tasks
 from daglite import session
 from daglite import task
 from daglite.events import MapStarted
+from daglite.pluginoptions import plugin_options
 from daglite.settings import DagliteSettings
 from daglite.settings import find_pyproject
 from daglite.settings import get_global_settings
@@ -187,7 +188,8 @@ def test_bad_environment_value_fails_when_global_settings_load(monkeypatch):
     [
         ("max_workers = 0", "invalid value 0 for 'max_workers' in [tool.daglite] of {path}: "),
         ("backend = 3", "invalid value 3 for 'backend' in [tool.daglite] of {path}: "),
-        ("processors = 5", "invalid value 5 for 'processors' in [tool.daglite] of {path}: "),
+        ("plugins = 5", "invalid value 5 for 'plugins' in [tool.daglite] of {path}: "),
+        ("processors = 5", "invalid value 5 for 'plugins' in [tool.daglite] of {path}: "),
         (
             'colour = "red"',
             "unknown daglite setting(s) ['colour'] in [tool.daglite] of {path}; known settings: ",
@@ -216,8 +218,14 @@ def test_unreadable_pyproject_and_non_table_are_reported(tmp_path):
     [
         ("backend", 3, "backend must be a string, not 3"),
         ("event_log", 1, "event_log must be a string, not 1"),
-        ("options", [], "options must be a table (a mapping), not []"),
-        ("processors", 5, "processors must be a list of names, not 5"),
+        ("options", [], "options must be a table of plugin tables, not []"),
+        (
+            "options",
+            {"rich": 3},
+            "options of plugin 'rich' must be a table ([tool.daglite.options.rich]), not 3",
+        ),
+        ("plugins", 5, "plugins must be a list of names, not 5"),
+        ("processors", 5, "plugins must be a list of names, not 5"),
         ("max_workers", 1.5, "max_workers must be a whole number >= 1 (or empty), not 1.5"),
     ],
 )
@@ -246,3 +254,106 @@ def test_set_global_settings_is_used_by_sessions_and_none_reloads(monkeypatch):
 def test_an_empty_processor_list_turns_them_all_off():
     assert load_settings(environ={"DAGLITE_PROCESSORS": ""}).processors == ()
     assert DagliteSettings(processors=[]).processors == ()
+
+
+# -- plugins, options, providers -------------------------------------------------------------
+
+
+def test_plugins_is_the_one_name_and_processors_an_alias():
+    assert DagliteSettings(processors=("a",)).plugins == ("a",)
+    assert DagliteSettings(plugins=("a",)).processors == ("a",)
+    assert DagliteSettings().evolve(processors=("b",)).plugins == ("b",)
+    with pytest.raises(SettingsError) as info:
+        DagliteSettings(plugins=("a",), processors=("b",))
+    assert str(info.value) == (
+        "both 'plugins' and its deprecated alias 'processors' are set in arguments; keep 'plugins'"
+    )
+    both = load_settings(environ={"DAGLITE_PLUGINS": "a", "DAGLITE_PROCESSORS": "b"})
+    assert both.plugins == ("a",)  # the one name wins
+    assert load_settings(environ={"DAGLITE_PROCESSORS": "b"}).plugins == ("b",)
+
+
+def test_pyproject_takes_plugins_and_the_alias_but_not_both(tmp_path):
+    write_pyproject(tmp_path, '[tool.daglite]\nprocessors = ["x"]\n')
+    assert load_settings(environ={}).plugins == ("x",)
+    path = write_pyproject(tmp_path, '[tool.daglite]\nprocessors = ["x"]\nplugins = ["y"]\n')
+    with pytest.raises(SettingsError) as info:
+        load_settings(environ={})
+    assert str(info.value) == (
+        f"both 'plugins' and its deprecated alias 'processors' are set in [tool.daglite] of "
+        f"{path}; keep 'plugins'"
+    )
+
+
+def test_plugin_options_from_file_and_variables_with_dashes(tmp_path):
+    write_pyproject(
+        tmp_path,
+        "[tool.daglite.options.rich]\nplain-interval = 30\nstream = 'stdout'\n"
+        "[tool.daglite.options.my-plugin]\nlevel = 1\n",
+    )
+    settings = load_settings(
+        environ={"DAGLITE_RICH_PLAIN_INTERVAL": "5", "DAGLITE_MY_PLUGIN_DEPTH": "2"}
+    )
+    assert settings.options["rich"] == {"plain_interval": "5", "stream": "stdout"}
+    # a name with a dash: its variables still reach it
+    assert plugin_options(settings, "my-plugin", {"level": int, "depth": int}) == {
+        "level": 1,
+        "depth": 2,
+    }
+
+
+@pytest.mark.parametrize(
+    ("known", "value", "converted"),
+    [
+        (bool, "yes", True),
+        (bool, "OFF", False),
+        (int, "7", 7),
+        (float, "0.5", 0.5),
+        (str, "7", "7"),
+        (int, 7, 7),
+    ],
+)
+def test_option_text_becomes_the_declared_type(known, value, converted):
+    settings = DagliteSettings(options={"p": {"k": value}})
+    assert plugin_options(settings, "p", {"k": known}) == {"k": converted}
+
+
+@pytest.mark.parametrize(
+    ("known", "message"),
+    [
+        (bool, "invalid value 'maybe' for option 'k' of plugin 'p': expected true or false"),
+        (int, "invalid value 'maybe' for option 'k' of plugin 'p': expected an integer"),
+    ],
+)
+def test_option_text_that_does_not_convert_is_named(known, message):
+    settings = DagliteSettings(options={"p": {"k": "maybe"}})
+    with pytest.raises(SettingsError) as info:
+        plugin_options(settings, "p", {"k": known})
+    assert str(info.value) == message
+
+
+def test_providers_from_a_table_a_quoted_key_and_a_variable(tmp_path):
+    write_pyproject(tmp_path, '[tool.daglite.providers]\nformat.csv = "daglite-arrow"\n')
+    assert load_settings(environ={}).providers == {"format": {"csv": "daglite-arrow"}}
+    assert DagliteSettings(providers={"backend.x": "d"}).providers == {"backend": {"x": "d"}}
+    settings = load_settings(environ={"DAGLITE_PROVIDERS": "format.csv=a, store.s3=b"})
+    assert settings.providers == {"format": {"csv": "a"}, "store": {"s3": "b"}}
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("format.csv", "providers must look like kind.name=distribution[,...], not 'format.csv'"),
+        (
+            {"gadget": {"x": "d"}},
+            "providers: unknown plugin kind 'gadget'; expected one of ('backend', 'store', "
+            "'format', 'processor')",
+        ),
+        ({"format": {"csv": 3}}, "providers: format.csv must name a distribution, not 3"),
+        (5, "providers must be a table, not 5"),
+    ],
+)
+def test_bad_providers_are_named(value, message):
+    with pytest.raises(ValueError) as info:
+        DagliteSettings(providers=value)
+    assert str(info.value) == message

@@ -111,7 +111,7 @@ def test_unknown_scheme_lists_installed_and_hints_plugin():
         open_store("s3://bucket/prefix")
     message = str(info.value)
     assert "s3://bucket/prefix" in message
-    assert "pip install daglite-s3" in message
+    assert "uv pip install ./plugins/daglite-s3" in message
     assert "file" in message and "memory" in message
     with pytest.raises(StoreError, match=r"unknown store 'gopher'; installed stores: .*file"):
         open_store("gopher://x")

@@ -170,6 +170,15 @@ def test_page_code_runs(page, workdir):
     run_page(page, workdir)
 
 
+def test_the_plugin_pages_run_here_when_the_env_says_so():
+    """The docs env installs the plugins (`DOCS_REQUIRE_PLUGINS`): their blocks must run."""
+    required = os.environ.get("DOCS_REQUIRE_PLUGINS", "").split()
+    if not required:
+        pytest.skip("DOCS_REQUIRE_PLUGINS is not set (only the docs env installs the plugins)")
+    missing = [module for module in required if not importable(module)]
+    assert not missing, f"the docs env lacks {missing}: their pages' blocks would be skipped"
+
+
 def test_every_page_is_found():
     assert (DOCS / "index.md") in pages()
     assert len(pages()) >= 20

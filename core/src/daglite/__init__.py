@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from daglite.tasks import task
     from daglite.workflows import workflow
 
-__version__ = "0.1.0"
+__version__ = "0.1.0+clone"
 
 __all__ = [
     "BackendError",

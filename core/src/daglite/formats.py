@@ -145,34 +145,36 @@ class BytesFormat:
 
 # -- lookup -------------------------------------------------------------------------------
 
-_instances: dict[str, Any] = {}
+_instances: dict[int, tuple[Any, Any]] = {}  # id(registered object) -> (it, its instance)
 
 
 def get_format(name: str) -> Format:
-    """The format registered under `name` (instantiated once).
+    """The format registered under `name` (each class instantiated once).
+
+    The registry is asked every time (it caches what it loaded), since which distribution
+    provides a name can differ between sessions (the `providers` setting).
 
     Raises:
         DatasetError: No such format is installed (the message lists the installed formats
-            and, for well-known ones, which plugin to `pip install`), or it failed to import.
+            and, for well-known ones, which plugin to install), or it cannot be used (the
+            `PluginError` saying why is the `__cause__`).
     """
-    found = _instances.get(name)
-    if found is not None:
-        return found
     try:
         obj = registry.load("format", name)
     except PluginError as exc:
-        raise DatasetError(str(exc)) from exc.__cause__
-    fmt = obj() if isinstance(obj, type) else obj
-    _instances[name] = fmt
-    return fmt
+        raise DatasetError(str(exc)) from exc
+    found = _instances.get(id(obj))
+    if found is None or found[0] is not obj:
+        found = _instances[id(obj)] = (obj, obj() if isinstance(obj, type) else obj)
+    return found[1]
 
 
 _CORE = ("pickle", "json", "text", "bytes")
 
 
 def _all_formats() -> list[Format]:
-    # The core's formats first, so that a broken plugin never hides them.
-    installed = registry.names("format")
+    # The core's formats first; a broken or conflicting plugin is left out.
+    installed = registry.usable_names("format")
     ordered = [name for name in _CORE if name in installed]
     ordered += [name for name in installed if name not in _CORE]
     return [get_format(name) for name in ordered]
@@ -234,17 +236,7 @@ def cache_format(cls: type) -> Format | None:
 
 
 def _cache_candidates() -> list[Format]:
-    found = []
-    for name in registry.names("format"):
-        try:
-            found.append(get_format(name))
-        except Exception as exc:
-            import logging
-
-            logging.getLogger("daglite").warning(
-                "format %r is left out of the cache: %s", name, exc
-            )
-    return found
+    return [get_format(name) for name in registry.usable_names("format")]
 
 
 def resolve_format(

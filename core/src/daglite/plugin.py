@@ -12,7 +12,16 @@ four plugin kinds and the few facts a plugin needs at run time:
 - processors (`daglite.processors`): a callable over one event (`Processor`).
 
 `API_VERSION` is the version of this contract; a plugin built for another version is
-refused at load with an error naming it.
+refused at load with an error naming it. A plugin says which version it was built for
+with `DAGLITE_API_VERSION = 1` (the literal number) in the top-level package of its entry
+points.
+
+Plugin options: a plugin object (backend class, processor class, store factory) may
+declare `known_options = {"name": type, ...}`. The core then checks the plugin's options
+(`[tool.daglite.options.<plugin>]`, `DAGLITE_<PLUGIN>_<OPTION>`, `daglite run --option
+<plugin>.<key>=<value>`) before building it: an unknown option is an error naming the
+known ones, and text from a variable or the command line becomes a `bool`, `int` or
+`float` as declared. `plugin_options()` reads them the same way.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from daglite.backends.transport import TransportBackend
 from daglite.backends.transport import WorkerLost
 from daglite.backends.worker import run_batch
 from daglite.formats import Format
+from daglite.pluginoptions import plugin_options
 from daglite.settings import DagliteSettings
 from daglite.stores import ByteStore
 
@@ -54,6 +64,7 @@ __all__ = [
     "emit",
     "in_worker",
     "kill_group",
+    "plugin_options",
     "run_batch",
     "watch_coordinator",
 ]

@@ -31,6 +31,7 @@ from daglite.dispatch import EventDispatcher
 from daglite.dispatch import emit_event
 from daglite.errors import BackendError
 from daglite.errors import PluginError
+from daglite.pluginoptions import for_plugin
 from daglite.settings import DagliteSettings
 from daglite.settings import get_global_settings
 from daglite.stores import check_store
@@ -54,13 +55,14 @@ def make_processor(name: str, settings: DagliteSettings) -> Callable[[ev.Event],
     A processor class may define `from_settings(settings)`; otherwise it is called with
     no argument.
     """
-    factory = registry.load("processor", name)
+    factory = registry.load("processor", name, providers=settings.providers)
+    settings = for_plugin(settings, name, factory)  # its declared options, checked
     from_settings = getattr(factory, "from_settings", None)
     return from_settings(settings) if from_settings is not None else factory()
 
 
 #: The processors of the default settings (`replaces` may drop these).
-_DEFAULT_PROCESSORS = attrs.fields(DagliteSettings).processors.default
+_DEFAULT_PROCESSORS = attrs.fields(DagliteSettings).plugins.default
 
 
 def _replaces(processor: Any) -> tuple[str, ...]:
@@ -98,7 +100,7 @@ def check_backend(name: str) -> type[Backend]:
     try:
         return registry.load("backend", name)
     except PluginError as exc:
-        raise BackendError(str(exc)) from exc.__cause__
+        raise BackendError(str(exc)) from exc
 
 
 class SessionContext:
@@ -144,9 +146,10 @@ class SessionContext:
         self.dataset_store = dataset_store if dataset_store is not None else settings.dataset_store
         # Fail when the session opens, not at the first map or save (`Backend.check`, if
         # defined, lets a backend verify e.g. that its cluster is reachable).
-        backend_check = getattr(check_backend(self.backend), "check", None)
+        backend_class = check_backend(self.backend)
+        backend_check = getattr(backend_class, "check", None)
         if backend_check is not None:
-            backend_check(settings)
+            backend_check(for_plugin(settings, self.backend, backend_class))
         check_store(self.cache_store, "cache")
         check_store(self.dataset_store, "dataset")
 
@@ -243,7 +246,8 @@ class SessionContext:
         with self._lock:
             instance = self._backends.get(name)
             if instance is None:
-                instance = check_backend(name)(self.settings)
+                backend_class = check_backend(name)
+                instance = backend_class(for_plugin(self.settings, name, backend_class))
                 self._backends[name] = instance
             return instance
 

@@ -26,7 +26,7 @@ def _tuple_of_str(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         return tuple(part.strip() for part in value.split(",") if part.strip())
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"processors must be a list of names, not {value!r}")
+        raise ValueError(f"plugins must be a list of names, not {value!r}")
     return tuple(value)
 
 
@@ -41,6 +41,51 @@ def _env_patterns(value: Any) -> tuple[str, ...]:
                 f"worker_env takes variable names or patterns such as 'MYAPP_*', not {name!r}"
             )
     return names
+
+
+def _options(value: Any) -> dict[str, dict[str, Any]]:
+    # `plain-interval` and `plain_interval` are one option, as at the top level.
+    if not isinstance(value, Mapping):
+        raise ValueError(f"options must be a table of plugin tables, not {value!r}")
+    tables = {}
+    for plugin, table in value.items():
+        if not isinstance(table, Mapping):
+            raise ValueError(
+                f"options of plugin '{plugin}' must be a table ([tool.daglite.options.{plugin}]), "
+                f"not {table!r}"
+            )
+        tables[str(plugin)] = {str(key).replace("-", "_"): v for key, v in table.items()}
+    return tables
+
+
+_KINDS = ("backend", "store", "format", "processor")
+
+
+def _providers(value: Any) -> dict[str, dict[str, str]]:
+    # {kind: {name: distribution}}; also "kind.name=dist,..." (the variable) and
+    # {"kind.name": dist} (a quoted TOML key).
+    if isinstance(value, str):
+        pairs = [part.partition("=") for part in value.split(",") if part.strip()]
+        if any(not sep or not dist.strip() for _, sep, dist in pairs):
+            raise ValueError(
+                f"providers must look like kind.name=distribution[,...], not {value!r}"
+            )
+        value = {key.strip(): dist.strip() for key, _, dist in pairs}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"providers must be a table, not {value!r}")
+    found: dict[str, dict[str, str]] = {}
+    for key, dist in value.items():
+        kind, _, name = str(key).partition(".")
+        items = dist.items() if isinstance(dist, Mapping) and not name else [(name, dist)]
+        if kind not in _KINDS:
+            raise ValueError(f"providers: unknown plugin kind {kind!r}; expected one of {_KINDS}")
+        for plugin, chosen in items:
+            if not plugin or not isinstance(chosen, str) or not chosen:
+                raise ValueError(
+                    f"providers: {kind}.{plugin or '?'} must name a distribution, not {chosen!r}"
+                )
+            found.setdefault(kind, {})[plugin] = chosen
+    return found
 
 
 def _optional_positive_int(value: Any) -> int | None:
@@ -98,11 +143,6 @@ def _options_repr(value: Any) -> str:
     return redact(repr(value), dict(value))
 
 
-def _mapping(_: Any, attribute: attrs.Attribute, value: Any) -> None:
-    if not isinstance(value, Mapping):
-        raise TypeError(f"{attribute.name} must be a table (a mapping), not {value!r}")
-
-
 @attrs.frozen(kw_only=True)
 class DagliteSettings:
     """Everything a session needs to know that is not given explicitly.
@@ -113,9 +153,10 @@ class DagliteSettings:
             (`DAGLITE_MAX_WORKERS`).
         cache_store: Where `cache=True` tasks keep results (`DAGLITE_CACHE_STORE`).
         dataset_store: Where datasets are saved and loaded (`DAGLITE_DATASET_STORE`).
-        processors: Names of event processors every session starts with, from the
-            `daglite.processors` entry-point group (`DAGLITE_PROCESSORS`, comma-separated;
-            an empty value turns them all off). The default is `("logging",)`.
+        plugins: Names of event processors every session starts with, from the
+            `daglite.processors` entry-point group (`DAGLITE_PLUGINS`, comma-separated;
+            an empty value turns them all off). The default is `("logging",)`. The old
+            spellings `processors` / `DAGLITE_PROCESSORS` are deprecated aliases.
         log_level: Level of the logging processor (`DAGLITE_LOG_LEVEL`).
         log_format: `"auto"` (readable on a terminal, JSON otherwise), `"console"` or
             `"json"` (`DAGLITE_LOG_FORMAT`).
@@ -127,15 +168,19 @@ class DagliteSettings:
             worker processes receive besides the built-in ones (`DAGLITE_*`, `AWS_*`,
             `OTEL_*`, `FSSPEC_*`; see `daglite.backends.environ`) (`DAGLITE_WORKER_ENV`,
             comma-separated).
-        options: Free-form settings for plugins, keyed by plugin name
-            (`[tool.daglite.options.<plugin>]` in `pyproject.toml`).
+        options: Settings of plugins, keyed by plugin name: `[tool.daglite.options.<plugin>]`
+            in `pyproject.toml`, `DAGLITE_<PLUGIN>_<OPTION>` variables, `daglite run --option
+            <plugin>.<key>=<value>`. Dashes in keys become underscores.
+        providers: Which distribution provides a name that several claim, as
+            `{kind: {name: distribution}}` (`[tool.daglite.providers] format.csv =
+            "daglite-arrow"`, `DAGLITE_PROVIDERS=format.csv=daglite-arrow`).
     """
 
     backend: str = attrs.field(default="inline", validator=_name)
     max_workers: int | None = attrs.field(default=None, converter=_optional_positive_int)
     cache_store: str = attrs.field(default=".daglite/cache", validator=_text, repr=url_repr)
     dataset_store: str = attrs.field(default=".daglite/datasets", validator=_text, repr=url_repr)
-    processors: tuple[str, ...] = attrs.field(default=("logging",), converter=_tuple_of_str)
+    plugins: tuple[str, ...] = attrs.field(default=("logging",), converter=_tuple_of_str)
     log_level: str = attrs.field(
         default="info", converter=_choice("log_level", "debug", "info", "warning", "error")
     )
@@ -145,17 +190,48 @@ class DagliteSettings:
     event_log: str | None = attrs.field(default=None, validator=_optional_text)
     report: str | None = attrs.field(default=None, validator=_optional_text)
     worker_env: tuple[str, ...] = attrs.field(default=(), converter=_env_patterns)
-    options: Mapping[str, Any] = attrs.field(factory=dict, validator=_mapping, repr=_options_repr)
+    options: Mapping[str, Any] = attrs.field(factory=dict, converter=_options, repr=_options_repr)
+    providers: Mapping[str, Mapping[str, str]] = attrs.field(factory=dict, converter=_providers)
+
+    @property
+    def processors(self) -> tuple[str, ...]:
+        """Deprecated alias of `plugins`."""
+        return self.plugins
 
     def evolve(self, **changes: Any) -> DagliteSettings:
         """A copy with `changes` applied (values are validated like the constructor's)."""
+        changes = _unalias(changes, "arguments")
         return _build(attrs.asdict(self, recurse=False) | changes, source="arguments")
 
 
 _FIELDS = {f.name for f in attrs.fields(DagliteSettings)}
+#: Old spellings still accepted (deprecated): alias -> field.
+ALIASES = {"processors": "plugins"}
+_attrs_init = DagliteSettings.__init__
+
+
+def _init_with_aliases(self: DagliteSettings, **values: Any) -> None:
+    _attrs_init(self, **_unalias(values, "arguments"))
+
+
+DagliteSettings.__init__ = _init_with_aliases  # type: ignore[method-assign]
+
+
+def _unalias(values: Mapping[str, Any], source: str) -> dict[str, Any]:
+    values = dict(values)
+    for alias, name in ALIASES.items():
+        if alias in values:
+            if name in values:
+                raise SettingsError(
+                    f"both '{name}' and its deprecated alias '{alias}' are set in {source}; "
+                    f"keep '{name}'"
+                )
+            values[name] = values.pop(alias)
+    return values
 
 
 def _build(values: Mapping[str, Any], *, source: str) -> DagliteSettings:
+    values = _unalias(values, source)
     unknown = sorted(set(values) - _FIELDS)
     if unknown:
         raise SettingsError(
@@ -203,7 +279,8 @@ def _from_pyproject(path: Path | None) -> dict[str, Any]:
     table = data.get("tool", {}).get("daglite", {})
     if not isinstance(table, dict):
         raise SettingsError(f"[tool.daglite] in {path} must be a table")
-    values = {key.replace("-", "_"): value for key, value in table.items()}
+    where = f"[tool.daglite] of {path}"
+    values = _unalias({key.replace("-", "_"): value for key, value in table.items()}, where)
     unknown = sorted(set(values) - _FIELDS)
     if unknown:
         raise SettingsError(
@@ -215,16 +292,35 @@ def _from_pyproject(path: Path | None) -> dict[str, Any]:
 
 
 def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
-    values = {}
-    for name in _FIELDS - {"options"}:
-        raw = environ.get(ENV_PREFIX + name.upper())
-        if raw is not None:
+    values: dict[str, Any] = {}
+    options: dict[str, dict[str, str]] = {}
+    fields = _FIELDS - {"options"}
+    for variable, raw in environ.items():
+        if not variable.startswith(ENV_PREFIX):
+            continue
+        name = variable[len(ENV_PREFIX) :].lower()
+        if name in fields or name in ALIASES:
             values[name] = raw
-    _validate_each(
-        values,
-        "the environment (" + ", ".join(ENV_PREFIX + n.upper() for n in sorted(values)) + ")",
-    )
+        elif name.strip("_") and "_" in name.strip("_"):
+            # DAGLITE_<PLUGIN>_<OPTION>: a plugin option (see `plugin_options`)
+            plugin, _, option = name.strip("_").partition("_")
+            options.setdefault(plugin, {})[option] = raw
+    source = "the environment (" + ", ".join(ENV_PREFIX + n.upper() for n in sorted(values)) + ")"
+    if "plugins" in values and "processors" in values:
+        values.pop("processors")  # DAGLITE_PLUGINS wins over its deprecated alias
+    values = _unalias(values, source)
+    _validate_each(values, source)
+    if options:
+        values["options"] = options
     return values
+
+
+def _merge_options(*layers: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    merged: dict[str, dict[str, Any]] = {}
+    for layer in layers:
+        for plugin, table in _options(layer).items():
+            merged.setdefault(plugin, {}).update(table)
+    return merged
 
 
 def load_settings(
@@ -240,7 +336,10 @@ def load_settings(
         SettingsError: A value is unknown or invalid; the message names it and where it came from.
     """
     values = _from_pyproject(find_pyproject(cwd))
-    values.update(_from_environ(os.environ if environ is None else environ))
+    from_env = _from_environ(os.environ if environ is None else environ)
+    if "options" in from_env:  # per option: a variable overrides the same key of the file
+        from_env["options"] = _merge_options(values.get("options", {}), from_env["options"])
+    values.update(from_env)
     return _build(values, source="pyproject.toml and the environment")
 
 

@@ -422,14 +422,14 @@ def check_store(spec: Any, what: str) -> None:
     try:
         registry.load("store", scheme_of(clean))
     except PluginError as exc:
-        raise StoreError(f"cannot use '{clean}' as the {what} store: {exc}") from exc.__cause__
+        raise StoreError(f"cannot use '{clean}' as the {what} store: {exc}") from exc
 
 
 def _build(scheme: str, url: str, options: dict[str, Any]) -> ByteStore:
     try:
         factory = registry.load("store", scheme)
     except PluginError as exc:
-        raise StoreError(f"cannot open store '{url}': {exc}") from exc.__cause__
+        raise StoreError(f"cannot open store '{url}': {exc}") from exc
     try:
         store = factory(url, options)
     except StoreError as exc:  # already says what happened, without secrets

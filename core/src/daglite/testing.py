@@ -43,6 +43,7 @@ __all__ = [
     "EventCapture",
     "ManualClock",
     "capture_events",
+    "check_plugin",
     "memory_cache_store",
     "memory_dataset_store",
     "memory_store",
@@ -142,6 +143,23 @@ def override_plugin(kind: str, name: str, obj: Any) -> AbstractContextManager[No
         ValueError: `kind` is unknown or `name` is empty.
     """
     return registry.override(kind, name, obj)
+
+
+def check_plugin(kind: str, name: str) -> Any:
+    """The installed plugin `name` of `kind`, loaded and checked as a session would.
+
+    For a plugin's own test suite: it proves the distribution is installed, its entry point
+    imports, the object fits the contract of its kind and the plugin declares the plugin API
+    version of this daglite (`DAGLITE_API_VERSION`).
+
+    Returns:
+        The object of the entry point (a `Backend` class, a store factory, ...).
+
+    Raises:
+        PluginError: It is not installed, or cannot be used (the message says why).
+    """
+    registry.clear_cache()  # see a distribution installed after this process started
+    return registry.load(kind, name)
 
 
 # -- in-memory stores ----------------------------------------------------------------------

@@ -346,15 +346,15 @@ def test_address_without_port_is_rejected():
 
 def test_unknown_option_is_rejected():
     settings = daglite.DagliteSettings(options={"dask": {"adress": "tcp://x:1"}})
-    with pytest.raises(BackendError) as info:
+    with pytest.raises(daglite.SettingsError) as info:
         session(backend="dask", settings=settings).__enter__()
     assert str(info.value) == (
-        "unknown option(s) ['adress'] for the dask backend; known options: ['address', "
-        "'connect_timeout', 'memory_limit', 'n_workers', 'threads_per_worker']"
+        "unknown option(s) ['adress'] for plugin 'dask'; known options of 'dask': ['address', "
+        "'connect_timeout', 'memory_limit', 'n_workers', 'threads_per_worker'] (set in "
+        "[tool.daglite.options.dask], DAGLITE_DASK_<OPTION> or --option dask.<key>=<value>)"
     )
 
 
 def test_options_must_be_a_table():
-    settings = daglite.DagliteSettings(options={"dask": "tcp://x:1"})
-    with pytest.raises(BackendError, match="options for 'dask' must be a table of settings"):
-        DaskBackend(settings)
+    with pytest.raises(ValueError, match=r"options of plugin 'dask' must be a table \(\[tool"):
+        daglite.DagliteSettings(options={"dask": "tcp://x:1"})

@@ -123,8 +123,7 @@ def test_idle_timeout_option():
     [
         (
             {"idle_timeout": "soon"},
-            "invalid value 'soon' for 'idle_timeout' in [tool.daglite.options.loky]: must be "
-            "a number of seconds > 0",
+            "invalid value 'soon' for option 'idle_timeout' of plugin 'loky': expected a number",
         ),
         (
             {"idle_timeout": 0},
@@ -133,14 +132,16 @@ def test_idle_timeout_option():
         ),
         (
             {"workers": 3},
-            "unknown option(s) ['workers'] in [tool.daglite.options.loky]; known options: "
-            "['idle_timeout']",
+            "unknown option(s) ['workers'] for plugin 'loky'; known options of 'loky': "
+            "['idle_timeout'] (set in [tool.daglite.options.loky], DAGLITE_LOKY_<OPTION> or "
+            "--option loky.<key>=<value>)",
         ),
     ],
 )
 def test_bad_options_are_named(options, message):
     settings = DagliteSettings(options={"loky": options})
-    with session(backend="loky", settings=settings) as ctx, pytest.raises(SettingsError) as info:
+    # when the session opens (unknown options), else when the backend starts (bad values)
+    with pytest.raises(SettingsError) as info, session(backend="loky", settings=settings) as ctx:
         ctx.get_backend("loky")
     assert str(info.value) == message
 

@@ -70,12 +70,16 @@ def test_settings_enable_and_configure_it(capsys, monkeypatch):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ([1, 2], "the 'rich' options ([tool.daglite.options.rich]) must be a table, not [1, 2]"),
         (
             {"colour": "red", "stream": "stdout"},
-            "unknown option(s) ['colour'] in the 'rich' options ([tool.daglite.options.rich]); "
-            "known options: ['plain_interval', 'redirect', 'refresh_per_second', 'show_tasks', "
-            "'stream']",
+            "unknown option(s) ['colour'] for plugin 'rich'; known options of 'rich': "
+            "['plain_interval', 'redirect', 'refresh_per_second', 'show_tasks', 'stream'] (set "
+            "in [tool.daglite.options.rich], DAGLITE_RICH_<OPTION> or --option "
+            "rich.<key>=<value>)",
+        ),
+        (
+            {"plain_interval": "often"},
+            "invalid value 'often' for option 'plain_interval' of plugin 'rich': expected a number",
         ),
         (
             {"stream": "printer"},
@@ -85,10 +89,31 @@ def test_settings_enable_and_configure_it(capsys, monkeypatch):
     ],
 )
 def test_bad_options_are_reported_when_the_session_opens(options, message):
-    settings = DagliteSettings(processors=("rich",), options={"rich": options})
+    settings = DagliteSettings(plugins=("rich",), options={"rich": options})
     with pytest.raises(SettingsError) as info, session(settings=settings):
         pass
     assert str(info.value) == message
+
+
+def test_options_that_are_not_a_table_are_refused_by_the_settings():
+    with pytest.raises(ValueError) as info:
+        DagliteSettings(options={"rich": [1, 2]})
+    assert str(info.value) == (
+        "options of plugin 'rich' must be a table ([tool.daglite.options.rich]), not [1, 2]"
+    )
+
+
+def test_options_from_variables_are_converted_to_their_declared_types():
+    from daglite.settings import load_settings
+
+    environ = {
+        "DAGLITE_PLUGINS": "rich",
+        "DAGLITE_RICH_PLAIN_INTERVAL": "2.5",
+        "DAGLITE_RICH_SHOW_TASKS": "false",
+    }
+    with session(settings=load_settings(environ=environ)) as ctx:
+        (processor,) = [p for p in ctx.processors if type(p).__name__ == "RichProcessor"]
+    assert (processor.plain_interval, processor.show_tasks) == (2.5, False)
 
 
 @pytest.mark.parametrize(

@@ -168,16 +168,21 @@ def _value_text(value: Any) -> str:
 
 @app.command
 @_reflowed
-def plugins() -> int:
-    """List every plugin of every entry-point group and whether it loads.
+def plugins(*, check: bool = False) -> int:
+    """List every plugin of every entry-point group and whether it can be used.
 
     For each group (backends, stores, formats, processors): the name, the providing
-    distribution and its version, and "ok" or the error that stops it from loading.
+    distribution and its version, and "ok" or what is wrong: it fails to import, does not fit
+    the contract of its kind, was built for another plugin API version, or its name is also
+    claimed by another distribution (pick one with the providers setting).
+
+    Args:
+        check: Exit with status 1 when any plugin has a problem (for CI).
     """
     from daglite import registry
     from daglite.errors import PluginError
 
-    broken = 0
+    problems = 0
     for kind, group in registry.GROUPS.items():
         print(group)
         infos = registry.entries(kind)
@@ -187,15 +192,21 @@ def plugins() -> int:
         for info in infos:
             where = f"{info.distribution or '?'} {info.version or ''}".strip()
             try:
-                registry.load(kind, info.name)
+                if info.distribution == "daglite.testing":
+                    registry.load(kind, info.name)
+                else:
+                    registry.load_entry(kind, info)
+                    picked = registry.chosen(kind, info.name)
+                    if picked != info:
+                        where += f"  (not used: the providers setting picks {picked.distribution})"
                 status = "ok"
             except PluginError as exc:
-                broken += 1
+                problems += 1
                 status = f"error: {exc}"
             print(f"  {info.name:<{width}}  {where}  {status}")
-    if broken:
-        print(f"\n{broken} plugin(s) failed to load", file=sys.stderr)
-    return 0
+    if problems:
+        print(f"\n{problems} plugin(s) cannot be used", file=sys.stderr)
+    return 1 if problems and check else 0
 
 
 @app.command
@@ -228,6 +239,27 @@ def report(
     except ReportError as exc:
         raise UsageError(str(exc)) from exc
     print(written)
+    return 0
+
+
+@app.command(name="new-plugin")
+@_reflowed
+def new_plugin(name: str, /, *, directory: Path = Path(".")) -> int:
+    """Write a standalone plugin package with a backend, a store, a format and a processor.
+
+    The package daglite-NAME depends on this daglite, declares its plugin API version, and
+    its tests pass as written: install it next to the daglite core and run pytest.
+
+    Args:
+        name: The plugin's name: one lowercase word (its entry points, URL scheme and format).
+        directory: Where to create the daglite-NAME folder.
+    """
+    from daglite.cli.scaffold import new_plugin as write
+
+    target = write(name, directory)
+    print(f"created {target}")
+    print(f"next: cd {target} && uv venv && uv pip install <daglite clone>/core -e '.[test]'")
+    print("      && .venv/bin/pytest")
     return 0
 
 

@@ -65,6 +65,14 @@ def _options(
             help="Event processor to add, by name (repeatable); see: daglite plugins.",
         ),
     ] = None,
+    daglite_option: Annotated[
+        list[str] | None,
+        Parameter(
+            name="--option",
+            group=SESSION,
+            help="A plugin option PLUGIN.KEY=VALUE (repeatable), e.g. rich.plain-interval=5.",
+        ),
+    ] = None,
     daglite_event_log: Annotated[
         Path | None,
         Parameter(
@@ -103,6 +111,7 @@ VALUE_OPTIONS = frozenset(
         "--log-format",
         "--log-level",
         "--plugin",
+        "--option",
         "--event-log",
         "--report",
     }
@@ -235,7 +244,10 @@ def execute(workflow: Any, args: list[Any], kwargs: dict[str, Any], options: dic
         if options.get(name) is not None:
             changes[name] = options[name]
     try:
-        settings = load_settings().evolve(**changes)
+        settings = load_settings()
+        if options.get("option"):
+            changes["options"] = _with_options(settings.options, options["option"])
+        settings = settings.evolve(**changes)
     except DagliteError as exc:
         raise UsageError(str(exc)) from exc
     set_global_settings(settings)  # bare calls and worker processes see the same settings
@@ -249,7 +261,9 @@ def execute(workflow: Any, args: list[Any], kwargs: dict[str, Any], options: dic
         ).open()
     except DagliteError as exc:  # a bad option, found before any task ran
         text = str(exc)
-        hint = "; see: daglite plugins" if "installed" in text else ""  # a missing plugin
+        # a missing plugin, or one that cannot be used
+        missing = "installed" in text or _plugin_error(exc) is not None
+        hint = "; see: daglite plugins" if missing else ""
         raise UsageError(f"{text}{hint}") from exc
     try:
         result = workflow(*args, **kwargs)
@@ -263,11 +277,43 @@ def execute(workflow: Any, args: list[Any], kwargs: dict[str, Any], options: dic
         return 130
     except Exception as exc:
         ctx.close(exc)
+        plugin_error = _plugin_error(exc)
+        if plugin_error is not None:  # a plugin asked for by name cannot be used
+            print(f"daglite: error: {plugin_error}; see: daglite plugins", file=sys.stderr)
+            return 2
         _report_failure(workflow.name, exc, TaskError, bool(options.get("traceback")))
         return 1
     ctx.close()
     _print_result(result)
     return 0
+
+
+def _with_options(current: Any, given: list[str]) -> dict[str, dict[str, Any]]:
+    """`current` plugin options with `--option PLUGIN.KEY=VALUE` values applied."""
+    merged = {plugin: dict(table) for plugin, table in current.items()}
+    for text in given:
+        target, sep, value = text.partition("=")
+        plugin, dot, key = target.strip().partition(".")
+        if not sep or not dot or not plugin or not key:
+            raise UsageError(
+                f"--option takes PLUGIN.KEY=VALUE (e.g. --option rich.plain-interval=5), "
+                f"not {text!r}"
+            )
+        merged.setdefault(plugin, {})[key.replace("-", "_")] = value
+    return merged
+
+
+def _plugin_error(exc: BaseException) -> BaseException | None:
+    """The `PluginError` that `exc` comes from, if any (its chain of causes)."""
+    from daglite.errors import PluginError
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, PluginError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__  # type: ignore[assignment]
+    return None
 
 
 def _report_failure(name: str, exc: BaseException, task_error: type, full: bool) -> None:

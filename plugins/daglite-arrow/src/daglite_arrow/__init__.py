@@ -22,6 +22,8 @@ from daglite_arrow.formats import FeatherFormat
 from daglite_arrow.formats import ParquetFormat
 from daglite_arrow.tables import fingerprint
 
-__version__ = "0.1.0"
+__version__ = "0.1.0+clone"
+#: The daglite plugin API this plugin was built for (`daglite.plugin.API_VERSION`).
+DAGLITE_API_VERSION = 1
 
 __all__ = ["CsvFormat", "FeatherFormat", "ParquetFormat", "__version__", "fingerprint"]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from daglite_dask.backend import DaskBackend
 
-__version__ = "0.1.0"
+__version__ = "0.1.0+clone"
+#: The daglite plugin API this plugin was built for (`daglite.plugin.API_VERSION`).
+DAGLITE_API_VERSION = 1
 
 __all__ = ["DaskBackend", "__version__"]

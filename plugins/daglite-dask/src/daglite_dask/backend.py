@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 from daglite.errors import BackendError
@@ -120,6 +121,15 @@ class DaskBackend(TransportBackend):
     Raises:
         BackendError: An option is unknown.
     """
+
+    #: Its options (`[tool.daglite.options.dask]`, `DAGLITE_DASK_<OPTION>`, `--option dask.KEY=V`).
+    known_options: ClassVar[dict[str, type]] = {
+        "address": str,
+        "connect_timeout": float,
+        "n_workers": int,
+        "threads_per_worker": int,
+        "memory_limit": str,
+    }
 
     def __init__(self, settings: DagliteSettings) -> None:
         super().__init__(settings)

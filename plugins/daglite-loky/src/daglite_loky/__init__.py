@@ -7,6 +7,8 @@ used. The core never imports this package.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.1.0+clone"
+#: The daglite plugin API this plugin was built for (`daglite.plugin.API_VERSION`).
+DAGLITE_API_VERSION = 1
 
 __all__ = ["__version__"]

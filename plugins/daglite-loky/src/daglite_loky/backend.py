@@ -35,6 +35,7 @@ from concurrent.futures import Future
 from concurrent.futures import wait as wait_futures
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
+from typing import ClassVar
 
 from daglite.errors import SettingsError
 from daglite.plugin import BatchRequest
@@ -198,6 +199,9 @@ class LokyBackend(TransportBackend):
     `max_workers` (settings) sizes the executor (the CPU count by default);
     `[tool.daglite.options.loky] idle_timeout` says how long idle workers stay (300 s).
     """
+
+    #: Its options (`[tool.daglite.options.loky]`, `DAGLITE_LOKY_<OPTION>`, `--option loky.KEY=V`).
+    known_options: ClassVar[dict[str, type]] = {"idle_timeout": float}
 
     local_workers = True  # loky's workers are ours: only the session's variables
 

@@ -39,6 +39,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import ClassVar
 
 import attrs
 from opentelemetry import context as otel_context
@@ -104,6 +105,10 @@ class OtelProcessor:
         PluginError: No provider is configured and the `OTEL_*` variables ask for an
             exporter this plugin cannot build.
     """
+
+    #: It has no daglite options: it is configured by the standard `OTEL_*` variables
+    #: (`OTEL_SERVICE_NAME`, `OTEL_EXPORTER_OTLP_ENDPOINT`, ...) or a tracer provider.
+    known_options: ClassVar[dict[str, type]] = {}
 
     def __init__(self, tracer_provider: trace.TracerProvider | None = None) -> None:
         self._explicit = tracer_provider

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from daglite_ray.backend import RayBackend
 
-__version__ = "0.1.0"
+__version__ = "0.1.0+clone"
+#: The daglite plugin API this plugin was built for (`daglite.plugin.API_VERSION`).
+DAGLITE_API_VERSION = 1
 
 __all__ = ["RayBackend", "__version__"]
 

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from typing import ClassVar
 
 from daglite.errors import BackendError
 from daglite.errors import SettingsError
@@ -134,6 +135,15 @@ class RayBackend(TransportBackend):
     Raises:
         SettingsError: An option is unknown or has a wrong value.
     """
+
+    #: Its options (`[tool.daglite.options.ray]`, `DAGLITE_RAY_<OPTION>`, `--option ray.KEY=V`).
+    known_options: ClassVar[dict[str, type]] = {
+        "address": str,
+        "connect_timeout": float,
+        "max_retries": int,
+        "num_cpus": int,
+        "object_store_memory": int,
+    }
 
     def __init__(self, settings: DagliteSettings) -> None:
         super().__init__(settings)

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import ClassVar
 
 import attrs
 from rich.console import Console
@@ -85,6 +86,15 @@ class RichProcessor:
     Raises:
         ValueError: An argument has an unusable value (the message names it).
     """
+
+    #: Its options (`[tool.daglite.options.rich]`, `DAGLITE_RICH_<OPTION>`, `--option rich.KEY=V`).
+    known_options: ClassVar[dict[str, type]] = {
+        "stream": str,
+        "show_tasks": bool,
+        "refresh_per_second": float,
+        "plain_interval": float,
+        "redirect": bool,
+    }
 
     #: It draws its own log lines: a session with `rich` drops the default `logging` one.
     replaces = ("logging",)

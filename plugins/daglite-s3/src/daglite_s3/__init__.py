@@ -7,6 +7,8 @@ store is opened. daglite finds the store through the `s3` entry point of the
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.1.0+clone"
+#: The daglite plugin API this plugin was built for (`daglite.plugin.API_VERSION`).
+DAGLITE_API_VERSION = 1
 
 __all__ = ["__version__"]
