@@ -40,6 +40,7 @@ def main() -> None:
     settings = DagliteSettings(max_workers=WORKERS, processors=())
     spin = calibrate()
     parallel = Parallel(n_jobs=WORKERS)
+    joblib_times: dict[str, tuple[float, float]] = {}
     with session(backend="loky", settings=settings):
         parallel(delayed(trivial_fn)(i) for i in range(100))
         map_tasks(trivial, range(100))
@@ -64,6 +65,20 @@ def main() -> None:
             print(f"\n{label}")
             for name in ("inline", "loky", "process", "joblib"):
                 row(name, t[name], t["joblib"], t["inline"])
+            joblib_times[label] = (t["joblib"], t["inline"])
+
+    # What a user gets: the default `logging` processor (standard error piped, as in CI).
+    from bench_defaults import PipedStderr
+
+    stderr = PipedStderr()
+    try:
+        with session(backend="loky", settings=DagliteSettings(max_workers=WORKERS)):
+            map_tasks(trivial, range(100))
+            default = race({"loky": lambda: map_tasks(trivial, range(10_000))}, 7)["loky"]
+    finally:
+        stderr.restore()
+    print("\n10,000 trivial items, default settings (logging at info, stderr piped)")
+    row("loky", default, *joblib_times["10,000 trivial items"])
 
 
 if __name__ == "__main__":

@@ -112,6 +112,7 @@ def main() -> None:
         row("process backend", t_process, t_joblib, f"({t_process / n * 1e6:.1f} us/item)")
         row(f"ProcessPoolExecutor chunksize={chunk}", t_ppe, t_joblib)
         row("joblib.Parallel(n_jobs=2)", t_joblib, t_joblib)
+        t_joblib_10k = t_joblib
 
         m = 100
         work = [spin] * m
@@ -134,6 +135,20 @@ def main() -> None:
     def cold() -> None:
         with session(backend="process", settings=settings):
             map_tasks(trivial, range(100))
+
+    # What a user gets: the default `logging` processor (standard error piped, as in CI).
+    from bench_defaults import PipedStderr
+
+    stderr = PipedStderr()
+    try:
+        defaults = DagliteSettings(max_workers=WORKERS)
+        with session(backend="process", settings=defaults):
+            map_tasks(trivial, range(100))
+            t_default = best(lambda: map_tasks(trivial, range(10_000)), 7)
+    finally:
+        stderr.restore()
+    print("\n10,000 trivial items with the default settings (logging at info, stderr piped)")
+    row("process backend, default settings", t_default, t_joblib_10k)
 
     t_cold = best(cold, 2)
     print(f"\nsession start + first map of 100 items, cold pool: {t_cold * 1000:.1f} ms")

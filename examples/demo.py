@@ -12,7 +12,8 @@ Run it with the `daglite` command (the README's first command):
    `.daglite/datasets/reports/`.
 
 Every task is cached (`cache=True`), so a second run with the same parameters is
-near-instant and its log shows a cache hit for each of them.
+near-instant: its "session finished" line counts every call as `cached` (add `-v` to
+see a line per cache hit).
 """
 
 from __future__ import annotations

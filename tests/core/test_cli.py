@@ -108,6 +108,11 @@ def interrupted() -> None:
 
 
 not_a_workflow = double
+
+
+@workflow
+def doubles(n: int = 2) -> list[int]:
+    return map_tasks(double, range(n))
 '''
 
 
@@ -226,17 +231,44 @@ def test_run_logs_json_lines_with_task_records(flows):
     done = daglite_cmd("run", "--log-format", "json", "flows.py:typed", "2", cwd=flows)
     assert done.returncode == 0, done.stderr
     lines = _json_lines(done.stderr)
-    finished = [r for r in lines if r["event"] == "task finished"]
-    assert sorted(r["task"] for r in finished) == ["double[0]", "double[1]"]
-    assert all(r["status"] == "success" and r["duration"] >= 0 for r in finished)
+    assert not [r for r in lines if r["event"] == "task finished"]  # debug lines
+    (ended,) = [r for r in lines if r["event"] == "map finished"]
+    assert (ended["map"], ended["done"], ended["failed"], ended["total"]) == ("double", 2, 0, 2)
     logged = [r for r in lines if r["event"] == "doubling"]
     assert sorted(r["x"] for r in logged) == [0, 1]
     assert {r["task"] for r in logged} == {"double[0]", "double[1]"}
-    assert any(r["event"] == "workflow finished" for r in lines)
+    (workflow,) = [r for r in lines if r["event"] == "workflow finished"]
+    assert workflow["succeeded"] == 2
+
+
+def test_verbose_run_logs_each_task_call(flows):
+    done = daglite_cmd("run", "-v", "--log-format", "json", "flows.py:doubles", cwd=flows)
+    assert done.returncode == 0, done.stderr
+    lines = _json_lines(done.stderr)
+    finished = [r for r in lines if r["event"] == "task finished"]
+    assert sorted(r["task"] for r in finished) == ["double[0]", "double[1]"]
+    assert all(r["status"] == "success" and r["duration"] >= 0 for r in finished)
+    assert {r["level"] for r in finished} == {"debug"}
+
+
+def test_quiet_run_logs_warnings_only(flows):
+    done = daglite_cmd("run", "--quiet", "flows.py:doubles", cwd=flows)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # the task's records are info: nothing is at warning or above
+
+
+def test_quiet_verbose_and_log_level_are_exclusive(flows):
+    done = daglite_cmd("run", "-q", "-v", "flows.py:doubles", cwd=flows)
+    assert done.returncode == 2
+    assert "choose one of -q/--quiet, -v/--verbose and --log-level" in done.stderr
+    done = daglite_cmd("run", "-q", "--log-level", "debug", "flows.py:doubles", cwd=flows)
+    assert "choose one of -q/--quiet, -v/--verbose and --log-level" in done.stderr
 
 
 def test_run_console_logs_are_readable(flows):
-    done = daglite_cmd("run", "flows.py:typed", "1", "--log-format", "console", cwd=flows)
+    done = daglite_cmd(
+        "run", "--log-level", "debug", "flows.py:typed", "1", "--log-format", "console", cwd=flows
+    )
     assert done.returncode == 0, done.stderr
     line = [ln for ln in done.stderr.splitlines() if "task finished" in ln][0]
     assert "task=double[0]" in line and "status=success" in line and "duration=" in line
@@ -452,6 +484,7 @@ def test_list_shows_each_workflow_with_its_summary(flows):
         "flows.py:later",
         "flows.py:odd_result",
         "flows.py:interrupted",
+        "flows.py:doubles",
     ]
     assert lines[0].endswith("Exercise every parameter type.")
 
@@ -573,9 +606,13 @@ def test_demo_runs_and_its_second_run_hits_the_cache(tmp_path):
     assert report["records"] == 400
     assert sum(r["records"] for r in report["regions"].values()) == 400
     assert (tmp_path / ".daglite" / "datasets" / "reports" / "sales-400-7-fast.json").is_file()
-    second = daglite_cmd(*args, cwd=tmp_path)
+    (ended,) = [r for r in _json_lines(first.stderr) if r["event"] == "session finished"]
+    assert (ended["succeeded"], ended.get("cached", 0), ended.get("failed", 0)) == (6, 0, 0)
+    second = daglite_cmd(args[0], "-v", *args[1:], cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     assert json.loads(second.stdout) == report
+    (ended,) = [r for r in _json_lines(second.stderr) if r["event"] == "session finished"]
+    assert (ended["succeeded"], ended["cached"]) == (0, 6)
     hits = [r["task"] for r in _json_lines(second.stderr) if r["event"] == "cache hit"]
     assert sorted(hits) == ["aggregate", "generate"] + [f"summarize[{i}]" for i in range(4)]
     assert not [r for r in _json_lines(second.stderr) if r["event"] == "task started"]

@@ -61,8 +61,9 @@ def test_a_bare_task_call_loads_only_what_it_needs():
         "print(sorted(m for m in sys.modules if m.startswith('daglite')))\n"
     )
     assert out == (
-        "['daglite', 'daglite.context', 'daglite.errors', 'daglite.pipeline',"
-        " 'daglite.settings', 'daglite.taskoptions', 'daglite.tasks', 'daglite.templates']"
+        "['daglite', 'daglite.context', 'daglite.errors', 'daglite.interest',"
+        " 'daglite.lifecycle', 'daglite.pipeline', 'daglite.settings', 'daglite.taskoptions',"
+        " 'daglite.tasks', 'daglite.templates']"
     )
 
 

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from daglite import get_logger
 from daglite import map_tasks
 from daglite import session
@@ -144,3 +146,73 @@ def test_records_carry_the_attempt_of_their_own_call():
     assert [e.attempt for e in logs if e.message == "inner"] == [1, 1, 1]
     assert [e.attempt for e in logs if e.message == "outside"] == [None]
     assert all("attempt" not in e.fields for e in logs)
+
+
+class Unprintable:
+    def __str__(self) -> str:
+        raise AssertionError("a filtered record was formatted")
+
+    __repr__ = __str__
+
+
+def test_a_record_below_the_level_is_neither_formatted_nor_built():
+    capture = Capture()
+    with session(plugins=[capture], settings=QUIET.evolve(log_level="warning")):
+        log = get_logger()
+        log.info("not %s", Unprintable())
+        log.debug("nor this", value=Unprintable())
+        log.bind(x=1).info("nor bound")
+        log.warning("kept %s", "here")
+    assert [(e.level, e.message) for e in capture.logs()] == [("warning", "kept here")]
+
+
+def test_what_nobody_asks_for_is_not_recorded():
+    from daglite.testing import EventCapture
+
+    failures_only = EventCapture(kinds={"TaskFailed"})
+    records_only = EventCapture(kinds={"LogRecorded"})
+    with session(plugins=[failures_only], settings=QUIET):
+        get_logger().error("nobody wants %s", Unprintable())
+    with session(plugins=[records_only], settings=QUIET):
+        get_logger().info("wanted")
+    assert failures_only.events == []
+    assert [e.message for e in records_only.events] == ["wanted"]
+
+
+def test_the_logger_has_structlogs_bound_logger_interface():
+    import asyncio
+
+    capture = Capture()
+    with session(plugins=[capture], settings=QUIET.evolve(log_level="debug")):
+        log = get_logger("mine", a=1)
+        log.bind(b=2).unbind("a").msg("msg")
+        log.new(c=3).warn("warn")
+        log.try_unbind("zzz").log(40, "numeric %d", 7)
+        asyncio.run(log.ainfo("async"))
+        assert log.is_enabled_for(10) and log.get_effective_level() == 10
+        with pytest.raises(KeyError):
+            log.unbind("zzz")
+    records = [(e.level, e.message, e.fields) for e in capture.logs()]
+    assert records == [
+        ("info", "msg", {"b": 2}),
+        ("warning", "warn", {"c": 3}),
+        ("error", "numeric 7", {"a": 1}),
+        ("info", "async", {"a": 1}),
+    ]
+
+
+def test_the_first_logger_imports_nothing_heavy():
+    code = (
+        "import sys, time\n"
+        "from daglite import get_logger, session, task\n"
+        "from daglite.settings import DagliteSettings\n"
+        "@task\n"
+        "def f():\n"
+        "    get_logger().warning('first')\n"
+        "with session(settings=DagliteSettings(processors=('logging',), log_format='json')):\n"
+        "    f()\n"
+        "print([m for m in ('structlog', 'rich', 'asyncio') if m in sys.modules])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+    assert '"event": "first"' in done.stderr

@@ -36,7 +36,7 @@ def _succeeded(**extra):
 
 def test_console_line_names_task_map_index_duration_and_status():
     out = io.StringIO()
-    LoggingProcessor(format="console", stream=out)(_succeeded())
+    LoggingProcessor(level="debug", format="console", stream=out)(_succeeded())
     line = out.getvalue()
     assert line.count("\n") == 1
     assert "task finished" in line
@@ -48,10 +48,10 @@ def test_console_line_names_task_map_index_duration_and_status():
 
 def test_json_line_keeps_ids_and_full_precision():
     out = io.StringIO()
-    LoggingProcessor(format="json", stream=out)(_succeeded(duration=0.123456))
+    LoggingProcessor(level="debug", format="json", stream=out)(_succeeded(duration=0.123456))
     record = json.loads(out.getvalue())
     assert record["event"] == "task finished"
-    assert record["level"] == "info"
+    assert record["level"] == "debug"
     assert record["task"] == "square[3]"
     assert record["map_index"] == 3
     assert record["task_id"] == "t-1"
@@ -94,12 +94,13 @@ def test_json_lines_do_not_import_structlog():
     assert done.returncode == 0, done.stderr
     assert done.stdout == "False\n"
     lines = [json.loads(line) for line in done.stderr.splitlines()]
-    assert [line["event"] for line in lines] == ["task started", "task finished"]
+    assert [line["event"] for line in lines] == ["session started", "session finished"]
+    assert lines[1]["succeeded"] == 1
 
 
 def test_auto_format_is_json_off_a_terminal():
     out = io.StringIO()
-    LoggingProcessor(stream=out)(_succeeded())
+    LoggingProcessor(stream=out)(ev.SessionStarted(session_id="s", backend="inline"))
     json.loads(out.getvalue())
 
 
@@ -108,7 +109,7 @@ def test_auto_format_is_json_off_a_terminal():
     [
         (
             ev.TaskStarted(session_id="s", task_id="t", name="load"),
-            "info",
+            "debug",
             "task started",
             {"task": "load", "status": "running"},
         ),
@@ -143,7 +144,7 @@ def test_auto_format_is_json_off_a_terminal():
         ),
         (
             ev.CacheHit(session_id="s", task_id="t", name="load", key="abc"),
-            "info",
+            "debug",
             "cache hit",
             {"status": "cached", "key": "abc"},
         ),
@@ -181,7 +182,7 @@ def test_level_filters_lines_and_cached_successes_are_debug():
     assert out.getvalue() == ""
     out = io.StringIO()
     LoggingProcessor(level="info", format="json", stream=out)(_succeeded(cached=True))
-    assert out.getvalue() == ""  # the cache hit line already told it
+    assert out.getvalue() == ""  # each successful call is a debug line
     LoggingProcessor(level="debug", format="json", stream=out)(_succeeded(cached=True))
     assert json.loads(out.getvalue())["status"] == "cached"
 
@@ -296,7 +297,7 @@ def test_a_processor_instance_for_one_session(tmp_path):
 
 def test_console_shortens_cache_hashes_but_not_dataset_keys():
     out = io.StringIO()
-    processor = LoggingProcessor(format="console", stream=out)
+    processor = LoggingProcessor(level="debug", format="console", stream=out)
     processor(ev.CacheHit(session_id="s", task_id="t", name="x", key="0123456789abcdef0123"))
     processor(
         ev.DatasetSaved(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import AsyncIterator
 from collections.abc import Callable
 from collections.abc import Coroutine
@@ -16,7 +15,6 @@ from typing import overload
 
 from daglite import pipeline
 from daglite.backends.base import MapJob
-from daglite.backends.base import collect_async
 from daglite.context import Runtime
 from daglite.context import current_frame
 from daglite.context import current_runtime
@@ -24,7 +22,7 @@ from daglite.context import new_id
 from daglite.context import outside_runtime
 from daglite.datasets import load_dataset
 from daglite.datasets import save_dataset
-from daglite.dispatch import emit_event
+from daglite.lifecycle import MapReport
 from daglite.session import active_session
 from daglite.session import check_backend
 from daglite.session import check_backend_name
@@ -86,10 +84,6 @@ def _pick_backend(task: BaseTask[Any, Any], backend: str | None, runtime: Runtim
     if parent is not None and parent.is_task:
         return "inline"  # nested maps default to inline to avoid over-saturation
     return task.backend or runtime.backend
-
-
-def _emit(runtime: Runtime, kind: str, **fields: Any) -> None:
-    emit_event(runtime.emit, kind, session_id=runtime.session_id, **fields)
 
 
 @overload
@@ -188,39 +182,32 @@ def map_tasks(
     stop = _gather_stop.get()
     if stop is not None:
         _gather_stop.set(None)  # for this map only, not for maps nested in its items
+    map_id = new_id()
+    report = MapReport(
+        runtime, map_id, checked.name, name, total, parent.task_id if parent is not None else None
+    )
     job = MapJob(
         task=checked,
-        items=items,
+        items=report.counted(items),
         total=total,
-        map_id=new_id(),
+        map_id=map_id,
         runtime=runtime,
         parent=parent,
         backend=name,
         return_exceptions=return_exceptions,
         chunksize=chunksize,
         stop=stop or threading.Event(),
+        report=report,
     )
-    ids = {
-        "map_id": job.map_id,
-        "name": checked.name,
-        "parent_id": parent.task_id if parent is not None else None,
-    }
-    _emit(runtime, "MapStarted", backend=name, total=total, **ids)
-    start = time.perf_counter()
+    report.started()
     try:
         return instance.map(job)
     finally:
-        if owned is not None:
-            owned.close()
-        _emit(
-            runtime,
-            "MapEnded",
-            total=job.finished,
-            failures=job.failures,
-            duration=time.perf_counter() - start,
-            batches=job.batch_sizes,
-            **ids,
-        )
+        try:
+            if owned is not None:
+                owned.close()
+        finally:
+            report.ended(batches=job.batch_sizes)
 
 
 @overload
@@ -308,38 +295,26 @@ async def gather_tasks(
     runtime = current_runtime.get() or outside_runtime(f"gather_tasks of task '{checked.name}'")
     parent = current_frame.get()
     map_id = new_id()
-    ids = {
-        "map_id": map_id,
-        "name": checked.name,
-        "parent_id": parent.task_id if parent is not None else None,
-    }
-    _emit(runtime, "MapStarted", backend="asyncio", total=len(items), **ids)
-    start = time.perf_counter()
+    report = MapReport(
+        runtime,
+        map_id,
+        checked.name,
+        "asyncio",
+        len(items),
+        parent.task_id if parent is not None else None,
+    )
+    report.started()
     futures: list[asyncio.Future[Any]] = []
-    failures = 0
     try:
         for index, args in enumerate(items):  # binding may fail: the map still ends
             meta = pipeline.make_metadata(checked, runtime, args, {}, index, map_id, "asyncio")
-            if checked.is_stream:
-                coro = collect_async(pipeline.run_async_stream(checked, runtime, meta, args, {}))
-            else:
-                coro = pipeline.run_async(checked, runtime, meta, args, {})
+            coro = pipeline.call_collected(checked, runtime, meta, args)
             futures.append(asyncio.ensure_future(coro))
-        results = await asyncio.gather(*futures, return_exceptions=return_exceptions)
-        failures = sum(isinstance(r, BaseException) for r in results)
-        return list(results)
+        return list(await asyncio.gather(*futures, return_exceptions=return_exceptions))
     except BaseException:
         for future in futures:
             future.cancel()
-        outcome = await asyncio.gather(*futures, return_exceptions=True)
-        failures = sum(isinstance(r, Exception) for r in outcome)
+        await asyncio.gather(*futures, return_exceptions=True)
         raise
     finally:
-        _emit(
-            runtime,
-            "MapEnded",
-            total=len(items),
-            failures=failures,
-            duration=time.perf_counter() - start,
-            **ids,
-        )
+        report.ended()

@@ -31,8 +31,9 @@ from daglite.context import current_task
 from daglite.context import outside_runtime
 from daglite.datasetstore import DatasetStore
 from daglite.datasetstore import open_dataset_store
-from daglite.dispatch import emit_event
 from daglite.errors import DatasetError
+from daglite.lifecycle import dataset_loaded
+from daglite.lifecycle import dataset_saved
 from daglite.stores import check_key
 from daglite.templates import UnsafeValue
 from daglite.templates import fill_key
@@ -142,15 +143,13 @@ def _save(
         path = store.write(key, data)
     if hook is not None:
         hook.after_dataset_save(key=key, value=value, format=format, options=options, metadata=meta)
-    emit_event(
-        runtime.emit,
-        "DatasetSaved",
-        session_id=runtime.session_id,
+    dataset_saved(
+        runtime,
+        meta,
         key=key,
         store=store.url,
         format=fmt.name,
         duration=time.perf_counter() - start,
-        task_id=meta.task_id if meta is not None else None,
         size=len(data) if isinstance(data, (bytes, bytearray)) else None,
     )
     return path
@@ -259,16 +258,7 @@ def load_dataset(
             result=result,
             duration=duration,
         )
-    emit_event(
-        runtime.emit,
-        "DatasetLoaded",
-        session_id=runtime.session_id,
-        key=key,
-        store=resolved.url,
-        format=fmt_name,
-        duration=duration,
-        task_id=meta.task_id if meta is not None else None,
-    )
+    dataset_loaded(runtime, meta, key=key, store=resolved.url, format=fmt_name, duration=duration)
     return result
 
 

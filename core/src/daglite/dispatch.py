@@ -1,4 +1,4 @@
-"""The coordinator's event dispatcher: feeds every event to the session's processors."""
+"""The coordinator's event dispatcher: feeds each event to the processors that want it."""
 
 from __future__ import annotations
 
@@ -7,6 +7,11 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from typing import Any
+
+from daglite.interest import Wants
+from daglite.interest import interest_of
+from daglite.interest import wants_of
+from daglite.lifecycle import Tally
 
 if TYPE_CHECKING:
     from daglite.events import Event
@@ -19,18 +24,23 @@ def _log() -> Any:
 
 
 def emit_event(sink: Callable[[Event], Any] | None, kind: str, **fields: Any) -> None:
-    """Build the event class named `kind` from `fields` and hand it to `sink`, if there is one.
+    """Build the event class named `kind` from `fields` and hand it to `sink`, if it wants it.
 
-    Nothing is built (and `daglite.events` is not even imported) when nobody listens.
+    Nothing is built (and `daglite.events` is not even imported) when nobody wants it.
     """
-    if sink is not None:
+    if sink is not None and kind in wants_of(sink):
         from daglite import events
 
         sink(getattr(events, kind)(**fields))
 
 
 class EventDispatcher:
-    """Hands each event to every processor, in order, one event at a time.
+    """Hands each event to the processors that want it, in order, one event at a time.
+
+    Each processor's `interest` (see `daglite.interest`) is read once; `wants` is their
+    union, which the pipeline and the workers consult before building an event, and each
+    event goes only to the processors that asked for its kind (and a `LogRecorded` record
+    only to those whose level it reaches). `tally` keeps the session's counts.
 
     Events come from many threads (thread backend, relays from worker processes), so
     processors are called under a lock and never see two events at once. A processor
@@ -40,14 +50,30 @@ class EventDispatcher:
 
     def __init__(self, processors: Iterable[Callable[[Event], Any]]) -> None:
         self.processors = list(processors)
+        self._interests = [interest_of(p) for p in self.processors]
+        self.wants = Wants.join(self._interests)
+        self.tally = Tally()
+        self._routes: dict[Any, list[int]] = {}
         self._lock = threading.RLock()
         self._broken: set[int] = set()
 
+    def _route(self, kind: str, level: str | None) -> list[int]:
+        return [
+            index for index, interest in enumerate(self._interests) if interest.wants(kind, level)
+        ]
+
     def __call__(self, event: Event) -> None:
+        kind = type(event).__name__
+        level = getattr(event, "level", None) if kind == "LogRecorded" else None
+        key = kind if level is None else (kind, level)
         with self._lock:
-            for index, processor in enumerate(self.processors):
+            route = self._routes.get(key)
+            if route is None:
+                route = self._routes[key] = self._route(kind, level)
+            for index in route:
                 if index in self._broken:
                     continue
+                processor = self.processors[index]
                 try:
                     processor(event)
                 except Exception:

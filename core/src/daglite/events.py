@@ -108,7 +108,14 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of the event's fields plus its `event` kind."""
-        return {"event": self.kind, **attrs.asdict(self, recurse=False)}
+        names = _field_names.get(type(self))
+        if names is None:
+            names = _field_names[type(self)] = tuple(f.name for f in attrs.fields(type(self)))
+        get = self.__getattribute__
+        return {"event": type(self).__name__, **{name: get(name) for name in names}}
+
+
+_field_names: dict[type, tuple[str, ...]] = {}
 
 
 # -- sessions and workflows ---------------------------------------------------------------
@@ -133,12 +140,23 @@ class SessionStarted(Event):
 
 @attrs.frozen(kw_only=True)
 class SessionEnded(Event):
-    """A session closed (`status` is `"success"` or `"failure"`)."""
+    """A session closed (`status` is `"success"` or `"failure"`).
+
+    The counts are of the session's task calls (map items included, wherever they ran):
+    `succeeded` (cache hits not included), `cached`, `failed` (for good), `retried`
+    (attempts retried), `timed_out` (attempts that overran), and `saved` (datasets written).
+    """
 
     duration: float
     status: str
     error_type: str | None = None
     error_message: str | None = None
+    succeeded: int = 0
+    cached: int = 0
+    failed: int = 0
+    retried: int = 0
+    timed_out: int = 0
+    saved: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -152,7 +170,11 @@ class WorkflowStarted(Event):
 
 @attrs.frozen(kw_only=True)
 class WorkflowEnded(Event):
-    """A workflow returned (`status="success"`) or raised (`status="failure"`)."""
+    """A workflow returned (`status="success"`) or raised (`status="failure"`).
+
+    The counts are those of `SessionEnded`, for the task calls that ended while the workflow
+    ran.
+    """
 
     workflow_id: str
     name: str
@@ -161,6 +183,12 @@ class WorkflowEnded(Event):
     parent_id: str | None = None
     error_type: str | None = None
     error_message: str | None = None
+    succeeded: int = 0
+    cached: int = 0
+    failed: int = 0
+    retried: int = 0
+    timed_out: int = 0
+    saved: int = 0
 
 
 # -- task calls ---------------------------------------------------------------------------
@@ -265,6 +293,7 @@ class DatasetSaved(Event):
     duration: float
     task_id: str | None = None
     size: int | None = None
+    map_index: int | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -277,6 +306,7 @@ class DatasetLoaded(Event):
     duration: float
     task_id: str | None = None
     size: int | None = None
+    map_index: int | None = None
 
 
 # -- fan-out ------------------------------------------------------------------------------
@@ -294,8 +324,33 @@ class MapStarted(Event):
 
 
 @attrs.frozen(kw_only=True)
+class MapProgress(Event):
+    """How far a running map is (sent at most a few times a second, as items finish).
+
+    Workers send these counts per batch, so a processor that wants only a map's progress
+    costs nothing per item. `done` counts items that succeeded (cache hits not included),
+    `cached` cache hits, `failures` items that failed for good, `retried` retried attempts.
+    """
+
+    map_id: str
+    name: str
+    total: int | None
+    done: int
+    cached: int
+    failures: int
+    retried: int
+    elapsed: float
+    parent_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
 class MapEnded(Event):
-    """A map finished: `total` items ran, `failures` of them failed.
+    """A map finished (also after a failure or Ctrl-C).
+
+    `total` is the number of items in the map; `done + cached + failures + skipped ==
+    total`, where `skipped` items did not finish: they were not started after a failure
+    (unless exceptions are returned) or were cut short by Ctrl-C. `retried` counts retried
+    attempts and `timed_out` attempts that overran the task's timeout.
 
     `batches` counts the batches the backend used by their size (`{size: count}`; empty
     when the backend ran items one by one).
@@ -308,6 +363,11 @@ class MapEnded(Event):
     duration: float
     parent_id: str | None = None
     batches: dict[int, int] = attrs.field(factory=dict)
+    done: int = 0
+    cached: int = 0
+    retried: int = 0
+    timed_out: int = 0
+    skipped: int = 0
 
 
 # -- logs ---------------------------------------------------------------------------------

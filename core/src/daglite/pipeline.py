@@ -7,7 +7,12 @@ each attempt and receives the attempt's value (or has its exception thrown in).
 
 Four tiny drivers run that generator: `run_sync` and `run_async` for plain and async
 functions, `run_stream` and `run_async_stream` for generator functions. They differ only
-in how an attempt is invoked, waited for and bounded by the timeout.
+in how an attempt is invoked, waited for and bounded by the timeout. A fifth, `run_plain`,
+calls a plain task's function directly when there is nothing to manage. `driver()` is the
+one place that chooses among them.
+
+What each moment of a call means to the outside (its event, its hook, its counts) is the
+business of `daglite.lifecycle.CallReport`.
 """
 
 from __future__ import annotations
@@ -28,8 +33,11 @@ from daglite.context import TaskMetadata
 from daglite.context import current_attempt
 from daglite.context import current_frame
 from daglite.context import new_id
-from daglite.errors import TaskError
 from daglite.errors import TaskTimeoutError
+from daglite.interest import wants_of
+from daglite.lifecycle import SUCCEEDED
+from daglite.lifecycle import CallReport
+from daglite.lifecycle import count_item
 
 if TYPE_CHECKING:
     from daglite.tasks import BaseTask
@@ -46,6 +54,16 @@ class AttemptAbandoned(BaseException):
 _new_tuple = tuple.__new__
 
 
+def is_plain_call(task: BaseTask[Any, Any], runtime: Runtime) -> bool:
+    """Whether a call of `task` has nothing for the pipeline to manage here.
+
+    True for a plain task (see `BaseTask.plain`) when no hook plugin is registered and no
+    processor wants the events of each call: it is then called directly (`run_plain`),
+    only counted, and reported if it fails.
+    """
+    return task.plain and runtime.hook is None and not wants_of(runtime.emit).calls
+
+
 def make_metadata(
     task: BaseTask[Any, Any],
     runtime: Runtime,
@@ -54,13 +72,18 @@ def make_metadata(
     map_index: int | None,
     map_id: str | None,
     backend: str | None = None,
+    plain: bool | None = None,
 ) -> TaskMetadata:
-    """The metadata (and so the frame) of one call of `task`."""
+    """The metadata (and so the frame) of one call of `task`.
+
+    `plain` is `is_plain_call(task, runtime)` when the caller knows it already.
+    """
     parent = current_frame.get()
-    # Binding checks the arguments before anything runs or is reported; only the fast path
-    # of a plain task (nobody listening) skips it and checks them if the call fails.
-    fast = task.plain and runtime.hook is None and runtime.emit is None
-    inputs = {} if fast else task.bind(args, kwargs)
+    # Binding checks the arguments before anything runs or is reported; only a plain call
+    # skips it and checks them if the call fails.
+    if plain is None:
+        plain = is_plain_call(task, runtime)
+    inputs = {} if plain else task.bind(args, kwargs)
     name = task.resolve_name(inputs, map_index) if task.name_fields else task.name
     # tuple.__new__ skips the named tuple's Python-level __new__ (half the cost); every
     # field is given, in order.
@@ -82,19 +105,6 @@ def make_metadata(
     )
 
 
-_events_module: Any = None
-
-
-def _events() -> Any:
-    """`daglite.events`, imported the first time someone listens (then kept: no import cost)."""
-    global _events_module
-    if _events_module is None:
-        from daglite import events
-
-        _events_module = events
-    return _events_module
-
-
 def _describe(meta: TaskMetadata) -> str:
     where = f" (map index {meta.map_index})" if meta.map_index is not None else ""
     return f"task '{meta.name}'{where}"
@@ -103,23 +113,12 @@ def _describe(meta: TaskMetadata) -> str:
 def steps(
     task: BaseTask[Any, Any], runtime: Runtime, meta: TaskMetadata
 ) -> Generator[float, Any, Any]:
-    """The policy of one call; see the module docstring. Returns the call's value."""
-    emit = runtime.emit
-    hook = runtime.hook
-    inputs = meta.inputs
-    ev: Any = None  # the `daglite.events` module, imported only when someone listens
-    ids: dict[str, Any] = {}
-    if emit is not None:
-        ev = _events()
-        ids = {
-            "session_id": meta.session_id,
-            "task_id": meta.task_id,
-            "name": meta.name,
-            "parent_id": meta.parent_id,
-            "map_index": meta.map_index,
-            "map_id": meta.map_id,
-        }
-    start = perf_counter()
+    """The policy of one call; see the module docstring. Returns the call's value.
+
+    Every moment is reported through a `CallReport` (events, hooks and counts); this
+    function only decides which moment comes next.
+    """
+    report = CallReport(runtime, meta)
 
     cache = None
     if task.cache is not False:
@@ -129,29 +128,16 @@ def steps(
         cache = CachePlan.for_call(task, runtime, meta)
         found, value = cache.lookup()
         if found:
-            if emit is not None:
-                emit(ev.CacheHit(**ids, key=cache.key))
+            report.cache_hit(cache.key)
             if task.dataset is not None:  # the dataset is an output of the call: save it too
                 from daglite.datasets import autosave
 
                 autosave(task, runtime, meta, value)
-            if emit is not None:
-                emit(ev.TaskSucceeded(**ids, duration=perf_counter() - start, cached=True))
-            if hook is not None:
-                hook.on_cache_hit(metadata=meta, inputs=inputs, key=cache.key, value=value)
+            report.cached(cache.key, value)
             return value
-        if emit is not None:
-            emit(ev.CacheMissed(**ids, key=cache.key, reason=cache.miss_reason))
+        report.cache_missed(cache.key, cache.miss_reason)
 
-    if emit is not None:
-        emit(ev.TaskStarted(**ids, backend=meta.backend))
-    if hook is not None:
-        try:
-            hook.before_task(metadata=meta, inputs=inputs)
-        except BaseException as exc:  # a broken plugin: the call it started still ends
-            _final_error(runtime, meta, exc, False, 0, start, ids)
-            raise
-
+    report.started()
     attempt = 0
     delay = 0.0
     while True:
@@ -169,21 +155,15 @@ def steps(
                     map_index=meta.map_index,
                     attempts=attempt,
                 )
-                if emit is not None:
-                    emit(ev.TaskTimedOut(**ids, attempt=attempt, timeout=task.timeout))
+                report.timed_out(attempt, task.timeout)  # type: ignore[arg-type]
             if attempt > task.retries:
-                error = _final_error(runtime, meta, exc, timed_out, attempt, start, ids)
+                error = report.failed(exc, attempt, timed_out)
                 raise error from (None if timed_out else exc)
             delay = task.retry_delay * task.retry_backoff ** (attempt - 1)
-            if emit is not None:
-                emit(ev.TaskRetried(**ids, attempt=attempt, delay=delay, **_error_fields(exc)))
-            if hook is not None:
-                hook.on_task_retry(
-                    metadata=meta, inputs=inputs, error=exc, attempt=attempt, delay=delay
-                )
+            report.retried(exc, attempt, delay)
         except BaseException as exc:  # Ctrl-C, cancellation: the call ends, no retry
             if not isinstance(exc, GeneratorExit):
-                _final_error(runtime, meta, exc, False, attempt, start, ids)
+                report.failed(exc, attempt)
             raise
 
     try:
@@ -195,69 +175,108 @@ def steps(
 
             autosave(task, runtime, meta, value)
     except BaseException as exc:  # a failed save fails the call (raised as it is)
-        _final_error(runtime, meta, exc, False, attempt, start, ids)
+        report.failed(exc, attempt)
         raise
 
-    duration = perf_counter() - start
-    if emit is not None:
-        emit(ev.TaskSucceeded(**ids, duration=duration, attempts=attempt))
-    if hook is not None:
-        hook.after_task(metadata=meta, inputs=inputs, result=value, duration=duration)
+    report.succeeded(value, attempt)
     return value
 
 
-def _error_fields(exc: BaseException) -> dict[str, Any]:
-    return {"error_type": type(exc).__name__, "error_message": str(exc)}
+# -- drivers ------------------------------------------------------------------------------
 
 
-def _final_error(
+def driver(task: BaseTask[Any, Any], runtime: Runtime) -> Any:
+    """The driver that runs a call of `task` in `runtime`: the one place that chooses it.
+
+    `run_plain` when the pipeline has nothing to manage (`is_plain_call`), else the driver
+    of the task's kind: `run_sync`, `run_async`, `run_stream` or `run_async_stream`.
+    """
+    if task.is_async:
+        return run_async_stream if task.is_stream else run_async
+    if task.is_stream:
+        return run_stream
+    return run_plain if is_plain_call(task, runtime) else run_sync
+
+
+def call(
+    task: BaseTask[Any, Any],
     runtime: Runtime,
     meta: TaskMetadata,
-    exc: BaseException,
-    timed_out: bool,
-    attempts: int,
-    start: float,
-    ids: dict[str, Any],
-) -> TaskError:
-    duration = perf_counter() - start
-    if timed_out and isinstance(exc, TaskError):
-        error = exc
-    else:
-        error = task_error(meta.name, meta.map_index, exc, attempts)
-    if runtime.emit is not None:
-        import traceback
-
-        ev = _events()
-        runtime.emit(
-            ev.TaskFailed(
-                **ids,
-                duration=duration,
-                attempts=attempts,
-                traceback="".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-                arguments=ev.summarize_arguments(meta.inputs),
-                **_error_fields(exc),
-            )
-        )
-    if runtime.hook is not None:
-        runtime.hook.on_task_error(
-            metadata=meta, inputs=meta.inputs, error=exc, duration=duration, attempts=attempts
-        )
-    return error
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """Run one call with its driver: a value, a coroutine, an iterator or an async iterator."""
+    return driver(task, runtime)(task, runtime, meta, args, kwargs)
 
 
-def task_error(name: str, map_index: int | None, exc: BaseException, attempts: int) -> TaskError:
-    """The `TaskError` reporting that task `name` failed with `exc` (set `__cause__` yourself)."""
-    where = f" (map index {map_index})" if map_index is not None else ""
-    tries = f" after {attempts} attempts" if attempts > 1 else ""
-    return TaskError(
-        f"task '{name}'{where} failed{tries}: {type(exc).__name__}: {exc}",
-        task_name=name,
-        map_index=map_index,
-        attempts=attempts,
-    )
+def call_collected(
+    task: BaseTask[Any, Any],
+    runtime: Runtime,
+    meta: TaskMetadata,
+    args: tuple[Any, ...],
+    drive: Any = None,
+) -> Any:
+    """One map item: its value, or a stream's items collected into a list.
+
+    For async tasks, a coroutine giving either. `drive` is `driver(task, runtime)` when the
+    caller has it already (a map chooses once for all its items).
+    """
+    result = (drive or driver(task, runtime))(task, runtime, meta, args, {})
+    if task.is_stream:
+        return collect_async(result) if task.is_async else list(result)
+    return result
 
 
-# -- drivers ------------------------------------------------------------------------------
+async def collect_async(stream: Any) -> list[Any]:
+    """Collect an async iterator into a list."""
+    return [item async for item in stream]
+
+
+def run_plain(
+    task: BaseTask[Any, Any], runtime: Runtime | None, meta: TaskMetadata | None, args, kwargs
+) -> Any:
+    """Call a plain task's function directly: the pipeline would only count and wrap errors.
+
+    With no runtime (a bare call outside any session) nothing is counted and no frame is
+    set; in a session the call is counted, and reported through the pipeline's
+    `CallReport` if it fails.
+    """
+    func = task.func
+    if runtime is None or meta is None:
+        try:
+            return func(*args, **kwargs)
+        except Exception as exc:
+            raise task.failed_call(exc, args, kwargs) from exc
+    sink = runtime.emit
+    tally = getattr(sink, "tally", None)
+    start = perf_counter() if sink is not None else 0.0
+    token = current_frame.set(meta)
+    try:
+        value = func(*args, **kwargs)
+    except BaseException as exc:
+        if not isinstance(exc, Exception):  # Ctrl-C: the call ends, reported as failed
+            if sink is not None:
+                CallReport(runtime, _bound(task, meta, args, kwargs), start).failed(exc, 1)
+            raise
+        error = task.failed_call(exc, args, kwargs, meta.map_index)  # bad arguments: raises
+        if sink is not None:
+            CallReport(runtime, _bound(task, meta, args, kwargs), start).failed(exc, 1)
+        raise error from exc
+    finally:
+        current_frame.reset(token)
+    if tally is not None:  # counted, not reported: nobody wants an event of it
+        tally.add(SUCCEEDED)
+        if meta.map_id is not None:
+            count_item(meta, SUCCEEDED)
+    return value
+
+
+def _bound(task: BaseTask[Any, Any], meta: TaskMetadata, args, kwargs) -> TaskMetadata:
+    """`meta` with the call's inputs, which a plain call skipped binding (for its failure)."""
+    try:
+        return meta._replace(inputs=task.bind(args, kwargs))
+    except TypeError:
+        return meta
 
 
 def run_sync(task: BaseTask[Any, Any], runtime: Runtime, meta: TaskMetadata, args, kwargs) -> Any:
@@ -265,13 +284,6 @@ def run_sync(task: BaseTask[Any, Any], runtime: Runtime, meta: TaskMetadata, arg
     func = task.func
     timeout = task.timeout
     token = current_frame.set(meta)
-    if task.plain and runtime.emit is None and runtime.hook is None:
-        try:  # nothing to manage: the pipeline would only wrap errors
-            return func(*args, **kwargs)
-        except Exception as exc:
-            raise task.failed_call(exc, args, kwargs, meta.map_index) from exc
-        finally:
-            current_frame.reset(token)
     retry_token = None
     try:
         gen = steps(task, runtime, meta)

@@ -9,7 +9,8 @@ four plugin kinds and the few facts a plugin needs at run time:
   map loop (batching, relays, crash and timeout handling);
 - stores (`daglite.stores`): a factory `(url, options) -> ByteStore`;
 - formats (`daglite.formats`): an object of the `Format` shape;
-- processors (`daglite.processors`): a callable over one event (`Processor`).
+- processors (`daglite.processors`): a callable over one event (`Processor`), which may
+  declare the events it wants (`Interest`): nothing else is built for it.
 
 `API_VERSION` is the version of this contract; a plugin built for another version is
 refused at load with an error naming it. A plugin says which version it was built for
@@ -26,7 +27,10 @@ known ones, and text from a variable or the command line becomes a `bool`, `int`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from typing import Any
+from typing import Protocol
+from typing import runtime_checkable
 
 from daglite.backends.base import Backend
 from daglite.backends.base import MapJob
@@ -40,23 +44,31 @@ from daglite.backends.transport import TransportBackend
 from daglite.backends.transport import WorkerLost
 from daglite.backends.worker import run_batch
 from daglite.formats import Format
+from daglite.interest import EVERYTHING
+from daglite.interest import Interest
 from daglite.pluginoptions import plugin_options
 from daglite.settings import DagliteSettings
 from daglite.stores import ByteStore
+
+if TYPE_CHECKING:
+    from daglite.events import Event
 
 #: The version of this contract (bumped on any incompatible change).
 API_VERSION = 1
 
 __all__ = [
     "API_VERSION",
+    "EVERYTHING",
     "Backend",
     "BatchRequest",
     "ByteStore",
     "DagliteSettings",
     "EarlyEvents",
     "Format",
+    "Interest",
     "MapJob",
     "Outcome",
+    "Processor",
     "Transport",
     "TransportBackend",
     "WorkerLost",
@@ -66,8 +78,32 @@ __all__ = [
     "kill_group",
     "plugin_options",
     "run_batch",
+    "wanted",
     "watch_coordinator",
 ]
+
+
+@runtime_checkable
+class Processor(Protocol):
+    """An event processor: a callable over one event.
+
+    Optional members, found by name:
+
+    - `interest`: an `Interest` (or a collection of event kind names) saying which events
+      the processor wants, read once when the session opens. Events nobody wants are not
+      built, buffered or shipped from workers; the processor receives exactly the kinds it
+      names (and `LogRecorded` records at or above its `log_level`). Without it, the
+      processor receives every event. To follow maps without an event per item, ask for
+      `MapStarted`, `MapProgress` and `MapEnded`: workers then send counts per batch.
+    - `replaces`: names of processors this one supersedes (they are left out of a session
+      that has this one).
+    - `close()`: called once when the session ends.
+    - `from_settings(settings)` (a class method): how the registry builds it by name.
+    """
+
+    def __call__(self, event: Event) -> Any:
+        """Handle one event (called under the dispatcher's lock, one event at a time)."""
+        ...
 
 
 def in_worker() -> bool:
@@ -87,13 +123,27 @@ def current_settings() -> DagliteSettings:
     return runtime.settings
 
 
+def wanted(kind: str) -> bool:
+    """Whether a processor of the current session wants events of `kind` (build them only then).
+
+    False outside a session, or when nobody listens.
+    """
+    from daglite.context import current_runtime
+    from daglite.interest import wants_of
+
+    runtime = current_runtime.get()
+    return runtime is not None and runtime.emit is not None and kind in wants_of(runtime.emit)
+
+
 def emit(event: Any) -> None:
     """Hand `event` to the session's processors (relayed from workers like built-in events).
 
-    Does nothing when no processor listens.
+    Does nothing when no processor wants events of its kind.
     """
     from daglite.context import current_runtime
+    from daglite.interest import wants_of
 
     runtime = current_runtime.get()
-    if runtime is not None and runtime.emit is not None:
-        runtime.emit(event)
+    sink = runtime.emit if runtime is not None else None
+    if sink is not None and type(event).__name__ in wants_of(sink):
+        sink(event)

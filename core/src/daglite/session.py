@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from collections.abc import AsyncIterator
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -28,9 +27,9 @@ from daglite.context import current_runtime
 from daglite.context import new_id
 from daglite.context import open_sessions
 from daglite.dispatch import EventDispatcher
-from daglite.dispatch import emit_event
 from daglite.errors import BackendError
 from daglite.errors import PluginError
+from daglite.lifecycle import SpanReport
 from daglite.pluginoptions import for_plugin
 from daglite.settings import DagliteSettings
 from daglite.settings import get_global_settings
@@ -195,6 +194,7 @@ class SessionContext:
                 if hooks.is_hook_plugin(p) and all(p is not h for h in hook_plugins)
             ]
             hook = hooks.build_hook(hook_plugins)
+            dispatcher = EventDispatcher(processors) if processors else None
         except BaseException:  # release the processors made so far
             EventDispatcher([*by_name.values(), *processors]).close()
             raise
@@ -209,7 +209,7 @@ class SessionContext:
                 processors.append(self._recorder.processor)
         self.hook_plugins = hook_plugins
         self.processors = processors
-        self._dispatcher = EventDispatcher(processors) if processors else None
+        self._dispatcher = dispatcher
         self.runtime = Runtime(
             session_id=self.session_id,
             settings=settings,
@@ -226,7 +226,7 @@ class SessionContext:
         self._backends: dict[str, Backend] = {}
         self._lock = threading.Lock()
         self._token: Any = None
-        self._started = 0.0
+        self._report = SpanReport(self.runtime, "Session", session_id=self.session_id)
 
     def __repr__(self) -> str:
         return f"<SessionContext {self.session_id} backend={self.backend!r}>"
@@ -283,13 +283,11 @@ class SessionContext:
 
     def open(self) -> SessionContext:
         """Make this session the active one in the current context (called by `session()`)."""
-        self._started = time.perf_counter()
         self._token = current_runtime.set(self.runtime)
         open_sessions[self.session_id] = threading.current_thread().name
+        self._report = SpanReport(self.runtime, "Session", session_id=self.session_id)
         try:
-            emit_event(
-                self._dispatcher, "SessionStarted", session_id=self.session_id, backend=self.backend
-            )
+            self._report.started(backend=self.backend)
             if self.runtime.hook is not None:
                 self.runtime.hook.on_session_start(session=self)
         except BaseException as exc:  # a start hook failed: end the session it was opening
@@ -309,24 +307,18 @@ class SessionContext:
                 for backend in backends:
                     backend.close()
             finally:
-                emit_event(
-                    self._dispatcher,
-                    "SessionEnded",
-                    session_id=self.session_id,
-                    duration=time.perf_counter() - self._started,
-                    status="success" if error is None else "failure",
-                    error_type=type(error).__name__ if error is not None else None,
-                    error_message=str(error) if error is not None else None,
-                )
-                if self._dispatcher is not None:
-                    self._dispatcher.close()
-                if self._recorder is not None:  # the events are flushed: picture them
-                    self._recorder.write(self.session_id)
-                open_sessions.pop(self.session_id, None)
                 try:
-                    current_runtime.reset(self._token)
-                except ValueError:  # closed from another context (an async fixture's teardown
-                    pass  # task) than it was opened in: there is nothing to restore here
+                    self._report.ended(error)
+                finally:
+                    if self._dispatcher is not None:
+                        self._dispatcher.close()
+                    if self._recorder is not None:  # the events are flushed: picture them
+                        self._recorder.write(self.session_id)
+                    open_sessions.pop(self.session_id, None)
+                    try:
+                        current_runtime.reset(self._token)
+                    except ValueError:  # closed from another context (an async fixture's
+                        pass  # teardown task) than it was opened in: nothing to restore
 
 
 @contextmanager

@@ -30,6 +30,7 @@ from daglite.context import current_runtime
 from daglite.context import open_sessions
 from daglite.context import warn_lost_session
 from daglite.errors import TaskError
+from daglite.lifecycle import task_error
 from daglite.taskoptions import check_options
 from daglite.templates import BUILTIN_PLACEHOLDERS  # noqa: F401 - re-exported
 from daglite.templates import check_template
@@ -238,7 +239,7 @@ class BaseTask(Generic[P, R]):
         """
         if isinstance(exc, TypeError):
             self.bind(args, kwargs)
-        return pipeline.task_error(self.name, map_index, exc, 1)
+        return task_error(self.name, map_index, exc, 1)
 
     def resolve_name(self, inputs: dict[str, Any], map_index: int | None) -> str:
         """The task name with its `{param}` and `{map_index}` placeholders filled in.
@@ -292,13 +293,12 @@ class SyncTask(BaseTask[P, R]):
             if open_sessions:  # a session is open, but not in this thread's context
                 warn_lost_session(f"task '{self.name}'")
             if self.plain:  # a bare call with nothing to manage stays a plain call
-                try:
-                    return self.func(*args, **kwargs)
-                except Exception as exc:
-                    raise self.failed_call(exc, args, kwargs) from exc
+                return pipeline.run_plain(self, None, None, args, kwargs)
             runtime = bare_runtime()
-        meta = pipeline.make_metadata(self, runtime, args, kwargs, None, None)
-        return pipeline.run_sync(self, runtime, meta, args, kwargs)
+        drive = pipeline.driver(self, runtime)
+        plain = drive is pipeline.run_plain
+        meta = pipeline.make_metadata(self, runtime, args, kwargs, None, None, plain=plain)
+        return drive(self, runtime, meta, args, kwargs)
 
 
 class AsyncTask(BaseTask[P, R]):
@@ -309,7 +309,7 @@ class AsyncTask(BaseTask[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
         """A coroutine that runs the task when awaited and returns its value."""
         runtime, meta = self._prepare(args, kwargs)
-        return pipeline.run_async(self, runtime, meta, args, kwargs)
+        return pipeline.call(self, runtime, meta, args, kwargs)
 
 
 class SyncTaskStream(BaseTask[P, R]):
@@ -320,7 +320,7 @@ class SyncTaskStream(BaseTask[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Iterator[R]:
         """An iterator over the items the generator yields, produced as they are consumed."""
         runtime, meta = self._prepare(args, kwargs)
-        return pipeline.run_stream(self, runtime, meta, args, kwargs)
+        return pipeline.call(self, runtime, meta, args, kwargs)
 
 
 class AsyncTaskStream(BaseTask[P, R]):
@@ -332,7 +332,7 @@ class AsyncTaskStream(BaseTask[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> AsyncIterator[R]:
         """An async iterator over the items the async generator yields."""
         runtime, meta = self._prepare(args, kwargs)
-        return pipeline.run_async_stream(self, runtime, meta, args, kwargs)
+        return pipeline.call(self, runtime, meta, args, kwargs)
 
 
 class _TaskDecorator:

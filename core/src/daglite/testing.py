@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from collections.abc import Iterable
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ from typing import Any
 from typing import TypeVar
 
 from daglite import registry
+from daglite.interest import Interest
 
 if TYPE_CHECKING:
     from daglite.caching import CacheStore
@@ -57,12 +59,17 @@ class EventCapture:
     Pass it to `session(plugins=[capture])`. It may be shared by several sessions; the
     events of all of them end up in `events`.
 
+    Args:
+        kinds: The event kinds to ask for (its `interest`); `None` (the default) takes
+            every event, as a processor that declares nothing does.
+
     Attributes:
         events: The events received so far.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, kinds: Iterable[str] | None = None) -> None:
         self.events: list[Event] = []
+        self.interest = Interest(kinds=kinds) if kinds is not None else None
         self._lock = threading.Lock()
 
     def __call__(self, event: Event) -> None:
@@ -73,10 +80,11 @@ class EventCapture:
         return f"<EventCapture {len(self.events)} events>"
 
     def __getstate__(self) -> dict[str, Any]:  # processors pickle; a lock does not
-        return {"events": list(self.events)}
+        return {"events": list(self.events), "interest": self.interest}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.events = state["events"]
+        self.interest = state.get("interest")
         self._lock = threading.Lock()
 
     def of_type(self, cls: type[E]) -> list[E]:

@@ -8,7 +8,6 @@ own session from the settings for the duration of the call.
 from __future__ import annotations
 
 import inspect
-import time
 from collections.abc import Callable
 from collections.abc import Coroutine
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ from daglite.context import WorkflowFrame
 from daglite.context import current_frame
 from daglite.context import current_runtime
 from daglite.context import new_id
-from daglite.dispatch import emit_event
+from daglite.lifecycle import SpanReport
 from daglite.session import active_session
 from daglite.session import session
 from daglite.tasks import P
@@ -82,34 +81,24 @@ class BaseWorkflow(Generic[P, R]):
             name=self.name,
             parent_id=parent.task_id if parent is not None else None,
         )
-        ids = {
-            "session_id": runtime.session_id,
-            "workflow_id": frame.task_id,
-            "name": self.name,
-            "parent_id": frame.parent_id,
-        }
-        sink = runtime.emit
-        emit_event(sink, "WorkflowStarted", **ids)
-        start = time.perf_counter()
+        report = SpanReport(
+            runtime,
+            "Workflow",
+            session_id=runtime.session_id,
+            workflow_id=frame.task_id,
+            name=self.name,
+            parent_id=frame.parent_id,
+        )
+        report.started()
         token = current_frame.set(frame)
         try:
             yield
         except BaseException as exc:
-            emit_event(
-                sink,
-                "WorkflowEnded",
-                **ids,
-                duration=time.perf_counter() - start,
-                status="failure",
-                error_type=type(exc).__name__,
-                error_message=str(exc),
-            )
+            report.ended(exc)
             raise
         finally:
             current_frame.reset(token)
-        emit_event(
-            sink, "WorkflowEnded", **ids, duration=time.perf_counter() - start, status="success"
-        )
+        report.ended()
 
 
 class SyncWorkflow(BaseWorkflow[P, R]):

@@ -176,6 +176,22 @@ def test_events_are_relayed_to_the_coordinator(dask_settings):
     assert (map_ended.total, map_ended.failures) == (30, 0)
 
 
+def test_a_processor_gets_exactly_the_events_it_asked_for_from_dask_workers(dask_settings):
+    from daglite.testing import EventCapture
+
+    wanted = {"MapStarted", "MapEnded", "SessionEnded"}
+    picky = EventCapture(kinds=wanted)
+    everything = EventCapture()
+    with session(settings=dask_settings, plugins=[picky, everything]):
+        map_tasks(square, range(30), chunksize=7)
+    assert [e.kind for e in picky.events] == ["MapStarted", "MapEnded", "SessionEnded"]
+    assert [e for e in everything.events if e.kind in wanted] == picky.events
+    _, ended, session_end = picky.events
+    assert (ended.done, ended.failures, ended.total) == (30, 0, 30)
+    assert ended.done == sum(e.kind == "TaskSucceeded" for e in everything.events)
+    assert session_end.succeeded == 30
+
+
 def test_events_of_slow_items_arrive_while_they_run(dask_settings):
     seen = []
     with session(settings=dask_settings, plugins=[lambda e: seen.append((time.monotonic(), e))]):

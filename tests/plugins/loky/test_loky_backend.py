@@ -62,6 +62,24 @@ def test_events_from_loky_workers_arrive_in_order():
     assert [e.kind for e in events][-2:] == ["MapEnded", "SessionEnded"]
 
 
+def test_a_processor_gets_exactly_the_events_it_asked_for_from_loky_workers():
+    from daglite.testing import EventCapture
+
+    wanted = {"TaskFailed", "MapEnded", "SessionEnded"}
+    picky = EventCapture(kinds=wanted)
+    everything = EventCapture()
+    with session(backend="loky", settings=TWO, plugins=[picky, everything]):
+        map_tasks(boom, range(20), return_exceptions=True)
+    assert [e.kind for e in picky.events] == ["TaskFailed", "MapEnded", "SessionEnded"]
+    assert [e for e in everything.events if e.kind in wanted] == picky.events
+    failed, ended, session_end = picky.events
+    assert failed.map_index == 3
+    # the successes came as counts per batch, and add up to the per-item truth
+    assert (ended.done, ended.failures, ended.skipped, ended.total) == (19, 1, 0, 20)
+    assert ended.done == sum(e.kind == "TaskSucceeded" for e in everything.events)
+    assert (session_end.succeeded, session_end.failed) == (19, 1)
+
+
 def test_a_failed_item_keeps_its_original_error():
     with session(backend="loky", settings=TWO), pytest.raises(TaskError) as info:
         map_tasks(boom, range(6))

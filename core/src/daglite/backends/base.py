@@ -57,6 +57,8 @@ class MapJob:
         finished: How many items ran (set by `collect`).
         failures: How many of them failed (set by `collect`).
         batch_sizes: How many batches of each size the backend sent (`note_batch`).
+        report: The map's `daglite.lifecycle.MapReport` (counts per item and per worker
+            batch), or `None` when nobody listens.
     """
 
     task: BaseTask[Any, Any]
@@ -73,6 +75,7 @@ class MapJob:
     finished: int = 0
     failures: int = 0
     batch_sizes: dict[int, int] = attrs.field(factory=dict)
+    report: Any = None
     _lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False)
 
     def note_batch(self, size: int) -> None:
@@ -107,16 +110,12 @@ class MapJob:
         """
         task = self.task
         runtime = self.runtime
-        meta = pipeline.make_metadata(task, runtime, args, {}, index, self.map_id, self.backend)
-        if not task.is_async:
-            if task.is_stream:
-                return list(pipeline.run_stream(task, runtime, meta, args, {}))
-            return pipeline.run_sync(task, runtime, meta, args, {})
-        if task.is_stream:
-            return run_coroutine(
-                collect_async(pipeline.run_async_stream(task, runtime, meta, args, {}))
-            )
-        return run_coroutine(pipeline.run_async(task, runtime, meta, args, {}))
+        drive = pipeline.driver(task, runtime)
+        meta = pipeline.make_metadata(
+            task, runtime, args, {}, index, self.map_id, self.backend, drive is pipeline.run_plain
+        )
+        result = pipeline.call_collected(task, runtime, meta, args, drive)
+        return run_coroutine(result) if task.is_async else result
 
     def run_chunk(
         self,
@@ -145,11 +144,6 @@ class MapJob:
                 if not self.return_exceptions:
                     break
         return outcomes
-
-
-async def collect_async(stream: Any) -> list[Any]:
-    """Collect an async iterator into a list."""
-    return [item async for item in stream]
 
 
 def run_coroutine(coro: Any) -> Any:

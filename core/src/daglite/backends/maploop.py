@@ -190,6 +190,8 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
 
     def finish(index: int, error: BaseException) -> None:
         outcomes.append(Outcome(index, False, error))
+        if job.report is not None:  # it never reached the pipeline: count it here
+            job.report.lost(timed_out=isinstance(error, TaskTimeoutError))
         if not job.return_exceptions:
             job.stop.set()
 

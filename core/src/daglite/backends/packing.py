@@ -27,6 +27,7 @@ from daglite.backends.transport import WorkerSpec
 from daglite.context import Runtime
 from daglite.context import new_id
 from daglite.errors import BackendError
+from daglite.lifecycle import tally_of
 
 if TYPE_CHECKING:
     from daglite.tasks import BaseTask
@@ -73,6 +74,7 @@ def worker_spec(
         settings=runtime.settings,
         backend=backend,
         emit=runtime.emit is not None,
+        wants=getattr(runtime.emit, "wants", None),
         sys_path=tuple(p for p in sys.path if isinstance(p, str)),
         payload=cloudpickle.dumps((plugins, *stores)),
         environ=session_environ(os.environ, runtime.settings.worker_env),
@@ -171,6 +173,12 @@ def relay(data: bytes, job: MapJob, failed: dict[int, Exception] | None = None) 
     runtime = job.runtime
     for write in result.writes:
         apply(write, runtime, failed)
+    if result.counts is not None:  # counts of calls that sent no event
+        tally = tally_of(runtime.emit)
+        if tally is not None:
+            tally.merge(result.counts)
+    if job.report is not None:
+        job.report.merge(result.map_counts)
     for record in result.logs:
         logger = logging.getLogger(record.name)
         if logger.isEnabledFor(record.levelno):

@@ -51,6 +51,8 @@ class WorkerSpec:
         settings: The session's settings.
         backend: The name of the backend the items run on (in their metadata).
         emit: Whether the coordinator listens to events (else none is even built).
+        wants: Which events it wants (`daglite.interest.Wants`; `None`: every event when
+            `emit` is true): the others are not built here.
         sys_path: The coordinator's `sys.path`, so tasks importable there import here.
         payload: Cloudpickled `(hook_plugins, cache_store, dataset_store)`, unpickled only
             after `sys_path` is applied (plugins may live in the user's modules).
@@ -74,6 +76,7 @@ class WorkerSpec:
     payload: bytes = attrs.field(repr=lambda data: f"<{len(data)} bytes>")  # may hold secrets
     environ: dict[str, str] = attrs.field(factory=dict, repr=describe)
     clean_env: bool = False
+    wants: Any = None
 
 
 @attrs.frozen
@@ -118,6 +121,9 @@ class BatchResult:
         tainted: A timed-out attempt is still running in this worker: replace it.
         error: Why the batch could not run at all (its task or items failed to load).
         pid: The worker's process id.
+        counts: The counts of the session's task calls that ended in this worker since its
+            last batch (`daglite.lifecycle.COUNTS` order), if any.
+        map_counts: The counts of this batch's map items, if any.
     """
 
     outcomes: list[Outcome] = attrs.field(factory=list)
@@ -128,6 +134,8 @@ class BatchResult:
     tainted: bool = False
     error: str | None = None
     pid: int = attrs.field(factory=os.getpid)
+    counts: list[int] | None = None
+    map_counts: list[int] | None = None
 
 
 @attrs.frozen

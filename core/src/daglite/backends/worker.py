@@ -46,6 +46,9 @@ from daglite.context import WorkflowFrame
 from daglite.context import current_frame
 from daglite.context import current_runtime
 from daglite.errors import TaskError
+from daglite.lifecycle import Tally
+from daglite.lifecycle import current_map
+from daglite.lifecycle import tally_of
 
 # -- worker state (one per worker process, rebuilt per spec and per map) ---------------------
 
@@ -62,15 +65,28 @@ _stream: contextvars.ContextVar[Callable[[list[Any]], None] | None] = contextvar
 )
 
 
-def _emit(event: Any) -> None:
-    batch = _batch.get()
-    if batch is None:  # an abandoned attempt emitting after its batch ended: dropped
-        return
-    stream = _stream.get()
-    if stream is None:
-        batch.events.append(event)
-    else:
-        stream([(False, event)])
+class _WorkerSink:
+    """The event sink of a worker runtime: buffers the wanted events of the running batch.
+
+    It keeps the worker's session tally too; each batch takes what was counted since the
+    previous one and sends it back with its result.
+    """
+
+    def __init__(self, wants: Any) -> None:
+        from daglite.interest import EVERY_EVENT
+
+        self.wants = wants if wants is not None else EVERY_EVENT
+        self.tally = Tally()
+
+    def __call__(self, event: Any) -> None:
+        batch = _batch.get()
+        if batch is None:  # an abandoned attempt emitting after its batch ended: dropped
+            return
+        stream = _stream.get()
+        if stream is None:
+            batch.events.append(event)
+        else:
+            stream([(False, event)])
 
 
 def _relay(write: Any) -> None:
@@ -161,7 +177,7 @@ def worker_runtime(spec: WorkerSpec) -> Runtime:
         settings=spec.settings,
         backend=spec.backend,
         hook=hook,
-        emit=_emit if spec.emit else None,
+        emit=_WorkerSink(spec.wants) if spec.emit else None,
         cache_store=cache_store,
         dataset_store=dataset_store,
         in_worker=True,
@@ -230,6 +246,9 @@ def run_batch(
         return_exceptions=info.return_exceptions,
     )
     result = BatchResult()
+    calls = tally_of(runtime.emit)  # the worker's tally of every call, taken per batch
+    tally = Tally(info.map_id) if calls is not None else None
+    map_token = current_map.set(tally)
     batch_token = _batch.set(result)
     stream_token = _stream.set(stream if request.stream else None)
     runtime_token = current_runtime.set(runtime)
@@ -245,6 +264,10 @@ def run_batch(
         current_runtime.reset(runtime_token)
         _stream.reset(stream_token)
         _batch.reset(batch_token)
+        current_map.reset(map_token)
+        if tally is not None and calls is not None:
+            result.map_counts = tally.take()
+            result.counts = calls.take()
     result.tainted = info.task.timeout is not None and _abandoned_attempt_running()
     return _dump(result, info.task.name)
 

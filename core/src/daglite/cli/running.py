@@ -57,6 +57,24 @@ def _options(
         Literal["debug", "info", "warning", "error"] | None,
         Parameter(name="--log-level", group=SESSION, help="Lowest level logged."),
     ] = None,
+    daglite_quiet: Annotated[
+        bool,
+        Parameter(
+            name=("--quiet", "-q"),
+            negative=(),
+            group=SESSION,
+            help="Log warnings and errors only (--log-level warning).",
+        ),
+    ] = False,
+    daglite_verbose: Annotated[
+        bool,
+        Parameter(
+            name=("--verbose", "-v"),
+            negative=(),
+            group=SESSION,
+            help="Log every task call too (--log-level debug).",
+        ),
+    ] = False,
     daglite_plugin: Annotated[
         list[str] | None,
         Parameter(
@@ -236,6 +254,14 @@ def execute(workflow: Any, args: list[Any], kwargs: dict[str, Any], options: dic
     for name in ("log_format", "log_level"):
         if options.get(name) is not None:
             changes[name] = options[name]
+    chosen = [flag for flag in ("quiet", "verbose") if options.get(flag)]
+    if chosen:
+        if len(chosen) > 1 or "log_level" in changes:
+            raise UsageError(
+                "choose one of -q/--quiet, -v/--verbose and --log-level: they all set how "
+                "much is logged"
+            )
+        changes["log_level"] = "warning" if chosen[0] == "quiet" else "debug"
     if options.get("event_log") is not None:
         changes["event_log"] = str(options["event_log"])
     if options.get("report") is not None:

@@ -22,6 +22,32 @@ if TYPE_CHECKING:
     from daglite.settings import DagliteSettings
 
 
+def _encoder() -> Any:
+    """`json.dumps(obj, default=repr, ensure_ascii=False)`, without its per-call set-up.
+
+    `json.dumps` builds an encoder for every call, which costs more than encoding a small
+    event; the C encoder is built once here (the pure-Python one where it is missing).
+    """
+    encoder = json.JSONEncoder(default=repr, ensure_ascii=False, check_circular=False)
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # pragma: no cover - CPython always has it
+        return encoder.encode
+    try:
+        iterencode = make(
+            None, repr, json.encoder.encode_basestring, None, ": ", ", ", False, False, True
+        )
+    except TypeError:  # pragma: no cover - another signature: use the public way
+        return encoder.encode
+
+    def encode(obj: Any) -> str:
+        return "".join(iterencode(obj, 0))
+
+    return encode
+
+
+_encode = _encoder()
+
+
 class JsonlProcessor:
     """Appends each event's `to_dict()` as one JSON line to `path`.
 
@@ -82,9 +108,10 @@ class JsonlProcessor:
 
     def __call__(self, event: Event) -> None:
         """Append `event` as one line (flushed when it ends its session)."""
-        self._open().write(json.dumps(event.to_dict(), default=repr, ensure_ascii=False) + "\n")
-        if event.kind == "SessionEnded":
-            self._open().flush()
+        file = self._open()
+        file.write(_encode(event.to_dict()) + "\n")
+        if type(event).__name__ == "SessionEnded":
+            file.flush()
 
     def close(self) -> None:
         """Flush and close the file (the session calls this when it ends)."""

@@ -1,9 +1,16 @@
-"""The `logging` processor: events rendered as log lines.
+"""The `logging` processor: what a person reads about a run, as log lines.
+
+At the default level (`info`) it writes a line when a session or workflow starts and one
+when it ends with the counts of its task calls; for each map a "map started" line, a
+"map progress" line at most every `progress_every` seconds while it runs, and a "map
+finished" line with its counts; every failure, retry and timeout (with the task name and
+map index); every record logged with `daglite.get_logger()`; and each dataset saved
+outside a map. Each successful task call and each map item's dataset are `debug` lines.
 
 On a terminal each line is readable (`console` format, rendered by structlog); otherwise,
-or when asked with `log_format="json"`, each line is one JSON object. Which events make a
-line, and at which level, is decided by `describe()`; the level setting filters them
-before anything is rendered.
+or when asked with `log_format="json"`, each line is one JSON object. The processor
+declares the events its level needs (`interest`), so an event below the level is never
+built, and a map's items cost no event at `info`: workers send counts per batch.
 """
 
 from __future__ import annotations
@@ -17,12 +24,34 @@ from typing import IO
 from typing import TYPE_CHECKING
 from typing import Any
 
+from daglite.interest import LEVELS
+from daglite.interest import Interest
+
 if TYPE_CHECKING:
     from daglite.events import Event
     from daglite.settings import DagliteSettings
 
-LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 FORMATS = ("auto", "console", "json")
+
+#: The events that make a line at each level (and above it); `debug` gets every event.
+_KINDS = {
+    "error": frozenset({"TaskFailed", "WorkflowEnded", "SessionEnded", "LogRecorded"}),
+    "warning": frozenset({"TaskRetried", "TaskTimedOut", "MapEnded"}),
+    "info": frozenset(
+        {"SessionStarted", "WorkflowStarted", "MapStarted", "MapProgress", "DatasetSaved"}
+    ),
+}
+
+
+def interest_for(level: str) -> Interest:
+    """The events the `logging` processor needs at `level`."""
+    if level == "debug":
+        return Interest(log_level="debug")
+    kinds: set[str] = set()
+    for name in ("error", "warning", "info"):
+        if LEVELS[name] >= LEVELS[level]:
+            kinds |= _KINDS[name]
+    return Interest(kinds=kinds, log_level=level)
 
 
 def _task(event: Any) -> str:
@@ -38,6 +67,28 @@ def _task_fields(event: Any) -> dict[str, Any]:
     }
 
 
+def _counts(e: Any) -> dict[str, Any]:
+    """The counts of a session or workflow end, the zero ones left out (but `succeeded`)."""
+    fields: dict[str, Any] = {"succeeded": e.succeeded}
+    for name in ("cached", "failed", "retried", "timed_out", "saved"):
+        value = getattr(e, name)
+        if value:
+            fields[name] = value
+    return fields
+
+
+def _rate(finished: int, elapsed: float) -> str:
+    return f"{finished / elapsed:.1f}/s" if elapsed > 0 else "-"
+
+
+def _map_counts(e: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = {"map": e.name, "done": e.done, "cached": e.cached}
+    fields["failed"] = e.failures
+    if e.retried:
+        fields["retried"] = e.retried
+    return fields
+
+
 def describe(event: Event) -> tuple[str, str, dict[str, Any]] | None:
     """The level, message and fields of the log line for `event` (`None`: no line).
 
@@ -48,14 +99,14 @@ def describe(event: Event) -> tuple[str, str, dict[str, Any]] | None:
     kind = event.kind
     e: Any = event
     if kind == "TaskStarted":
-        return "info", "task started", {**_task_fields(e), "status": "running"}
+        return "debug", "task started", {**_task_fields(e), "status": "running"}
     if kind == "TaskSucceeded":
         fields = {**_task_fields(e), "duration": e.duration, "status": "success"}
-        if e.cached:  # the CacheHit line already said it
-            return "debug", "task finished", {**fields, "status": "cached"}
-        if e.attempts > 1:
+        if e.cached:
+            fields["status"] = "cached"
+        elif e.attempts > 1:
             fields["attempts"] = e.attempts
-        return "info", "task finished", fields
+        return "debug", "task finished", fields
     if kind == "TaskFailed":
         return (
             "error",
@@ -87,33 +138,46 @@ def describe(event: Event) -> tuple[str, str, dict[str, Any]] | None:
             {**_task_fields(e), "status": "timeout", "attempt": e.attempt, "timeout": e.timeout},
         )
     if kind == "CacheHit":
-        return "info", "cache hit", {**_task_fields(e), "status": "cached", "key": e.key}
+        return "debug", "cache hit", {**_task_fields(e), "status": "cached", "key": e.key}
     if kind == "CacheMissed":
         return "debug", "cache miss", {**_task_fields(e), "key": e.key, "reason": e.reason}
     if kind in ("WorkflowStarted", "WorkflowEnded"):
         return _workflow(e)
     if kind == "MapStarted":
         return "info", "map started", {"map": e.name, "backend": e.backend, "total": e.total}
+    if kind == "MapProgress":
+        finished = e.done + e.cached + e.failures
+        fields = {**_map_counts(e), "progress": f"{finished}/{e.total}"}
+        fields["rate"] = _rate(finished, e.elapsed)
+        if finished and e.total and e.elapsed > 0:
+            fields["eta"] = (e.total - finished) * e.elapsed / finished
+        return "info", "map progress", fields
     if kind == "MapEnded":
-        level = "warning" if e.failures else "info"
-        return (
-            level,
-            "map finished",
-            {"map": e.name, "total": e.total, "failures": e.failures, "duration": e.duration},
-        )
+        fields = {**_map_counts(e), "total": e.total}
+        if e.skipped:
+            fields["skipped"] = e.skipped
+        fields["duration"] = e.duration
+        return ("warning" if e.failures or e.skipped else "info"), "map finished", fields
     if kind in ("DatasetSaved", "DatasetLoaded"):
         verb = "saved" if kind == "DatasetSaved" else "loaded"
-        level = "info" if kind == "DatasetSaved" else "debug"
-        return level, f"dataset {verb}", {"key": e.key, "store": e.store, "duration": e.duration}
+        # a map item's dataset is one of many: only those saved outside maps are news
+        level = "info" if kind == "DatasetSaved" and e.map_index is None else "debug"
+        fields = {"key": e.key, "store": e.store, "duration": e.duration}
+        if e.map_index is not None:
+            fields["map_index"] = e.map_index
+        return level, f"dataset {verb}", fields
     if kind == "SessionStarted":
-        return "debug", "session started", {"session_id": e.session_id, "backend": e.backend}
+        return "info", "session started", {"session_id": e.session_id, "backend": e.backend}
     if kind == "SessionEnded":
-        fields = {"session_id": e.session_id, "duration": e.duration, "status": e.status}
-        if e.error_type:
+        fields = {"session_id": e.session_id, **_counts(e), "duration": e.duration}
+        if e.status != "success":
             fields["error"] = f"{e.error_type}: {e.error_message}"
-        return "debug", "session finished", fields
+            return "error", "session failed", fields
+        return "info", "session finished", fields
     if kind == "LogRecorded":
         fields = _task_fields(e) if e.name is not None else {}
+        if e.attempt is not None and e.attempt > 1:  # logged by a retry
+            fields["attempt"] = e.attempt
         return e.level, e.message, {**fields, **e.fields}
     fields = event.to_dict()
     fields.pop("event", None)
@@ -124,7 +188,7 @@ def describe(event: Event) -> tuple[str, str, dict[str, Any]] | None:
 def _workflow(e: Any) -> tuple[str, str, dict[str, Any]]:
     if e.kind == "WorkflowStarted":
         return "info", "workflow started", {"workflow": e.name, "workflow_id": e.workflow_id}
-    fields = {"workflow": e.name, "duration": e.duration, "status": e.status}
+    fields = {"workflow": e.name, **_counts(e), "duration": e.duration}
     if e.status != "success":
         fields["error"] = f"{e.error_type}: {e.error_message}"
         return "error", "workflow failed", fields
@@ -139,13 +203,19 @@ class LoggingProcessor:
         format: `"console"` (readable, coloured on a terminal), `"json"` (one JSON object a
             line) or `"auto"` (console on a terminal, JSON otherwise).
         stream: Where lines go; `None` means `sys.stderr` as it is when a line is written.
+        progress_every: Seconds between two "map progress" lines of one map (on a terminal
+            and off it, so a CI log shows that a long map is alive).
 
     Raises:
         ValueError: Unknown level or format.
     """
 
     def __init__(
-        self, level: str = "info", format: str = "auto", stream: IO[str] | None = None
+        self,
+        level: str = "info",
+        format: str = "auto",
+        stream: IO[str] | None = None,
+        progress_every: float = 5.0,
     ) -> None:
         level = level.lower()
         if level not in LEVELS:
@@ -155,9 +225,12 @@ class LoggingProcessor:
         self.level = level
         self.format = format
         self.stream = stream
+        self.progress_every = progress_every
+        self.interest = interest_for(level)
         self._threshold = LEVELS[level]
         self._renderers: dict[bool, Any] = {}
         self._lock = threading.Lock()
+        self._progress: dict[str, float] = {}  # map id -> elapsed time of its last line
 
     @classmethod
     def from_settings(cls, settings: DagliteSettings) -> LoggingProcessor:
@@ -168,13 +241,23 @@ class LoggingProcessor:
         return f"LoggingProcessor(level={self.level!r}, format={self.format!r})"
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"level": self.level, "format": self.format, "stream": self.stream}
+        return {
+            "level": self.level,
+            "format": self.format,
+            "stream": self.stream,
+            "progress_every": self.progress_every,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(**state)  # type: ignore[misc]
 
     def __call__(self, event: Event) -> None:
         """Write the line for `event`, if it has one at or above the level."""
+        kind = event.kind
+        if kind == "MapProgress" and not self._progress_due(event):
+            return
+        if kind == "MapEnded":
+            self._progress.pop(event.map_id, None)  # type: ignore[attr-defined]
         described = describe(event)
         if described is None:
             return
@@ -182,6 +265,14 @@ class LoggingProcessor:
         if LEVELS.get(level, 20) < self._threshold:
             return
         self.write(level, message, fields, event.timestamp)
+
+    def _progress_due(self, event: Any) -> bool:
+        """At most one progress line per map every `progress_every` seconds."""
+        last = self._progress.get(event.map_id, 0.0)
+        if event.elapsed - last < self.progress_every:
+            return False
+        self._progress[event.map_id] = event.elapsed
+        return True
 
     def write(self, level: str, message: str, fields: dict[str, Any], timestamp: float) -> None:
         """Render one line and write it (used for events and for direct log records)."""
@@ -243,6 +334,6 @@ def _short(key: str, value: Any) -> Any:
     # Durations and delays read better rounded on a terminal; JSON keeps full precision.
     if key == "key" and isinstance(value, str) and len(value) > 16 and _HEX.issuperset(value):
         return value[:12] + "..."  # a cache key's hash: enough to tell entries apart
-    if key in ("duration", "delay", "timeout") and isinstance(value, float):
+    if key in ("duration", "delay", "timeout", "eta") and isinstance(value, float):
         return f"{value:.3f}s" if value < 60 else f"{value:.1f}s"
     return value

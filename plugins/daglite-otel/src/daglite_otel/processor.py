@@ -47,6 +47,7 @@ from opentelemetry import trace
 
 from daglite.context import current_runtime
 from daglite.hookspecs import hookimpl
+from daglite.plugin import Interest
 from daglite_otel import ids
 from daglite_otel import provider
 from daglite_otel import relay
@@ -142,6 +143,11 @@ class OtelProcessor:
         return f"<OtelProcessor sessions={len(self._sessions)}>"
 
     # -- coordinator side: events -> spans ------------------------------------------------
+
+    @property
+    def interest(self) -> Interest:
+        """The events that make spans: no other event is built for this processor."""
+        return Interest(kinds=_HANDLERS)
 
     def __call__(self, event: ev.Event) -> None:
         """Turn one event into span work (events of other kinds are ignored)."""

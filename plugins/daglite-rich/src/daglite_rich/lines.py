@@ -210,7 +210,8 @@ def map_progress(
 
 def map_ended(event: ev.MapEnded, g: Glyphs, *, expected: int | None, cached: int) -> Text:
     """`✔ map NAME: 100/100 items in 2.31 s (43.3/s)`, plus failed and cached counts."""
-    count = f"{event.total}/{expected}" if expected is not None else str(event.total)
+    finished = event.total - event.skipped  # items that did not finish are not counted
+    count = f"{finished}/{expected}" if expected is not None else str(finished)
     noun = "item" if count == "1" else "items"
     parts: list[Part] = [
         "map",

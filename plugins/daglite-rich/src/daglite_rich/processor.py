@@ -36,6 +36,7 @@ from rich.progress import TaskID
 from rich.text import Text
 
 from daglite.errors import SettingsError
+from daglite.plugin import Interest
 from daglite_rich import display
 from daglite_rich import lines
 from daglite_rich.display import Glyphs
@@ -234,6 +235,11 @@ class RichProcessor:
             self._finish(None)
 
     # -- dispatch ---------------------------------------------------------------------
+
+    @property
+    def interest(self) -> Interest:
+        """The events this processor draws: no other event is built for it."""
+        return Interest(kinds=_HANDLERS)
 
     def __call__(self, event: ev.Event) -> None:
         """Handle one event (the dispatcher never calls this from two threads at once)."""
