@@ -29,6 +29,7 @@ from daglite.context import open_sessions
 from daglite.dispatch import EventDispatcher
 from daglite.errors import BackendError
 from daglite.errors import PluginError
+from daglite.interest import interest_of
 from daglite.lifecycle import SpanReport
 from daglite.pluginoptions import for_plugin
 from daglite.settings import DagliteSettings
@@ -194,7 +195,8 @@ class SessionContext:
                 if hooks.is_hook_plugin(p) and all(p is not h for h in hook_plugins)
             ]
             hook = hooks.build_hook(hook_plugins)
-            dispatcher = EventDispatcher(processors) if processors else None
+            for processor in processors:  # a bad `interest` fails here, releasing the others
+                interest_of(processor)
         except BaseException:  # release the processors made so far
             EventDispatcher([*by_name.values(), *processors]).close()
             raise
@@ -209,7 +211,7 @@ class SessionContext:
                 processors.append(self._recorder.processor)
         self.hook_plugins = hook_plugins
         self.processors = processors
-        self._dispatcher = dispatcher
+        self._dispatcher = EventDispatcher(processors) if processors else None
         self.runtime = Runtime(
             session_id=self.session_id,
             settings=settings,
