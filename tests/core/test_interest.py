@@ -313,3 +313,20 @@ def test_gather_tasks_counts_its_items_too():
     (end,) = ended.of_type(ev.MapEnded)
     assert failed.map_index == 2
     assert (end.done, end.failures, end.total, end.skipped) == (4, 1, 5, 0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_item_whose_dataset_write_fails_on_the_coordinator_counts_as_failed(backend, tmp_path):
+    from isolation_tasks import saved
+
+    from daglite import events as ev
+
+    (tmp_path / "out" / "1.pkl").mkdir(parents=True)  # the write of item 1 cannot land
+    ended = EventCapture(kinds={"MapEnded", "SessionEnded"})
+    with session(backend=backend, dataset_store=str(tmp_path), plugins=[ended]):
+        out = map_tasks(saved, [0, 1, 2], return_exceptions=True)
+    assert isinstance(out[1], Exception)
+    (end,) = ended.of_type(ev.MapEnded)
+    (session_end,) = ended.of_type(ev.SessionEnded)
+    assert (end.done, end.failures, end.total) == (2, 1, 3)
+    assert (session_end.succeeded, session_end.failed, session_end.saved) == (2, 1, 2)

@@ -424,6 +424,14 @@ class MapReport:
                     tally.add(TIMED_OUT)
                 tally.add(FAILED)
 
+    def write_failed(self, items: int) -> None:
+        """`items` that succeeded in a worker failed here: their dataset write failed."""
+        if self.tally is None:
+            return
+        for tally in (self.tally, tally_of(self.sink)):
+            if tally is not None:
+                tally.merge([-items, 0, items, 0, 0, -items])  # nor was the dataset saved
+
     def _counts(self) -> dict[str, Any]:
         counts = self.tally.snapshot() if self.tally is not None else [0] * len(COUNTS)
         return {

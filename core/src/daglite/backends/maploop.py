@@ -227,8 +227,11 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
                     sizer.observe(len(result.outcomes), result.duration)
                 news = result.outcomes
                 if failed:  # a write failed on this side: its item failed
+                    turned = sum(o.ok and o.index in failed for o in news)
                     news = [Outcome(o.index, False, failed.pop(o.index)) if o.index in failed
                             else o for o in news]  # fmt: skip
+                    if turned and job.report is not None:  # counted as done in the worker
+                        job.report.write_failed(turned)
                 outcomes.extend(news)
                 if not job.return_exceptions and not all(ok for _, ok, _ in news):
                     job.stop.set()
