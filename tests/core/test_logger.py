@@ -209,7 +209,7 @@ def test_the_first_logger_imports_nothing_heavy():
         "@task\n"
         "def f():\n"
         "    get_logger().warning('first')\n"
-        "with session(settings=DagliteSettings(processors=('logging',), log_format='json')):\n"
+        "with session(settings=DagliteSettings(plugins=('logging',), log_format='json')):\n"
         "    f()\n"
         "print([m for m in ('structlog', 'rich', 'asyncio') if m in sys.modules])\n"
     )
