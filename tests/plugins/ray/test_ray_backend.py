@@ -159,8 +159,9 @@ def test_unknown_option_fails_at_session_open():
     with pytest.raises(SettingsError) as info, session(backend="ray", settings=settings):
         pass
     assert str(info.value) == (
-        "unknown option(s) ['adress'] in [tool.daglite.options.ray]; known options: "
-        "['address', 'connect_timeout', 'max_retries', 'num_cpus', 'object_store_memory']"
+        "unknown option(s) ['adress'] for plugin 'ray'; known options of 'ray': "
+        "['address', 'connect_timeout', 'max_retries', 'num_cpus', 'object_store_memory'] "
+        "(set in [tool.daglite.options.ray], DAGLITE_RAY_<OPTION> or --option ray.<key>=<value>)"
     )
 
 
@@ -169,7 +170,16 @@ def test_bad_option_value_fails_at_session_open():
     with pytest.raises(SettingsError) as info, session(backend="ray", settings=settings):
         pass
     assert str(info.value) == (
-        "invalid value 'three' for 'max_retries' in [tool.daglite.options.ray]: a whole number > -1"
+        "invalid value 'three' for option 'max_retries' of plugin 'ray': expected an integer"
+    )
+
+
+def test_out_of_range_option_fails_at_session_open():
+    settings = DagliteSettings(options={"ray": {"max_retries": -5}})
+    with pytest.raises(SettingsError) as info, session(backend="ray", settings=settings):
+        pass
+    assert str(info.value) == (
+        "invalid value -5 for 'max_retries' in [tool.daglite.options.ray]: a whole number > -1"
     )
 
 
