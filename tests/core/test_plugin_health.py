@@ -192,7 +192,8 @@ class Needy:
         (
             "store",
             "s3",
-            "str is not a store factory: a callable (url, options) -> daglite.plugin.ByteStore",
+            "str is not a store factory: a callable (url, options, settings) -> "
+            "daglite.plugin.ByteStore",
         ),
         (
             "format",

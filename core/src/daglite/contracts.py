@@ -19,7 +19,7 @@ from typing import Any
 #: What each kind must look like, in the words of the error messages.
 SHAPES = {
     "backend": "a subclass of daglite.plugin.Backend that implements map()",
-    "store": "a store factory: a callable (url, options) -> daglite.plugin.ByteStore",
+    "store": "a store factory: a callable (url, options, settings) -> daglite.plugin.ByteStore",
     "format": "a Format: name, extensions, types, dumps() and loads()",
     "processor": (
         "a processor: a callable over one event, built by from_settings(settings) or with "

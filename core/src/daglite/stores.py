@@ -13,13 +13,16 @@ backslash or NUL. Writes are atomic: local files are written under a temporary n
 renamed into place, so a reader sees the old entry or the new one, never half of one.
 
 Writing a store plugin (e.g. `daglite-s3`): register a factory under the URL scheme in
-the `daglite.stores` entry-point group. The factory is called as
-`factory(url, options)` and returns a `ByteStore` over an fsspec filesystem::
+the `daglite.stores` entry-point group (the contract is `daglite.plugin.StoreFactory`).
+The factory is called as `factory(url, options, settings)` with the settings of the
+session opening the store (a factory of two parameters as `factory(url, options)`) and
+returns a `ByteStore` over an fsspec filesystem::
 
-    def s3_store(url: str, options: dict[str, Any]) -> ByteStore:
+    def s3_store(url: str, options: dict[str, Any], settings: DagliteSettings) -> ByteStore:
         import s3fs
 
-        return ByteStore(s3fs.S3FileSystem(**options), url, is_local=False)
+        merged = {**settings.options.get("s3", {}), **options}
+        return ByteStore(s3fs.S3FileSystem(**merged), url, is_local=False, options=merged)
 
 That is the whole contract. `ByteStore` strips the protocol with the filesystem's own
 `_strip_protocol`, validates keys, and writes with one `pipe_file` call, which is a single
@@ -431,7 +434,7 @@ def _build(scheme: str, url: str, options: dict[str, Any]) -> ByteStore:
     except PluginError as exc:
         raise StoreError(f"cannot open store '{url}': {exc}") from exc
     try:
-        store = factory(url, options)
+        store = _call(factory, url, options)
     except StoreError as exc:  # already says what happened, without secrets
         raise StoreError(redact(str(exc), options)) from None
     except Exception as exc:  # the library's text may echo an option: redacted, not chained
@@ -443,6 +446,25 @@ def _build(scheme: str, url: str, options: dict[str, Any]) -> ByteStore:
             f"the '{scheme}' store factory returned {type(store).__name__}, not a ByteStore"
         )
     return store
+
+
+def _call(factory: Any, url: str, options: dict[str, Any]) -> Any:
+    """Call a store factory: with the current session's settings, unless it takes two."""
+    import inspect
+
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # no signature to read: the contract's three arguments
+        params = None
+    if params is not None:
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        if len(positional) < 3 and not any(p.kind is p.VAR_POSITIONAL for p in params):
+            return factory(url, options)  # a factory of the first contract: (url, options)
+    from daglite.context import bare_runtime
+    from daglite.context import current_runtime
+
+    runtime = current_runtime.get() or bare_runtime()
+    return factory(url, options, runtime.settings)
 
 
 def forget_stores() -> None:

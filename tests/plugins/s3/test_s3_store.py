@@ -9,6 +9,7 @@ import os
 
 import pytest
 
+from daglite import DagliteSettings
 from daglite import DatasetError
 from daglite import StoreError
 from daglite import load_dataset
@@ -78,6 +79,16 @@ def test_option_precedence_and_friendly_names(monkeypatch):
         "read_timeout": 4,
     }
     assert kwargs["profile"] == "from-settings" and kwargs["anon"] is True
+
+
+def test_the_endpoint_can_come_from_the_sessions_settings(s3, prefix, monkeypatch):
+    # The factory receives the session's settings: `[tool.daglite.options.s3]` there.
+    monkeypatch.delenv("DAGLITE_S3_ENDPOINT_URL")
+    settings = DagliteSettings(options={"s3": {"endpoint_url": s3.endpoint}}, processors=())
+    with session(dataset_store=prefix + "/ds", settings=settings):
+        save_dataset("rows.json", [1, 2])
+        assert load_dataset("rows.json") == [1, 2]
+    assert _objects(s3, prefix + "/ds") == ["rows.json"]
 
 
 # -- caching --------------------------------------------------------------------------------------

@@ -168,8 +168,11 @@ def worker_runtime(spec: WorkerSpec) -> Runtime:
             sys.path.insert(0, path)
     _apply_environ(spec.environ, spec.clean_env)
     from daglite import hooks
+    from daglite.context import mark_worker_process
     from daglite.settings import set_global_settings
 
+    mark_worker_process()
+    set_global_settings(spec.settings)  # before the stores are rebuilt: their factories see it
     plugins, cache_store, dataset_store = pickle.loads(spec.payload)
     hook = hooks.build_hook(plugins)
     runtime = Runtime(
@@ -183,7 +186,6 @@ def worker_runtime(spec: WorkerSpec) -> Runtime:
         in_worker=True,
         dataset_relay=_relay,
     )
-    set_global_settings(spec.settings)
     if not _runtimes:  # first session seen by this worker: relay its log records
         root = logging.getLogger()
         root.addHandler(_LogCapture())

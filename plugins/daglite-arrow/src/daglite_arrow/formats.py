@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from typing import Any
 
+from daglite.plugin import BaseFormat
 from daglite_arrow.tables import TABLE_TYPES
 from daglite_arrow.tables import fingerprint
 from daglite_arrow.tables import from_arrow
@@ -26,12 +27,8 @@ if TYPE_CHECKING:
     import pyarrow
 
 
-class _TableFormat:
+class _TableFormat(BaseFormat):
     """What the three formats share: conversion on the way in and out."""
-
-    name = ""
-    extensions: tuple[str, ...] = ()
-    types: tuple[str, ...] = ()
 
     def dumps(self, value: Any, options: dict[str, Any]) -> bytes:
         import pyarrow as pa

@@ -45,9 +45,9 @@ import attrs
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 
-from daglite.context import current_runtime
-from daglite.hookspecs import hookimpl
+from daglite import hookimpl
 from daglite.plugin import Interest
+from daglite.plugin import in_worker
 from daglite_otel import ids
 from daglite_otel import provider
 from daglite_otel import relay
@@ -70,8 +70,8 @@ from daglite_otel.spans import finish
 from daglite_otel.spans import ns
 
 if TYPE_CHECKING:
+    from daglite import TaskMetadata
     from daglite import events as ev
-    from daglite.context import TaskMetadata
 
 SCOPE = "daglite_otel"
 FLUSH_WAIT = 2.0  # seconds a session's end waits for its spans to be exported
@@ -394,8 +394,7 @@ class OtelProcessor:
         known = self._traces.get(metadata.session_id)
         if known is None:
             return
-        runtime = current_runtime.get()
-        if runtime is not None and runtime.in_worker:
+        if in_worker():
             relay.install_in_worker()  # no-op after the first call
         trace_id, flags = known
         token = otel_context.attach(spans.frame_stand_in(trace_id, flags, metadata.task_id))

@@ -27,8 +27,9 @@ from opentelemetry.trace import SpanContext
 from opentelemetry.trace import Status
 from opentelemetry.trace import StatusCode
 
-from daglite.context import current_runtime
 from daglite.events import Event
+from daglite.plugin import emit
+from daglite.plugin import in_worker
 from daglite_otel.ids import ChosenIds
 from daglite_otel.spans import stand_in
 from daglite_otel.spans import start
@@ -74,10 +75,8 @@ class RelaySpanProcessor(SpanProcessor):
     """
 
     def on_end(self, span: ReadableSpan) -> None:
-        runtime = current_runtime.get()
-        if runtime is None or not runtime.in_worker or runtime.emit is None:
-            return
-        runtime.emit(SpansRelayed(session_id=runtime.session_id, spans=(record(span),)))
+        if in_worker():
+            emit(SpansRelayed, spans=(record(span),))
 
 
 def recreate(span: dict[str, Any], tracer: trace.Tracer, chosen: ChosenIds | None) -> None:

@@ -44,7 +44,7 @@ from daglite_rich.display import Stats
 
 if TYPE_CHECKING:
     from daglite import events as ev
-    from daglite.settings import DagliteSettings
+    from daglite.plugin import DagliteSettings
 
 _STREAMS = ("stderr", "stdout")
 

@@ -23,7 +23,9 @@ import os
 from typing import Any
 from typing import ClassVar
 
-from daglite.stores import ByteStore
+from daglite.plugin import ByteStore
+from daglite.plugin import DagliteSettings
+from daglite.plugin import current_settings
 
 _ENV = {
     "endpoint_url": "DAGLITE_S3_ENDPOINT_URL",
@@ -45,12 +47,8 @@ _CREDENTIAL_ERRORS = (
 )
 
 
-def _settings_options() -> dict[str, Any]:
-    from daglite.context import bare_runtime
-    from daglite.context import current_runtime
-
-    runtime = current_runtime.get() or bare_runtime()
-    found = runtime.settings.options.get("s3", {})
+def _settings_options(settings: DagliteSettings) -> dict[str, Any]:
+    found = settings.options.get("s3", {})
     return dict(found) if isinstance(found, dict) else {}
 
 
@@ -63,9 +61,14 @@ def _env_options(environ: Any) -> dict[str, Any]:
     return found
 
 
-def resolve_options(options: dict[str, Any], environ: Any = None) -> dict[str, Any]:
-    """The options of an `s3://` store: settings < `DAGLITE_S3_*` < explicit `options`."""
-    merged = _settings_options()
+def resolve_options(
+    options: dict[str, Any], environ: Any = None, settings: DagliteSettings | None = None
+) -> dict[str, Any]:
+    """The options of an `s3://` store: settings < `DAGLITE_S3_*` < explicit `options`.
+
+    `settings` are the session's (the caller's current settings when `None`).
+    """
+    merged = _settings_options(settings if settings is not None else current_settings())
     merged.update(_env_options(os.environ if environ is None else environ))
     merged.update(options)
     return merged
@@ -140,16 +143,17 @@ class S3Store(ByteStore):
         return endpoint or "(the AWS default)"
 
 
-def s3_store(url: str, options: dict[str, Any]) -> ByteStore:
+def s3_store(url: str, options: dict[str, Any], settings: DagliteSettings) -> ByteStore:
     """Factory of the `s3` (and `s3a`) scheme, registered in `daglite.stores`.
 
     Args:
         url: `s3://bucket/prefix` (`s3a://` is accepted as a synonym).
         options: Store options (see the module docstring).
+        settings: The settings of the session opening the store (`options["s3"]` there).
     """
     import s3fs  # pyright: ignore[reportMissingImports]
 
-    resolved = resolve_options(options)
+    resolved = resolve_options(options, settings=settings)
     fs = s3fs.S3FileSystem(**filesystem_kwargs(resolved))
     if url.startswith("s3a://"):
         url = "s3://" + url[len("s3a://") :]
