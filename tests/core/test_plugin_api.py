@@ -36,6 +36,7 @@ from daglite import map_tasks
 from daglite import save_dataset
 from daglite import session
 from daglite.events import TaskStarted
+from daglite.plugin import BaseFormat
 from daglite.plugin import BatchRequest
 from daglite.plugin import ByteStore
 from daglite.plugin import DagliteSettings
@@ -324,3 +325,40 @@ def test_a_store_factory_of_url_and_options_still_works():
         save_dataset("b.json", [1])
         assert load_dataset("b.json") == [1]
     assert seen == [(url, {})]
+
+
+# -- formats ----------------------------------------------------------------------------------
+
+
+class Upper(BaseFormat):
+    """Text saved upper-cased: only `name`, `extensions`, `dumps` and `loads` written."""
+
+    name = "upper"
+    extensions = ("up",)
+
+    def dumps(self, value: Any, options: dict[str, Any]) -> bytes:
+        return str(value).upper().encode()
+
+    def loads(self, data: bytes, return_type: Any, options: dict[str, Any]) -> Any:
+        return data.decode()
+
+
+def test_a_base_format_subclass_works_by_extension_and_by_name(tmp_path):
+    with override_plugin("format", "upper", Upper), session(dataset_store=str(tmp_path)):
+        save_dataset("note.up", "quiet")
+        assert (tmp_path / "note.up").read_bytes() == b"QUIET"
+        assert load_dataset("note.up") == "QUIET"
+        save_dataset("other", "x", format="upper")
+        assert load_dataset("other", format="upper") == "X"
+    assert Upper().types == () and Upper().cache_types == () and Upper.cache_options == {}
+
+
+def test_a_base_format_without_loads_cannot_be_built():
+    class Half(BaseFormat):
+        name = "half"
+
+        def dumps(self, value: Any, options: dict[str, Any]) -> bytes:
+            return b""
+
+    with pytest.raises(TypeError, match=r"Can't instantiate abstract class Half .*loads"):
+        Half()  # type: ignore[abstract]

@@ -39,6 +39,7 @@ See the plugin API page of the documentation for a worked example of each kind.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 from typing import Any
 from typing import ClassVar
@@ -131,12 +132,13 @@ class StoreFactory(Protocol):
 # -- formats ----------------------------------------------------------------------------------
 
 
-class BaseFormat:
+class BaseFormat(abc.ABC):
     """A base for formats: set `name` (and `extensions`, `types`), write `dumps`, `loads`.
 
     Any object of the `Format` shape works as well; this base supplies the defaults of the
     optional parts: no extensions, no claimed types, no `cache_types` (the result cache
-    keeps pickling values), no `cache_options`.
+    keeps pickling values), no `cache_options`. A subclass missing `dumps` or `loads`
+    cannot be instantiated (so the registry reports it when the format is loaded).
 
     Attributes:
         name: The format's name (its entry-point name).
@@ -151,13 +153,13 @@ class BaseFormat:
     cache_types: Sequence[type | str] = ()
     cache_options: ClassVar[dict[str, Any]] = {}
 
+    @abc.abstractmethod
     def dumps(self, value: Any, options: dict[str, Any]) -> bytes:
         """The bytes of `value` (a bytes-like object is fine too), saved with `options`."""
-        raise NotImplementedError(f"format {self.name!r} does not implement dumps()")
 
+    @abc.abstractmethod
     def loads(self, data: bytes, return_type: Any, options: dict[str, Any]) -> Any:
         """The value stored in `data` (`return_type` is the type asked for, or `None`)."""
-        raise NotImplementedError(f"format {self.name!r} does not implement loads()")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
