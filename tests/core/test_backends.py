@@ -121,7 +121,7 @@ def test_run_coroutine_from_inside_a_running_loop():
 
 def test_collect_orders_by_index_and_applies_return_exceptions():
     error = TaskError("task 't' (map index 1) failed: X", task_name="t", map_index=1)
-    outcomes = [Outcome(2, True, "c"), Outcome(0, True, "a"), Outcome(1, False, error)]
+    outcomes: list[Outcome] = [(2, True, "c"), (0, True, "a"), (1, False, error)]
 
     def job(return_exceptions):
         from daglite.context import bare_runtime

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import ClassVar
-from typing import NamedTuple
+from typing import TypeAlias
 
 import attrs
 
@@ -23,16 +23,11 @@ if TYPE_CHECKING:
     from daglite.tasks import BaseTask
 
 
-class Outcome(NamedTuple):
-    """The result of one map item: its value, or the exception it raised.
-
-    The one outcome type of every backend, also in the results workers send back: a named
-    tuple, cheap to build and to pickle.
-    """
-
-    index: int  # pyright: ignore[reportIncompatibleMethodOverride] (shadows tuple.index)
-    ok: bool
-    value: Any
+#: The result of one map item: `(index, ok, value)`, where `value` is the item's value, or
+#: the `TaskError` it failed with when `ok` is false. The one outcome type of every backend,
+#: also in the results workers send back: a plain tuple, the cheapest thing to build and
+#: to pickle (a named tuple costs several times more of both, per item).
+Outcome: TypeAlias = tuple[int, bool, Any]
 
 
 @attrs.define(eq=False)
@@ -137,9 +132,9 @@ class MapJob:
             if progress is not None:
                 progress(index)
             try:
-                append(Outcome(index, True, run_item(index, args)))
+                append((index, True, run_item(index, args)))
             except Exception as exc:  # the item's error (a failed save or cache write too)
-                append(Outcome(index, False, exc))
+                append((index, False, exc))
                 self.note_failure(index)
                 if not self.return_exceptions:
                     break

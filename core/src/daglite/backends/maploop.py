@@ -189,7 +189,7 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
         return _Batch(chunk, pack_items(task, chunk))
 
     def finish(index: int, error: BaseException) -> None:
-        outcomes.append(Outcome(index, False, error))
+        outcomes.append((index, False, error))
         if job.report is not None:  # it never reached the pipeline: count it here
             job.report.lost(timed_out=isinstance(error, TaskTimeoutError))
         if not job.return_exceptions:
@@ -227,9 +227,9 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
                     sizer.observe(len(result.outcomes), result.duration)
                 news = result.outcomes
                 if failed:  # a write failed on this side: its item failed
-                    turned = sum(o.ok and o.index in failed for o in news)
-                    news = [Outcome(o.index, False, failed.pop(o.index)) if o.index in failed
-                            else o for o in news]  # fmt: skip
+                    turned = sum(ok and i in failed for i, ok, _ in news)
+                    news = [(i, False, failed.pop(i)) if i in failed else (i, ok, value)
+                            for i, ok, value in news]  # fmt: skip
                     if turned and job.report is not None:  # counted as done in the worker
                         job.report.write_failed(turned)
                 outcomes.extend(news)

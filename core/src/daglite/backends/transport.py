@@ -112,7 +112,7 @@ class BatchResult:
     """What a worker sends back for one batch (cloudpickled by `run_batch`).
 
     Attributes:
-        outcomes: One `Outcome` per item that ran, in order.
+        outcomes: One `Outcome` `(index, ok, value)` per item that ran, in order.
         events: The events the items emitted, in order.
         logs: Log records emitted while the items ran (ready for `Logger.handle`).
         writes: Dataset writes to apply on the coordinator, in order: objects with an

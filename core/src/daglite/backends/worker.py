@@ -35,7 +35,6 @@ from collections.abc import Callable
 from typing import Any
 
 from daglite.backends.base import MapJob
-from daglite.backends.base import Outcome
 from daglite.backends.environ import keep_only
 from daglite.backends.transport import BatchRequest
 from daglite.backends.transport import BatchResult
@@ -293,9 +292,9 @@ def _dump(result: BatchResult, name: str) -> bytes:
     """Cloudpickle `result`; values or errors that cannot travel are replaced by errors."""
     import cloudpickle
 
-    if not all(outcome.ok for outcome in result.outcomes):
+    if not all(ok for _, ok, _ in result.outcomes):
         result.outcomes = [
-            o if o.ok else Outcome(o.index, False, _readable(o.value)) for o in result.outcomes
+            (index, ok, value if ok else _readable(value)) for index, ok, value in result.outcomes
         ]
     try:
         return cloudpickle.dumps(result)
@@ -307,7 +306,7 @@ def _dump(result: BatchResult, name: str) -> bytes:
             cloudpickle.dumps(value)
         except Exception as exc:
             ok, value = False, _unsendable(index, value, exc, name)
-        outcomes.append(Outcome(index, ok, value))
+        outcomes.append((index, ok, value))
     result.outcomes = outcomes
     events = []
     for event in result.events:
