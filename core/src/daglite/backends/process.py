@@ -1,7 +1,7 @@
 """The `process` backend: a small pool of worker processes that the coordinator watches.
 
 How workers start, and why. On POSIX each worker is a fresh interpreter started with
-`subprocess` (`python -c "...worker.main(fd)"`), talking to the coordinator over a
+`subprocess` (`python -c "...processworker.main(fd)"`), talking to the coordinator over a
 socket pair with `multiprocessing.connection` framing. That is the `spawn` start method
 without its one surprise: the user's `__main__` module is *not* imported again in the
 worker (tasks travel with cloudpickle, by value when they live in `__main__`, in a
