@@ -330,11 +330,11 @@ def test_a_store_factory_of_url_and_options_still_works():
 # -- formats ----------------------------------------------------------------------------------
 
 
-class Upper(BaseFormat):
+class Shout(BaseFormat):
     """Text saved upper-cased: only `name`, `extensions`, `dumps` and `loads` written."""
 
-    name = "upper"
-    extensions = ("up",)
+    name = "shout"
+    extensions = ("shout",)
 
     def dumps(self, value: Any, options: dict[str, Any]) -> bytes:
         return str(value).upper().encode()
@@ -344,13 +344,13 @@ class Upper(BaseFormat):
 
 
 def test_a_base_format_subclass_works_by_extension_and_by_name(tmp_path):
-    with override_plugin("format", "upper", Upper), session(dataset_store=str(tmp_path)):
-        save_dataset("note.up", "quiet")
-        assert (tmp_path / "note.up").read_bytes() == b"QUIET"
-        assert load_dataset("note.up") == "QUIET"
-        save_dataset("other", "x", format="upper")
-        assert load_dataset("other", format="upper") == "X"
-    assert Upper().types == () and Upper().cache_types == () and Upper.cache_options == {}
+    with override_plugin("format", "shout", Shout), session(dataset_store=str(tmp_path)):
+        save_dataset("note.shout", "quiet")
+        assert (tmp_path / "note.shout").read_bytes() == b"QUIET"
+        assert load_dataset("note.shout") == "QUIET"
+        save_dataset("other", "x", format="shout")
+        assert load_dataset("other", format="shout") == "X"
+    assert Shout().types == () and Shout().cache_types == () and Shout.cache_options == {}
 
 
 def test_a_base_format_without_loads_cannot_be_built():
