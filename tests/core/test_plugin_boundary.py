@@ -1,9 +1,10 @@
 """First-party plugins use only the public plugin API: the examples third parties copy.
 
-Every `.py` file under `plugins/*/` (each plugin's `src`, and the template) may import
-`daglite` (its top-level names), `daglite.plugin`, `daglite.events`, `daglite.errors` and
-`daglite.testing`, and nothing else of the core. The check reads the files' syntax trees,
-so it covers imports inside functions and `TYPE_CHECKING` blocks too.
+Every `.py` file of each plugin under `plugins/*/src`, and of the package `daglite
+new-plugin` scaffolds, may import `daglite` (its top-level names), `daglite.plugin`,
+`daglite.events`, `daglite.errors` and `daglite.testing`, and nothing else of the core.
+The check reads the files' syntax trees, so it covers imports inside functions and
+`TYPE_CHECKING` blocks too.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ PUBLIC = frozenset(
 
 
 def plugin_dirs() -> list[Path]:
-    """Every plugin folder: `plugins/daglite-*` and the template (whatever exists now)."""
+    """Every plugin folder under `plugins/` (whatever exists now)."""
     return sorted(p for p in PLUGINS.iterdir() if p.is_dir() and (p / "pyproject.toml").exists())
 
 
@@ -71,7 +72,7 @@ def _imports_by_name(node: ast.Call) -> bool:
 def test_there_are_plugins_to_check():
     names = {p.name for p in plugin_dirs()}
     assert {"daglite-loky", "daglite-dask", "daglite-otel", "daglite-s3"} <= names
-    assert {"daglite-rich", "daglite-arrow", "_template"} <= names
+    assert {"daglite-rich", "daglite-arrow"} <= names
     for plugin in plugin_dirs():
         assert sources(plugin), f"no Python file found in {plugin}"
 
@@ -85,6 +86,16 @@ def test_plugin_imports_only_the_public_api(plugin):
         "plugins import only daglite, daglite.plugin, daglite.events, daglite.errors and "
         "daglite.testing; use (or add) a name of daglite.plugin instead of:\n" + "\n".join(found)
     )
+
+
+def test_the_scaffolded_plugin_imports_only_the_public_api(tmp_path):
+    from daglite.cli.scaffold import new_plugin
+
+    plugin = new_plugin("probe", tmp_path)
+    found = []
+    for path in sources(plugin) + sorted((plugin / "tests").rglob("*.py")):
+        found += violations(path.read_text(encoding="utf-8"), str(path.relative_to(tmp_path)))
+    assert sources(plugin) and found == []
 
 
 @pytest.mark.parametrize(
