@@ -85,18 +85,6 @@ class Runtime:
 
 
 _bare: Runtime | None = None
-_worker_process = False
-
-
-def worker_process() -> bool:
-    """True in a worker process of a process-style backend, once it has rebuilt a session."""
-    return _worker_process
-
-
-def mark_worker_process() -> None:
-    """Record that this process is a worker (`daglite.backends.worker.worker_runtime`)."""
-    global _worker_process
-    _worker_process = True
 
 
 def bare_runtime() -> Runtime:

@@ -199,16 +199,13 @@ class Processor(Protocol):
 def in_worker() -> bool:
     """True inside a worker process of a process-style backend (`process`, `loky`, `dask`).
 
-    True while a batch runs there, and also in a worker's `on_worker_start` hook and
-    anywhere else in a process that has run a batch.
+    True while a batch runs there (in its tasks, hooks, stores and formats), and in a
+    worker's `on_worker_start` hook.
     """
     from daglite.context import current_runtime
-    from daglite.context import worker_process
 
     runtime = current_runtime.get()
-    if runtime is not None:
-        return runtime.in_worker
-    return worker_process()
+    return runtime is not None and runtime.in_worker
 
 
 def current_settings() -> DagliteSettings:

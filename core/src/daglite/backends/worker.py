@@ -167,10 +167,8 @@ def worker_runtime(spec: WorkerSpec) -> Runtime:
             sys.path.insert(0, path)
     _apply_environ(spec.environ, spec.clean_env)
     from daglite import hooks
-    from daglite.context import mark_worker_process
     from daglite.settings import set_global_settings
 
-    mark_worker_process()
     set_global_settings(spec.settings)  # before the stores are rebuilt: their factories see it
     plugins, cache_store, dataset_store = pickle.loads(spec.payload)
     hook = hooks.build_hook(plugins)
@@ -192,8 +190,12 @@ def worker_runtime(spec: WorkerSpec) -> Runtime:
     if len(_runtimes) >= _MAX_RUNTIMES:  # sessions come and go: keep the newest few
         _runtimes.pop(next(iter(_runtimes)))
     _runtimes[spec.key] = runtime
-    if hook is not None:
-        hook.on_worker_start(settings=spec.settings)
+    if hook is not None:  # in the worker's runtime: in_worker() and current_settings() hold
+        token = current_runtime.set(runtime)
+        try:
+            hook.on_worker_start(settings=spec.settings)
+        finally:
+            current_runtime.reset(token)
     return runtime
 
 
