@@ -108,7 +108,8 @@ def _line_writer(cls: type[Event]) -> Callable[[Event], str]:
     return namespace["line"]
 
 
-_line_writers: dict[type, Callable[[Event], str]] = {}
+# Per event class: its line writer, and whether the batch is written after it.
+_writers: dict[type, tuple[Callable[[Event], str], bool]] = {}
 
 
 class JsonlProcessor:
@@ -178,12 +179,13 @@ class JsonlProcessor:
     def __call__(self, event: Event) -> None:
         """Add `event` as one line (written with its batch; see the module's docstring)."""
         cls = type(event)
-        line = _line_writers.get(cls)
-        if line is None:
-            line = _line_writers[cls] = _line_writer(cls)
+        found = _writers.get(cls)
+        if found is None:
+            found = _writers[cls] = (_line_writer(cls), cls.__name__ in _BOUNDARIES)
+        line, boundary = found
         lines = self._lines
         lines.append(line(event))
-        if len(lines) >= _MAX_LINES or cls.__name__ in _BOUNDARIES or time.monotonic() >= self._due:
+        if boundary or len(lines) >= _MAX_LINES or time.monotonic() >= self._due:
             self.flush()
 
     def flush(self) -> None:
