@@ -8,6 +8,7 @@ the session's processors (any callable taking one event). They pickle, and
 
 from __future__ import annotations
 
+import operator
 import os
 import re
 import sys
@@ -108,14 +109,17 @@ class Event:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of the event's fields plus its `event` kind."""
-        names = _field_names.get(type(self))
-        if names is None:
-            names = _field_names[type(self)] = tuple(f.name for f in attrs.fields(type(self)))
-        get = self.__getattribute__
-        return {"event": type(self).__name__, **{name: get(name) for name in names}}
+        cls = type(self)
+        found = _fields_of.get(cls)
+        if found is None:
+            names = tuple(f.name for f in attrs.fields(cls))  # two at least: the base's
+            found = _fields_of[cls] = (("event", *names), operator.attrgetter(*names))
+        keys, values = found
+        return dict(zip(keys, (cls.__name__, *values(self))))
 
 
-_field_names: dict[type, tuple[str, ...]] = {}
+# Per event class: the keys of `to_dict()` and a getter of the field values, in order.
+_fields_of: dict[type, tuple[tuple[str, ...], operator.attrgetter[Any]]] = {}
 
 
 # -- sessions and workflows ---------------------------------------------------------------
