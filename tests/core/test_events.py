@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import pickle
 import time
 
@@ -203,3 +204,22 @@ def test_dataset_saved_carries_its_size(events, tmp_path):
         save_dataset("a.txt", "hello", format="text")
     (saved,) = events.of_type(ev.DatasetSaved)
     assert saved.size == 5
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_an_event_built_in_a_forked_process_carries_its_pid():
+    # The pid is looked up once per process; a fork looks it up again.
+    parent = ev.TaskStarted(session_id="s", task_id="t", name="n").pid
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            os.write(write, str(ev.TaskStarted(session_id="s", task_id="t", name="n").pid).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as reader:
+        reported = int(reader.read())
+    os.waitpid(child, 0)
+    assert parent == os.getpid()
+    assert reported == child != parent

@@ -43,6 +43,23 @@ def _host() -> str:
     return name
 
 
+_process_id = os.getpid()
+
+
+def _pid() -> int:
+    """The id of this process: `os.getpid()`, a system call, made once per process."""
+    return _process_id
+
+
+def _forked() -> None:
+    global _process_id
+    _process_id = os.getpid()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere no process is forked
+    os.register_at_fork(after_in_child=_forked)
+
+
 _SECRET_NAME = re.compile(r"secret|token|passw|key|credential|auth", re.I)
 _NAME = re.compile(r"-*[\w.-]+")
 
@@ -138,7 +155,7 @@ class SessionStarted(Event):
 
     backend: str
     host: str = attrs.field(factory=_host)
-    pid: int = attrs.field(factory=os.getpid)
+    pid: int = attrs.field(factory=_pid)
     command: list[str] = attrs.field(factory=_command)
 
 
@@ -219,7 +236,7 @@ class TaskEvent(Event):
     map_index: int | None = None
     map_id: str | None = None
     host: str = attrs.field(factory=_host)
-    pid: int = attrs.field(factory=os.getpid)
+    pid: int = attrs.field(factory=_pid)
     thread: str = attrs.field(factory=_thread)
 
 
