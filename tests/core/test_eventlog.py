@@ -16,6 +16,7 @@ import sys
 import time
 
 import attrs
+import pytest
 
 from daglite import events as ev
 from daglite.processors.eventlog import JsonlProcessor
@@ -219,3 +220,18 @@ def test_a_killed_run_leaves_a_log_the_report_reader_reads(tmp_path):
     assert kinds[0] == "SessionStarted" and "MapEnded" in kinds
     assert kinds.count("TaskSucceeded") == 5
     assert "SessionEnded" not in kinds
+
+
+@pytest.mark.parametrize(
+    ("interval", "error", "message"),
+    [
+        (-1, ValueError, r"flush_interval must be 0 or more seconds, not -1 \(0 writes each"),
+        (math.nan, ValueError, "flush_interval must be 0 or more seconds, not nan"),
+        ("1", TypeError, "flush_interval must be a number of seconds, not '1'"),
+        (True, TypeError, "flush_interval must be a number of seconds, not True"),
+    ],
+)
+def test_a_bad_flush_interval_is_refused_with_what_to_give(tmp_path, interval, error, message):
+    with pytest.raises(error, match=message):
+        JsonlProcessor(tmp_path / "x.jsonl", flush_interval=interval)
+    assert not (tmp_path / "x.jsonl").exists()

@@ -122,9 +122,20 @@ class JsonlProcessor:
     Args:
         path: The file to append to (parent folders are created).
         flush_interval: Seconds between writes of the batch, at most.
+
+    Raises:
+        TypeError: `flush_interval` is not a number.
+        ValueError: `flush_interval` is negative (or NaN).
     """
 
     def __init__(self, path: str | os.PathLike[str], flush_interval: float = 1.0) -> None:
+        if isinstance(flush_interval, bool) or not isinstance(flush_interval, (int, float)):
+            raise TypeError(f"flush_interval must be a number of seconds, not {flush_interval!r}")
+        if not flush_interval >= 0:
+            raise ValueError(
+                f"flush_interval must be 0 or more seconds, not {flush_interval!r} "
+                "(0 writes each line at once)"
+            )
         self.path = Path(path)
         self.flush_interval = flush_interval
         self._file: IO[str] | None = None
