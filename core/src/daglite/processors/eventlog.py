@@ -86,7 +86,9 @@ def _line_writer(cls: type[Event]) -> Callable[[Event], str]:
 
     It is the line `_encode(event.to_dict())` gives, built from a template of the
     class's fields instead of a dict: keys are encoded once, and each value by the
-    cheapest way its declared type allows.
+    cheapest way its declared type allows. The function's source is generated once per
+    class (as attrs generates `__init__`): a loop over the fields would cost more than
+    the encoding itself.
     """
     if cls.to_dict is not Event.to_dict:  # a class with its own mapping: honour it
         return lambda event: _encode(event.to_dict()) + "\n"
