@@ -94,6 +94,8 @@ class Tally:
 
     def _tick(self) -> None:
         now = time.monotonic()
+        if now < self._next:  # the common case, decided without the lock
+            return
         with self._lock:
             if now < self._next:
                 return

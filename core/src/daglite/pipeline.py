@@ -191,8 +191,9 @@ def steps(
 def driver(task: BaseTask[Any, Any], runtime: Runtime, item: bool = False) -> Any:
     """The driver that runs a call of `task` (a map item's, if `item`) in `runtime`.
 
-    The one place that chooses it: `run_plain` when the pipeline has nothing to manage (`is_plain_call`), else the driver
-    of the task's kind: `run_sync`, `run_async`, `run_stream` or `run_async_stream`.
+    The one place that chooses it: `run_plain` when the pipeline has nothing to manage
+    (`is_plain_call`), else the driver of the task's kind: `run_sync`, `run_async`,
+    `run_stream` or `run_async_stream`.
     """
     if task.is_async:
         return run_async_stream if task.is_stream else run_async
