@@ -302,7 +302,16 @@ class RichProcessor:
         self._reset()
 
     def _print(self, text: Text) -> None:
-        self.console.print(text, soft_wrap=True, highlight=False)
+        live = self._live
+        if live is None:
+            self.console.print(text, soft_wrap=True, highlight=False)
+            return
+        # A print above the live region erases the region as last drawn, then draws it
+        # again. Rich's refresh thread must not draw in between (it would leave the erase
+        # one region height off, wiping the line above), so the print holds the live
+        # display's lock, which its refresh takes too.
+        with live._lock:
+            self.console.print(text, soft_wrap=True, highlight=False)
 
     # -- sessions and workflows -------------------------------------------------------
 
