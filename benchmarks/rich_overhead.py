@@ -1,6 +1,7 @@
 """What the rich processor costs per map item, side by side in one run.
 
-Runs the same 20 000-item `map_tasks` over a trivial task with: a plain Python loop, a
+Runs the same 10 000-item `map_tasks` over a trivial task, on each of the inline, thread
+and process backends, with: a plain Python loop, a
 session without processors, a session with a processor that asks only for `MapEnded`
 (the cost of keeping a map's counts), a session with a no-op processor that takes every
 event (the cost of building an event per item), and the rich processor drawing plain
@@ -30,8 +31,9 @@ from daglite_rich import RichProcessor
 
 QUIET = DagliteSettings(processors=())  # measure the plugin alone, not the default logging
 
-N = 20_000
-ROUNDS = 7
+N = 10_000
+ROUNDS = 5
+BACKENDS = ("inline", "thread", "process")
 
 
 @task
@@ -52,8 +54,8 @@ def plain_loop() -> None:
     [inc.__wrapped__(x) for x in range(N)]
 
 
-def mapped(plugins: list) -> None:
-    with session(plugins=plugins, settings=QUIET):
+def mapped(plugins: list, backend: str) -> None:
+    with session(plugins=plugins, settings=QUIET, backend=backend):
         map_tasks(inc, range(N))
 
 
@@ -63,28 +65,36 @@ def rich(terminal: bool) -> list:
 
 
 CASES = {
-    "plain python loop": plain_loop,
-    "session, no processor": lambda: mapped([]),
-    "session, MapEnded only": lambda: mapped([MapEndedOnly()]),
-    "session, no-op processor": lambda: mapped([lambda event: None]),
-    "rich, plain lines": lambda: mapped(rich(False)),
-    "rich, live terminal": lambda: mapped(rich(True)),
+    "session, no processor": lambda backend: mapped([], backend),
+    "session, MapEnded only": lambda backend: mapped([MapEndedOnly()], backend),
+    "session, no-op processor": lambda backend: mapped([lambda event: None], backend),
+    "rich, plain lines": lambda backend: mapped(rich(False), backend),
+    "rich, live terminal": lambda backend: mapped(rich(True), backend),
 }
 
 
+def best_of(case, *args) -> float:
+    return min(_timed(case, *args) for _ in range(ROUNDS))
+
+
+def _timed(case, *args) -> float:
+    start = time.perf_counter()
+    case(*args)
+    return time.perf_counter() - start
+
+
 def main() -> None:
-    results = dict.fromkeys(CASES, float("inf"))
-    for _ in range(ROUNDS):  # interleaved, so drift of the machine hits every case alike
-        for name, case in CASES.items():
-            start = time.perf_counter()
-            case()
-            results[name] = min(results[name], time.perf_counter() - start)
-    base = results["plain python loop"]
-    bare = results["session, no processor"]
-    print(f"{'case':28} {'us/item':>9} {'x plain':>9} {'x no proc':>10}")
-    for name, seconds in results.items():
-        per_item = seconds / N * 1e6
-        print(f"{name:28} {per_item:9.2f} {seconds / base:9.1f} {seconds / bare:10.2f}")
+    base = best_of(plain_loop)
+    print(f"{'backend':8} {'case':28} {'us/item':>9} {'x plain':>9} {'x no proc':>10}")
+    for backend in BACKENDS:
+        results = dict.fromkeys(CASES, float("inf"))
+        for _ in range(ROUNDS):  # interleaved, so drift of the machine hits every case alike
+            for name, case in CASES.items():
+                results[name] = min(results[name], _timed(case, backend))
+        bare = results["session, no processor"]
+        for name, seconds in results.items():
+            ratios = f"{seconds / base:9.1f} {seconds / bare:10.2f}"
+            print(f"{backend:8} {name:28} {seconds / N * 1e6:9.2f} {ratios}")
 
 
 if __name__ == "__main__":
