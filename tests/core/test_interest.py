@@ -7,11 +7,13 @@ from collections import Counter
 
 import pytest
 
+from daglite import events as ev
 from daglite import map_tasks
 from daglite import session
 from daglite import task
 from daglite import workflow
 from daglite.errors import PluginError
+from daglite.interest import CALL_EVENTS
 from daglite.interest import EVERYTHING
 from daglite.interest import Interest
 from daglite.interest import Wants
@@ -71,7 +73,12 @@ def test_a_plain_callable_still_gets_every_event(backend):
     assert "MapProgress" not in kinds  # a timed summary: only for those who name it
 
 
-def test_nothing_unwanted_is_built_in_a_worker_batch():
+@pytest.mark.parametrize(
+    "interest",
+    [Interest(kinds={"TaskFailed", "MapEnded"}), Interest(map_items=False)],
+    ids=["kinds", "no-map-items"],
+)
+def test_nothing_unwanted_is_built_in_a_worker_batch(interest):
     from daglite.backends.packing import pack_items
     from daglite.backends.packing import pack_job
     from daglite.backends.packing import worker_spec
@@ -80,7 +87,8 @@ def test_nothing_unwanted_is_built_in_a_worker_batch():
     from daglite.context import current_runtime
     from daglite.lifecycle import COUNTS
 
-    picky = EventCapture(kinds={"TaskFailed", "MapEnded"})
+    picky = EventCapture()
+    picky.interest = interest
     with session(backend="process", plugins=[picky]) as ctx:
         from daglite.backends.base import MapJob
 
@@ -109,6 +117,61 @@ def test_nothing_unwanted_is_built_in_a_worker_batch():
     counts = dict(zip(COUNTS, result.map_counts))
     assert (counts["succeeded"], counts["failed"]) == (3, 1)
     assert dict(zip(COUNTS, result.counts))["succeeded"] == 3
+
+
+def _item_calls(capture: EventCapture) -> list[str]:
+    return [e.kind for e in capture.events if e.kind in CALL_EVENTS and e.map_index is not None]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_map_items_false_leaves_out_the_call_events_of_items_only(backend):
+    _tries.clear()
+    counts_only = EventCapture()
+    counts_only.interest = Interest(map_items=False)
+    everything = EventCapture()
+    with session(backend=backend, plugins=[counts_only, everything]):
+        assert maybe_fail(1) == 1  # a call outside a map: all its events
+        map_tasks(maybe_fail, range(8), return_exceptions=True)
+        assert map_tasks(flaky, range(4)) == list(range(4))
+    assert _item_calls(counts_only) == []
+    got = _kinds(counts_only)
+    assert (got["TaskStarted"], got["TaskSucceeded"]) == (1, 1)
+    assert got["TaskFailed"] == 2 and got["TaskRetried"] == 2  # items' failures still come
+    failing = counts_only.of_type(ev.MapEnded)[0]
+    assert (failing.done, failing.failures) == (6, 2)
+    # the other processor of the session still gets every event of every item
+    assert Counter(_item_calls(everything)) == {"TaskStarted": 12, "TaskSucceeded": 10}
+    shared = [e for e in everything.events if e.kind not in CALL_EVENTS or e.map_index is None]
+    assert shared == counts_only.events
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_map_items_false_alone_skips_the_pipeline_of_plain_items(backend):
+    counts_only = EventCapture()
+    counts_only.interest = Interest(kinds={"TaskStarted", "TaskFailed"}, map_items=False)
+    with session(backend=backend, plugins=[counts_only]) as ctx:
+        wants = ctx.runtime.emit.wants
+        assert wants.calls and not wants.items.calls
+        out = map_tasks(maybe_fail, range(8), return_exceptions=True)
+    assert sum(isinstance(o, Exception) for o in out) == 2
+    assert [e.kind for e in counts_only.events] == ["TaskFailed", "TaskFailed"]
+    assert {e.map_index for e in counts_only.events} == {3, 7}
+
+
+def test_wants_of_map_items_join_and_travel():
+    off = Interest(map_items=False)
+    assert off.wants("TaskStarted") and not off.wants("TaskStarted", item=True)
+    assert off.wants("TaskFailed", item=True)
+    wants = Wants.join([off, Interest(kinds={"CacheHit"})])
+    assert wants.items is not wants
+    assert "CacheHit" in wants.items and "TaskStarted" not in wants.items
+    assert wants.items.task_failed and not wants.items.task_succeeded
+    assert wants.task_started and wants.items.items is wants.items
+    copy = pickle.loads(pickle.dumps(wants))  # workers get it in their spec
+    assert copy.task_started and not copy.items.task_started and copy.items.cache_hit
+    assert Wants.join([EVERYTHING, off]).items.task_started  # anyone's wish is enough
+    with pytest.raises(TypeError, match="'map_items' must be <class 'bool'>"):
+        Interest(map_items="no")
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

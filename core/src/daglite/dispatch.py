@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from typing import Any
 
+from daglite.interest import CALL_EVENTS
 from daglite.interest import Wants
 from daglite.interest import interest_of
 from daglite.interest import wants_of
@@ -57,19 +58,23 @@ class EventDispatcher:
         self._lock = threading.RLock()
         self._broken: set[int] = set()
 
-    def _route(self, kind: str, level: str | None) -> list[int]:
+    def _route(self, kind: str, level: str | None, item: bool) -> list[int]:
         return [
-            index for index, interest in enumerate(self._interests) if interest.wants(kind, level)
+            index
+            for index, interest in enumerate(self._interests)
+            if interest.wants(kind, level, item)
         ]
 
     def __call__(self, event: Event) -> None:
         kind = type(event).__name__
         level = getattr(event, "level", None) if kind == "LogRecorded" else None
-        key = kind if level is None else (kind, level)
+        # a map item's call event skips the processors that declared map_items=False
+        item = kind in CALL_EVENTS and getattr(event, "map_index", None) is not None
+        key = (kind, level, item)
         with self._lock:
             route = self._routes.get(key)
             if route is None:
-                route = self._routes[key] = self._route(kind, level)
+                route = self._routes[key] = self._route(kind, level, item)
             for index in route:
                 if index in self._broken:
                     continue

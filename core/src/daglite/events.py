@@ -335,13 +335,18 @@ class DatasetLoaded(Event):
 
 @attrs.frozen(kw_only=True)
 class MapStarted(Event):
-    """`map_tasks` or `gather_tasks` began (`total` is `None` when the input length is unknown)."""
+    """`map_tasks` or `gather_tasks` began (`total` is `None` when the input length is unknown).
+
+    `parent_id` is the call the map runs in; `parent_map_id` the map of that call when it
+    is a map item (the map is nested in another).
+    """
 
     map_id: str
     name: str
     backend: str
     total: int | None
     parent_id: str | None = None
+    parent_map_id: str | None = None
 
 
 @attrs.frozen(kw_only=True)

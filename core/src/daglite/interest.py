@@ -9,7 +9,9 @@ with no `interest` (a plain callable) gets every event.
 Counts (task calls succeeded, cached, failed, retried, timed out; datasets saved) are kept
 whenever somebody listens, and travel on `SessionEnded`, `WorkflowEnded`, `MapProgress` and
 `MapEnded`: a processor that only needs a map's progress asks for those, and workers then
-send counts per batch instead of an event per item.
+send counts per batch instead of an event per item. A processor that declares
+`map_items=False` gets no per-call events (`CALL_EVENTS`) of map items, only their
+failures, retries and timeouts: `Wants.items` is what the pipeline builds for a map item.
 """
 
 from __future__ import annotations
@@ -56,6 +58,10 @@ class Interest:
             events plugins define (`daglite.plugin.emit`) are named the same way.
         log_level: The lowest level of `LogRecorded` records wanted (records below it are
             not even built where they are logged). Only used when `LogRecorded` is wanted.
+        map_items: Whether the per-call events (`TaskStarted`, `TaskSucceeded`, `CacheHit`,
+            `CacheMissed`) of map items are wanted. `False` leaves a map's items to its
+            counts (`MapProgress`, `MapEnded`): they then cost nothing per item. Failures,
+            retries and timeouts of items still come when their kinds are wanted.
 
     Examples:
         >>> from daglite.plugin import Interest
@@ -71,10 +77,13 @@ class Interest:
 
     kinds: frozenset[str] | None = attrs.field(default=None, converter=_kinds)
     log_level: str = attrs.field(default="debug", converter=_level)
+    map_items: bool = attrs.field(default=True, validator=attrs.validators.instance_of(bool))
 
-    def wants(self, kind: str, level: str | None = None) -> bool:
-        """Whether an event of `kind` (a `LogRecorded` of `level`) is wanted."""
+    def wants(self, kind: str, level: str | None = None, item: bool = False) -> bool:
+        """Whether an event of `kind` (a `LogRecorded` of `level`; of a map item) is wanted."""
         if (kind in OPT_IN) if self.kinds is None else (kind not in self.kinds):
+            return False
+        if item and not self.map_items and kind in CALL_EVENTS:
             return False
         return level is None or LEVELS.get(level, 20) >= LEVELS[self.log_level]
 
@@ -106,7 +115,8 @@ class Wants:
     """The joined interest of a session's processors, read on the hot path.
 
     The flags answer the pipeline's questions with one attribute read each; `kind in
-    wants` answers for any kind.
+    wants` answers for any kind. `items` is the same for the calls of map items: it leaves
+    out the per-call events (`CALL_EVENTS`) nobody wants of items (`item_drop`).
     """
 
     __slots__ = (
@@ -114,6 +124,9 @@ class Wants:
         "cache_missed",
         "calls",
         "counts",
+        "drop",
+        "item_drop",
+        "items",
         "kinds",
         "log_level",
         "opt_in",
@@ -126,10 +139,17 @@ class Wants:
     )
 
     def __init__(
-        self, kinds: frozenset[str] | None, log_level: int, opt_in: frozenset[str] = frozenset()
+        self,
+        kinds: frozenset[str] | None,
+        log_level: int,
+        opt_in: frozenset[str] = frozenset(),
+        item_drop: frozenset[str] = frozenset(),
+        drop: frozenset[str] = frozenset(),
     ) -> None:
         self.kinds = kinds  # None: every kind but the opt-in ones not in `opt_in`
         self.opt_in = opt_in
+        self.drop = drop  # kinds not wanted here although in `kinds`
+        self.item_drop = item_drop
         self.log_level = log_level  # lowest LogRecorded level wanted (above critical: none)
         self.task_started = "TaskStarted" in self
         self.task_succeeded = "TaskSucceeded" in self
@@ -141,6 +161,9 @@ class Wants:
         self.calls = any(kind in self for kind in CALL_EVENTS)
         self.progress = "MapProgress" in self
         self.counts = kinds is None or bool(kinds)
+        self.items = (
+            self if drop == item_drop else Wants(kinds, log_level, opt_in, item_drop, item_drop)
+        )
 
     @classmethod
     def join(cls, interests: Iterable[Interest]) -> Wants:
@@ -148,6 +171,7 @@ class Wants:
         kinds: set[str] | None = set()
         named: set[str] = set()  # opt-in kinds someone names
         level = LEVELS["critical"] + 10
+        interests = list(interests)
         for interest in interests:
             if interest.kinds is None:
                 kinds = None
@@ -157,9 +181,17 @@ class Wants:
                     kinds |= interest.kinds
             if interest.wants("LogRecorded"):
                 level = min(level, LEVELS[interest.log_level])
-        return cls(None if kinds is None else frozenset(kinds), level, frozenset(named))
+        item_drop = frozenset(
+            kind
+            for kind in CALL_EVENTS
+            if any(interest.wants(kind) for interest in interests)
+            and not any(interest.wants(kind, item=True) for interest in interests)
+        )
+        return cls(None if kinds is None else frozenset(kinds), level, frozenset(named), item_drop)
 
     def __contains__(self, kind: object) -> bool:
+        if kind in self.drop:
+            return False
         if self.kinds is None:
             return kind not in OPT_IN or kind in self.opt_in
         return kind in self.kinds
@@ -169,7 +201,7 @@ class Wants:
         return LEVELS.get(level, 20) >= self.log_level and "LogRecorded" in self
 
     def __reduce__(self) -> tuple[Any, ...]:  # travels to workers in their spec
-        return (Wants, (self.kinds, self.log_level, self.opt_in))
+        return (Wants, (self.kinds, self.log_level, self.opt_in, self.item_drop, self.drop))
 
     def __repr__(self) -> str:
         kinds = "every kind" if self.kinds is None else ", ".join(sorted(self.kinds))

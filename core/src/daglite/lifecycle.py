@@ -22,6 +22,7 @@ from time import perf_counter
 from typing import Any
 
 from daglite.context import TaskMetadata
+from daglite.context import current_frame
 from daglite.errors import TaskError
 from daglite.interest import NOTHING
 from daglite.interest import wants_of
@@ -93,6 +94,8 @@ class Tally:
 
     def _tick(self) -> None:
         now = time.monotonic()
+        if now < self._next:  # the common case, decided without the lock
+            return
         with self._lock:
             if now < self._next:
                 return
@@ -168,7 +171,8 @@ class CallReport:
     def __init__(self, runtime: Any, meta: TaskMetadata, start: float | None = None) -> None:
         sink = runtime.emit
         self.sink = sink
-        self.wants = wants_of(sink) if sink is not None else NOTHING
+        wants = wants_of(sink) if sink is not None else NOTHING
+        self.wants = wants if meta.map_index is None else wants.items
         self.hook = runtime.hook
         self.meta = meta
         self.start = perf_counter() if start is None else start
@@ -391,7 +395,15 @@ class MapReport:
     def started(self) -> None:
         """`MapStarted`; the map's tally becomes current in this context."""
         if "MapStarted" in self.wants:
-            self.sink(events().MapStarted(**self.ids, backend=self.backend, total=self.total))
+            frame = current_frame.get()  # the call the map runs in: a map item, maybe
+            self.sink(
+                events().MapStarted(
+                    **self.ids,
+                    backend=self.backend,
+                    total=self.total,
+                    parent_map_id=getattr(frame, "map_id", None),
+                )
+            )
         if self.tally is not None:
             if self.wants.progress:
                 self.tally.on_progress(self._progress)

@@ -54,14 +54,17 @@ class AttemptAbandoned(BaseException):
 _new_tuple = tuple.__new__
 
 
-def is_plain_call(task: BaseTask[Any, Any], runtime: Runtime) -> bool:
-    """Whether a call of `task` has nothing for the pipeline to manage here.
+def is_plain_call(task: BaseTask[Any, Any], runtime: Runtime, item: bool = False) -> bool:
+    """Whether a call of `task` (a map item's, if `item`) has nothing to manage here.
 
     True for a plain task (see `BaseTask.plain`) when no hook plugin is registered and no
-    processor wants the events of each call: it is then called directly (`run_plain`),
-    only counted, and reported if it fails.
+    processor wants the events of each call (of each map item): it is then called
+    directly (`run_plain`), only counted, and reported if it fails.
     """
-    return task.plain and runtime.hook is None and not wants_of(runtime.emit).calls
+    if not task.plain or runtime.hook is not None:
+        return False
+    wants = wants_of(runtime.emit)
+    return not (wants.items.calls if item else wants.calls)
 
 
 def make_metadata(
@@ -185,17 +188,18 @@ def steps(
 # -- drivers ------------------------------------------------------------------------------
 
 
-def driver(task: BaseTask[Any, Any], runtime: Runtime) -> Any:
-    """The driver that runs a call of `task` in `runtime`: the one place that chooses it.
+def driver(task: BaseTask[Any, Any], runtime: Runtime, item: bool = False) -> Any:
+    """The driver that runs a call of `task` (a map item's, if `item`) in `runtime`.
 
-    `run_plain` when the pipeline has nothing to manage (`is_plain_call`), else the driver
-    of the task's kind: `run_sync`, `run_async`, `run_stream` or `run_async_stream`.
+    The one place that chooses it: `run_plain` when the pipeline has nothing to manage
+    (`is_plain_call`), else the driver of the task's kind: `run_sync`, `run_async`,
+    `run_stream` or `run_async_stream`.
     """
     if task.is_async:
         return run_async_stream if task.is_stream else run_async
     if task.is_stream:
         return run_stream
-    return run_plain if is_plain_call(task, runtime) else run_sync
+    return run_plain if is_plain_call(task, runtime, item) else run_sync
 
 
 def call(

@@ -23,17 +23,10 @@ def ids(task_id: str, name: str, map_id: str | None = None, index: int | None = 
 
 def test_cache_hits_in_a_map_are_counted_on_its_bar_and_in_the_summary(console):
     processor = RichProcessor(console=console)
+    progress = {"session_id": S, "map_id": "m", "name": "fetch", "total": 4, "retried": 0}
     processor(events.SessionStarted(session_id=S, backend="thread"))
     processor(events.MapStarted(session_id=S, map_id="m", name="fetch", backend="thread", total=4))
-    for index in range(2):  # cached items: a hit, then a cached success; no TaskStarted
-        processor(events.CacheHit(**ids(f"t{index}", "fetch", "m", index), key=f"k{index}"))
-        processor(
-            events.TaskSucceeded(
-                **ids(f"t{index}", "fetch", "m", index), duration=0.001, cached=True
-            )
-        )
-    processor(events.CacheMissed(**ids("t2", "fetch", "m", 2), key="k2"))
-    processor(events.TaskStarted(**ids("t2", "fetch", "m", 2), backend="thread"))
+    processor(events.MapProgress(**progress, done=0, cached=2, failures=0, elapsed=0.1))
     processor(
         events.DatasetSaved(
             session_id=S,
@@ -42,28 +35,69 @@ def test_cache_hits_in_a_map_are_counted_on_its_bar_and_in_the_summary(console):
             format="pickle",
             duration=0.01,
             task_id="t2",
+            map_index=2,
         )
     )
-    processor(events.TaskSucceeded(**ids("t2", "fetch", "m", 2), duration=0.2))
+    processor(events.MapProgress(**progress, done=1, cached=2, failures=0, elapsed=0.3))
 
     row = next(line for line in snapshot(processor).splitlines() if "fetch (thread)" in line)
     assert "3/4" in row
     assert "● 2 cached" in row
     assert "failed" not in row
 
-    processor(events.TaskStarted(**ids("t3", "fetch", "m", 3), backend="thread"))
-    processor(events.TaskSucceeded(**ids("t3", "fetch", "m", 3), duration=0.2))
     processor(
-        events.MapEnded(session_id=S, map_id="m", name="fetch", total=4, failures=0, duration=0.5)
+        events.MapEnded(
+            session_id=S,
+            map_id="m",
+            name="fetch",
+            total=4,
+            done=2,
+            cached=2,
+            failures=0,
+            duration=0.5,
+        )
     )
     processor(events.SessionEnded(session_id=S, duration=0.6, status="success"))
 
     lines = screen(console)
-    assert not any("● fetch" in line for line in lines), "hits inside a map get no line each"
-    assert not any("saved dataset" in line for line in lines), "nor do datasets of map items"
+    assert not any("saved dataset" in line for line in lines), "no line per map item dataset"
     assert re.search(r"✔ map fetch: 4/4 items in 0.50 s \(8.0/s\) 2 cached$", lines[0])
     assert lines[-1] == (
         "✔ daglite session finished in 0.60 s: 2 tasks run, 2 cache hits, 0 failures, 1 map"
+    )
+
+
+def test_map_counts_are_totals_and_item_failures_are_not_counted_twice(console):
+    processor = RichProcessor(console=console, show_tasks=False)
+    progress = {"session_id": S, "map_id": "m", "name": "fetch", "total": 3, "retried": 0}
+    processor(events.SessionStarted(session_id=S, backend="thread"))
+    processor(events.MapStarted(session_id=S, map_id="m", name="fetch", backend="thread", total=3))
+    processor(events.MapProgress(**progress, done=1, cached=0, failures=0, elapsed=0.1))
+    processor(
+        events.TaskFailed(
+            **ids("t1", "fetch", "m", 1),
+            duration=0.1,
+            attempts=1,
+            error_type="ValueError",
+            error_message="bad item",
+        )
+    )
+    processor(events.MapProgress(**progress, done=1, cached=0, failures=1, elapsed=0.2))
+
+    row = next(line for line in snapshot(processor).splitlines() if "fetch (thread)" in line)
+    assert "2/3" in row and "✘ 1 failed" in row
+
+    processor(
+        events.MapEnded(
+            session_id=S, map_id="m", name="fetch", total=3, done=2, failures=1, duration=0.3
+        )
+    )
+    processor(events.SessionEnded(session_id=S, duration=0.4, status="success"))
+
+    lines = screen(console)
+    assert sum("ValueError: bad item" in line for line in lines) == 1
+    assert lines[-1] == (
+        "✔ daglite session finished in 0.40 s: 3 tasks run, 0 cache hits, 1 failure, 1 map"
     )
 
 

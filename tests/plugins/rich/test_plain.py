@@ -18,7 +18,7 @@ def plain_console() -> Console:
     return Console(file=io.StringIO(), force_terminal=False, width=80)
 
 
-def test_plain_output_has_no_bars_colours_or_cursor_moves():
+def test_plain_output_has_no_bars_colours_or_cursor_moves(every_item_progress):
     console = plain_console()
     processor = RichProcessor(console=console, plain_interval=0)
     live_inside = []

@@ -23,7 +23,7 @@ BAR = "━"
 
 
 @pytest.mark.parametrize("backend", ["inline", "thread"])
-def test_bar_counts_items_and_failures_while_the_map_runs(console, backend):
+def test_bar_counts_items_and_failures_while_the_map_runs(console, backend, every_item_progress):
     processor = RichProcessor(console=console)
     seen: dict[int, str] = {}
 
@@ -48,7 +48,7 @@ def test_bar_counts_items_and_failures_while_the_map_runs(console, backend):
     assert "✘ 1 failed" in row
 
 
-def test_unknown_total_shows_a_count_without_total(console):
+def test_unknown_total_shows_a_count_without_total(console, every_item_progress):
     processor = RichProcessor(console=console)
     seen = []
 
@@ -91,7 +91,7 @@ def test_status_rows_show_the_session_counters_and_the_running_workflow_task(con
     assert not any("double" in line for line in lines), "a finished map keeps no bar"
 
 
-def test_nested_maps_get_an_indented_bar_of_their_own(console):
+def test_nested_maps_get_an_indented_bar_of_their_own(console, every_item_progress):
     processor = RichProcessor(console=console)
     seen = []
 
@@ -253,7 +253,7 @@ def test_one_processor_serves_consecutive_sessions(console):
     assert not any(line.startswith("✔ one") for line in screen(console)), "show_tasks=False"
 
 
-def test_gather_tasks_gets_a_bar_too(console):
+def test_gather_tasks_gets_a_bar_too(console, every_item_progress):
     import asyncio
 
     from daglite import gather_tasks

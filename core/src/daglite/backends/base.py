@@ -105,7 +105,7 @@ class MapJob:
         """
         task = self.task
         runtime = self.runtime
-        drive = pipeline.driver(task, runtime)
+        drive = pipeline.driver(task, runtime, item=True)
         meta = pipeline.make_metadata(
             task, runtime, args, {}, index, self.map_id, self.backend, drive is pipeline.run_plain
         )

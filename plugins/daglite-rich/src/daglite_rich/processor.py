@@ -2,7 +2,10 @@
 
 It is driven by the event stream only, so it shows the same thing whatever backend runs
 the items (inline, threads, worker processes, a cluster): the coordinator's dispatcher
-hands it every event, one at a time, from whichever thread relays it.
+hands it the events it asks for, one at a time, from whichever thread relays it. It asks
+for no per-call event of map items (`Interest(map_items=False)`): a map's bar follows the
+map's counts (`MapProgress`, a few times a second, and `MapEnded`), so an item costs no
+event; only the failures, retries and timeouts of items come one by one, for their lines.
 
 On a terminal it keeps one `rich.live.Live` region at the bottom of the screen: a status
 row for the session and for each running workflow, and one bar per running map. Log lines
@@ -58,7 +61,7 @@ class _Map:
     started: float
     last_line: float
     depth: int = 0
-    done: int = 0
+    done: int = 0  # items finished (succeeded, cached or failed)
     failures: int = 0
     cached: int = 0
     row: TaskID | None = None
@@ -80,7 +83,7 @@ class RichProcessor:
             maps are counted by their bar instead).
         refresh_per_second: How often the live region is redrawn on a terminal.
         plain_interval: When the output is not a terminal, the least number of seconds
-            between two progress lines of one map (`0` prints one per item).
+            between two progress lines of one map (`0` prints one per progress update).
         redirect: Move prints of tasks above the live region. `None` does it for each of
             stdout and stderr that is a terminal while the console is one too.
 
@@ -183,7 +186,6 @@ class RichProcessor:
         self._started = 0.0
         self._stats = Stats()
         self._maps: dict[str, _Map] = {}
-        self._items: dict[str, str] = {}  # running map item: task id -> map id
         self._running: dict[str, str] = {}  # running task outside maps: task id -> name
         self._workflows: dict[str, TaskID | None] = {}
 
@@ -209,8 +211,8 @@ class RichProcessor:
     def _sync_bars(self) -> None:
         """Copy the item counts of running maps to their bars (called when drawing).
 
-        Counting an item is a few integer increments; rich's bookkeeping (a lock, speed
-        samples) then runs once per frame instead of once per item. Drawing happens on
+        Rich's bookkeeping (a lock, speed samples) then runs once per frame instead of
+        once per progress update. Drawing happens on
         rich's refresh thread while events keep coming, so a bar removed meanwhile is
         skipped.
         """
@@ -239,7 +241,7 @@ class RichProcessor:
     @property
     def interest(self) -> Interest:
         """The events this processor draws: no other event is built for it."""
-        return Interest(kinds=_HANDLERS)
+        return Interest(kinds=_HANDLERS, map_items=False)
 
     def __call__(self, event: ev.Event) -> None:
         """Handle one event (the dispatcher never calls this from two threads at once)."""
@@ -300,7 +302,16 @@ class RichProcessor:
         self._reset()
 
     def _print(self, text: Text) -> None:
-        self.console.print(text, soft_wrap=True, highlight=False)
+        live = self._live
+        if live is None:
+            self.console.print(text, soft_wrap=True, highlight=False)
+            return
+        # A print above the live region erases the region as last drawn, then draws it
+        # again. Rich's refresh thread must not draw in between (it would leave the erase
+        # one region height off, wiping the line above), so the print holds the live
+        # display's lock, which its refresh takes too.
+        with live._lock:
+            self.console.print(text, soft_wrap=True, highlight=False)
 
     # -- sessions and workflows -------------------------------------------------------
 
@@ -338,31 +349,32 @@ class RichProcessor:
 
     # -- task calls -------------------------------------------------------------------
 
+    # The calls of map items are counted by their map's counts (`_map_counts`); their
+    # TaskStarted and TaskSucceeded do not come (`map_items=False`) and are ignored if fed.
+
     def _task_started(self, event: ev.TaskStarted) -> None:
-        if event.map_id is not None and event.map_id in self._maps:
-            self._items[event.task_id] = event.map_id
-        else:
+        if event.map_index is None:
             self._running[event.task_id] = display.label(event.name, event.map_index)
             self._show_running()
 
     def _task_succeeded(self, event: ev.TaskSucceeded) -> None:
+        if event.map_index is not None:
+            return
         if event.cached:
             self._stats.cached += 1
         else:
             self._stats.run += 1
-        if self._item_done(event, failed=False, cached=event.cached):
-            return
         if self._running.pop(event.task_id, None) is not None:
             self._show_running()
         if self.show_tasks and not event.cached:  # a cache hit had its line already
             self._print(lines.task_succeeded(event, self._glyphs))
 
     def _task_failed(self, event: ev.TaskFailed) -> None:
-        self._stats.run += 1
-        self._stats.failed += 1
-        in_map = self._item_done(event, failed=True, cached=False)
-        if not in_map and self._running.pop(event.task_id, None) is not None:
-            self._show_running()
+        if event.map_index is None:  # an item's failure is in its map's counts
+            self._stats.run += 1
+            self._stats.failed += 1
+            if self._running.pop(event.task_id, None) is not None:
+                self._show_running()
         self._print(lines.task_failed(event, self._glyphs))  # every failure gets its line
 
     def _task_retried(self, event: ev.TaskRetried) -> None:
@@ -373,12 +385,11 @@ class RichProcessor:
         self._print(lines.task_timed_out(event, self._glyphs))
 
     def _cache_hit(self, event: ev.CacheHit) -> None:
-        if event.map_id is not None and event.map_id in self._maps:
-            return  # counted on the map's bar (TaskSucceeded with cached=True follows)
-        self._print(lines.cache_hit(event, self._glyphs))
+        if event.map_index is None:  # an item's hit is counted on its map's bar
+            self._print(lines.cache_hit(event, self._glyphs))
 
     def _dataset(self, event: ev.DatasetSaved | ev.DatasetLoaded) -> None:
-        if event.task_id is not None and event.task_id in self._items:
+        if event.map_index is not None:
             return  # one line per map item would drown the screen
         self._print(lines.dataset(event, self._glyphs))
 
@@ -390,7 +401,7 @@ class RichProcessor:
 
     def _map_started(self, event: ev.MapStarted) -> None:
         self._stats.maps += 1
-        parent_map = self._maps.get(self._items.get(event.parent_id or "", ""))
+        parent_map = self._maps.get(event.parent_map_id or "")
         now = time.monotonic()
         entry = _Map(
             name=event.name,
@@ -410,19 +421,22 @@ class RichProcessor:
             cached=0,
         )
 
-    def _item_done(self, event: ev.TaskEvent, *, failed: bool, cached: bool) -> bool:
-        """Count a finished map item; False when the call is not an item of a running map."""
-        map_id = self._items.pop(event.task_id, None)
-        if map_id is None:
-            map_id = event.map_id  # a cache hit has no TaskStarted
-        entry = self._maps.get(map_id) if map_id is not None else None
+    def _map_counts(self, entry: _Map, done: int, cached: int, failures: int) -> None:
+        """Take a map's counts so far (totals, not increments) into its bar and the stats."""
+        finished = done + cached + failures
+        stats = self._stats
+        stats.run += (finished - cached) - (entry.done - entry.cached)  # succeeded + failed
+        stats.cached += cached - entry.cached
+        stats.failed += failures - entry.failures
+        entry.done, entry.cached, entry.failures = finished, cached, failures
+
+    def _map_progress(self, event: ev.MapProgress) -> None:
+        entry = self._maps.get(event.map_id)
         if entry is None:
-            return False
-        entry.done += 1
-        entry.failures += failed
-        entry.cached += cached
+            return
+        self._map_counts(entry, event.done, event.cached, event.failures)
         if self._bars is not None:
-            return True  # `_sync_bars` draws it with the next frame
+            return  # `_sync_bars` draws it with the next frame
         now = time.monotonic()
         if now - entry.last_line >= self.plain_interval:
             entry.last_line = now
@@ -437,15 +451,15 @@ class RichProcessor:
                     g=self._glyphs,
                 )
             )
-        return True
 
     def _map_ended(self, event: ev.MapEnded) -> None:
         entry = self._maps.pop(event.map_id, None)
-        if entry is not None and entry.row is not None and self._bars is not None:
-            self._bars.remove_task(entry.row)
+        if entry is not None:
+            self._map_counts(entry, event.done, event.cached, event.failures)
+            if entry.row is not None and self._bars is not None:
+                self._bars.remove_task(entry.row)
         expected = entry.total if entry is not None else None
-        cached = entry.cached if entry is not None else 0
-        self._print(lines.map_ended(event, self._glyphs, expected=expected, cached=cached))
+        self._print(lines.map_ended(event, self._glyphs, expected=expected, cached=event.cached))
 
 
 class _LiveView:
@@ -474,6 +488,7 @@ _HANDLERS: dict[str, Callable[[RichProcessor, Any], None]] = {
     "DatasetSaved": RichProcessor._dataset,
     "DatasetLoaded": RichProcessor._dataset,
     "MapStarted": RichProcessor._map_started,
+    "MapProgress": RichProcessor._map_progress,
     "MapEnded": RichProcessor._map_ended,
     "LogRecorded": RichProcessor._log_recorded,
 }
