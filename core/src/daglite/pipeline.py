@@ -258,14 +258,7 @@ def run_plain(
     try:
         value = func(*args, **kwargs)
     except BaseException as exc:
-        if not isinstance(exc, Exception):  # Ctrl-C: the call ends, reported as failed
-            if sink is not None:
-                CallReport(runtime, _bound(task, meta, args, kwargs), start).failed(exc, 1)
-            raise
-        error = task.failed_call(exc, args, kwargs, meta.map_index)  # bad arguments: raises
-        if sink is not None:
-            CallReport(runtime, _bound(task, meta, args, kwargs), start).failed(exc, 1)
-        raise error from exc
+        plain_failed(task, runtime, meta, args, kwargs, exc, start)
     finally:
         current_frame.reset(token)
     if tally is not None:  # counted, not reported: nobody wants an event of it
@@ -273,6 +266,32 @@ def run_plain(
         if meta.map_id is not None:
             count_item(meta, SUCCEEDED)
     return value
+
+
+def plain_failed(
+    task: BaseTask[Any, Any],
+    runtime: Runtime,
+    meta: TaskMetadata,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    exc: BaseException,
+    start: float,
+) -> NoReturn:
+    """A plain call raised `exc` (started at `start`): report it and raise its `TaskError`.
+
+    Called while `exc` is being handled, with the call's frame still current. Ctrl-C is
+    reported and raised as it is; a `TypeError` from arguments that do not fit the
+    signature is raised as every other kind of call raises it (see `BaseTask.failed_call`).
+    """
+    sink = runtime.emit
+    if not isinstance(exc, Exception):  # Ctrl-C: the call ends, reported as failed
+        if sink is not None:
+            CallReport(runtime, _bound(task, meta, args, kwargs), start).failed(exc, 1)
+        raise exc
+    error = task.failed_call(exc, args, kwargs, meta.map_index)  # bad arguments: raises
+    if sink is not None:
+        CallReport(runtime, _bound(task, meta, args, kwargs), start).failed(exc, 1)
+    raise error from exc
 
 
 def _bound(task: BaseTask[Any, Any], meta: TaskMetadata, args, kwargs) -> TaskMetadata:

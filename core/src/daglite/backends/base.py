@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
+from time import perf_counter
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import ClassVar
@@ -17,6 +18,13 @@ import attrs
 from daglite import pipeline
 from daglite.context import Frame
 from daglite.context import Runtime
+from daglite.context import TaskMetadata
+from daglite.context import current_frame
+from daglite.context import new_id
+from daglite.interest import wants_of
+from daglite.lifecycle import SUCCEEDED
+from daglite.lifecycle import current_map
+from daglite.lifecycle import tally_of
 from daglite.settings import DagliteSettings
 
 if TYPE_CHECKING:
@@ -123,6 +131,8 @@ class MapJob:
         `progress`, if given, is called with each item's map index before it runs (a
         worker pool that watches it learns which item a dying worker was running).
         """
+        if pipeline.driver(self.task, self.runtime) is pipeline.run_plain:
+            return self._run_plain_chunk(chunk, progress)
         outcomes: list[Outcome] = []
         append = outcomes.append
         run_item = self.run_item
@@ -139,6 +149,96 @@ class MapJob:
                 if not self.return_exceptions:
                     break
         return outcomes
+
+    def _run_plain_chunk(
+        self,
+        chunk: Iterable[tuple[int, tuple[Any, ...]]],
+        progress: Callable[[int], None] | None,
+    ) -> list[Outcome]:
+        """`run_chunk` for a plain call nobody watches (`pipeline.is_plain_call`).
+
+        Each item is what `pipeline.run_plain` makes of it (a frame of its own while it
+        runs, a counted success, a reported `TaskError`), without the per-item work that
+        does not change within a chunk: choosing the driver, the metadata's fixed fields,
+        finding the tallies. In a worker, whose counts go back once per batch, successes
+        are counted once at the end of the chunk.
+        """
+        task = self.task
+        runtime = self.runtime
+        func = task.func
+        name, qualname, description = task.name, task.qualname, task.description
+        parent = current_frame.get()
+        parent_id = parent.task_id if parent is not None else None
+        session_id, map_id, backend = runtime.session_id, self.map_id, self.backend
+        store = task.dataset_store
+        sink = runtime.emit
+        calls = tally_of(sink)
+        items = current_map.get() if calls is not None else None
+        if items is not None and items.map_id != map_id:
+            items = None
+        timed = sink is not None and wants_of(sink).task_failed  # a failure's duration
+        batched = calls is not None and runtime.in_worker
+        succeeded = 0
+        stop = self.stop
+        set_frame = current_frame.set
+        reset_frame = current_frame.reset
+        outcomes: list[Outcome] = []
+        append = outcomes.append
+        try:
+            for index, args in chunk:
+                first = self.first_failure
+                if stop.is_set() or (first is not None and index > first):
+                    break
+                if progress is not None:
+                    progress(index)
+                # the fields of `pipeline.make_metadata`, in order (no inputs: not bound)
+                meta = _new_tuple(
+                    TaskMetadata,
+                    (
+                        new_id(),
+                        name,
+                        qualname,
+                        description,
+                        parent_id,
+                        session_id,
+                        index,
+                        map_id,
+                        backend,
+                        {},
+                        store,
+                    ),
+                )
+                start = perf_counter() if timed else 0.0
+                token = set_frame(meta)
+                try:
+                    value = func(*args)
+                except BaseException as exc:  # Ctrl-C is reported and raised on
+                    try:
+                        pipeline.plain_failed(task, runtime, meta, args, {}, exc, start)
+                    except Exception as error:  # the item's TaskError (or bad arguments)
+                        append((index, False, error))
+                        self.note_failure(index)
+                        if not self.return_exceptions:
+                            break
+                        continue
+                finally:
+                    reset_frame(token)
+                append((index, True, value))
+                if batched:
+                    succeeded += 1
+                elif calls is not None:
+                    calls.add(SUCCEEDED)
+                    if items is not None:
+                        items.add(SUCCEEDED)
+        finally:
+            if succeeded:
+                calls.add(SUCCEEDED, succeeded)  # type: ignore[union-attr]
+                if items is not None:
+                    items.add(SUCCEEDED, succeeded)
+        return outcomes
+
+
+_new_tuple = tuple.__new__
 
 
 def run_coroutine(coro: Any) -> Any:
