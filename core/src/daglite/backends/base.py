@@ -169,7 +169,9 @@ class MapJob:
         name, qualname, description = task.name, task.qualname, task.description
         parent = current_frame.get()
         parent_id = parent.task_id if parent is not None else None
-        session_id, map_id, backend = runtime.session_id, self.map_id, self.backend
+        session_id = runtime.session_id
+        map_id = self.map_id
+        backend = self.backend or runtime.backend
         store = task.dataset_store
         sink = runtime.emit
         calls = tally_of(sink)
@@ -179,7 +181,7 @@ class MapJob:
         timed = sink is not None and wants_of(sink).task_failed  # a failure's duration
         batched = calls is not None and runtime.in_worker
         succeeded = 0
-        stop = self.stop
+        stopped = self.stop.is_set
         set_frame = current_frame.set
         reset_frame = current_frame.reset
         outcomes: list[Outcome] = []
@@ -187,7 +189,7 @@ class MapJob:
         try:
             for index, args in chunk:
                 first = self.first_failure
-                if stop.is_set() or (first is not None and index > first):
+                if stopped() or (first is not None and index > first):
                     break
                 if progress is not None:
                     progress(index)
