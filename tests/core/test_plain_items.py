@@ -17,6 +17,7 @@ from daglite import task
 from daglite.errors import TaskError
 from daglite.events import MapEnded
 from daglite.events import TaskFailed
+from daglite.interest import Interest
 from daglite.pipeline import is_plain_call
 from daglite.testing import EventCapture
 
@@ -42,7 +43,9 @@ def _run(backend: str, watched: bool, return_exceptions: bool):
     quiet = EventCapture(kinds={"MapEnded", "TaskFailed"})
     plugins = [quiet, EventCapture()] if watched else [quiet]
     with session(backend=backend, plugins=plugins) as ctx:
-        assert is_plain_call(fails_at_5, ctx.runtime) is not watched  # the path under test
+        assert (
+            is_plain_call(fails_at_5, ctx.runtime, item=True) is not watched
+        )  # the path under test
         if return_exceptions:
             out = map_tasks(fails_at_5, range(10), return_exceptions=True, chunksize=4)
             error = out[5]
@@ -107,7 +110,23 @@ def test_plain_items_with_returned_exceptions_count_as_the_full_pipeline(backend
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_each_plain_item_runs_in_a_frame_of_its_own(backend):
     with session(backend=backend) as ctx:
-        assert is_plain_call(whoami, ctx.runtime)
+        assert is_plain_call(whoami, ctx.runtime, item=True)
         out = map_tasks(whoami, range(6), chunksize=3)
     assert [index for index, _ in out] == list(range(6))
     assert len({task_id for _, task_id in out}) == 6
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_processor_without_map_items_keeps_the_tight_loop_and_gets_the_failure(backend):
+    capture = EventCapture()
+    capture.interest = Interest(map_items=False)  # every event but the items' call events
+    with session(backend=backend, plugins=[capture]) as ctx:
+        assert is_plain_call(fails_at_5, ctx.runtime, item=True)
+        out = map_tasks(fails_at_5, range(10), return_exceptions=True, chunksize=4)
+    assert str(out[5]) == "task 'fails_at_5' (map index 5) failed: ValueError: bad item 5"
+    (failed,) = capture.of_type(TaskFailed)
+    assert (failed.map_index, failed.error_message) == (5, "bad item 5")
+    assert "ValueError: bad item 5" in failed.traceback
+    (ended,) = capture.of_type(MapEnded)
+    assert (ended.done, ended.failures, ended.skipped) == (9, 1, 0)
+    assert "TaskStarted" not in capture.kinds()

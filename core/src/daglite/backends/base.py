@@ -131,7 +131,7 @@ class MapJob:
         `progress`, if given, is called with each item's map index before it runs (a
         worker pool that watches it learns which item a dying worker was running).
         """
-        if pipeline.driver(self.task, self.runtime) is pipeline.run_plain:
+        if pipeline.driver(self.task, self.runtime, item=True) is pipeline.run_plain:
             return self._run_plain_chunk(chunk, progress)
         outcomes: list[Outcome] = []
         append = outcomes.append
@@ -155,7 +155,7 @@ class MapJob:
         chunk: Iterable[tuple[int, tuple[Any, ...]]],
         progress: Callable[[int], None] | None,
     ) -> list[Outcome]:
-        """`run_chunk` for a plain call nobody watches (`pipeline.is_plain_call`).
+        """`run_chunk` for a plain call nobody watches (`pipeline.is_plain_call` of an item).
 
         Each item is what `pipeline.run_plain` makes of it (a frame of its own while it
         runs, a counted success, a reported `TaskError`), without the per-item work that
@@ -178,7 +178,7 @@ class MapJob:
         items = current_map.get() if calls is not None else None
         if items is not None and items.map_id != map_id:
             items = None
-        timed = sink is not None and wants_of(sink).task_failed  # a failure's duration
+        timed = sink is not None and wants_of(sink).items.task_failed  # a failure's duration
         batched = calls is not None and runtime.in_worker
         succeeded = 0
         stopped = self.stop.is_set
