@@ -137,7 +137,7 @@ def _walk(func: types.FunctionType, out: list[bytes], state: list[Any], seen: se
             if _package(value) == package and id(value) not in seen:
                 helpers.append((name, value))
             continue
-        if isinstance(value, _STATIC) or not _encodable(value):
+        if isinstance(value, _STATIC) or not cachekeys.encodable(value):
             continue  # an unencodable global (a lock, a context variable) is a resource
         state.append((f"global '{name}'", functools.partial(env.get, name, ABSENT)))
     for name, cell in zip(code.co_freevars, func.__closure__ or ()):
@@ -157,14 +157,6 @@ def _walk(func: types.FunctionType, out: list[bytes], state: list[Any], seen: se
             )
         cachekeys._enc_str(name, out)
         _walk(helper, out, state, seen)
-
-
-def _encodable(value: Any) -> bool:
-    try:
-        cachekeys.encode(value)
-    except (cachekeys.Unhashable, RecursionError):
-        return False
-    return True
 
 
 def _digest(out: list[bytes]) -> str:

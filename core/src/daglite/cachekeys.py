@@ -220,6 +220,15 @@ def encode(obj: Any) -> bytes:
     return b"".join(out)
 
 
+def encodable(value: Any) -> bool:
+    """Whether `value` can be part of a cache key (`encode` takes it)."""
+    try:
+        encode(value)
+    except (Unhashable, RecursionError):
+        return False
+    return True
+
+
 def code_fingerprint(func: Callable[..., Any]) -> str:
     """A hex digest of `func`'s code (see `daglite.cacheidentity.code_fingerprint`)."""
     from daglite.cacheidentity import code_fingerprint as fingerprint

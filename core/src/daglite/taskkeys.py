@@ -47,7 +47,7 @@ class _TaskKeys:
         identity = callable_identity(task.func)
         state = identity.state
         if self.hash_fn is not None:  # what cannot be encoded is left to cache_hash
-            state = tuple((label, get) for label, get in state if _encodable(get()))
+            state = tuple((label, get) for label, get in state if cachekeys.encodable(get()))
         self.state = tuple(get for _, get in state)
         self.labels = self.names + tuple(label for label, _ in state)
         head = [b"daglite-cache-1\x00"]
@@ -125,14 +125,6 @@ class _TaskKeys:
                     f"part of a cache key: {exc}. To cache this task, {HOW_TO_FIX}"
                 ) from exc
         return b"".join(out)
-
-
-def _encodable(value: Any) -> bool:
-    try:
-        cachekeys.encode(value)
-    except (cachekeys.Unhashable, RecursionError):
-        return False
-    return True
 
 
 def _rebuilt_on_use() -> None:
