@@ -100,7 +100,7 @@ def _where(x: int) -> int:
 def test_task_events_carry_the_process_and_thread_where_the_call_ran(events, backend):
     import os
 
-    from process_tasks import square
+    from .support.process_tasks import square
 
     with session(backend=backend, plugins=[events]):
         map_tasks(square, range(4))
@@ -182,7 +182,7 @@ def test_a_failure_event_summarizes_the_arguments(events):
 
 @pytest.mark.parametrize("backend", ["thread", "process"])
 def test_map_ended_counts_the_batches_by_size(events, backend):
-    from process_tasks import square
+    from .support.process_tasks import square
 
     with session(backend=backend, plugins=[events]):
         map_tasks(square, range(7), chunksize=3)

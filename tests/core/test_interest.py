@@ -380,9 +380,9 @@ def test_gather_tasks_counts_its_items_too():
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_an_item_whose_dataset_write_fails_on_the_coordinator_counts_as_failed(backend, tmp_path):
-    from isolation_tasks import saved
-
     from daglite import events as ev
+
+    from .support.isolation_tasks import saved
 
     (tmp_path / "out" / "1.pkl").mkdir(parents=True)  # the write of item 1 cannot land
     ended = EventCapture(kinds={"MapEnded", "SessionEnded"})

@@ -19,13 +19,6 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 import pytest
-from plugin_api_tasks import Pinged
-from plugin_api_tasks import WorkerStartRecorder
-from plugin_api_tasks import exit_at
-from plugin_api_tasks import fail_at
-from plugin_api_tasks import ping
-from plugin_api_tasks import settings_here
-from plugin_api_tasks import where
 
 import daglite
 import daglite.plugin
@@ -48,6 +41,14 @@ from daglite.plugin import emit
 from daglite.plugin import in_worker
 from daglite.plugin import run_batch
 from daglite.testing import override_plugin
+
+from .support.plugin_api_tasks import Pinged
+from .support.plugin_api_tasks import WorkerStartRecorder
+from .support.plugin_api_tasks import exit_at
+from .support.plugin_api_tasks import fail_at
+from .support.plugin_api_tasks import ping
+from .support.plugin_api_tasks import settings_here
+from .support.plugin_api_tasks import where
 
 
 def test_every_name_of_the_api_resolves():

@@ -234,7 +234,7 @@ def test_callable_objects_can_be_workflows():
 
 
 def test_a_workflow_called_in_a_process_worker_joins_the_coordinators_session(events):
-    from process_tasks import calls_a_workflow
+    from .support.process_tasks import calls_a_workflow
 
     with session(backend="process", plugins=[events]) as ctx:
         (result,) = map_tasks(calls_a_workflow, [2])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pickle
 
 import pytest
-from isolation_tasks import env_of
 
 from daglite import map_tasks
 from daglite import session
@@ -14,6 +13,8 @@ from daglite.context import current_runtime
 from daglite.errors import SettingsError
 from daglite.settings import DagliteSettings
 from daglite.settings import load_settings
+
+from ..support.isolation_tasks import env_of
 
 pytestmark = pytest.mark.timeout(60)
 

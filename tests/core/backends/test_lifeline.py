@@ -16,9 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-from isolation_tasks import crash_leaving_a_child
-from isolation_tasks import hold_timed
-from isolation_tasks import leave_behind
 
 from daglite import BackendError
 from daglite import TaskTimeoutError
@@ -26,9 +23,13 @@ from daglite import map_tasks
 from daglite import session
 from daglite.settings import DagliteSettings
 
+from ..support.isolation_tasks import crash_leaving_a_child
+from ..support.isolation_tasks import hold_timed
+from ..support.isolation_tasks import leave_behind
+
 pytestmark = pytest.mark.timeout(120)
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).parent.parent / "support"  # the helper task modules the scripts import
 TWO = DagliteSettings(max_workers=2)
 
 

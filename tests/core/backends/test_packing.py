@@ -15,10 +15,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from isolation_tasks import TwoArgError
-from isolation_tasks import named
-from isolation_tasks import over_quota
-from isolation_tasks import saved
 
 from daglite import map_tasks
 from daglite import session
@@ -27,10 +23,15 @@ from daglite.errors import RemoteError
 from daglite.errors import StoreError
 from daglite.errors import TaskError
 
+from ..support.isolation_tasks import TwoArgError
+from ..support.isolation_tasks import named
+from ..support.isolation_tasks import over_quota
+from ..support.isolation_tasks import saved
+
 pytestmark = pytest.mark.timeout(120)
 
 BACKENDS = ["inline", "thread", "process"]
-HERE = Path(__file__).parent
+HERE = Path(__file__).parent.parent / "support"  # the helper task modules the scripts import
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -43,9 +44,11 @@ def test_an_exception_that_cannot_be_unpickled_is_its_items_error(backend):
     cause = error.__cause__
     if backend == "process":  # crossed a process boundary: a stand-in that keeps it all
         assert isinstance(cause, RemoteError)
-        assert cause.type_name == "isolation_tasks.TwoArgError"
+        assert cause.type_name == "core.support.isolation_tasks.TwoArgError"
         assert cause.message == "quota disk exceeded: 42 used"
-        assert str(cause) == "isolation_tasks.TwoArgError: quota disk exceeded: 42 used"
+        assert (
+            str(cause) == "core.support.isolation_tasks.TwoArgError: quota disk exceeded: 42 used"
+        )
         assert 'raise TwoArgError("disk", 42)' in cause.worker_traceback
         assert 'raise TwoArgError("disk", 42)' in error.worker_traceback
     else:

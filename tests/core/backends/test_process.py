@@ -12,25 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-from process_tasks import APPLIED
-from process_tasks import FailingStart
-from process_tasks import WorkerHook
-from process_tasks import async_double
-from process_tasks import boom
-from process_tasks import chatty
-from process_tasks import count_to
-from process_tasks import die
-from process_tasks import exits
-from process_tasks import fail_at
-from process_tasks import fetch
-from process_tasks import nap
-from process_tasks import outer
-from process_tasks import sleepy
-from process_tasks import square
-from process_tasks import stuck_in_c
-from process_tasks import unpicklable_result
-from process_tasks import whoami
-from process_tasks import writer
 
 import daglite
 from daglite import BackendError
@@ -43,6 +24,26 @@ from daglite import task
 from daglite.backends import process as process_module
 from daglite.backends.maploop import BatchSizer
 from daglite.settings import DagliteSettings
+
+from ..support.process_tasks import APPLIED
+from ..support.process_tasks import FailingStart
+from ..support.process_tasks import WorkerHook
+from ..support.process_tasks import async_double
+from ..support.process_tasks import boom
+from ..support.process_tasks import chatty
+from ..support.process_tasks import count_to
+from ..support.process_tasks import die
+from ..support.process_tasks import exits
+from ..support.process_tasks import fail_at
+from ..support.process_tasks import fetch
+from ..support.process_tasks import nap
+from ..support.process_tasks import outer
+from ..support.process_tasks import sleepy
+from ..support.process_tasks import square
+from ..support.process_tasks import stuck_in_c
+from ..support.process_tasks import unpicklable_result
+from ..support.process_tasks import whoami
+from ..support.process_tasks import writer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -352,7 +353,7 @@ def test_timed_out_item_fails_alone_and_its_worker_is_replaced(tmp_path):
 
 
 def test_a_stopped_pure_python_attempt_keeps_its_worker():
-    from process_tasks import spin
+    from ..support.process_tasks import spin
 
     with session(backend="process", settings=DagliteSettings(max_workers=1)) as ctx:
         pool = ctx.get_backend("process")

@@ -597,7 +597,7 @@ def test_cache_clear_rejects_a_bad_duration(tmp_path):
 
 
 def test_demo_runs_and_its_second_run_hits_the_cache(tmp_path):
-    demo = Path(__file__).resolve().parents[2] / "examples" / "demo.py"
+    demo = Path(__file__).resolve().parents[3] / "examples" / "demo.py"
     args = ("run", f"{demo}:sales_report", "--records", "400", "--batches", "4")
     args += ("--backend", "thread")
     first = daglite_cmd(*args, cwd=tmp_path)

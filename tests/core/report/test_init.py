@@ -16,8 +16,6 @@ import threading
 from pathlib import Path
 
 import pytest
-from report_tasks import pipeline
-from report_tasks import work
 
 from daglite import map_tasks
 from daglite import session
@@ -26,6 +24,9 @@ from daglite.errors import SettingsError
 from daglite.report import build_report
 from daglite.settings import DagliteSettings
 from daglite.settings import set_global_settings
+
+from ..support.report_tasks import pipeline
+from ..support.report_tasks import work
 
 DATA = re.compile(r'<script type="application/json" id="daglite-data">(.*?)</script>', re.S)
 
