@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import warnings
 
 import pytest
 
 from daglite import BackendError
 from daglite import PluginError
 from daglite import async_session
+from daglite import current_task
 from daglite import hookimpl
 from daglite import map_tasks
 from daglite import registry
@@ -412,3 +414,114 @@ def test_an_async_session_closed_from_another_task_still_ends_cleanly(events):
     assert events.of_type(SessionEnded)[0].status == "success"
     assert ctx.session_id == events.of_type(SessionEnded)[0].session_id
     assert current_runtime.get() is None
+
+
+# -- processors that are also hook plugins -----------------------------------------------
+
+
+class Both:
+    """An event processor that is also a hook plugin (like the `otel` processor)."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+        self.hooks: list[str] = []
+
+    def __call__(self, event) -> None:
+        self.events.append(event.kind)
+
+    @hookimpl
+    def before_task(self, metadata) -> None:
+        self.hooks.append(f"before {metadata.name}")
+
+
+class EventsOnly:
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def __call__(self, event) -> None:
+        self.events.append(event.kind)
+
+
+@task
+def one() -> int:
+    return 1
+
+
+def test_named_processor_that_is_a_hook_plugin_gets_its_hooks():
+    with registry.override("processor", "both", Both), session(plugins=["both"]) as ctx:
+        one()
+    (made,) = ctx.processors
+    assert made.hooks == ["before one"]
+    assert "TaskSucceeded" in made.events
+    assert ctx.hook_plugins == [made]
+
+
+def test_processor_from_the_settings_gets_its_hooks_once(monkeypatch):
+    monkeypatch.setenv("DAGLITE_PROCESSORS", "both")
+    with registry.override("processor", "both", Both), session() as ctx:
+        one()
+    (made,) = ctx.processors
+    assert made.hooks == ["before one"]
+    assert ctx.hook_plugins == [made]
+
+
+def test_an_instance_given_directly_is_registered_once():
+    both = Both()
+    with session(plugins=[both]) as ctx:
+        one()
+    assert both.hooks == ["before one"]
+    assert ctx.hook_plugins == [both]
+
+
+def test_a_plain_named_processor_is_no_hook_plugin():
+    with registry.override("processor", "plain", EventsOnly), session(plugins=["plain"]) as ctx:
+        one()
+    assert ctx.hook_plugins == []
+    assert ctx.runtime.hook is None
+
+
+# -- threads started inside a session ---------------------------------------------------
+
+
+@task
+def double(x: int) -> int:
+    return 2 * x
+
+
+@task(name="step-{x}")
+def named(x: int) -> str | None:
+    meta = current_task()
+    return meta.parent_id if meta is not None else None
+
+
+def test_run_in_thread_joins_the_session_and_the_enclosing_task():
+    events = EventCapture()
+    seen = []
+
+    @task
+    def parent() -> str:
+        ctx = current_session()
+        thread = ctx.run_in_thread(lambda: seen.append(named(1)))
+        thread.join()
+        return current_task().task_id
+
+    from daglite.session import active_session as current_session
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning: the thread is in the session
+        with session(plugins=[events]):
+            parent_id = parent()
+    assert seen == [parent_id]  # the thread's call is the parent task's child
+    started = [e for e in events.events if e.kind == "TaskStarted"]
+    assert [e.name for e in started] == ["parent", "step-1"]
+
+
+def test_run_in_thread_passes_arguments_and_returns_the_started_thread():
+    events = EventCapture()
+    results = []
+    with session(plugins=[events]) as ctx:
+        thread = ctx.run_in_thread(lambda a, b=0: results.append(double(a) + b), 5, b=1)
+        assert isinstance(thread, threading.Thread)
+        thread.join()
+    assert results == [11]
+    assert events.kinds().count("TaskSucceeded") == 1

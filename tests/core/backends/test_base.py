@@ -8,18 +8,32 @@ every event (the full pipeline), and the two must agree.
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import pytest
 
+from daglite import BackendError
+from daglite import DagliteSettings
+from daglite import TaskError
 from daglite import current_task
 from daglite import map_tasks
+from daglite import registry
 from daglite import session
 from daglite import task
-from daglite.errors import TaskError
+from daglite.backends import Backend
+from daglite.backends import MapJob
+from daglite.backends import Outcome
+from daglite.backends.base import collect
+from daglite.backends.base import run_coroutine
+from daglite.backends.inline import InlineBackend
+from daglite.backends.thread import ThreadBackend
 from daglite.events import MapEnded
 from daglite.events import TaskFailed
 from daglite.interest import Interest
 from daglite.pipeline import is_plain_call
 from daglite.testing import EventCapture
+from daglite.testing import override_plugin
 
 BACKENDS = ["thread", "process"]
 
@@ -130,3 +144,138 @@ def test_a_processor_without_map_items_keeps_the_tight_loop_and_gets_the_failure
     (ended,) = capture.of_type(MapEnded)
     assert (ended.done, ended.failures, ended.skipped) == (9, 1, 0)
     assert "TaskStarted" not in capture.kinds()
+
+
+class PickyBackend(InlineBackend):
+    """Refuses settings without `options["picky"]["ok"]`."""
+
+    checked: list[DagliteSettings] = []
+
+    @classmethod
+    def check(cls, settings):
+        cls.checked.append(settings)
+        if not settings.options.get("picky", {}).get("ok"):
+            raise BackendError("picky backend: set options.picky.ok")
+
+
+def test_a_failing_check_stops_the_session_at_open():
+    with (
+        registry.override("backend", "picky", PickyBackend),
+        pytest.raises(BackendError) as info,
+        session(backend="picky"),
+    ):
+        pytest.fail("the session opened")  # pragma: no cover
+    assert str(info.value) == "picky backend: set options.picky.ok"
+
+
+def test_check_gets_the_session_settings_and_the_backend_stays_lazy():
+    settings = DagliteSettings(options={"picky": {"ok": True}})
+    PickyBackend.checked.clear()
+    with (
+        registry.override("backend", "picky", PickyBackend),
+        session(backend="picky", settings=settings) as ctx,
+    ):
+        assert ctx._backends == {}  # checked, not started
+    assert PickyBackend.checked == [settings]
+
+
+def test_the_default_check_accepts_anything():
+    assert Backend.check(DagliteSettings()) is None
+
+
+@task
+def where(x: int) -> str:
+    return threading.current_thread().name
+
+
+def test_run_coroutine_from_inside_a_running_loop():
+    async def value():
+        return 7
+
+    async def main():
+        return run_coroutine(value())
+
+    assert run_coroutine(value()) == 7
+    assert asyncio.run(main()) == 7
+
+
+def test_collect_orders_by_index_and_applies_return_exceptions():
+    error = TaskError("task 't' (map index 1) failed: X", task_name="t", map_index=1)
+    outcomes: list[Outcome] = [(2, True, "c"), (0, True, "a"), (1, False, error)]
+
+    def job(return_exceptions):
+        from daglite.context import bare_runtime
+
+        return MapJob(
+            task=where,
+            items=iter(()),
+            total=3,
+            map_id="m",
+            runtime=bare_runtime(),
+            parent=None,
+            backend="x",
+            return_exceptions=return_exceptions,
+        )
+
+    kept = job(True)
+    assert collect(kept, outcomes) == ["a", error, "c"]
+    assert (kept.finished, kept.failures) == (3, 1)
+    with pytest.raises(TaskError) as info:
+        collect(job(False), outcomes)
+    assert info.value is error
+
+
+def test_backend_is_abstract():
+    with pytest.raises(TypeError, match="abstract"):
+        Backend(DagliteSettings())  # type: ignore[abstract]
+    assert ThreadBackend.shares_memory and InlineBackend.shares_memory
+
+
+def test_a_plugin_backend_implements_map_with_the_job_helpers():
+    log = []
+
+    class ReversedBackend(Backend):
+        """Runs items last-to-first, in batches of two, through the job's helpers."""
+
+        def __init__(self, settings):
+            super().__init__(settings)
+            log.append(("init", settings.max_workers))
+
+        def map(self, job: MapJob) -> list:
+            items = list(enumerate(job.items))[::-1]
+            outcomes = []
+            for start in range(0, len(items), 2):
+                outcomes += job.run_chunk(items[start : start + 2])
+            return collect(job, outcomes)
+
+        def close(self):
+            log.append(("close", None))
+
+    order = []
+
+    @task
+    def record(x: int) -> int:
+        order.append(x)
+        return x * x
+
+    settings = DagliteSettings(max_workers=3)
+    with (
+        override_plugin("backend", "reversed", ReversedBackend),
+        session(backend="reversed", settings=settings),
+    ):
+        assert map_tasks(record, range(5)) == [0, 1, 4, 9, 16]
+        assert map_tasks(record, range(2)) == [0, 1]
+    assert order == [4, 3, 2, 1, 0, 1, 0]
+    assert log == [("init", 3), ("close", None)]  # one instance per session, closed at the end
+
+
+def test_map_outside_a_session_closes_its_own_backend():
+    closed = []
+
+    class Tracked(InlineBackend):
+        def close(self):
+            closed.append(True)
+
+    with override_plugin("backend", "tracked", Tracked):
+        assert map_tasks(where, [1], backend="tracked") == [threading.current_thread().name]
+    assert closed == [True]

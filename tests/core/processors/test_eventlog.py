@@ -10,6 +10,7 @@ import enum
 import json
 import math
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -19,8 +20,13 @@ import attrs
 import pytest
 
 from daglite import events as ev
+from daglite import map_tasks
+from daglite import session
+from daglite import task
+from daglite.errors import PluginError
 from daglite.processors.eventlog import JsonlProcessor
 from daglite.report.reader import EventLogReader
+from daglite.settings import DagliteSettings
 
 
 class Color(enum.IntEnum):
@@ -154,7 +160,6 @@ def test_flush_interval_zero_writes_every_line_at_once(tmp_path):
 
 
 def test_the_flush_interval_survives_pickling(tmp_path):
-    import pickle
 
     copy = pickle.loads(pickle.dumps(JsonlProcessor(tmp_path / "x.jsonl", flush_interval=0.25)))
     assert (copy.path, copy.flush_interval) == (tmp_path / "x.jsonl", 0.25)
@@ -235,3 +240,62 @@ def test_a_bad_flush_interval_is_refused_with_what_to_give(tmp_path, interval, e
     with pytest.raises(error, match=message):
         JsonlProcessor(tmp_path / "x.jsonl", flush_interval=interval)
     assert not (tmp_path / "x.jsonl").exists()
+
+
+# -- the processor in sessions -------------------------------------------------------------
+
+
+def test_jsonl_needs_a_file():
+    with pytest.raises(PluginError, match="'jsonl' processor needs a file to write to"):
+        JsonlProcessor.from_settings(DagliteSettings())
+
+
+@task
+def square(x: int) -> int:
+    return x * x
+
+
+@task
+def broken(x: int) -> int:
+    raise KeyError(f"no {x}")
+
+
+def test_event_log_is_complete_when_the_session_returns(tmp_path):
+    path = tmp_path / "logs" / "events.jsonl"
+    settings = DagliteSettings(processors=(), event_log=str(path))  # jsonl joins on its own
+    with session(settings=settings, backend="thread") as ctx:
+        assert map_tasks(square, [1, 2, 3]) == [1, 4, 9]
+        with pytest.raises(Exception, match="no 5"):
+            broken(5)
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    kinds = [r["event"] for r in records]
+    assert kinds[0] == "SessionStarted" and kinds[-1] == "SessionEnded"
+    assert kinds.count("TaskSucceeded") == 3
+    assert {r["session_id"] for r in records} == {ctx.session_id}
+    started = [r for r in records if r["event"] == "MapStarted"][0]
+    items = [r for r in records if r["event"] == "TaskSucceeded"]
+    assert sorted(r["map_index"] for r in items) == [0, 1, 2]
+    assert {r["map_id"] for r in items} == {started["map_id"]}
+    assert all(r["duration"] >= 0 for r in items)
+    failed = [r for r in records if r["event"] == "TaskFailed"][0]
+    assert failed["error_type"] == "KeyError"
+    assert failed["error_message"] == "'no 5'"
+    assert "Traceback" in failed["traceback"]
+
+
+def test_event_log_appends_across_sessions(tmp_path):
+    path = tmp_path / "events.jsonl"
+    settings = DagliteSettings(processors=("jsonl",), event_log=str(path))
+    for _ in range(2):
+        with session(settings=settings):
+            square(2)
+    sessions = {json.loads(line)["session_id"] for line in path.read_text().splitlines()}
+    assert len(sessions) == 2
+
+
+def test_a_processor_instance_for_one_session(tmp_path):
+    path = tmp_path / "one.jsonl"
+    with session(plugins=[JsonlProcessor(path)]):
+        square(3)
+    kinds = [json.loads(line)["event"] for line in path.read_text().splitlines()]
+    assert kinds == ["SessionStarted", "TaskStarted", "TaskSucceeded", "SessionEnded"]
