@@ -12,57 +12,29 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
 
+import daglite
+from daglite import BackendError
 from daglite import map_tasks
 from daglite import session
+from daglite import task
 from daglite.errors import DagliteError
-from daglite.errors import RemoteError
 from daglite.errors import StoreError
 from daglite.errors import TaskError
 
-from ..support.isolation_tasks import TwoArgError
 from ..support.isolation_tasks import named
-from ..support.isolation_tasks import over_quota
 from ..support.isolation_tasks import saved
+from ..support.process_tasks import fetch
+from ..support.process_tasks import square
 
 pytestmark = pytest.mark.timeout(120)
 
 BACKENDS = ["inline", "thread", "process"]
 HERE = Path(__file__).parent.parent / "support"  # the helper task modules the scripts import
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_an_exception_that_cannot_be_unpickled_is_its_items_error(backend):
-    with session(backend=backend):
-        out = map_tasks(over_quota, [0, 1, 2], return_exceptions=True)
-    assert out[0] == 0 and out[2] == 2
-    error = out[1]
-    assert isinstance(error, TaskError) and error.map_index == 1
-    cause = error.__cause__
-    if backend == "process":  # crossed a process boundary: a stand-in that keeps it all
-        assert isinstance(cause, RemoteError)
-        assert cause.type_name == "core.support.isolation_tasks.TwoArgError"
-        assert cause.message == "quota disk exceeded: 42 used"
-        assert (
-            str(cause) == "core.support.isolation_tasks.TwoArgError: quota disk exceeded: 42 used"
-        )
-        assert 'raise TwoArgError("disk", 42)' in cause.worker_traceback
-        assert 'raise TwoArgError("disk", 42)' in error.worker_traceback
-    else:
-        assert isinstance(cause, TwoArgError)
-    assert "quota disk exceeded: 42 used" in str(error)
-
-
-def test_the_stand_in_travels_and_raises_like_the_original():
-    with (
-        session(backend="process"),
-        pytest.raises(TaskError, match="quota disk exceeded") as caught,
-    ):
-        map_tasks(over_quota, [0, 1, 2])
-    assert isinstance(caught.value.__cause__, RemoteError)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -128,3 +100,72 @@ def test_disk_full_while_caching_one_item_fails_only_that_item(backend, tmp_path
     assert kinds == "['bytes', 'StoreError', 'bytes']"
     assert sizes == "10 20 [10, 20]"
     assert message.startswith("cannot write key") and "File too large" in message
+
+
+# -- sending things: what cannot be pickled fails before any worker starts ------------------
+
+
+@pytest.mark.timeout(60)
+def test_unpicklable_argument_fails_before_any_worker_starts():
+    with session(backend="process") as ctx:
+        with pytest.raises(BackendError) as info:
+            map_tasks(fetch, [threading.Lock()], [1])
+        assert str(info.value) == (
+            "argument 'client' of task 'fetch' (map index 0) cannot be sent to a worker "
+            "process: cannot pickle '_thread.lock' object"
+        )
+        assert ctx.get_backend("process").pool.pids == []
+        assert map_tasks(fetch, [1], [2]) == [2]  # still usable
+
+
+@pytest.mark.timeout(60)
+def test_unpicklable_task_fails_before_any_worker_starts():
+    lock = threading.Lock()
+
+    @task
+    def locked(x: int) -> int:
+        with lock:
+            return x
+
+    with session(backend="process") as ctx:
+        with pytest.raises(BackendError) as info:
+            map_tasks(locked, [1])
+        assert str(info.value) == (
+            "task 'locked' cannot be sent to a worker process: cannot pickle '_thread.lock' object"
+        )
+        assert ctx.get_backend("process").pool.pids == []
+
+
+@pytest.mark.timeout(60)
+def test_unpicklable_hook_plugin_is_named():
+    class LockedHook:
+        lock = threading.Lock()
+
+        def __init__(self):
+            self.lock = threading.Lock()
+
+        @daglite.hookimpl
+        def before_task(self, metadata, inputs):
+            pass
+
+    match = r"hook plugin .*LockedHook.* cannot be sent to a worker process: cannot pickle"
+    with (
+        session(backend="process", plugins=[LockedHook()]),
+        pytest.raises(BackendError, match=match),
+    ):
+        map_tasks(square, [1])
+
+
+@pytest.mark.timeout(60)
+def test_task_that_cannot_be_imported_in_the_worker(tmp_path, monkeypatch):
+    module = tmp_path / "vanishing_tasks.py"
+    module.write_text("from daglite import task\n\n@task\ndef gone(x):\n    return x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import vanishing_tasks
+
+    module.unlink()
+    with session(backend="process"), pytest.raises(BackendError) as info:
+        map_tasks(vanishing_tasks.gone, [1])
+    message = str(info.value)
+    assert message.startswith("task 'gone' could not be loaded in worker process ")
+    assert "ModuleNotFoundError: No module named 'vanishing_tasks'" in message

@@ -7,22 +7,23 @@ import itertools
 import logging
 import os
 import re
+import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-import daglite
 from daglite import BackendError
 from daglite import TaskError
 from daglite import TaskTimeoutError
 from daglite import gather_tasks
 from daglite import map_tasks
 from daglite import session
-from daglite import task
 from daglite.backends import process as process_module
-from daglite.backends.maploop import BatchSizer
 from daglite.settings import DagliteSettings
 
 from ..support.process_tasks import APPLIED
@@ -35,13 +36,11 @@ from ..support.process_tasks import count_to
 from ..support.process_tasks import die
 from ..support.process_tasks import exits
 from ..support.process_tasks import fail_at
-from ..support.process_tasks import fetch
 from ..support.process_tasks import nap
 from ..support.process_tasks import outer
 from ..support.process_tasks import sleepy
 from ..support.process_tasks import square
 from ..support.process_tasks import stuck_in_c
-from ..support.process_tasks import unpicklable_result
 from ..support.process_tasks import whoami
 from ..support.process_tasks import writer
 
@@ -228,81 +227,6 @@ def test_hook_plugins_run_in_workers_and_start_once_per_worker(tmp_path):
         assert path.read_text() == "started\n"
 
 
-# -- sending things ----------------------------------------------------------------------
-
-
-def test_unpicklable_argument_fails_before_any_worker_starts():
-    with session(backend="process") as ctx:
-        with pytest.raises(BackendError) as info:
-            map_tasks(fetch, [threading.Lock()], [1])
-        assert str(info.value) == (
-            "argument 'client' of task 'fetch' (map index 0) cannot be sent to a worker "
-            "process: cannot pickle '_thread.lock' object"
-        )
-        assert ctx.get_backend("process").pool.pids == []
-        assert map_tasks(fetch, [1], [2]) == [2]  # still usable
-
-
-def test_unpicklable_task_fails_before_any_worker_starts():
-    lock = threading.Lock()
-
-    @task
-    def locked(x: int) -> int:
-        with lock:
-            return x
-
-    with session(backend="process") as ctx:
-        with pytest.raises(BackendError) as info:
-            map_tasks(locked, [1])
-        assert str(info.value) == (
-            "task 'locked' cannot be sent to a worker process: cannot pickle '_thread.lock' object"
-        )
-        assert ctx.get_backend("process").pool.pids == []
-
-
-def test_unpicklable_hook_plugin_is_named():
-    class LockedHook:
-        lock = threading.Lock()
-
-        def __init__(self):
-            self.lock = threading.Lock()
-
-        @daglite.hookimpl
-        def before_task(self, metadata, inputs):
-            pass
-
-    match = r"hook plugin .*LockedHook.* cannot be sent to a worker process: cannot pickle"
-    with (
-        session(backend="process", plugins=[LockedHook()]),
-        pytest.raises(BackendError, match=match),
-    ):
-        map_tasks(square, [1])
-
-
-def test_unpicklable_result_is_reported_per_item():
-    with session(backend="process"):
-        out = map_tasks(unpicklable_result, range(2), return_exceptions=True)
-    assert [type(e) for e in out] == [TaskError, TaskError]
-    assert str(out[1]) == (
-        "the result of task 'unpicklable_result' (map index 1) cannot be sent back from the "
-        "worker process: cannot pickle '_thread.lock' object"
-    )
-
-
-def test_task_that_cannot_be_imported_in_the_worker(tmp_path, monkeypatch):
-    module = tmp_path / "vanishing_tasks.py"
-    module.write_text("from daglite import task\n\n@task\ndef gone(x):\n    return x\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    import vanishing_tasks
-
-    module.unlink()
-    with session(backend="process"), pytest.raises(BackendError) as info:
-        map_tasks(vanishing_tasks.gone, [1])
-    message = str(info.value)
-    assert message.startswith("task 'gone' could not be loaded in worker process ")
-    assert "ModuleNotFoundError: No module named 'vanishing_tasks'" in message
-
-
 # -- dying workers and timeouts --------------------------------------------------------------
 
 
@@ -377,57 +301,6 @@ def test_attempt_stuck_in_c_code_gets_its_worker_killed(method, monkeypatch):
     )
 
 
-# -- batch sizes ------------------------------------------------------------------------------
-
-
-def _job(chunksize=None, total=None, the_task=square):
-    from daglite.backends.base import MapJob
-    from daglite.context import bare_runtime
-
-    return MapJob(
-        task=the_task,
-        items=iter(()),
-        total=total,
-        map_id="m",
-        runtime=bare_runtime(),
-        parent=None,
-        backend="process",
-        chunksize=chunksize,
-    )
-
-
-def test_batch_sizes_follow_the_measured_cost_per_item():
-    sizer = BatchSizer(_job(total=100_000), workers=2)
-    assert sizer.next_size() == 1  # nothing measured yet
-    sizer.observe(1, 0.001)  # 1 ms per item: 50 ms batches
-    assert sizer.next_size() == 50
-    sizer.observe(50, 0.050)
-    assert sizer.next_size() == 50
-    cheap = BatchSizer(_job(total=None), workers=2)
-    cheap.observe(100, 0.0001)  # 1 us per item: capped
-    assert cheap.next_size() == 10_000
-
-
-def test_batch_sizes_shrink_towards_the_end_but_not_below_a_floor():
-    sizer = BatchSizer(_job(total=1000), workers=2)
-    sizer.next_size()
-    sizer.observe(1, 0.0001)  # 100 us per item: 500 items would be 50 ms
-    sizes = []
-    while sizer.left:
-        sizes.append(sizer.next_size())
-    assert sizes[0] == 125  # a quarter of each worker's share of the 999 left
-    assert min(sizes) >= min(100, sizes[-1])  # never below 10 ms of work, except the rest
-    assert sizes == sorted(sizes, reverse=True)
-
-
-def test_explicit_chunksize_and_timed_tasks_fix_the_batch_size():
-    fixed = BatchSizer(_job(chunksize=7, total=100), workers=2)
-    fixed.observe(1, 1.0)
-    assert fixed.next_size() == 7
-    timed = BatchSizer(_job(chunksize=7, the_task=sleepy), workers=2)
-    assert timed.next_size() == 1
-
-
 def test_session_end_stops_a_map_running_in_another_thread():
     import contextvars
 
@@ -488,3 +361,122 @@ def test_events_of_slow_items_arrive_while_they_run():
     assert len(starts) == len(ends) == 2
     assert max(ends) - max(starts) >= 0.5  # TaskStarted did not wait for the batch's end
     assert seen["MapEnded"] >= max(ends)
+
+
+# -- scripts run in a subprocess: tasks in `__main__`, and Ctrl-C during a map ------------
+
+
+MAIN_TASKS = textwrap.dedent(
+    """
+    from daglite import map_tasks, session, task
+
+    @task
+    def work(x):
+        return x + 1
+
+    first_work = work
+
+    @task
+    def work(x):  # same function name as the task above
+        return x * 10
+
+    def scaler(k):
+        @task
+        def scale(x):
+            return k * x
+        return scale
+
+    by_three, by_five = scaler(3), scaler(5)
+
+    # No `if __name__ == "__main__":` guard: workers never import this script.
+    with session(backend="process"):
+        print(map_tasks(first_work, range(3)))
+        print(map_tasks(work, range(3)))
+        print(map_tasks(by_three, range(3)), map_tasks(by_five, range(3)))
+    """
+)
+
+
+EXPECTED = "[1, 2, 3]\n[0, 10, 20]\n[0, 3, 6] [0, 5, 10]\n"
+
+
+def test_tasks_defined_in_a_script(tmp_path):
+    script = tmp_path / "script.py"
+    script.write_text(MAIN_TASKS)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.stderr == ""
+    assert done.stdout == EXPECTED
+
+
+def test_tasks_defined_in_a_script_read_from_stdin():
+    done = subprocess.run(
+        [sys.executable, "-"], input=MAIN_TASKS, capture_output=True, text=True, timeout=60
+    )
+    assert done.stderr == ""
+    assert done.stdout == EXPECTED
+
+
+NAPS = textwrap.dedent(
+    """
+    import os, sys, time
+    from daglite import map_tasks, session, task
+
+    @task
+    def nap(x, folder):
+        with open(os.path.join(folder, str(os.getpid())), "a") as fh:
+            fh.write(f"{x}\\n")
+        time.sleep(0.2)
+        return x
+
+    folder, backend = sys.argv[1], sys.argv[2]
+    with session(backend=backend):
+        try:
+            map_tasks(nap, range(200), [folder] * 200, chunksize=1)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+            raise
+    """
+)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _interrupt(tmp_path, backend: str) -> tuple[float, str, list[int], int]:
+    """Run the nap script, Ctrl-C it once items run; (seconds to exit, stdout, pids, items)."""
+    script = tmp_path / "naps.py"
+    script.write_text(NAPS)
+    folder = tmp_path / "seen"
+    folder.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(folder), backend],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not any(folder.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    start = time.monotonic()
+    out, err = proc.communicate(timeout=30)
+    took = time.monotonic() - start
+    assert proc.returncode == -signal.SIGINT, err
+    assert "KeyboardInterrupt" in err
+    pids = [int(p.name) for p in folder.iterdir()]
+    items = sum(len(p.read_text().split()) for p in folder.iterdir())
+    return took, out, pids, items
+
+
+def test_ctrl_c_stops_the_process_backend_and_its_workers(tmp_path):
+    took, out, pids, items = _interrupt(tmp_path, "process")
+    assert took < 2
+    assert out == "interrupted\n"
+    assert pids and all(not _alive(pid) for pid in pids)
+    assert items < 50  # the queued items never ran

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import subprocess
+import sys
+import textwrap
 import threading
+import time
 
 import pytest
 
@@ -93,3 +98,64 @@ def test_async_items_on_threads_get_their_own_event_loop():
 
     with session(backend="thread"):
         assert len(map_tasks(loop_id, range(4))) == 4
+
+
+# -- Ctrl-C during a map, in a script run in a subprocess -------------------------------
+
+
+NAPS = textwrap.dedent(
+    """
+    import os, sys, time
+    from daglite import map_tasks, session, task
+
+    @task
+    def nap(x, folder):
+        with open(os.path.join(folder, str(os.getpid())), "a") as fh:
+            fh.write(f"{x}\\n")
+        time.sleep(0.2)
+        return x
+
+    folder, backend = sys.argv[1], sys.argv[2]
+    with session(backend=backend):
+        try:
+            map_tasks(nap, range(200), [folder] * 200, chunksize=1)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+            raise
+    """
+)
+
+
+def _interrupt(tmp_path, backend: str) -> tuple[float, str, list[int], int]:
+    """Run the nap script, Ctrl-C it once items run; (seconds to exit, stdout, pids, items)."""
+    script = tmp_path / "naps.py"
+    script.write_text(NAPS)
+    folder = tmp_path / "seen"
+    folder.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(folder), backend],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not any(folder.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    start = time.monotonic()
+    out, err = proc.communicate(timeout=30)
+    took = time.monotonic() - start
+    assert proc.returncode == -signal.SIGINT, err
+    assert "KeyboardInterrupt" in err
+    pids = [int(p.name) for p in folder.iterdir()]
+    items = sum(len(p.read_text().split()) for p in folder.iterdir())
+    return took, out, pids, items
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_stops_queued_items_of_the_thread_backend(tmp_path):
+    took, out, _, items = _interrupt(tmp_path, "thread")
+    assert took < 2
+    assert out == "interrupted\n"
+    assert items < 100
