@@ -464,3 +464,32 @@ def test_cancelling_gather_with_a_backend_stops_the_map_in_its_thread():
         started = len(ran)
     assert 1 <= started < 20
     assert len(ran) == started  # nothing ran after the session ended either
+
+
+# -- map arguments ---------------------------------------------------------------------------
+
+
+def test_a_non_iterable_map_argument_is_named():
+    with pytest.raises(TypeError) as info:
+        map_tasks(add, [1, 2], 5)
+    assert str(info.value) == (
+        "`map_tasks(add, ...)`: argument 2 (for parameter 'y') is int 5, which is not "
+        "iterable; pass one iterable of values per parameter, e.g. a list, or [value] * n to "
+        "repeat a constant"
+    )
+    with pytest.raises(TypeError, match=r"argument 1 \(for parameter 'x'\) is NoneType None"):
+        map_tasks(add, None, [1])
+
+    @task
+    async def aadd(x: int, y: int) -> int:
+        return x + y
+
+    with pytest.raises(TypeError) as info:
+        asyncio.run(gather_tasks(aadd, 7, [1]))
+    assert str(info.value).startswith(
+        "`gather_tasks(aadd, ...)`: argument 1 (for parameter 'x') is int 7, which is not iterable"
+    )
+
+
+def test_lazy_iterables_are_not_consumed_by_the_check():
+    assert map_tasks(add, iter([1, 2]), (n * 10 for n in range(2))) == [1, 12]

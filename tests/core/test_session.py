@@ -10,8 +10,10 @@ import pytest
 
 from daglite import BackendError
 from daglite import PluginError
+from daglite import StoreError
 from daglite import async_session
 from daglite import current_task
+from daglite import gather_tasks
 from daglite import hookimpl
 from daglite import map_tasks
 from daglite import registry
@@ -525,3 +527,59 @@ def test_run_in_thread_passes_arguments_and_returns_the_started_thread():
         thread.join()
     assert results == [11]
     assert events.kinds().count("TaskSucceeded") == 1
+
+
+# -- bad input fails when the session opens, saying what to do ----------------------------
+
+
+def _f(x, y=1):
+    return x
+
+
+BACKEND_HINT = (
+    "backend must be a backend name such as 'inline', 'thread' or 'process' (see: daglite "
+    "plugins), or None for the default, not "
+)
+
+
+@pytest.mark.parametrize("backend", ["", "  ", 3])
+def test_an_empty_or_non_text_backend_is_an_error_everywhere(backend):
+    events = EventCapture()
+    with pytest.raises(BackendError) as info, session(backend=backend, plugins=[events]):
+        pass
+    assert str(info.value) == BACKEND_HINT + repr(backend)
+    assert events.kinds() == []  # nothing started
+    with pytest.raises(BackendError) as info:
+        map_tasks(task(_f), [1], backend=backend)
+    assert str(info.value) == BACKEND_HINT + repr(backend)
+
+    async def double(x):
+        return 2 * x
+
+    with pytest.raises(BackendError) as info:
+        asyncio.run(gather_tasks(task(double), [1], backend=backend))
+    assert str(info.value) == BACKEND_HINT + repr(backend)
+
+
+@pytest.mark.parametrize("which", ["cache_store", "dataset_store"])
+def test_an_unknown_store_scheme_fails_when_the_session_opens(which, tmp_path):
+    ran = []
+    events = EventCapture()
+    with (
+        pytest.raises(StoreError) as info,
+        session(plugins=[events], **{which: "gs://bucket/data"}),
+    ):
+        ran.append(1)
+    kind = which.split("_")[0]
+    assert str(info.value) == (
+        f"cannot use 'gs://bucket/data' as the {kind} store: unknown store 'gs'; installed "
+        "stores: file, memory"
+    )
+    assert ran == [] and events.kinds() == []
+    # the same from the settings
+    with (
+        pytest.raises(StoreError, match=f"cannot use 'gs://b/x' as the {kind} store"),
+        session(settings=DagliteSettings(**{which: "gs://b/x"})),
+    ):
+        ran.append(1)
+    assert ran == []

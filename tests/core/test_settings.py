@@ -357,3 +357,20 @@ def test_bad_providers_are_named(value, message):
     with pytest.raises(ValueError) as info:
         DagliteSettings(providers=value)
     assert str(info.value) == message
+
+
+SETTING = "backend must name a backend (e.g. 'inline', 'thread', 'process'), not "
+
+
+def test_an_empty_backend_setting_is_refused_where_it_is_read(monkeypatch):
+    with pytest.raises(ValueError) as info:
+        DagliteSettings(backend="")
+    assert str(info.value) == SETTING + "''"
+    monkeypatch.setenv("DAGLITE_BACKEND", "")
+    from daglite.settings import load_settings
+
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    message = str(info.value)
+    assert message.startswith("invalid value '' for 'backend' in the environment (DAGLITE_BACKEND")
+    assert message.endswith("): " + SETTING + "''")

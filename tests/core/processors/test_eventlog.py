@@ -299,3 +299,26 @@ def test_a_processor_instance_for_one_session(tmp_path):
         square(3)
     kinds = [json.loads(line)["event"] for line in path.read_text().splitlines()]
     assert kinds == ["SessionStarted", "TaskStarted", "TaskSucceeded", "SessionEnded"]
+
+
+def test_an_unwritable_event_log_fails_when_the_session_opens(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    if os.access(folder, os.W_OK):  # root ignores permissions: use a path below a file
+        folder = tmp_path / "a-file"
+        folder.write_text("")
+    path = folder / "events.jsonl"
+    ran = []
+    with (
+        pytest.raises(PluginError) as info,
+        session(settings=DagliteSettings(event_log=str(path))),
+    ):
+        ran.append(1)
+    assert ran == []
+    assert str(info.value).startswith(f"cannot write the event log '{path}': ")
+    assert str(info.value).endswith(
+        "; choose a writable path (daglite run --event-log PATH, DAGLITE_EVENT_LOG or "
+        "event_log in [tool.daglite])"
+    )
+    assert not path.exists()
