@@ -1,120 +1,19 @@
-"""Plugin health in one process: contract checks, API versions, conflicts and `providers`.
+"""Plugin contracts in one process: the contract of each kind, and the plugin API version.
 
 The distributions here are real installed metadata (a `.dist-info` folder with
-`entry_points.txt` on `sys.path`), found by `importlib.metadata` like any installed
-plugin; `tests/integration/test_plugin_health.py` builds and installs real wheels.
+`entry_points.txt` on `sys.path`, the `installed` fixture), found by `importlib.metadata`
+like any installed plugin. Conflicts and `providers`: `test_registry.py`.
 """
 
 from __future__ import annotations
-
-import sys
-import textwrap
 
 import pytest
 
 from daglite import contracts
 from daglite import registry
-from daglite import save_dataset
-from daglite import session
-from daglite.errors import DatasetError
 from daglite.errors import PluginError
 from daglite.plugin import Backend
-from daglite.settings import DagliteSettings
-from daglite.testing import check_plugin
 from daglite.testing import override_plugin
-
-
-@pytest.fixture
-def installed(tmp_path):
-    """Install (on sys.path) distributions written as {dist: (version, {group: {name: value}},
-    module source)}; removed afterwards."""
-    added = []
-
-    def install(dist: str, version: str, groups: dict, source: str, api: str = "1") -> None:
-        package = dist.replace("-", "_")
-        (tmp_path / f"{package}.py").write_text(
-            (f"DAGLITE_API_VERSION = {api}\n" if api else "") + textwrap.dedent(source)
-        )
-        info = tmp_path / f"{package}-{version}.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
-        (info / "entry_points.txt").write_text(
-            "".join(
-                f"[{group}]\n" + "".join(f"{n} = {package}:{v}\n" for n, v in names.items())
-                for group, names in groups.items()
-            )
-        )
-        added.append(package)
-        registry.clear_cache()
-
-    sys.path.insert(0, str(tmp_path))
-    yield install
-    sys.path.remove(str(tmp_path))
-    for package in added:
-        sys.modules.pop(package, None)
-    registry.clear_cache()
-
-
-TSV = """
-class Tsv:
-    name = "tsv"
-    extensions = ("tsv",)
-    types = ()
-
-    def dumps(self, value, options):
-        return SIDE + value.encode()
-
-    def loads(self, data, return_type, options):
-        return data.decode()
-"""
-
-
-def _two_tsv(installed):
-    installed("tsv-a", "1.0", {"daglite.formats": {"tsv": "Tsv"}}, "SIDE = b'a:'\n" + TSV)
-    installed("tsv-b", "2.0", {"daglite.formats": {"tsv": "Tsv"}}, "SIDE = b'b:'\n" + TSV)
-
-
-def test_a_name_claimed_by_two_distributions_names_both(installed):
-    _two_tsv(installed)
-    with pytest.raises(PluginError) as info:
-        registry.load("format", "tsv", providers={})
-    assert str(info.value) == (
-        "format 'tsv' is provided by two distributions, 'tsv-a' 1.0 (tsv_a:Tsv), 'tsv-b' 2.0 "
-        "(tsv_b:Tsv): pick one in the providers setting, e.g. [tool.daglite.providers] "
-        'format.tsv = "tsv-a" in pyproject.toml or DAGLITE_PROVIDERS=format.tsv=tsv-a '
-        "(claimed by 'tsv-a' and 'tsv-b')"
-    )
-    assert [e.distribution for e in registry.entries("format") if e.name == "tsv"] == [
-        "tsv-a",
-        "tsv-b",
-    ]
-
-
-def test_providers_pick_one_and_a_wrong_pick_is_named(installed, tmp_path):
-    _two_tsv(installed)
-    picked = registry.load("format", "tsv", providers={"format": {"tsv": "TSV_B"}})
-    assert sys.modules[picked.__module__].SIDE == b"b:"
-    with pytest.raises(PluginError) as info:
-        registry.load("format", "tsv", providers={"format": {"tsv": "tsv-c"}})
-    assert str(info.value) == (
-        "the providers setting picks 'tsv-c' for format 'tsv', but 'tsv-c' does not provide "
-        "it; it is provided by 'tsv-a' 1.0 (tsv_a:Tsv), 'tsv-b' 2.0 (tsv_b:Tsv)"
-    )
-    # A session's settings pick it for saves inside the session.
-    settings = DagliteSettings(providers={"format": {"tsv": "tsv-a"}})
-    with session(settings=settings, dataset_store=str(tmp_path)):
-        save_dataset("t.tsv", "row")
-    assert (tmp_path / "t.tsv").read_bytes() == b"a:row"
-
-
-def test_a_conflict_leaves_other_saves_alone_and_fails_a_save_that_needs_it(installed, tmp_path):
-    _two_tsv(installed)
-    with session(dataset_store=str(tmp_path)):
-        save_dataset("fine.json", {"ok": 1})
-        with pytest.raises(DatasetError, match=r"^format 'tsv' is provided by two distributions"):
-            save_dataset("t.tsv", "row")
-    assert (tmp_path / "fine.json").exists()
-    assert not (tmp_path / "t.tsv").exists()
 
 
 def test_a_plugin_without_an_api_version_or_with_another_is_refused(installed):
@@ -135,21 +34,6 @@ def test_a_plugin_without_an_api_version_or_with_another_is_refused(installed):
         "plugin made for this daglite"
     )
     assert registry.usable_names("processor") == ["jsonl", "logging"]
-
-
-def test_failures_are_remembered_and_forgotten_by_clear_cache(installed):
-    installed("flaky", "1.0", {"daglite.processors": {"flaky": "P"}}, "P = 1\n")
-    first = registry.problem("processor", "flaky")
-    assert first is registry.problem("processor", "flaky")  # checked once
-    registry.clear_cache()
-    assert registry.problem("processor", "flaky") is not first
-
-
-def test_check_plugin_loads_an_installed_plugin_and_says_what_is_wrong(installed):
-    installed("good", "1.0", {"daglite.processors": {"good": "P"}}, "P = print\n")
-    assert check_plugin("processor", "good") is print
-    with pytest.raises(PluginError, match=r"^unknown processor 'nope'; installed processors: "):
-        check_plugin("processor", "nope")
 
 
 # -- the contract of each kind -------------------------------------------------------------

@@ -9,9 +9,12 @@ import pytest
 from daglite import BackendError
 from daglite import PluginError
 from daglite import registry
+from daglite import save_dataset
 from daglite import session
 from daglite.backends.inline import InlineBackend
 from daglite.backends.thread import ThreadBackend
+from daglite.errors import DatasetError
+from daglite.settings import DagliteSettings
 
 
 def test_builtin_backends_are_found_through_entry_points():
@@ -175,3 +178,76 @@ def test_loaded_objects_are_cached():
     first = registry.load("backend", "thread")
     assert registry._loaded[("backend", "thread", "daglite.backends.thread:ThreadBackend")] is first
     assert registry.load("backend", "thread") is first
+
+
+# -- conflicts, providers, remembered failures (installed distributions) --------------------
+
+
+TSV = """
+class Tsv:
+    name = "tsv"
+    extensions = ("tsv",)
+    types = ()
+
+    def dumps(self, value, options):
+        return SIDE + value.encode()
+
+    def loads(self, data, return_type, options):
+        return data.decode()
+"""
+
+
+def _two_tsv(installed):
+    installed("tsv-a", "1.0", {"daglite.formats": {"tsv": "Tsv"}}, "SIDE = b'a:'\n" + TSV)
+    installed("tsv-b", "2.0", {"daglite.formats": {"tsv": "Tsv"}}, "SIDE = b'b:'\n" + TSV)
+
+
+def test_a_name_claimed_by_two_distributions_names_both(installed):
+    _two_tsv(installed)
+    with pytest.raises(PluginError) as info:
+        registry.load("format", "tsv", providers={})
+    assert str(info.value) == (
+        "format 'tsv' is provided by two distributions, 'tsv-a' 1.0 (tsv_a:Tsv), 'tsv-b' 2.0 "
+        "(tsv_b:Tsv): pick one in the providers setting, e.g. [tool.daglite.providers] "
+        'format.tsv = "tsv-a" in pyproject.toml or DAGLITE_PROVIDERS=format.tsv=tsv-a '
+        "(claimed by 'tsv-a' and 'tsv-b')"
+    )
+    assert [e.distribution for e in registry.entries("format") if e.name == "tsv"] == [
+        "tsv-a",
+        "tsv-b",
+    ]
+
+
+def test_providers_pick_one_and_a_wrong_pick_is_named(installed, tmp_path):
+    _two_tsv(installed)
+    picked = registry.load("format", "tsv", providers={"format": {"tsv": "TSV_B"}})
+    assert sys.modules[picked.__module__].SIDE == b"b:"
+    with pytest.raises(PluginError) as info:
+        registry.load("format", "tsv", providers={"format": {"tsv": "tsv-c"}})
+    assert str(info.value) == (
+        "the providers setting picks 'tsv-c' for format 'tsv', but 'tsv-c' does not provide "
+        "it; it is provided by 'tsv-a' 1.0 (tsv_a:Tsv), 'tsv-b' 2.0 (tsv_b:Tsv)"
+    )
+    # A session's settings pick it for saves inside the session.
+    settings = DagliteSettings(providers={"format": {"tsv": "tsv-a"}})
+    with session(settings=settings, dataset_store=str(tmp_path)):
+        save_dataset("t.tsv", "row")
+    assert (tmp_path / "t.tsv").read_bytes() == b"a:row"
+
+
+def test_a_conflict_leaves_other_saves_alone_and_fails_a_save_that_needs_it(installed, tmp_path):
+    _two_tsv(installed)
+    with session(dataset_store=str(tmp_path)):
+        save_dataset("fine.json", {"ok": 1})
+        with pytest.raises(DatasetError, match=r"^format 'tsv' is provided by two distributions"):
+            save_dataset("t.tsv", "row")
+    assert (tmp_path / "fine.json").exists()
+    assert not (tmp_path / "t.tsv").exists()
+
+
+def test_failures_are_remembered_and_forgotten_by_clear_cache(installed):
+    installed("flaky", "1.0", {"daglite.processors": {"flaky": "P"}}, "P = 1\n")
+    first = registry.problem("processor", "flaky")
+    assert first is registry.problem("processor", "flaky")  # checked once
+    registry.clear_cache()
+    assert registry.problem("processor", "flaky") is not first

@@ -11,10 +11,12 @@ from daglite import map_tasks
 from daglite import session
 from daglite import task
 from daglite import testing
+from daglite.errors import PluginError
 from daglite.events import TaskStarted
 from daglite.events import TaskSucceeded
 from daglite.testing import EventCapture
 from daglite.testing import capture_events
+from daglite.testing import check_plugin
 from daglite.testing import override_plugin
 
 
@@ -107,3 +109,10 @@ def test_event_capture_pickles_with_its_events():
     assert copy.events == captured.events
     copy(captured.events[0])
     assert len(copy.events) == 3
+
+
+def test_check_plugin_loads_an_installed_plugin_and_says_what_is_wrong(installed):
+    installed("good", "1.0", {"daglite.processors": {"good": "P"}}, "P = print\n")
+    assert check_plugin("processor", "good") is print
+    with pytest.raises(PluginError, match=r"^unknown processor 'nope'; installed processors: "):
+        check_plugin("processor", "nope")
