@@ -261,25 +261,6 @@ def test_build_hook_without_plugins_is_none():
         assert ctx.runtime.hook is None
 
 
-def test_every_hookspec_is_documented():
-    specs = [name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "daglite_spec")]
-    assert set(specs) == {
-        "on_session_start",
-        "on_session_end",
-        "on_worker_start",
-        "before_task",
-        "after_task",
-        "on_task_error",
-        "on_task_retry",
-        "on_cache_hit",
-        "before_dataset_save",
-        "after_dataset_save",
-        "before_dataset_load",
-        "after_dataset_load",
-    }
-    assert all(getattr(hookspecs, name).__doc__ for name in specs)
-
-
 def test_cache_hit_hook_receives_key_and_value(tmp_path):
     seen = []
 
