@@ -21,7 +21,7 @@ Documented behaviour already tested elsewhere is not repeated; where it is teste
 - `cache=True` / `str` / `CacheStore`, `cache_store`, `cache_ttl` and a store's own TTL,
   `cache_hash`: `test_caching.py`.
 - `map_tasks` zips, keeps order, runs async tasks and collects generator tasks (inline,
-  thread; process in `test_process_backend.py`); `gather_tasks` runs concurrently, rejects
+  thread; process in `backends/test_process.py`); `gather_tasks` runs concurrently, rejects
   sync tasks with the reference's message, both reject non-tasks: `test_composers.py`.
 - session arguments override the settings, `plugins` takes one object or a list,
   `async_session` yields the context: `test_session.py`.

@@ -1,4 +1,6 @@
-"""Map items of a plain task nobody watches per call run in a tight loop (`run_chunk`).
+"""The backend contract and the map job every backend runs (`daglite.backends.base`).
+
+Map items of a plain task nobody watches per call run in a tight loop (`run_chunk`).
 
 What a user sees of them must not change: the same `TaskError` (message, map index,
 attempts, cause), the same counts in `MapEnded`, the same frame while an item runs.

@@ -1,9 +1,10 @@
-"""Per-item isolation: whatever fails while finishing one map item is that item's error.
+"""Packing and relaying: what cannot be pickled fails before any worker starts, and
+per-item isolation: whatever fails while finishing one map item is that item's error.
 
 On every core backend, with `return_exceptions=True`, a failed cache write (a real file
-size limit), a bad dataset key, a relayed dataset write that fails on the coordinator and
-an exception whose class cannot be unpickled each become the error of their item only:
-never a dead worker nor an error for the whole map.
+size limit), a bad dataset key and a relayed dataset write that fails on the coordinator
+each become the error of their item only: never a dead worker nor an error for the whole
+map (an exception whose class cannot be unpickled: `test_worker.py`).
 """
 
 from __future__ import annotations

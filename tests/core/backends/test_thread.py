@@ -1,4 +1,4 @@
-"""Backends: the inline and thread backends, and the contract a plugin backend implements."""
+"""The `thread` backend: a pool of threads, fed with batches of items."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The `logging` and `jsonl` processors, in process (the command-line tests run them for real)."""
+"""The processors that ship with the core: made by name from the settings, exported lazily."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""What the default `logging` processor writes, in real processes with standard error piped."""
+"""The `logging` processor: what it writes in real processes with standard error piped, and
+each kind of line in process."""
 
 from __future__ import annotations
 
