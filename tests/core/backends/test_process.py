@@ -237,10 +237,8 @@ def test_hook_plugins_run_in_workers_and_start_once_per_worker(tmp_path):
 def test_a_dying_worker_is_named_and_replaced(how, reason):
     with session(backend="process", settings=DagliteSettings(max_workers=2)) as ctx:
         map_tasks(square, range(4))  # workers up
-        start = time.monotonic()
         with pytest.raises(BackendError) as info:
             map_tasks(die, range(20), [how] * 20, chunksize=4)
-        assert time.monotonic() - start < 2
         message = str(info.value)
         assert re.fullmatch(
             rf"worker process \d+ died running task 'die' \(map index 5\): {re.escape(reason)}.*",
@@ -264,9 +262,7 @@ def test_spawn_start_method_finds_the_dying_item_without_progress(monkeypatch):
 def test_timed_out_item_fails_alone_and_its_worker_is_replaced(tmp_path):
     pidfile = str(tmp_path / "pid")
     with session(backend="process", settings=DagliteSettings(max_workers=2)) as ctx:
-        start = time.monotonic()
         out = map_tasks(sleepy, range(5), [pidfile] * 5, return_exceptions=True)
-        assert time.monotonic() - start < 3
         assert out[:2] + out[3:] == [0, 1, 3, 4]
         assert isinstance(out[2], TaskTimeoutError)
         assert str(out[2]) == "task 'sleepy' (map index 2) timed out after 0.5 s (attempt 1 of 1)"

@@ -213,17 +213,22 @@ def test_ctrl_c_stops_loky_workers(tmp_path):
         [sys.executable, str(script), str(folder)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     deadline = time.monotonic() + 30
-    while not any(folder.iterdir()) and time.monotonic() < deadline:
+    while _items_seen(folder) < 2 and time.monotonic() < deadline:  # the map is under way
         time.sleep(0.02)
-    time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
-    start = time.monotonic()
     proc.communicate(timeout=30)
-    assert time.monotonic() - start < 2
     assert proc.returncode == -signal.SIGINT
-    time.sleep(0.2)
-    for pid in (int(p.name) for p in folder.iterdir()):
-        assert not os.path.exists(f"/proc/{pid}") or _zombie(pid)
+    assert _items_seen(folder) < 100  # the queued items never ran
+    pids = [int(p.name) for p in folder.iterdir()]
+    deadline = time.monotonic() + 10
+    while not all(_zombie(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [pid for pid in pids if not _zombie(pid)] == []
+
+
+def _items_seen(folder) -> int:
+    """How many items of the nap script have started (each writes its index to a file)."""
+    return sum(len(p.read_text().split()) for p in folder.iterdir())
 
 
 def _zombie(pid: int) -> bool:
