@@ -239,7 +239,10 @@ def test_timed_items_are_timed_from_their_start_not_their_wait_in_the_queue(clus
 
     with Client(cluster, set_as_default=False) as other:
         busy = other.map(time.sleep, [3, 3], pure=False)  # both workers, for 3 s
-        time.sleep(0.5)
+        deadline = time.monotonic() + 30
+        while sum(map(len, other.processing().values())) < 2:  # both naps are on a worker
+            assert time.monotonic() < deadline, "the cluster never took the naps"
+            time.sleep(0.01)
         start = time.monotonic()
         with session(settings=dask_settings):
             assert map_tasks(quick, range(4)) == [0, 1, 2, 3]
