@@ -68,3 +68,16 @@ def test_task_errors_pickle_with_their_attributes_and_cause(cls):
     assert str(copy) == "task 't' failed"
     assert (copy.task_name, copy.map_index, copy.attempts) == ("t", 3, 2)
     assert isinstance(copy.__cause__, ValueError) and str(copy.__cause__) == "root"
+
+
+@pytest.mark.parametrize(
+    "cls", [BackendError, DatasetError, StoreError, PluginError, SettingsError]
+)
+def test_daglite_errors_pickle_with_their_cause(cls):
+    error = cls("it failed")
+    error.__cause__ = PluginError("backend 'nope' is not installed")
+    error.note = "kept"
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is cls and str(copy) == "it failed" and copy.note == "kept"
+    assert type(copy.__cause__) is PluginError
+    assert str(copy.__cause__) == "backend 'nope' is not installed"

@@ -8,6 +8,15 @@ from typing import Any
 class DagliteError(Exception):
     """Base class of every error raised by daglite."""
 
+    def __reduce__(self):  # keep the cause when the error crosses a process boundary
+        return (type(self), self.args, {"__cause__": self.__cause__, **self.__dict__})
+
+    def __setstate__(self, state: dict[str, Any] | None) -> None:
+        state = dict(state or {})
+        cause = state.pop("__cause__", None)
+        self.__dict__.update(state)
+        self.__cause__ = cause
+
 
 class SettingsError(DagliteError, ValueError):
     """A setting has a value daglite cannot use (from an argument, the environment or pyproject)."""
@@ -47,12 +56,6 @@ class TaskError(DagliteError):
             (type(self), str(self), self.task_name, self.map_index, self.attempts),
             {"__cause__": self.__cause__, **self.__dict__},
         )
-
-    def __setstate__(self, state: dict[str, Any] | None) -> None:
-        state = dict(state or {})
-        cause = state.pop("__cause__", None)
-        self.__dict__.update(state)
-        self.__cause__ = cause
 
 
 def _rebuild_task_error(

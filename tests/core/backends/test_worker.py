@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from daglite import StoreError
 from daglite import TaskError
 from daglite import map_tasks
 from daglite import session
@@ -11,6 +12,7 @@ from daglite.errors import RemoteError
 
 from ..support.isolation_tasks import TwoArgError
 from ..support.isolation_tasks import over_quota
+from ..support.isolation_tasks import over_quota_deep
 from ..support.process_tasks import unpicklable_result
 
 
@@ -59,3 +61,16 @@ def test_the_stand_in_travels_and_raises_like_the_original():
     ):
         map_tasks(over_quota, [0, 1, 2])
     assert isinstance(caught.value.__cause__, RemoteError)
+
+
+@pytest.mark.timeout(120)
+def test_a_daglite_error_keeps_its_type_when_only_its_own_cause_cannot_travel():
+    with session(backend="process"):
+        out = map_tasks(over_quota_deep, [0, 1, 2], return_exceptions=True)
+    assert out[0] == 0 and out[2] == 2
+    cause = out[1].__cause__
+    assert type(cause) is StoreError and str(cause) == "cannot write the entry"
+    deepest = cause.__cause__
+    assert isinstance(deepest, RemoteError)
+    assert deepest.type_name == "core.support.isolation_tasks.TwoArgError"
+    assert 'raise TwoArgError("disk", 42)' in deepest.worker_traceback

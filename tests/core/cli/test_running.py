@@ -323,3 +323,24 @@ def test_find_target(tokens, index):
     from daglite.cli.running import find_target
 
     assert find_target(tokens) == index
+
+
+@pytest.mark.parametrize("backend", ["inline", "process"])
+def test_a_task_asking_for_a_missing_plugin_exits_2_on_every_backend(tmp_path, backend):
+    (tmp_path / "asks.py").write_text(
+        "from daglite import map_tasks, session, task, workflow\n"
+        "@task\n"
+        "def inner(x):\n"
+        "    with session(backend='nosuchbackend'):\n"
+        "        return x\n"
+        "@workflow\n"
+        "def flow():\n"
+        "    return map_tasks(inner, range(2))\n"
+    )
+    done = daglite_cmd("run", "asks.py:flow", "--backend", backend, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        "daglite: error: unknown backend 'nosuchbackend'; installed backends: inline, process, "
+        "thread; see: daglite plugins"
+    )
+    assert done.stdout == ""

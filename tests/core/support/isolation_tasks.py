@@ -88,3 +88,16 @@ def crash_leaving_a_child(path: str) -> str:
 
     _start_child_and_report(path)
     os._exit(3)
+
+
+@task
+def over_quota_deep(x: int) -> int:
+    """Fails with a daglite error whose own cause cannot be rebuilt from its pickle."""
+    from daglite import StoreError
+
+    if x == 1:
+        try:
+            raise TwoArgError("disk", 42)
+        except TwoArgError as exc:
+            raise StoreError("cannot write the entry") from exc
+    return x

@@ -24,6 +24,7 @@ batch arrives.
 from __future__ import annotations
 
 import contextvars
+import itertools
 import logging
 import os
 import pickle
@@ -44,6 +45,7 @@ from daglite.context import Runtime
 from daglite.context import WorkflowFrame
 from daglite.context import current_frame
 from daglite.context import current_runtime
+from daglite.errors import DagliteError
 from daglite.errors import TaskError
 from daglite.lifecycle import Tally
 from daglite.lifecycle import current_map
@@ -353,17 +355,23 @@ def _readable(error: BaseException) -> BaseException:
 
     An exception whose class cannot be rebuilt from its pickle (an `__init__` taking other
     arguments than its `args`) would make the whole batch unreadable: it is replaced by a
-    `RemoteError` keeping its type name, message and traceback.
+    `RemoteError` keeping its type name, message and traceback. Daglite errors carry their
+    cause across (a `BackendError` raised from a `PluginError`), so each link of that chain
+    is checked, the deepest first, and only the links that cannot be rebuilt are replaced.
     """
     _keep_traceback(error)
     if _rebuilds(error):
         return error
-    cause = error.__cause__ if isinstance(error, TaskError) else None
-    if cause is not None and not _rebuilds(cause):
-        error.__cause__ = _stand_in(cause, getattr(error, "worker_traceback", None))
-        if _rebuilds(error):
-            return error
-    return _stand_in(error, getattr(error, "worker_traceback", None))
+    chain = [error]  # daglite errors carry their cause across; the chain ends at any other
+    while isinstance(chain[-1], DagliteError) and chain[-1].__cause__ is not None:
+        if any(link is chain[-1].__cause__ for link in chain):
+            break
+        chain.append(chain[-1].__cause__)
+    text = getattr(error, "worker_traceback", None)
+    for parent, link in reversed(list(itertools.pairwise(chain))):  # the deepest link first
+        if not _rebuilds(link):
+            parent.__cause__ = _stand_in(link, text if parent is error else None)
+    return error if _rebuilds(error) else _stand_in(error, text)
 
 
 def _rebuilds(error: BaseException) -> bool:
