@@ -8,7 +8,7 @@ from typing import Any
 class DagliteError(Exception):
     """Base class of every error raised by daglite."""
 
-    def __reduce__(self):  # keep the cause when the error crosses a process boundary
+    def __reduce__(self) -> Any:  # keep the cause when the error crosses a process boundary
         return (type(self), self.args, {"__cause__": self.__cause__, **self.__dict__})
 
     def __setstate__(self, state: dict[str, Any] | None) -> None:
@@ -50,7 +50,7 @@ class TaskError(DagliteError):
         self.map_index = map_index
         self.attempts = attempts
 
-    def __reduce__(self):  # keep the attributes when the error crosses a process boundary
+    def __reduce__(self) -> Any:  # keep the attributes when the error crosses a process boundary
         return (
             _rebuild_task_error,
             (type(self), str(self), self.task_name, self.map_index, self.attempts),
@@ -87,7 +87,7 @@ class RemoteError(DagliteError):
         self.message = message
         self.worker_traceback = worker_traceback
 
-    def __reduce__(self):
+    def __reduce__(self) -> Any:
         return (type(self), (self.type_name, self.message, self.worker_traceback))
 
 
