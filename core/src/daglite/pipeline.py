@@ -7,9 +7,10 @@ each attempt and receives the attempt's value (or has its exception thrown in).
 
 Four tiny drivers run that generator: `run_sync` and `run_async` for plain and async
 functions, `run_stream` and `run_async_stream` for generator functions. They differ only
-in how an attempt is invoked, waited for and bounded by the timeout. A fifth, `run_plain`,
-calls a plain task's function directly when there is nothing to manage. `driver()` is the
-one place that chooses among them.
+in how an attempt is invoked, waited for and bounded by the timeout (`daglite.timeouts`,
+imported only by tasks that have one). A fifth, `run_plain`, calls a plain task's function
+directly when there is nothing to manage. `driver()` is the one place that chooses among
+them.
 
 What each moment of a call means to the outside (its event, its hook, its counts) is the
 business of `daglite.lifecycle.CallReport`.
@@ -17,8 +18,6 @@ business of `daglite.lifecycle.CallReport`.
 
 from __future__ import annotations
 
-import contextvars
-import threading
 import time
 from collections.abc import AsyncIterator
 from collections.abc import Generator
@@ -41,14 +40,6 @@ from daglite.lifecycle import count_item
 
 if TYPE_CHECKING:
     from daglite.tasks import BaseTask
-
-
-class AttemptTimedOut(Exception):
-    """Thrown into `steps()` by a driver when an attempt overran the task's timeout."""
-
-
-class AttemptAbandoned(BaseException):
-    """Raised asynchronously inside the thread of a timed-out attempt to stop its work."""
 
 
 _new_tuple = tuple.__new__
@@ -113,6 +104,13 @@ def _describe(meta: TaskMetadata) -> str:
     return f"task '{meta.name}'{where}"
 
 
+def _timed_out(exc: Exception) -> bool:
+    """Whether `exc` is the timeout engine's signal (imported only by tasks with a timeout)."""
+    from daglite.timeouts import AttemptTimedOut
+
+    return isinstance(exc, AttemptTimedOut)
+
+
 def steps(
     task: BaseTask[Any, Any], runtime: Runtime, meta: TaskMetadata
 ) -> Generator[float, Any, Any]:
@@ -149,7 +147,7 @@ def steps(
             value = yield delay
             break
         except Exception as exc:
-            timed_out = isinstance(exc, AttemptTimedOut)
+            timed_out = task.timeout is not None and _timed_out(exc)
             if timed_out:  # hooks, events and the caller see a public error, not our signal
                 exc = TaskTimeoutError(
                     f"{_describe(meta)} timed out after {task.timeout:g} s "
@@ -319,7 +317,9 @@ def run_sync(task: BaseTask[Any, Any], runtime: Runtime, meta: TaskMetadata, arg
                 if timeout is None:
                     value = func(*args, **kwargs)
                 else:
-                    value = _call_with_timeout(func, args, kwargs, timeout, meta.name)
+                    from daglite.timeouts import call_with_timeout  # only tasks with a timeout
+
+                    value = call_with_timeout(func, args, kwargs, timeout, meta.name)
             except BaseException as exc:
                 delay = gen.throw(exc)  # raises when no retry is left (or on Ctrl-C)
                 attempt += 1
@@ -356,7 +356,9 @@ async def run_async(
                 if timeout is None:
                     value = await func(*args, **kwargs)
                 else:
-                    value = await _await_with_timeout(func(*args, **kwargs), timeout)
+                    from daglite.timeouts import await_with_timeout
+
+                    value = await await_with_timeout(func(*args, **kwargs), timeout)
             except BaseException as exc:
                 delay = gen.throw(exc)  # raises when no retry is left (or on cancellation)
                 attempt += 1
@@ -451,101 +453,3 @@ def _finish(gen: Generator[float, Any, Any], meta: TaskMetadata, exc: BaseExcept
     finally:
         current_frame.reset(token)
     raise AssertionError("a stream task's pipeline asked for a retry")  # pragma: no cover
-
-
-# -- timeouts -----------------------------------------------------------------------------
-
-
-def _call_with_timeout(func, args, kwargs, timeout: float, name: str) -> Any:
-    """Run one attempt in a daemon thread and stop waiting for it after `timeout` seconds.
-
-    The abandoned attempt cannot be killed from outside (only a process can be), so it is
-    asked to stop: `AttemptAbandoned` is raised inside its thread at the next Python
-    instruction. Pure-Python work stops at once; a blocking C call (a `sleep`, a socket
-    read) finishes that call first. Its result, if any, is discarded.
-    """
-    return _Attempt(func, args, kwargs, name).wait(timeout)
-
-
-class _Attempt:
-    """One attempt of a task running in a daemon thread, which the caller may abandon.
-
-    A lock makes "the attempt finished" and "the caller gave up" exclusive, so the stop
-    request can only land while the attempt is still inside `_run`, where it is caught.
-    """
-
-    def __init__(self, func, args, kwargs, name: str) -> None:
-        context = contextvars.copy_context()
-        self._call = lambda: context.run(func, *args, **kwargs)
-        self._guard = threading.Lock()
-        self._done = threading.Event()
-        self._abandoned = False
-        self._outcome: tuple[bool, Any] = (False, None)
-        self._thread = threading.Thread(
-            target=self._run, name=f"daglite-timeout-{name}", daemon=True
-        )
-
-    def _run(self) -> None:
-        try:
-            try:
-                outcome = (True, self._call())
-            except BaseException as exc:
-                outcome = (False, exc)
-            with self._guard:
-                if not self._abandoned:
-                    self._outcome = outcome
-                    self._done.set()
-        except AttemptAbandoned:
-            pass  # the caller stopped waiting: nothing is left to report
-
-    def wait(self, timeout: float) -> Any:
-        """Start the attempt; its value, its exception, or `AttemptTimedOut`."""
-        self._thread.start()
-        try:
-            finished = self._done.wait(timeout)
-        except BaseException:  # Ctrl-C while waiting: stop the attempt too
-            self._abandon()
-            raise
-        if not finished and self._abandon():
-            raise AttemptTimedOut(timeout)
-        ok, value = self._outcome
-        if ok:
-            return value
-        raise value
-
-    def _abandon(self) -> bool:
-        """Ask the attempt to stop unless it has just finished; True if it was abandoned."""
-        import ctypes
-
-        with self._guard:
-            if self._done.is_set():
-                return False
-            self._abandoned = True
-            if self._thread.ident is not None:  # always: the thread was started
-                ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                    ctypes.c_ulong(self._thread.ident), ctypes.py_object(AttemptAbandoned)
-                )
-            return True
-
-
-async def _await_with_timeout(coro, timeout: float) -> Any:
-    """Await `coro` as a task of its own; cancel it after `timeout` seconds.
-
-    Waiting with `asyncio.wait` (not `wait_for`) tells our timeout apart from a
-    `TimeoutError` the task raises itself, without comparing clocks.
-    """
-    import asyncio
-
-    attempt = asyncio.ensure_future(coro)
-    try:
-        done, _ = await asyncio.wait({attempt}, timeout=timeout)
-    except BaseException:  # we were cancelled ourselves: take the attempt with us
-        attempt.cancel()
-        raise
-    if done:
-        return attempt.result()
-    attempt.cancel()
-    await asyncio.wait({attempt})  # let it run its cleanup (finally blocks, except clauses)
-    if not attempt.cancelled():
-        attempt.exception()  # retrieved: it ends with the timeout, whatever it did last
-    raise AttemptTimedOut(timeout)
