@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from daglite import events as ev
     from daglite.backends import Backend
     from daglite.backends.transport import WorkerSpec
-    from daglite.caching import CacheStore
+    from daglite.cachestore import CacheStore
     from daglite.datasets import DatasetStore
     from daglite.report.recorder import ReportRecorder
 

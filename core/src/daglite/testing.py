@@ -33,7 +33,7 @@ from daglite import registry
 from daglite.interest import Interest
 
 if TYPE_CHECKING:
-    from daglite.caching import CacheStore
+    from daglite.cachestore import CacheStore
     from daglite.datasets import DatasetStore
     from daglite.events import Event
     from daglite.stores import ByteStore
@@ -186,7 +186,7 @@ def memory_cache_store(
     *, ttl: float | None = None, clock: Callable[[], float] | None = None
 ) -> CacheStore:
     """A `CacheStore` in memory, empty, with an optional TTL and injectable clock."""
-    from daglite.caching import CacheStore
+    from daglite.cachestore import CacheStore
 
     return CacheStore(memory_store(), ttl=ttl, clock=clock)
 

@@ -42,7 +42,7 @@ def open_store(url: str | None) -> Any:
     Raises:
         UsageError: The store cannot be opened (e.g. its URL scheme is not installed).
     """
-    from daglite.caching import CacheStore
+    from daglite.cachestore import CacheStore
 
     if url is None:
         from daglite.settings import get_global_settings
@@ -69,7 +69,7 @@ def clear(url: str | None, older_than: str | None, force: bool = False) -> int:
     Raises:
         UsageError: The store is not a daglite cache store and `force` is not given.
     """
-    from daglite.caching import MARKER
+    from daglite.cachestore import MARKER
 
     seconds = parse_duration(older_than) if older_than is not None else None
     store = open_store(url)

@@ -1,35 +1,62 @@
-"""Cache stores touch only their own files, inside their root, and are released.
+"""Cache stores (`daglite.cachestore`): entries, expiry, corruption, concurrent writers, and
+touching only their own files, inside their root.
 
-Real files, real symlinks, real writer processes killed mid-write (SIGKILL, and SIGXFSZ from
-a real file-size limit), the real `daglite cache` command.
+Real files, real symlinks, real writer processes (concurrent, and killed mid-write by
+SIGKILL and SIGXFSZ from a real file-size limit), the real `daglite cache` command.
 """
 
 from __future__ import annotations
 
 import gc
+import multiprocessing
 import os
+import pickle
 import signal
+import struct
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+import zlib
 from pathlib import Path
 
 import pytest
 
 from daglite import session
 from daglite import task
-from daglite.caching import MARKER
-from daglite.caching import CacheStore
+from daglite.cachestore import MARKER
+from daglite.cachestore import CacheStore
+from daglite.cachestore import open_cache_store
+from daglite.caching import CachePlan
 from daglite.caching import cache_key
 from daglite.errors import StoreError
 from daglite.stores import ByteStore
 from daglite.stores import forget_stores
+from daglite.testing import CallLog
+from daglite.testing import ManualClock
+from daglite.testing import memory_cache_store
 
 
 @task(cache=True)
 def double(x: int) -> int:
     return 2 * x
+
+
+def counted(**options):
+    """A cached task `f(x, y=0)` and the list of calls that actually ran."""
+    calls = CallLog()
+
+    @task(**options)
+    def f(x, y=0):
+        calls.append((x, y))
+        return {"sum": x + y}
+
+    return f, calls
+
+
+def events_of(kind, events):
+    return [e for e in events if e.kind == kind]
 
 
 def _files(root: Path) -> list[str]:
@@ -184,7 +211,7 @@ def test_a_store_written_before_the_marker_existed_is_recognised(tmp_path):
 WRITER = textwrap.dedent(
     """
     import os, sys
-    from daglite.caching import CacheStore
+    from daglite.cachestore import CacheStore
 
     store = CacheStore(sys.argv[1])
     store.put("00" + "0" * 38, "first")  # the folder and the marker exist
@@ -259,7 +286,7 @@ def test_a_failed_write_under_a_file_size_limit_leaves_nothing(tmp_path):
     script = textwrap.dedent(
         """
         import resource, signal, sys
-        from daglite.caching import CacheStore
+        from daglite.cachestore import CacheStore
         from daglite.errors import StoreError
 
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # Python's default: the write fails
@@ -292,3 +319,186 @@ def test_stale_temporaries_are_swept_when_a_writer_first_uses_their_folder(tmp_p
     CacheStore(str(root)).put("ab" + "4" * 38, "newer")
     assert not dead.exists()  # older than the sweep age
     assert live.exists()
+
+
+# -- entries ------------------------------------------------------------------------------
+
+
+def test_cache_store_rejects_bad_ttl_and_specs():
+    with pytest.raises(ValueError, match="ttl must be > 0"):
+        CacheStore("memory://t", ttl=0)
+    with pytest.raises(ValueError, match="ttl must be a number of seconds or None"):
+        CacheStore("memory://t", ttl="1")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="a cache store is a path, a URL"):
+        open_cache_store(42)
+    with pytest.raises(TypeError, match="a cache store is a path, a URL"):
+        open_cache_store({"url": "x"})
+
+
+def test_store_helpers_delete_keys_clear():
+    store = memory_cache_store()
+    store.put("k1", 1)
+    store.put("k2", [2])
+    assert store.keys() == ["k1", "k2"]
+    assert store.get("k2") == (True, [2], "")
+    assert store.delete("k1") and not store.delete("k1")
+    assert store.clear() == 1 and store.keys() == []
+    assert pickle.loads(pickle.dumps(store)).keys() == []
+
+
+def test_clear_older_than_keeps_recent_entries_and_drops_corrupt_ones():
+    clock = ManualClock()
+    cache = memory_cache_store(clock=clock)
+    cache.put("old", 1)
+    clock.advance(3600)
+    cache.put("new", 2)
+    broken = "ba" + "0" * 38  # named like an entry daglite makes, but garbled
+    cache.bytes.write(f"ba/{broken}", b"garbage")
+    assert cache.clear(older_than=1800) == 2  # "old" and the corrupt entry
+    assert cache.keys() == ["new"]
+    assert cache.get("new") == (True, 2, "")
+    assert cache.clear() == 1
+    assert cache.keys() == []
+
+
+def test_info_reports_entries_bytes_and_ages():
+    clock = ManualClock()
+    cache = memory_cache_store(clock=clock, ttl=60)
+    cache.put("a", list(range(10)))
+    clock.advance(30)
+    cache.put("b", "x")
+    clock.advance(10)
+    facts = cache.info()
+    assert facts["store"] == cache.bytes.safe_url
+    assert facts["entries"] == 2
+    assert facts["bytes"] > 0
+    assert (facts["newest"], facts["oldest"], facts["ttl"]) == ("10 s ago", "40 s ago", "60 s")
+
+
+# -- corruption -------------------------------------------------------------------------------
+
+
+def _entry_path(root: Path, key: str) -> Path:
+    return root / key[:2] / key
+
+
+def _header_garbage(data: bytes) -> bytes:
+    return b"\xde\xad\xbe\xef" + os.urandom(40) + data[44:]
+
+
+def _good_crc_bad_pickle(data: bytes) -> bytes:
+    payload = b"\x80\x05garbage that is not a pickle"
+    header = struct.pack(">4sBdQIB", b"DGLC", 1, 0.0, len(payload), zlib.crc32(payload), 6)
+    return header + b"pickle" + payload
+
+
+CORRUPTIONS = {
+    "empty": (lambda data: b"", "corrupt: empty entry"),
+    "short header": (lambda data: data[:10], "corrupt: truncated header (10 bytes)"),
+    "truncated": (lambda data: data[:-5], "corrupt: truncated data"),
+    "garbage data": (
+        lambda data: data[:-8] + bytes(b ^ 0xFF for b in data[-8:]),
+        "corrupt: checksum mismatch",
+    ),
+    "garbage metadata": (_header_garbage, "corrupt: bad header"),
+    "wrong format name": (lambda data: data[:30] + b"pockle" + data[36:], "corrupt: bad header"),
+    "undecodable value": (_good_crc_bad_pickle, "corrupt: cannot unpickle"),
+    "random bytes": (lambda data: os.urandom(len(data)), "corrupt: bad header"),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(CORRUPTIONS))
+def test_corrupt_entries_are_misses_with_a_warning_event(tmp_path, shape, caplog):
+    spoil, reason = CORRUPTIONS[shape]
+    root = tmp_path / "cache"
+    f, calls = counted(cache=str(root))
+    f(1)
+    key = cache_key(f, 1)
+    path = _entry_path(root, key)
+    path.write_bytes(spoil(path.read_bytes()))
+    events = []
+    with caplog.at_level("WARNING", logger="daglite"), session(plugins=[events.append]):
+        assert f(1) == {"sum": 1}
+        assert f(1) == {"sum": 1}  # the entry was rewritten: a hit again
+    assert len(calls) == 2
+    missed = events_of("CacheMissed", events)
+    assert len(missed) == 1 and missed[0].reason.startswith(reason), missed[0].reason
+    assert key in caplog.text and "is a miss" in caplog.text
+    assert len(events_of("CacheHit", events)) == 1
+
+
+def test_unreadable_entry_is_a_miss(tmp_path):
+    root = tmp_path / "cache"
+    f, calls = counted(cache=str(root))
+    f(1)
+    path = _entry_path(root, cache_key(f, 1))
+    path.unlink()
+    path.mkdir()  # reading a directory fails with an OSError other than "not found"
+    plan = CachePlan(open_cache_store(str(root)), cache_key(f, 1), None)
+    assert plan.lookup() == (False, None)
+    assert plan.miss_reason.startswith("unreadable: ")
+
+
+# -- concurrency ------------------------------------------------------------------------------
+
+
+def test_threads_writing_the_same_key_never_tear(tmp_path):
+    store = CacheStore(str(tmp_path / "c"))
+    values = [list(range(i, i + 20_000)) for i in range(6)]
+    bad = []
+    stop = threading.Event()
+
+    def write(value):
+        for _ in range(10):
+            store.put("samekey", value)
+
+    def read():
+        while not stop.is_set():
+            found, value, reason = store.get("samekey")
+            if reason not in ("", "absent") or (found and value not in values):
+                bad.append(reason)
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    writers = [threading.Thread(target=write, args=(v,)) for v in values]
+    for t in readers + writers:
+        t.start()
+    for t in writers:
+        t.join()
+    stop.set()
+    for t in readers:
+        t.join()
+    assert bad == []
+    assert store.get("samekey")[1] in values
+    assert store.keys() == ["samekey"]
+
+
+def _process_writer(root: str, seed: int, rounds: int) -> None:
+    store = CacheStore(root)
+    for _ in range(rounds):
+        store.put("samekey", [seed] * 20_000)
+
+
+def test_processes_writing_the_same_key_never_tear(tmp_path):
+    root = str(tmp_path / "c")
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_process_writer, args=(root, i, 25)) for i in range(2)]
+    for p in procs:
+        p.start()
+    store = CacheStore(root)
+    bad = []
+    seen = set()
+    while any(p.is_alive() for p in procs):
+        found, value, reason = store.get("samekey")
+        if found:
+            if len(set(value)) != 1 or len(value) != 20_000:
+                bad.append("mixed")
+            seen.add(value[0])
+        elif reason != "absent":
+            bad.append(reason)
+        time.sleep(0.002)
+    for p in procs:
+        p.join()
+        assert p.exitcode == 0
+    assert bad == []
+    assert store.get("samekey")[0] is True
+    assert store.keys() == ["samekey"]
