@@ -284,9 +284,8 @@ def test_worker_saves_to_local_stores_are_relayed(tmp_path):
     assert path == str(tmp_path / "ds" / "r" / "v.json")
     assert store.list() == []  # nothing written in the worker
     [(write,)] = relayed
-    spec, key, data, fmt, info = write
-    assert (spec, key, fmt) == (store.url, "r/v.json", "json")
-    assert info == {"task_id": None, "name": None, "map_index": None}
+    spec, key, data, index = write
+    assert (spec, key, index) == (store.url, "r/v.json", None)
     assert data == b'{"a": 1}'
     # The coordinator writes the bytes as they came, through a freshly opened store.
     shipped = pickle.loads(pickle.dumps(write))
@@ -294,7 +293,7 @@ def test_worker_saves_to_local_stores_are_relayed(tmp_path):
     assert shipped.apply(None) == path
     assert store.load("r/v.json") == {"a": 1}
     store.delete("r/v.json")
-    assert apply_relayed_write(spec, key, data, fmt, info) == path
+    assert apply_relayed_write(spec, key, data) == path
     assert store.load("r/v.json") == {"a": 1}
 
 

@@ -132,12 +132,8 @@ def _save(
     data, fmt = store.dumps(key, value, format=format, options=options)
     relay = runtime.dataset_relay
     if relay is not None and store.is_local:
-        info = {
-            "task_id": meta.task_id if meta is not None else None,
-            "name": meta.name if meta is not None else None,
-            "map_index": meta.map_index if meta is not None else None,
-        }
-        relay(RelayedWrite(store.config(), key, data, fmt.name, info))
+        index = meta.map_index if meta is not None else None
+        relay(RelayedWrite(store.config(), key, data, index))
         path = store.bytes.full_path(key)
     else:
         path = store.write(key, data)
@@ -282,28 +278,21 @@ class RelayedWrite(NamedTuple):
         store: `DatasetStore.config()` of the target store (a URL, or URL and options).
         key: The resolved key.
         data: The serialized dataset (never deserialized on the way).
-        format_name: The format the worker used.
-        metadata: Who saved it (`task_id`, `name`, `map_index`).
+        map_index: The map item whose call saved it (its failure becomes that item's), or
+            `None`.
     """
 
     store: Any
     key: str
     data: bytes
-    format_name: str | None
-    metadata: dict[str, Any] | None
+    map_index: int | None
 
     def apply(self, runtime: Any = None) -> str:
         """Write the data on the coordinator; returns where it was stored."""
-        return apply_relayed_write(*self)
+        return apply_relayed_write(self.store, self.key, self.data)
 
 
-def apply_relayed_write(
-    store: Any,
-    key: str,
-    data: bytes,
-    format_name: str | None = None,
-    metadata: dict[str, Any] | None = None,
-) -> str:
+def apply_relayed_write(store: Any, key: str, data: bytes) -> str:
     """Write bytes a worker serialized for a local-only store (runs on the coordinator).
 
     The bytes are written as they came (never deserialized here); the key is validated
@@ -314,8 +303,6 @@ def apply_relayed_write(
             `{"url", "options"}` dict), or a store object.
         key: The resolved key.
         data: The serialized dataset.
-        format_name: The format the worker used (informational).
-        metadata: Who saved it (`task_id`, `name`, `map_index`; informational).
 
     Returns:
         Where the data was stored.

@@ -137,8 +137,8 @@ class _WorkflowDecorator:
         return _make_workflow(func, self._name, self._description)
 
 
-# Most specific first: an async-generator function also matches `Callable[P, R]`, so the
-# later overloads overlap the earlier ones on purpose (hence the `overload-overlap` ignores).
+# Most specific first: an async function also matches `Callable[P, R]`, so the second
+# overload overlaps the first on purpose (hence the `overload-overlap` ignores).
 @overload
 def workflow(func: Callable[P, Coroutine[Any, Any, R]]) -> AsyncWorkflow[P, R]: ...  # type: ignore[overload-overlap]
 @overload

@@ -29,7 +29,6 @@ from daglite.backends import Outcome
 from daglite.backends.base import collect
 from daglite.backends.base import run_coroutine
 from daglite.backends.inline import InlineBackend
-from daglite.backends.thread import ThreadBackend
 from daglite.events import MapEnded
 from daglite.events import TaskFailed
 from daglite.interest import Interest
@@ -230,7 +229,6 @@ def test_collect_orders_by_index_and_applies_return_exceptions():
 def test_backend_is_abstract():
     with pytest.raises(TypeError, match="abstract"):
         Backend(DagliteSettings())  # type: ignore[abstract]
-    assert ThreadBackend.shares_memory and InlineBackend.shares_memory
 
 
 def test_a_plugin_backend_implements_map_with_the_job_helpers():

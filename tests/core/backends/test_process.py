@@ -26,7 +26,6 @@ from daglite import session
 from daglite.backends import process as process_module
 from daglite.settings import DagliteSettings
 
-from ..support.process_tasks import APPLIED
 from ..support.process_tasks import FailingStart
 from ..support.process_tasks import WorkerHook
 from ..support.process_tasks import async_double
@@ -38,11 +37,11 @@ from ..support.process_tasks import exits
 from ..support.process_tasks import fail_at
 from ..support.process_tasks import nap
 from ..support.process_tasks import outer
+from ..support.process_tasks import saver
 from ..support.process_tasks import sleepy
 from ..support.process_tasks import square
 from ..support.process_tasks import stuck_in_c
 from ..support.process_tasks import whoami
-from ..support.process_tasks import writer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -158,9 +157,10 @@ def test_map_outside_a_session_starts_and_stops_its_own_pool():
     assert map_tasks(square, range(10), backend="process") == [x * x for x in range(10)]
 
 
-def test_nested_maps_run_inline_in_the_worker():
-    with session(backend="process"):
-        (result,) = map_tasks(outer, [3])
+@pytest.mark.parametrize("nested", [None, "process"])
+def test_nested_maps_run_inline_in_the_worker(nested):
+    with session(backend="process"):  # even a nested map naming a process backend
+        (result,) = map_tasks(outer, [3], [nested])
     outer_pid = result[0][0]
     assert outer_pid != os.getpid()
     assert result[1:] == [(outer_pid, "inline")] * 3
@@ -198,20 +198,32 @@ def test_worker_log_records_are_relayed(caplog):
     assert all(r.process != os.getpid() for r in caplog.records if r.name.endswith("worker"))
 
 
-def test_dataset_writes_are_relayed_and_applied_in_order():
-    APPLIED.clear()
-    applied_before_success = []
+def test_dataset_writes_are_relayed_and_applied_in_order(tmp_path, monkeypatch):
+    from daglite import datasets
+
+    applied: list[str] = []
+    real = datasets.apply_relayed_write
+
+    def recording(store, key, data):  # the real write, on the coordinator, keeping its order
+        applied.append(key)
+        return real(store, key, data)
+
+    monkeypatch.setattr(datasets, "apply_relayed_write", recording)
+    root = tmp_path / "ds"
+    saved_before_success = []
 
     def on_event(event):
         if event.kind == "TaskSucceeded":
-            applied_before_success.append(event.map_index in APPLIED)
+            saved_before_success.append((root / "items" / f"{event.map_index}.json").exists())
 
     settings = DagliteSettings(max_workers=1)
-    with session(backend="process", settings=settings, plugins=[on_event]):
-        assert map_tasks(writer, range(300)) == [True] * 300  # streamed first, then batched
-        assert list(range(300)) == APPLIED
-    assert applied_before_success == [True] * 300  # writes land before the events after them
-    assert writer.func(1) is False  # outside a worker the caller writes itself
+    with session(backend="process", settings=settings, dataset_store=str(root), plugins=[on_event]):
+        assert map_tasks(saver, range(300)) == list(range(300))  # streamed first, then batched
+    assert applied == [f"items/{x}.json" for x in range(300)]
+    assert saved_before_success == [True] * 300  # writes land before the events after them
+    assert sorted(p.name for p in (root / "items").iterdir()) == sorted(
+        f"{x}.json" for x in range(300)
+    )
 
 
 def test_hook_plugins_run_in_workers_and_start_once_per_worker(tmp_path):

@@ -158,24 +158,3 @@ def test_a_transport_backend_without_make_transport_says_so():
         pytest.raises(NotImplementedError, match=r"^Incomplete does not implement "),
     ):
         map_tasks(where, range(2))
-
-
-def test_a_transport_backend_runs_a_map_inline_inside_a_worker():
-    import attrs
-
-    from daglite.context import bare_runtime
-    from daglite.plugin import MapJob
-
-    worker = attrs.evolve(bare_runtime(), in_worker=True)
-    job = MapJob(
-        task=fail_at,
-        items=iter([(0, 9), (1, 9), (2, 9)]),
-        total=3,
-        map_id="m",
-        runtime=worker,
-        parent=None,
-        backend="toy-pool",
-    )
-    backend = PoolBackend(DagliteSettings())
-    assert backend.map(job) == [0, 1, 2]
-    assert backend._transport is None  # no transport was built: nothing left this process

@@ -14,7 +14,6 @@ import time
 import daglite
 from daglite import map_tasks
 from daglite import task
-from daglite.backends.worker import relay_write
 
 
 @task
@@ -87,8 +86,8 @@ def inner(x: int) -> tuple[int, str | None]:
 
 
 @task
-def outer(n: int) -> list[tuple[int, str | None]]:
-    return [(os.getpid(), None), *map_tasks(inner, range(n))]
+def outer(n: int, backend: str | None = None) -> list[tuple[int, str | None]]:
+    return [(os.getpid(), None), *map_tasks(inner, range(n), backend=backend)]
 
 
 @task
@@ -97,21 +96,9 @@ def chatty(x: int) -> int:
     return x
 
 
-#: The values of the `Write`s applied on the coordinator, in order.
-APPLIED: list[int] = []
-
-
-class Write:
-    def __init__(self, value: int) -> None:
-        self.value = value
-
-    def apply(self, runtime) -> None:
-        APPLIED.append(self.value)
-
-
-@task
-def writer(x: int) -> bool:
-    return relay_write(Write(x))
+@task(dataset="items/{x}.json")
+def saver(x: int) -> int:
+    return x
 
 
 @task

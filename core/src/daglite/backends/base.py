@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from time import perf_counter
 from typing import TYPE_CHECKING
 from typing import Any
-from typing import ClassVar
 from typing import TypeAlias
 
 import attrs
@@ -284,9 +283,6 @@ class Backend(abc.ABC):
     Args:
         settings: The settings of the session that created the backend.
     """
-
-    #: Whether workers share the coordinator's memory (threads) or not (processes).
-    shares_memory: ClassVar[bool] = True
 
     def __init__(self, settings: DagliteSettings) -> None:
         self.settings = settings

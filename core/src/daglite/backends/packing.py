@@ -30,6 +30,7 @@ from daglite.errors import BackendError
 from daglite.lifecycle import tally_of
 
 if TYPE_CHECKING:
+    from daglite.datasets import RelayedWrite
     from daglite.tasks import BaseTask
 
 #: The worker spec of maps run outside any session (the bare runtime's), by backend.
@@ -201,18 +202,17 @@ def relay_events(data: bytes, job: MapJob, failed: dict[int, Exception] | None =
             emit(obj)
 
 
-def apply(write: Any, runtime: Runtime, failed: dict[int, Exception] | None) -> None:
+def apply(write: RelayedWrite, runtime: Runtime, failed: dict[int, Exception] | None) -> None:
     """Apply a relayed dataset write; if it fails, record the error as its item's.
 
-    The write's `metadata["map_index"]` names its item; the error then becomes that item's
-    outcome (`failed`), so one failed write never fails the whole map. A write that names
-    no item, or with nowhere to record it, raises.
+    The write's `map_index` names its item; the error then becomes that item's outcome
+    (`failed`), so one failed write never fails the whole map. A write that names no item,
+    or with nowhere to record it, raises.
     """
     try:
         write.apply(runtime)
     except Exception as exc:
-        metadata = getattr(write, "metadata", None)
-        index = metadata.get("map_index") if isinstance(metadata, dict) else None
-        if failed is None or not isinstance(index, int):
+        index = write.map_index
+        if failed is None or index is None:
             raise
         failed.setdefault(index, exc)

@@ -36,7 +36,6 @@ import attrs
 from daglite.backends.base import Backend
 from daglite.backends.base import MapJob
 from daglite.backends.base import Outcome
-from daglite.backends.base import collect
 from daglite.backends.environ import describe
 from daglite.settings import DagliteSettings
 
@@ -115,8 +114,8 @@ class BatchResult:
         outcomes: One `Outcome` `(index, ok, value)` per item that ran, in order.
         events: The events the items emitted, in order.
         logs: Log records emitted while the items ran (ready for `Logger.handle`).
-        writes: Dataset writes to apply on the coordinator, in order: objects with an
-            `apply(runtime)` method, appended by `relay_write`.
+        writes: Dataset writes to apply on the coordinator, in order
+            (`daglite.datasets.RelayedWrite`s, relayed by the worker's `dataset_relay`).
         duration: Seconds the items took in the worker (sizes the next batches).
         tainted: A timed-out attempt is still running in this worker: replace it.
         error: Why the batch could not run at all (its task or items failed to load).
@@ -229,7 +228,6 @@ class TransportBackend(Backend):
     (`WorkerSpec.clean_env`), so a task sees the same variables on every backend.
     """
 
-    shares_memory = False
     local_workers: ClassVar[bool] = False
 
     def __init__(self, settings: DagliteSettings) -> None:
@@ -269,9 +267,10 @@ class TransportBackend(Backend):
         return store
 
     def map(self, job: MapJob) -> list[Any]:
-        """Run the items through the transport's workers; results in input order."""
-        if job.runtime.in_worker:  # a map inside a worker runs there, inline
-            return collect(job, job.run_chunk(enumerate(job.items)))
+        """Run the items through the transport's workers; results in input order.
+
+        Never called inside a worker: a map there runs inline (`map_tasks` picks `inline`).
+        """
         from daglite.backends.maploop import run_map
         from daglite.backends.packing import worker_spec
 

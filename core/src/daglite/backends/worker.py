@@ -13,9 +13,9 @@ Every backend whose workers live in other processes (`process` in the core, `lok
 `run_batch` runs the items in order through the same run pipeline as an inline call
 (`MapJob.run_chunk`) with a worker `Runtime(in_worker=True)` whose event sink appends to
 a per-batch buffer, and returns a cloudpickled `BatchResult`: the outcomes, the buffered
-events, log records and dataset writes (`relay_write`), the time the items took, and
-whether the worker must be replaced (a timed-out attempt is still running in it). The
-coordinator hands those bytes to `daglite.backends.packing.relay`.
+events, log records and dataset writes (`RelayedWrite`s, through `Runtime.dataset_relay`),
+the time the items took, and whether the worker must be replaced (a timed-out attempt is
+still running in it). The coordinator hands those bytes to `daglite.backends.packing.relay`.
 
 This module is imported by every worker, so it imports little: cloudpickle only when a
 batch arrives.
@@ -91,6 +91,11 @@ class _WorkerSink:
 
 
 def _relay(write: Any) -> None:
+    """The worker runtime's `dataset_relay`: queue a save to a coordinator-only store.
+
+    The coordinator applies the writes in order, each before any event emitted after it
+    (a `DatasetSaved` event finds the data saved).
+    """
     batch = _batch.get()
     if batch is None:
         return
@@ -99,25 +104,6 @@ def _relay(write: Any) -> None:
         batch.writes.append(write)
     else:  # streamed with the events, so a write still comes before the events after it
         stream([(True, write)])
-
-
-def relay_write(write: Any) -> bool:
-    """Queue a dataset write for the coordinator, when running inside a worker batch.
-
-    The datasets module calls this from a worker instead of writing to a store the worker
-    cannot share with the coordinator. `write` must pickle and have an `apply(runtime)`
-    method; the coordinator calls it with its own runtime, in order, and before it hands
-    on any event emitted after the write (a `DatasetSaved` event finds the data saved).
-
-    Returns:
-        True if the write was queued; False outside a worker batch (then write directly).
-    """
-    runtime = current_runtime.get()
-    relay = runtime.dataset_relay if runtime is not None else None
-    if relay is None or _batch.get() is None:
-        return False
-    relay(write)
-    return True
 
 
 class _LogCapture(logging.Handler):
