@@ -36,11 +36,11 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+from daglite.bytestore import ByteStore
 from daglite.errors import StoreError
 from daglite.formats import cache_format
 from daglite.formats import get_format
 from daglite.localstore import LocalStore
-from daglite.stores import ByteStore
 from daglite.stores import StoreLayers
 from daglite.stores import open_store
 

@@ -25,6 +25,7 @@ from typing import NamedTuple
 from typing import TypeVar
 from typing import overload
 
+from daglite.bytestore import check_key
 from daglite.context import Runtime
 from daglite.context import current_runtime
 from daglite.context import current_task
@@ -34,7 +35,6 @@ from daglite.datasetstore import open_dataset_store
 from daglite.errors import DatasetError
 from daglite.lifecycle import dataset_loaded
 from daglite.lifecycle import dataset_saved
-from daglite.stores import check_key
 from daglite.templates import UnsafeValue
 from daglite.templates import fill_key
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from typing import Any
 
+from daglite.bytestore import ByteStore
+from daglite.bytestore import check_key
 from daglite.errors import DatasetError
 from daglite.localstore import LocalStore
-from daglite.stores import ByteStore
 from daglite.stores import StoreLayers
-from daglite.stores import check_key
 from daglite.stores import open_store
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ import os
 import time
 from typing import Any
 
+from daglite.bytestore import ByteStore
 from daglite.errors import StoreError
-from daglite.stores import ByteStore
 from daglite.stores import open_store
 from daglite.temporaries import TEMP_MARK
 from daglite.temporaries import TEMP_MAX_AGE

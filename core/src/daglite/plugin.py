@@ -59,13 +59,13 @@ from daglite.backends.transport import Transport
 from daglite.backends.transport import TransportBackend
 from daglite.backends.transport import WorkerLost
 from daglite.backends.worker import run_batch
+from daglite.bytestore import ByteStore
 from daglite.events import Event
 from daglite.formats import Format
 from daglite.interest import EVERYTHING
 from daglite.interest import Interest
 from daglite.pluginoptions import plugin_options
 from daglite.settings import DagliteSettings
-from daglite.stores import ByteStore
 
 #: The version of this contract (bumped on any incompatible change).
 API_VERSION = 1

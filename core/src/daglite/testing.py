@@ -33,10 +33,10 @@ from daglite import registry
 from daglite.interest import Interest
 
 if TYPE_CHECKING:
+    from daglite.bytestore import ByteStore
     from daglite.cachestore import CacheStore
     from daglite.datasets import DatasetStore
     from daglite.events import Event
-    from daglite.stores import ByteStore
 
 E = TypeVar("E", bound="Event")
 
