@@ -21,6 +21,7 @@ from daglite.datasets import DatasetStore
 from daglite.redaction import redact
 from daglite.redaction import redact_url
 from daglite.redaction import split_credentials
+from daglite.redaction import summarize_arguments
 from daglite.settings import DagliteSettings
 from daglite.stores import open_store
 from daglite.testing import EventCapture
@@ -197,3 +198,28 @@ def test_cli_cache_commands_never_print_the_credentials(tmp_path):
         assert done.returncode == 2
         assert "cannot open the cache store 'gs://***@bucket/c'" in done.stderr
         assert KEY not in done.stderr + done.stdout and SECRET not in done.stderr + done.stdout
+
+
+def test_summarize_arguments_is_short_and_never_shows_a_secret():
+    class Broken:
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+    summary = summarize_arguments(
+        {
+            "x": 3,
+            "token": "T0K3N",
+            "AWS_Secret": "s",
+            "url": "https://user:pw@host/path",
+            "big": "y" * 500,
+            "odd": Broken(),
+        }
+    )
+    assert summary == {
+        "x": "3",
+        "token": "***",
+        "AWS_Secret": "***",
+        "url": "'https://***@host/path'",
+        "big": "'" + "y" * 78 + "…",
+        "odd": "<Broken: repr failed: RuntimeError>",
+    }

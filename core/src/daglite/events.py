@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import operator
 import os
-import re
-import sys
 import threading
 import time
 from typing import Any
 
 import attrs
 
-from daglite.redaction import redact_url
+from daglite.redaction import redacted_command
+from daglite.redaction import summarize_arguments as summarize_arguments  # lifecycle uses it here
 
 
 def _now() -> float:
@@ -58,53 +57,6 @@ def _forked() -> None:
 
 if hasattr(os, "register_at_fork"):  # POSIX; elsewhere no process is forked
     os.register_at_fork(after_in_child=_forked)
-
-
-_SECRET_NAME = re.compile(r"secret|token|passw|key|credential|auth", re.I)
-_NAME = re.compile(r"-*[\w.-]+")
-
-
-def _command() -> list[str]:
-    """`sys.argv` with secret-looking values and URL credentials replaced by `***`.
-
-    A value is secret-looking when it follows an option whose name looks secret
-    (`--api-key VALUE`, `--token=VALUE`) or a name that does (`s3.secret=VALUE`,
-    `AWS_SECRET_ACCESS_KEY=VALUE`).
-    """
-    command: list[str] = []
-    hide_next = False
-    for arg in sys.argv:
-        name, eq, _ = arg.partition("=")
-        secret = bool(_NAME.fullmatch(name) and _SECRET_NAME.search(name))
-        if hide_next:
-            arg, hide_next = "***", False
-        elif secret and eq:
-            arg = f"{name}=***"
-        elif secret and name.startswith("-"):
-            hide_next = True
-        command.append(redact_url(arg))
-    return command
-
-
-def summarize_arguments(inputs: dict[str, Any], width: int = 80) -> dict[str, str]:
-    """A short `repr` of each argument, for failure events (never a secret).
-
-    Arguments whose name looks secret (key, token, password, ...) show as `***`, URL
-    credentials and secret query values are masked (`redaction.redact_url`), and each
-    repr is cut to `width` characters.
-    """
-    summary = {}
-    for name, value in inputs.items():
-        if _SECRET_NAME.search(name):
-            summary[name] = "***"
-            continue
-        try:
-            text = repr(value)
-        except Exception as exc:  # a broken __repr__ must not hide the failure
-            text = f"<{type(value).__name__}: repr failed: {type(exc).__name__}>"
-        text = redact_url(text)
-        summary[name] = text if len(text) <= width else text[: width - 1] + "…"
-    return summary
 
 
 @attrs.frozen(kw_only=True)
@@ -156,7 +108,7 @@ class SessionStarted(Event):
     backend: str
     host: str = attrs.field(factory=_host)
     pid: int = attrs.field(factory=_pid)
-    command: list[str] = attrs.field(factory=_command)
+    command: list[str] = attrs.field(factory=redacted_command)
 
 
 @attrs.frozen(kw_only=True)

@@ -15,11 +15,15 @@ store (`daglite.stores.open_store`):
 - `redact` hides the values of secret-looking store options in a text (the one builder of
   store errors runs every library message through it); `redact_url` hides credentials in
   URLs that were not opened yet (settings, error messages about a URL that failed).
+
+Events carry two summaries built here: the command line a session was started with
+(`redacted_command`) and the arguments of a failed call (`summarize_arguments`).
 """
 
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 #: Words that make an option or query parameter name look secret.
@@ -121,3 +125,50 @@ def redact(text: str, options: dict[str, Any]) -> str:
 def safe_repr(value: Any) -> str:
     """`repr(value)`, with credentials in a URL string masked (for attrs `repr=`)."""
     return repr(redact_url(value)) if isinstance(value, str) else repr(value)
+
+
+_SECRET_ARGUMENT = re.compile(r"secret|token|passw|key|credential|auth", re.I)
+_OPTION = re.compile(r"-*[\w.-]+")
+
+
+def redacted_command() -> list[str]:
+    """`sys.argv` with secret-looking values and URL credentials replaced by `***`.
+
+    A value is secret-looking when it follows an option whose name looks secret
+    (`--api-key VALUE`, `--token=VALUE`) or a name that does (`s3.secret=VALUE`,
+    `AWS_SECRET_ACCESS_KEY=VALUE`).
+    """
+    command: list[str] = []
+    hide_next = False
+    for arg in sys.argv:
+        name, eq, _ = arg.partition("=")
+        secret = bool(_OPTION.fullmatch(name) and _SECRET_ARGUMENT.search(name))
+        if hide_next:
+            arg, hide_next = "***", False
+        elif secret and eq:
+            arg = f"{name}=***"
+        elif secret and name.startswith("-"):
+            hide_next = True
+        command.append(redact_url(arg))
+    return command
+
+
+def summarize_arguments(inputs: dict[str, Any], width: int = 80) -> dict[str, str]:
+    """A short `repr` of each argument, for failure events (never a secret).
+
+    Arguments whose name looks secret (key, token, password, ...) show as `***`, URL
+    credentials and secret query values are masked (`redact_url`), and each
+    repr is cut to `width` characters.
+    """
+    summary = {}
+    for name, value in inputs.items():
+        if _SECRET_ARGUMENT.search(name):
+            summary[name] = "***"
+            continue
+        try:
+            text = repr(value)
+        except Exception as exc:  # a broken __repr__ must not hide the failure
+            text = f"<{type(value).__name__}: repr failed: {type(exc).__name__}>"
+        text = redact_url(text)
+        summary[name] = text if len(text) <= width else text[: width - 1] + "…"
+    return summary
