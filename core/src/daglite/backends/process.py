@@ -1,17 +1,7 @@
 """The `process` backend: a small pool of worker processes that the coordinator watches.
 
-How workers start, and why. On POSIX each worker is a fresh interpreter started with
-`subprocess` (`python -c "...processworker.main(fd)"`), talking to the coordinator over a
-socket pair with `multiprocessing.connection` framing. That is the `spawn` start method
-without its one surprise: the user's `__main__` module is *not* imported again in the
-worker (tasks travel with cloudpickle, by value when they live in `__main__`, in a
-notebook or in a closure), so a script needs no `if __name__ == "__main__":` guard and
-stdin/notebook sessions work. `fork` is never used: the coordinator runs threads (thread
-backend, event processors, asyncio helpers) and forking a threaded process can deadlock
-the child on a lock held by another thread (Python 3.12 warns about it). `forkserver`
-would start replacements faster, but its server and preload list are process-wide state
-shared with everyone else using multiprocessing, and its workers are not our children.
-Elsewhere (Windows) workers start with multiprocessing's `spawn` context.
+Workers start as fresh interpreters (`daglite.backends.workerprocess`, which says how
+and why).
 
 What the coordinator knows: which batches each worker holds (one running, at most one
 small one queued), and, through 16 bytes of shared memory the worker writes before each
@@ -33,164 +23,34 @@ start with only the session's and the system environment variables
 from __future__ import annotations
 
 import itertools
-import mmap
 import os
 import pickle
-import subprocess
-import sys
 import time
 import weakref
 from collections import deque
 from collections.abc import Hashable
-from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_for
 from typing import Any
 
 import attrs
 
 from daglite.backends.environ import local_worker_environ
-from daglite.backends.lifeline import kill_group
 from daglite.backends.processworker import EVENTS_TAG
 from daglite.backends.processworker import PROGRESS
 from daglite.backends.transport import BatchRequest
 from daglite.backends.transport import EarlyEvents
 from daglite.backends.transport import TransportBackend
 from daglite.backends.transport import WorkerLost
+from daglite.backends.workerprocess import WorkerProcess
+from daglite.backends.workerprocess import kill_all
 from daglite.errors import BackendError
 
-#: How workers start: "subprocess" (POSIX, see the module docstring) or "spawn".
+#: How workers start: "subprocess" (POSIX, see `daglite.backends.workerprocess`) or "spawn".
 START_METHOD = "subprocess" if os.name == "posix" else "spawn"
 
 #: Largest batch (pickled items, bytes) queued on a worker that is busy: well below what a
 #: socket buffers, so sending it never blocks.
 QUEUE_BYTES = 32 * 1024
-_BOOT = (
-    "import sys; from daglite.backends.processworker import main; "
-    "main(int(sys.argv[1]), int(sys.argv[2]))"
-)
-
-
-class _Worker:
-    """One worker process: its connection, its progress cell and the batches it holds."""
-
-    def __init__(self, method: str, env: dict[str, str] | None = None) -> None:
-        self.spec_key: str | None = None
-        self.job_key: str | None = None
-        self.tickets: deque[Hashable] = deque()  # the first one is running
-        self.last: Hashable | None = None  # the ticket it answered last
-        self.sent = 0.0  # when its running batch was sent
-        self.pidfd: int | None = None
-        if method == "subprocess":
-            self._start_subprocess(env)
-        else:
-            self._start_spawn()
-
-    def _start_subprocess(self, env: dict[str, str] | None) -> None:
-        import socket
-        import tempfile
-
-        ours, theirs = socket.socketpair()
-        with tempfile.TemporaryFile() as cell:
-            cell.truncate(PROGRESS.size)
-            self.progress: mmap.mmap | None = mmap.mmap(cell.fileno(), PROGRESS.size)
-            PROGRESS.pack_into(self.progress, 0, -1, 0.0)
-            self.process: Any = subprocess.Popen(
-                [sys.executable, "-c", _BOOT, str(theirs.fileno()), str(cell.fileno())],
-                pass_fds=(theirs.fileno(), cell.fileno()),
-                stdin=subprocess.DEVNULL,
-                env=env,
-                start_new_session=True,  # its group: killing it kills its subprocesses
-            )
-        theirs.close()
-        self.pid = self.process.pid
-        self.conn = Connection(ours.detach())
-        if hasattr(os, "pidfd_open"):
-            try:  # readable when the process ends, even if a grandchild holds the socket
-                self.pidfd = os.pidfd_open(self.pid)
-            except OSError:
-                self.pidfd = None
-
-    def _start_spawn(self) -> None:
-        import multiprocessing
-
-        from daglite.backends.processworker import serve
-
-        context = multiprocessing.get_context("spawn")
-        ours, theirs = context.Pipe()
-        self.progress = None
-        self.process = context.Process(target=serve, args=(theirs,), daemon=True)
-        self.process.start()
-        theirs.close()
-        self.pid = self.process.pid
-        self.conn = ours
-
-    def running(self) -> tuple[int, float] | None:
-        """The map index of the item it runs and when that started, if it can tell."""
-        if self.progress is None:
-            return None
-        index, started = PROGRESS.unpack_from(self.progress)
-        return (index, started) if index >= 0 else None
-
-    def waitables(self) -> list[Any]:
-        return [self.conn] if self.pidfd is None else [self.conn, self.pidfd]
-
-    def exitcode(self, timeout: float = 2.0) -> int | None:
-        """Its exit status, once it ended (killed, with its group, after `timeout` s)."""
-        process = self.process
-        if isinstance(process, subprocess.Popen):
-            if self.pidfd is None and not hasattr(os, "waitid"):  # cannot wait without reaping
-                try:
-                    code = process.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    kill_group(self.pid)
-                    return process.wait()
-                kill_group(self.pid, alone=False)  # what a task started there
-                return code
-            self._ended(timeout)
-            kill_group(self.pid)  # with what a task started there
-            return process.wait()
-        process.join(timeout)
-        if process.exitcode is None:
-            process.kill()
-            process.join()
-        return process.exitcode
-
-    def _ended(self, timeout: float) -> bool:
-        """Wait up to `timeout` s for the process to end, without reaping it."""
-        if self.pidfd is not None:
-            import select
-
-            return bool(select.select([self.pidfd], [], [], timeout)[0])
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
-                    return True
-            except ChildProcessError:
-                return True
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.01)
-
-    def kill(self) -> None:
-        if isinstance(self.process, subprocess.Popen):
-            kill_group(self.pid)
-        else:
-            try:
-                self.process.kill()
-            except (OSError, ValueError):
-                pass
-        self.exitcode()
-        self.release()
-
-    def release(self) -> None:
-        self.conn.close()
-        if self.pidfd is not None:
-            os.close(self.pidfd)
-            self.pidfd = None
-        if self.progress is not None:
-            self.progress.close()
-            self.progress = None
 
 
 class ProcessPool:
@@ -211,20 +71,20 @@ class ProcessPool:
     def __init__(self, workers: int, method: str | None = None) -> None:
         self.workers = workers
         self.method = method or START_METHOD
-        self._all: list[_Worker] = []
-        self._holder: dict[Hashable, _Worker] = {}
+        self._all: list[WorkerProcess] = []
+        self._holder: dict[Hashable, WorkerProcess] = {}
         self._backlog: deque[tuple[Hashable, BatchRequest]] = deque()
         self._lost: list[tuple[Hashable, WorkerLost]] = []
         self._tickets = itertools.count()
         self.closed = False
-        self._finalizer = weakref.finalize(self, _kill_all, self._all)
+        self._finalizer = weakref.finalize(self, kill_all, self._all)
 
     @property
     def pids(self) -> list[int]:
         """Process ids of the live workers."""
         return [worker.pid for worker in self._all]
 
-    def _pick(self, request: BatchRequest) -> _Worker | None:
+    def _pick(self, request: BatchRequest) -> WorkerProcess | None:
         if self.closed:
             raise BackendError("the process pool was closed (its session ended)")
         idle = [w for w in self._all if not w.tickets]
@@ -232,7 +92,7 @@ class ProcessPool:
             spec = request.spec
             env = local_worker_environ(spec.environ) if spec is not None else None
             for _ in range(self.workers - len(self._all)):  # they boot in parallel
-                self._all.append(_Worker(self.method, env))
+                self._all.append(WorkerProcess(self.method, env))
             idle = [w for w in self._all if not w.tickets]
         if idle:
             return idle[0]
@@ -258,7 +118,7 @@ class ProcessPool:
             self._backlog.popleft()
             self._send(worker, ticket, request)
 
-    def _send(self, worker: _Worker, ticket: Hashable, request: BatchRequest) -> None:
+    def _send(self, worker: WorkerProcess, ticket: Hashable, request: BatchRequest) -> None:
         spec = None if worker.spec_key == request.spec_key else request.spec
         job = None if worker.job_key == request.job_key else request.job
         message = attrs.evolve(request, spec=spec, job=job)
@@ -295,7 +155,7 @@ class ProcessPool:
         busy = [w for w in self._all if w.tickets]
         if done or not busy:
             return done
-        owners: dict[Any, _Worker] = {}
+        owners: dict[Any, WorkerProcess] = {}
         for worker in busy:
             for waitable in worker.waitables():
                 owners[waitable] = worker
@@ -325,7 +185,7 @@ class ProcessPool:
         self._dispatch()
         return done
 
-    def _bury(self, worker: _Worker) -> list[tuple[Hashable, WorkerLost]]:
+    def _bury(self, worker: WorkerProcess) -> list[tuple[Hashable, WorkerLost]]:
         """Forget a dead worker; say how it died for each batch it held."""
         running = worker.running()
         if worker in self._all:
@@ -369,7 +229,7 @@ class ProcessPool:
         self._holder.clear()
         self._backlog.clear()
         self._lost.clear()
-        _kill_all(workers)
+        kill_all(workers)
 
     def close(self) -> None:
         """Let the workers leave (their connection closes), then kill what is left."""
@@ -383,21 +243,6 @@ class ProcessPool:
         for worker in workers:
             worker.exitcode(timeout=1.0)  # then its group is killed: no task's leftovers
             worker.release()
-
-
-def _kill_all(workers: list[_Worker]) -> None:
-    for worker in workers:
-        try:
-            if isinstance(worker.process, subprocess.Popen):
-                kill_group(worker.pid)
-            else:
-                worker.process.kill()
-        except (OSError, ValueError, AttributeError):
-            pass
-    for worker in workers:
-        worker.exitcode()
-        worker.release()
-    workers.clear()
 
 
 class ProcessBackend(TransportBackend):
