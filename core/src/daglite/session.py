@@ -18,9 +18,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 from typing import Any
 
-import attrs
-
-from daglite import hooks
 from daglite import registry
 from daglite.context import Runtime
 from daglite.context import current_runtime
@@ -29,9 +26,10 @@ from daglite.context import open_sessions
 from daglite.dispatch import EventDispatcher
 from daglite.errors import BackendError
 from daglite.errors import PluginError
-from daglite.interest import interest_of
 from daglite.lifecycle import SpanReport
 from daglite.pluginoptions import for_plugin
+from daglite.sessionplugins import named_processors
+from daglite.sessionplugins import session_plugins
 from daglite.settings import DagliteSettings
 from daglite.settings import get_global_settings
 from daglite.stores import check_store
@@ -47,33 +45,6 @@ if TYPE_CHECKING:
 #: What `session(plugins=...)` accepts: hook plugin objects, event processors (callables
 #: taking one event), and names of processors in the `daglite.processors` group.
 SerializablePlugin = Any  # str | hook plugin | Callable[[Event], Any]
-
-
-def make_processor(name: str, settings: DagliteSettings) -> Callable[[ev.Event], Any]:
-    """Instantiate the processor registered under `name` for `settings`.
-
-    A processor class may define `from_settings(settings)`; otherwise it is called with
-    no argument.
-    """
-    factory = registry.load("processor", name, providers=settings.providers)
-    settings = for_plugin(settings, name, factory)  # its declared options, checked
-    from_settings = getattr(factory, "from_settings", None)
-    return from_settings(settings) if from_settings is not None else factory()
-
-
-#: The processors of the default settings (`replaces` may drop these).
-_DEFAULT_PROCESSORS = attrs.fields(DagliteSettings).plugins.default
-
-
-def _replaces(processor: Any) -> tuple[str, ...]:
-    replaces = getattr(processor, "replaces", ())
-    return (replaces,) if isinstance(replaces, str) else tuple(replaces)
-
-
-def _as_list(plugins: Any) -> list[Any]:
-    if plugins is None:
-        return []
-    return list(plugins) if isinstance(plugins, (list, tuple)) else [plugins]
 
 
 def check_backend_name(name: Any, option: str = "backend") -> str:
@@ -132,10 +103,7 @@ class SessionContext:
                 "build one with daglite.settings.DagliteSettings(...)"
             )
         settings = settings or get_global_settings()
-        # Processors the user named (not the default `logging`) are never `replaces`d.
-        chosen = {item for item in _as_list(plugins) if isinstance(item, str)}
-        if settings.processors != _DEFAULT_PROCESSORS:
-            chosen.update(settings.processors)
+        chosen = named_processors(plugins, settings)  # before the event log adds `jsonl`
         if settings.event_log and "jsonl" not in settings.processors:
             # naming a file is asking for the event log
             settings = settings.evolve(processors=(*settings.processors, "jsonl"))
@@ -153,53 +121,7 @@ class SessionContext:
         check_store(self.cache_store, "cache")
         check_store(self.dataset_store, "dataset")
 
-        items = _as_list(plugins)
-        hook_plugins = hooks.global_plugins()
-        processors: list[Callable[[ev.Event], Any]] = []
-        by_name: dict[str, Callable[[ev.Event], Any]] = {}
-        try:
-            for name in settings.processors:
-                by_name[name] = make_processor(name, settings)
-            for item in items:
-                if isinstance(item, str):
-                    if item not in by_name:  # enabled by settings and by argument: one instance
-                        by_name[item] = make_processor(item, settings)
-                    continue
-                is_hook = hooks.is_hook_plugin(item)
-                if is_hook and isinstance(item, type):  # its hooks would miss `self`
-                    raise PluginError(
-                        f"{item.__name__} is a class, not a hook plugin object: pass an "
-                        f"instance, plugins=[{item.__name__}()]"
-                    )
-                if is_hook:
-                    hook_plugins.append(item)
-                if callable(item) and not isinstance(item, type):
-                    processors.append(item)
-                elif not is_hook:
-                    raise PluginError(
-                        f"{item!r} is neither a hook plugin (no @daglite.hookimpl method), an "
-                        "event processor (a callable taking one event) nor a processor name"
-                    )
-            # A processor may supersede a default one (`rich` draws its own log lines, so the
-            # default `logging` processor would print every line twice): drop those it
-            # `replaces`, unless the user asked for them by name.
-            replaced = {name for p in (*by_name.values(), *processors) for name in _replaces(p)}
-            for name in (replaced & by_name.keys()) - chosen:
-                EventDispatcher([by_name.pop(name)]).close()
-            processors[:0] = by_name.values()
-            # A processor loaded by name may also be a hook plugin (`otel` makes its span
-            # current where each task runs): register it as one too.
-            hook_plugins += [
-                p
-                for p in processors
-                if hooks.is_hook_plugin(p) and all(p is not h for h in hook_plugins)
-            ]
-            hook = hooks.build_hook(hook_plugins)
-            for processor in processors:  # a bad `interest` fails here, releasing the others
-                interest_of(processor)
-        except BaseException:  # release the processors made so far
-            EventDispatcher([*by_name.values(), *processors]).close()
-            raise
+        hook_plugins, processors, hook = session_plugins(plugins, settings, chosen)
         self._recorder: ReportRecorder | None = None
         report = report if report is not None else settings.report
         outer = current_runtime.get()

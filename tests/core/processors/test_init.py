@@ -9,7 +9,7 @@ import pytest
 from daglite import events as ev
 from daglite.processors.eventlog import JsonlProcessor
 from daglite.processors.logs import LoggingProcessor
-from daglite.session import make_processor
+from daglite.sessionplugins import make_processor
 from daglite.settings import DagliteSettings
 from daglite.settings import load_settings
 
