@@ -12,7 +12,6 @@ from daglite import map_tasks
 from daglite import session
 from daglite import task
 from daglite.dispatch import EventDispatcher
-from daglite.dispatch import emit_event
 from daglite.events import SessionStarted
 from daglite.settings import DagliteSettings
 
@@ -97,13 +96,6 @@ def test_processors_never_see_two_events_at_once():
         map_tasks(ident, range(100), chunksize=1)
     assert overlaps == []
     assert len(seen) == 2 + 2 + 2 * 100  # session, map and two events per item
-
-
-def test_emit_event_builds_nothing_without_a_sink():
-    emit_event(None, "NoSuchEvent", anything=1)  # would fail if it tried to build one
-    got = []
-    emit_event(got.append, "SessionStarted", session_id="s", backend="b")
-    assert [(e.kind, e.backend) for e in got] == [("SessionStarted", "b")]
 
 
 def test_events_module_is_not_imported_when_nobody_listens():

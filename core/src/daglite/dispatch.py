@@ -11,7 +11,6 @@ from typing import Any
 from daglite.interest import CALL_EVENTS
 from daglite.interest import Wants
 from daglite.interest import interest_of
-from daglite.interest import wants_of
 from daglite.lifecycle import Tally
 
 if TYPE_CHECKING:
@@ -22,17 +21,6 @@ def _log() -> Any:
     import logging  # deferred: only needed when a processor misbehaves
 
     return logging.getLogger("daglite")
-
-
-def emit_event(sink: Callable[[Event], Any] | None, kind: str, **fields: Any) -> None:
-    """Build the event class named `kind` from `fields` and hand it to `sink`, if it wants it.
-
-    Nothing is built (and `daglite.events` is not even imported) when nobody wants it.
-    """
-    if sink is not None and kind in wants_of(sink):
-        from daglite import events
-
-        sink(getattr(events, kind)(**fields))
 
 
 class EventDispatcher:

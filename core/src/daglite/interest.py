@@ -196,10 +196,6 @@ class Wants:
             return kind not in OPT_IN or kind in self.opt_in
         return kind in self.kinds
 
-    def wants_log(self, level: str) -> bool:
-        """Whether a `LogRecorded` record of `level` is wanted."""
-        return LEVELS.get(level, 20) >= self.log_level and "LogRecorded" in self
-
     def __reduce__(self) -> tuple[Any, ...]:  # travels to workers in their spec
         return (Wants, (self.kinds, self.log_level, self.opt_in, self.item_drop, self.drop))
 
