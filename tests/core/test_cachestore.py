@@ -22,6 +22,8 @@ import zlib
 from pathlib import Path
 
 import pytest
+from cache_tasks import counted
+from cache_tasks import events_of
 
 from daglite import session
 from daglite import task
@@ -33,7 +35,6 @@ from daglite.caching import cache_key
 from daglite.errors import StoreError
 from daglite.stores import ByteStore
 from daglite.stores import forget_stores
-from daglite.testing import CallLog
 from daglite.testing import ManualClock
 from daglite.testing import memory_cache_store
 
@@ -41,22 +42,6 @@ from daglite.testing import memory_cache_store
 @task(cache=True)
 def double(x: int) -> int:
     return 2 * x
-
-
-def counted(**options):
-    """A cached task `f(x, y=0)` and the list of calls that actually ran."""
-    calls = CallLog()
-
-    @task(**options)
-    def f(x, y=0):
-        calls.append((x, y))
-        return {"sum": x + y}
-
-    return f, calls
-
-
-def events_of(kind, events):
-    return [e for e in events if e.kind == kind]
 
 
 def _files(root: Path) -> list[str]:

@@ -11,6 +11,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from cache_tasks import counted
+from cache_tasks import events_of
 
 from daglite import map_tasks
 from daglite import session
@@ -23,23 +25,6 @@ from daglite.caching import open_cache_store
 from daglite.testing import CallLog
 from daglite.testing import ManualClock
 from daglite.testing import memory_cache_store
-
-
-def counted(**options):
-    """A cached task `f(x, y=0)` and the list of calls that actually ran."""
-    calls = CallLog()
-
-    @task(**options)
-    def f(x, y=0):
-        calls.append((x, y))
-        return {"sum": x + y}
-
-    return f, calls
-
-
-def events_of(kind, events):
-    return [e for e in events if e.kind == kind]
-
 
 # -- hits and misses ------------------------------------------------------------------------
 
