@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 from typing import Any
 
-from daglite.cachestore import MARKER as MARKER  # re-exported: the store's documented home
+from daglite.cachestore import MARKER as MARKER  # re-exported: users import these from here
 from daglite.cachestore import CacheStore as CacheStore
 from daglite.cachestore import open_cache_store as open_cache_store
 from daglite.errors import StoreError
