@@ -101,6 +101,7 @@ class WorkerProcess:
         return (index, started) if index >= 0 else None
 
     def waitables(self) -> list[Any]:
+        """What the coordinator waits on: its connection, and its pidfd where there is one."""
         return [self.conn] if self.pidfd is None else [self.conn, self.pidfd]
 
     def exitcode(self, timeout: float = 2.0) -> int | None:
@@ -142,6 +143,7 @@ class WorkerProcess:
             time.sleep(0.01)
 
     def kill(self) -> None:
+        """Kill it (with its process group), reap it and release what it held."""
         if isinstance(self.process, subprocess.Popen):
             kill_group(self.pid)
         else:
@@ -153,6 +155,7 @@ class WorkerProcess:
         self.release()
 
     def release(self) -> None:
+        """Close its connection, pidfd and progress cell (the process has ended)."""
         self.conn.close()
         if self.pidfd is not None:
             os.close(self.pidfd)
