@@ -22,8 +22,6 @@ import zlib
 from pathlib import Path
 
 import pytest
-from cache_tasks import counted
-from cache_tasks import events_of
 
 from daglite import session
 from daglite import task
@@ -37,6 +35,9 @@ from daglite.stores import ByteStore
 from daglite.stores import forget_stores
 from daglite.testing import ManualClock
 from daglite.testing import memory_cache_store
+
+from .support.cache_tasks import counted
+from .support.cache_tasks import events_of
 
 
 @task(cache=True)

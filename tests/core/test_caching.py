@@ -11,8 +11,6 @@ import threading
 from pathlib import Path
 
 import pytest
-from cache_tasks import counted
-from cache_tasks import events_of
 
 from daglite import map_tasks
 from daglite import session
@@ -25,6 +23,9 @@ from daglite.caching import open_cache_store
 from daglite.testing import CallLog
 from daglite.testing import ManualClock
 from daglite.testing import memory_cache_store
+
+from .support.cache_tasks import counted
+from .support.cache_tasks import events_of
 
 # -- hits and misses ------------------------------------------------------------------------
 
