@@ -210,3 +210,13 @@ def test_delete_many(store):
     assert store.delete_many([]) == 0
     assert store.delete_many(["a/1", "b"]) == 2
     assert store.list() == ["a/2"]
+
+
+def test_the_byte_store_is_importable_from_daglite_stores_and_the_plugin_api():
+    from daglite import bytestore
+    from daglite import plugin
+    from daglite import stores
+
+    assert stores.ByteStore is bytestore.ByteStore is plugin.ByteStore
+    assert stores.check_key is bytestore.check_key
+    assert stores.scheme_of is bytestore.scheme_of

@@ -488,3 +488,12 @@ def test_processes_writing_the_same_key_never_tear(tmp_path):
     assert bad == []
     assert store.get("samekey")[0] is True
     assert store.keys() == ["samekey"]
+
+
+def test_the_store_is_importable_from_daglite_caching_as_documented():
+    from daglite import cachestore
+    from daglite import caching
+
+    assert caching.CacheStore is cachestore.CacheStore
+    assert caching.open_cache_store is cachestore.open_cache_store
+    assert caching.MARKER == cachestore.MARKER == ".daglite-cache"
