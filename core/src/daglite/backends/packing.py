@@ -30,7 +30,6 @@ from daglite.errors import BackendError
 from daglite.lifecycle import tally_of
 
 if TYPE_CHECKING:
-    from daglite.datasets import RelayedWrite
     from daglite.tasks import BaseTask
 
 #: The worker spec of maps run outside any session (the bare runtime's), by backend.
@@ -202,8 +201,8 @@ def relay_events(data: bytes, job: MapJob, failed: dict[int, Exception] | None =
             emit(obj)
 
 
-def apply(write: RelayedWrite, runtime: Runtime, failed: dict[int, Exception] | None) -> None:
-    """Apply a relayed dataset write; if it fails, record the error as its item's.
+def apply(write: Any, runtime: Runtime, failed: dict[int, Exception] | None) -> None:
+    """Apply a relayed `daglite.datasets.RelayedWrite`; if it fails, record the error as its item's.
 
     The write's `map_index` names its item; the error then becomes that item's outcome
     (`failed`), so one failed write never fails the whole map. A write that names no item,
