@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 
 from daglite.redaction import redacted_command
-from daglite.redaction import summarize_arguments as summarize_arguments  # lifecycle uses it here
+from daglite.redaction import summarize_arguments as summarize_arguments  # lifecycle reads it here
 
 
 def _now() -> float:
