@@ -1,4 +1,4 @@
-"""The run pipeline: retries with backoff, errors, what each call reports (timeouts elsewhere)."""
+"""The run pipeline: retries with backoff, errors and what each call reports (not timeouts)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Sessions: opening and closing, backends, stores, and the mixed `plugins=[...]` list."""
+"""Sessions: opening and closing, backends, stores, threads (plugins: test_sessionplugins)."""
 
 from __future__ import annotations
 
