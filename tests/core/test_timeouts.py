@@ -22,8 +22,7 @@ from daglite.timeouts import AttemptTimedOut
 from daglite.timeouts import await_with_timeout
 from daglite.timeouts import call_with_timeout
 
-TIMEOUT = 0.2
-SLACK = 1.0  # generous upper bound for a loaded CI machine; bench_core.py measures it precisely
+TIMEOUT = 0.2  # how soon a timeout fires is measured in benchmarks/bench_core.py, not here
 
 
 # -- the engine, called directly ----------------------------------------------------------
@@ -81,6 +80,11 @@ def _spinner(timeout: float = TIMEOUT, **options):
     return spin, counter
 
 
+def _timeout_threads() -> list[threading.Thread]:
+    """The threads of timed attempts still alive."""
+    return [t for t in threading.enumerate() if t.name.startswith("daglite-timeout-")]
+
+
 def _assert_stopped(counter: list[int]) -> None:
     """The abandoned attempt's loop no longer runs: its counter stops increasing."""
     deadline = time.monotonic() + 2.0
@@ -107,8 +111,7 @@ def test_sync_timeout_raises_in_time_and_stops_the_busy_attempt(where):
         else:
             with session(backend="thread"):
                 map_tasks(spin, [1])
-    elapsed = time.perf_counter() - start
-    assert TIMEOUT <= elapsed < TIMEOUT + SLACK
+    assert time.perf_counter() - start >= TIMEOUT  # not before its time (the loop never ends)
     where_text = " (map index 0)" if where == "thread backend" else ""
     assert str(info.value) == f"task 'spin'{where_text} timed out after 0.2 s (attempt 1 of 1)"
     assert info.value.attempts == 1
@@ -119,18 +122,22 @@ def test_sync_timeout_raises_in_time_and_stops_the_busy_attempt(where):
 
 def test_blocking_attempt_is_abandoned_and_its_result_discarded():
     finished = threading.Event()
+    ended = threading.Event()
 
     @task(timeout=TIMEOUT)
     def sleepy() -> str:
-        time.sleep(TIMEOUT + 0.3)
-        finished.set()  # never reached: the stop request lands when the sleep returns
-        return "late"
+        try:
+            time.sleep(TIMEOUT + 0.3)
+            finished.set()  # never reached: the stop request lands when the sleep returns
+            return "late"
+        finally:
+            ended.set()
 
-    start = time.perf_counter()
     with pytest.raises(TaskTimeoutError):
         sleepy()
-    assert time.perf_counter() - start < TIMEOUT + SLACK
-    assert not finished.wait(0.6)
+    assert not ended.is_set()  # the call gave up while the attempt still slept
+    assert ended.wait(10), "the abandoned attempt never ended"
+    assert not finished.is_set()  # it ended by the stop request, its result never made
 
 
 def test_timeout_counts_as_a_failed_attempt_and_is_retried(events):
@@ -215,7 +222,7 @@ def test_async_task_is_cancelled_at_the_timeout():
     start = time.perf_counter()
     with pytest.raises(TaskTimeoutError, match=r"^task 'waiter' timed out after 0.2 s"):
         asyncio.run(waiter())
-    assert TIMEOUT <= time.perf_counter() - start < TIMEOUT + SLACK
+    assert time.perf_counter() - start >= TIMEOUT
     assert cancelled == [True]
 
 
@@ -260,7 +267,10 @@ def test_attempts_finishing_right_at_the_timeout_never_leak_a_thread_error(monke
             outcomes.add(borderline())
         except TaskTimeoutError:
             outcomes.add("timed out")
-    time.sleep(0.2)  # let every abandoned attempt wind down
+    deadline = time.monotonic() + 10
+    while _timeout_threads() and time.monotonic() < deadline:  # abandoned attempts wind down
+        time.sleep(0.01)
+    assert _timeout_threads() == []
     assert leaked == []
     assert outcomes <= {"done", "timed out"}
 
@@ -308,12 +318,10 @@ def test_ctrl_c_while_waiting_for_a_timed_attempt_stops_it_too():
 
     previous = signal.signal(signal.SIGALRM, interrupt)
     signal.setitimer(signal.ITIMER_REAL, 0.2)
-    start = time.perf_counter()
     try:
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(KeyboardInterrupt):  # not the timeout's error, 30 s later
             spin()
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-    assert time.perf_counter() - start < 0.2 + SLACK
     _assert_stopped(counter)
