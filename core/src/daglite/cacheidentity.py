@@ -35,6 +35,7 @@ from typing import Any
 from typing import NamedTuple
 
 from daglite import cachekeys
+from daglite.taskspec import TaskSpec
 
 #: How to make a callable whose state cannot be encoded cacheable (ends the error messages).
 HOW_TO_FIX = (
@@ -115,9 +116,8 @@ def _cell_getter(cell: Any) -> Callable[[], Any]:
 
 
 def _as_function(value: Any) -> Any:
-    inner = getattr(value, "__wrapped__", None)
-    if isinstance(inner, types.FunctionType) and hasattr(value, "cache_hash_fn"):
-        return inner  # a daglite task: its function
+    if isinstance(value, TaskSpec) and isinstance(value.func, types.FunctionType):
+        return value.func  # a daglite task: its function
     return value
 
 

@@ -19,6 +19,8 @@ import types
 from collections.abc import Callable
 from typing import Any
 
+from daglite.taskspec import TaskSpec
+
 _MAX_DEPTH = 200
 
 
@@ -109,9 +111,8 @@ def _encode_other(obj: Any, out: list[bytes], depth: int) -> None:
         out.append(b"c")
         _enc_str(_qualname(obj), out)
         return
-    func = getattr(obj, "__wrapped__", None) if hasattr(obj, "cache_hash_fn") else None
-    if isinstance(func, types.FunctionType):  # a daglite task: its function
-        obj = func
+    if isinstance(obj, TaskSpec) and isinstance(obj.func, types.FunctionType):
+        obj = obj.func  # a daglite task: its function
     if isinstance(obj, types.FunctionType):
         from daglite.cacheidentity import encode_function
 

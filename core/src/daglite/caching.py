@@ -6,8 +6,8 @@ else the session's, else the settings'), the key (`daglite.taskkeys`: the task's
 code, callable state, arguments), the lookup before the call and the save after it.
 
 The entries themselves (their format, corruption checks, expiry, markers, clearing) are
-the business of `daglite.cachestore.CacheStore`, re-exported here with `open_cache_store`
-and `cache_key`, their documented home.
+the business of `daglite.cachestore.CacheStore`, re-exported here with `open_cache_store`;
+`cache_key` (the key a call would use) lives here.
 """
 
 from __future__ import annotations
@@ -21,14 +21,13 @@ from daglite.cachestore import MARKER as MARKER  # re-exported: users import the
 from daglite.cachestore import CacheStore as CacheStore
 from daglite.cachestore import open_cache_store as open_cache_store
 from daglite.errors import StoreError
-from daglite.taskkeys import _TaskKeys
-from daglite.taskkeys import cache_key as cache_key  # re-exported: its documented home
-from daglite.taskkeys import task_keys
+from daglite.taskkeys import TaskKeys
+from daglite.taskspec import TaskSpec
+from daglite.taskspec import unbind
 
 if TYPE_CHECKING:
     from daglite.context import Runtime
     from daglite.context import TaskMetadata
-    from daglite.tasks import BaseTask
 
 #: A custom key function: `(func, inputs) -> str` (any string; it is hashed into the key).
 CacheHashFn = Callable[[Callable[..., Any], dict[str, Any]], str]
@@ -36,7 +35,20 @@ CacheHashFn = Callable[[Callable[..., Any], dict[str, Any]], str]
 log = logging.getLogger("daglite")
 
 
-def task_cache_store(task: BaseTask[Any, Any], runtime: Runtime) -> CacheStore:
+def cache_key(task: Callable[..., Any], *args: Any, **kwargs: Any) -> str:
+    """The cache key a call `task(*args, **kwargs)` would use (`task` may be bound: `obj.m`).
+
+    Raises:
+        TypeError: `task` is not a task, or an argument cannot be hashed (the message names it).
+    """
+    found = unbind(task)
+    if found is None:
+        raise TypeError(f"cache_key requires a `@task`-decorated callable, got {task!r}.")
+    spec, bound = found
+    return spec.keys.key(spec.bind((*bound, *args), kwargs))
+
+
+def task_cache_store(task: TaskSpec, runtime: Runtime) -> CacheStore:
     """The cache store of `task` when run in `runtime`.
 
     `cache=` a path or store wins, then the task's `cache_store=`, then the session's.
@@ -64,7 +76,7 @@ class CachePlan:
     __slots__ = ("before", "cache", "key", "keys", "miss_reason", "ttl")
 
     def __init__(
-        self, cache: CacheStore, key: str, ttl: float | None, keys: _TaskKeys | None = None
+        self, cache: CacheStore, key: str, ttl: float | None, keys: TaskKeys | None = None
     ) -> None:
         self.cache = cache
         self.key = key
@@ -74,14 +86,14 @@ class CachePlan:
         self.miss_reason = ""
 
     @classmethod
-    def for_call(cls, task: BaseTask[Any, Any], runtime: Runtime, meta: TaskMetadata) -> CachePlan:
+    def for_call(cls, task: TaskSpec, runtime: Runtime, meta: TaskMetadata) -> CachePlan:
         """The plan of one call of `task` (its bound arguments are `meta.inputs`).
 
         Raises:
             TypeError: An argument cannot be part of the key (the message names it), or
                 `cache_hash` returned something other than a string.
         """
-        keys = task.__dict__.get("_daglite_keys") or task_keys(task)
+        keys = task.keys
         return cls(task_cache_store(task, runtime), keys.key(meta.inputs), task.cache_ttl, keys)
 
     def lookup(self) -> tuple[bool, Any]:
@@ -110,7 +122,7 @@ class CachePlan:
                     "calls keep missing the cache. Keep what a task records out of what it "
                     "reads (a daglite.testing.CallLog for a list of calls), or give the "
                     "object a __cache_key__() method",
-                    keys.task.name,
+                    keys.name,
                     " and ".join(changed),
                 )
         try:

@@ -26,7 +26,8 @@ from daglite.lifecycle import MapReport
 from daglite.session import active_session
 from daglite.session import check_backend
 from daglite.session import check_backend_name
-from daglite.tasks import BaseTask
+from daglite.taskspec import TaskSpec
+from daglite.taskspec import unbind
 
 # `load_dataset` / `save_dataset` live in `daglite.datasets`; the API reference documents them
 # with the composers, so they can be imported from here too.
@@ -39,21 +40,29 @@ R = TypeVar("R")
 _gather_stop: ContextVar[threading.Event | None] = ContextVar("daglite_gather_stop", default=None)
 
 
-def _ensure_task(task: Any, caller: str) -> BaseTask[Any, Any]:
-    if not isinstance(task, BaseTask):
+def _ensure_task(task: Any, caller: str) -> tuple[TaskSpec, tuple[Any, ...]]:
+    """The task to run and what is bound before each item's arguments (`obj` of `obj.m`)."""
+    found = unbind(task)
+    if found is None:
         raise TypeError(
             f"`{caller}` requires a `@task`-decorated callable, got {task!r}. "
             "Decorate the function with `@task` first."
         )
-    return task
+    return found
 
 
-def _zip(task: BaseTask[Any, Any], iterables: tuple[Iterable[Any], ...], caller: str) -> Any:
-    """`zip(*iterables)`, or a `TypeError` naming the argument that is not iterable."""
+def _zip(
+    task: TaskSpec,
+    bound: tuple[Any, ...],
+    iterables: tuple[Iterable[Any], ...],
+    caller: str,
+) -> Any:
+    """The items' argument tuples (`bound` first), or a `TypeError` naming the argument that
+    is not iterable."""
     try:
-        return zip(*iterables)
+        items = zip(*iterables)
     except TypeError:
-        params = list(task.signature.parameters)
+        params = list(task.signature.parameters)[len(bound) :]
         for position, value in enumerate(iterables):
             try:
                 iter(value)
@@ -66,6 +75,9 @@ def _zip(task: BaseTask[Any, Any], iterables: tuple[Iterable[Any], ...], caller:
                     "a constant"
                 ) from None
         raise
+    if bound:  # a bound task (`obj.method`): its object travels with every item
+        return ((*bound, *args) for args in items)
+    return items
 
 
 def _total(iterables: tuple[Iterable[Any], ...]) -> int | None:
@@ -75,7 +87,7 @@ def _total(iterables: tuple[Iterable[Any], ...]) -> int | None:
         return None
 
 
-def _pick_backend(task: BaseTask[Any, Any], backend: str | None, runtime: Runtime) -> str:
+def _pick_backend(task: TaskSpec, backend: str | None, runtime: Runtime) -> str:
     if runtime.in_worker:
         return "inline"  # inside a worker process: never fan out again
     if backend is not None:
@@ -159,10 +171,10 @@ def map_tasks(
         >>> map_tasks(power, [1, 2, 3], [2, 2, 2], backend="thread")
         [1, 4, 9]
     """
-    checked = _ensure_task(task, "map_tasks")
+    checked, bound = _ensure_task(task, "map_tasks")
     if backend is not None:
         check_backend_name(backend)
-    items = _zip(checked, iterables, "map_tasks")
+    items = _zip(checked, bound, iterables, "map_tasks")
     if chunksize is not None and (
         not isinstance(chunksize, int) or isinstance(chunksize, bool) or chunksize < 1
     ):
@@ -269,13 +281,13 @@ async def gather_tasks(
     """
     import asyncio
 
-    checked = _ensure_task(task, "gather_tasks")
+    checked, bound = _ensure_task(task, "gather_tasks")
     if not checked.is_async:
         raise TypeError(
             "`gather_tasks` requires an async `@task`. Use `map_tasks` for sync tasks, or make "
             "your task async."
         )
-    items = _zip(checked, iterables, "gather_tasks")  # an iterator is not consumed here
+    items = _zip(checked, bound, iterables, "gather_tasks")  # an iterator is not consumed here
     if backend is not None:
         check_backend_name(backend)
         stop = threading.Event()

@@ -35,12 +35,12 @@ from daglite.datasetstore import open_dataset_store
 from daglite.errors import DatasetError
 from daglite.lifecycle import dataset_loaded
 from daglite.lifecycle import dataset_saved
+from daglite.taskspec import TaskSpec
 from daglite.templates import UnsafeValue
 from daglite.templates import fill_key
 
 if TYPE_CHECKING:
     from daglite.context import TaskMetadata
-    from daglite.tasks import BaseTask
 
 __all__ = [
     "DatasetStore",
@@ -258,7 +258,7 @@ def load_dataset(
     return result
 
 
-def autosave(task: BaseTask[Any, Any], runtime: Runtime, meta: TaskMetadata, value: Any) -> str:
+def autosave(task: TaskSpec, runtime: Runtime, meta: TaskMetadata, value: Any) -> str:
     """Save a task call's result under its `dataset=` key (called by the run pipeline)."""
     return _save(
         task.dataset,  # type: ignore[arg-type]

@@ -68,6 +68,31 @@ class TaskTimeoutError(TaskError, TimeoutError):
     """A task attempt ran longer than its `timeout` (and no retry was left)."""
 
 
+def task_error(name: str, map_index: int | None, exc: BaseException, attempts: int) -> TaskError:
+    """The `TaskError` reporting that task `name` failed with `exc` (set `__cause__` yourself)."""
+    where = f" (map index {map_index})" if map_index is not None else ""
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    return TaskError(
+        f"task '{name}'{where} failed{tries}: {type(exc).__name__}: {exc}",
+        task_name=name,
+        map_index=map_index,
+        attempts=attempts,
+    )
+
+
+def task_timeout_error(
+    name: str, map_index: int | None, timeout: float, attempt: int, retries: int
+) -> TaskTimeoutError:
+    """The `TaskTimeoutError` of attempt `attempt` (of `retries + 1`) that overran `timeout`."""
+    where = f" (map index {map_index})" if map_index is not None else ""
+    return TaskTimeoutError(
+        f"task '{name}'{where} timed out after {timeout:g} s (attempt {attempt} of {retries + 1})",
+        task_name=name,
+        map_index=map_index,
+        attempts=attempt,
+    )
+
+
 class RemoteError(DagliteError):
     """Stands in for an exception raised in a worker whose class cannot be rebuilt here.
 

@@ -24,6 +24,7 @@ from typing import Any
 from daglite.context import TaskMetadata
 from daglite.context import current_frame
 from daglite.errors import TaskError
+from daglite.errors import task_error
 from daglite.interest import NOTHING
 from daglite.interest import wants_of
 
@@ -143,18 +144,6 @@ def events() -> Any:
 
 
 # -- task calls ---------------------------------------------------------------------------
-
-
-def task_error(name: str, map_index: int | None, exc: BaseException, attempts: int) -> TaskError:
-    """The `TaskError` reporting that task `name` failed with `exc` (set `__cause__` yourself)."""
-    where = f" (map index {map_index})" if map_index is not None else ""
-    tries = f" after {attempts} attempts" if attempts > 1 else ""
-    return TaskError(
-        f"task '{name}'{where} failed{tries}: {type(exc).__name__}: {exc}",
-        task_name=name,
-        map_index=map_index,
-        attempts=attempts,
-    )
 
 
 class CallReport:

@@ -23,7 +23,6 @@ from collections.abc import AsyncIterator
 from collections.abc import Generator
 from collections.abc import Iterator
 from time import perf_counter
-from typing import TYPE_CHECKING
 from typing import Any
 from typing import NoReturn
 
@@ -32,23 +31,23 @@ from daglite.context import TaskMetadata
 from daglite.context import current_attempt
 from daglite.context import current_frame
 from daglite.context import new_id
-from daglite.errors import TaskTimeoutError
+from daglite.errors import TaskError
+from daglite.errors import task_error
+from daglite.errors import task_timeout_error
 from daglite.interest import wants_of
 from daglite.lifecycle import SUCCEEDED
 from daglite.lifecycle import CallReport
 from daglite.lifecycle import count_item
-
-if TYPE_CHECKING:
-    from daglite.tasks import BaseTask
+from daglite.taskspec import TaskSpec
 
 
 _new_tuple = tuple.__new__
 
 
-def is_plain_call(task: BaseTask[Any, Any], runtime: Runtime, item: bool = False) -> bool:
+def is_plain_call(task: TaskSpec, runtime: Runtime, item: bool = False) -> bool:
     """Whether a call of `task` (a map item's, if `item`) has nothing to manage here.
 
-    True for a plain task (see `BaseTask.plain`) when no hook plugin is registered and no
+    True for a plain task (see `TaskSpec.plain`) when no hook plugin is registered and no
     processor wants the events of each call (of each map item): it is then called
     directly (`run_plain`), only counted, and reported if it fails.
     """
@@ -59,7 +58,7 @@ def is_plain_call(task: BaseTask[Any, Any], runtime: Runtime, item: bool = False
 
 
 def make_metadata(
-    task: BaseTask[Any, Any],
+    task: TaskSpec,
     runtime: Runtime,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
@@ -99,11 +98,6 @@ def make_metadata(
     )
 
 
-def _describe(meta: TaskMetadata) -> str:
-    where = f" (map index {meta.map_index})" if meta.map_index is not None else ""
-    return f"task '{meta.name}'{where}"
-
-
 def _timed_out(exc: Exception) -> bool:
     """Whether `exc` is the timeout engine's signal (imported only by tasks with a timeout)."""
     from daglite.timeouts import AttemptTimedOut
@@ -112,7 +106,7 @@ def _timed_out(exc: Exception) -> bool:
 
 
 def steps(
-    task: BaseTask[Any, Any], runtime: Runtime, meta: TaskMetadata
+    task: TaskSpec, runtime: Runtime, meta: TaskMetadata
 ) -> Generator[float, Any, Any]:
     """The policy of one call; see the module docstring. Returns the call's value.
 
@@ -149,12 +143,8 @@ def steps(
         except Exception as exc:
             timed_out = task.timeout is not None and _timed_out(exc)
             if timed_out:  # hooks, events and the caller see a public error, not our signal
-                exc = TaskTimeoutError(
-                    f"{_describe(meta)} timed out after {task.timeout:g} s "
-                    f"(attempt {attempt} of {task.retries + 1})",
-                    task_name=meta.name,
-                    map_index=meta.map_index,
-                    attempts=attempt,
+                exc = task_timeout_error(
+                    meta.name, meta.map_index, task.timeout, attempt, task.retries  # type: ignore[arg-type]
                 )
                 report.timed_out(attempt, task.timeout)  # type: ignore[arg-type]
             if attempt > task.retries:
@@ -186,7 +176,7 @@ def steps(
 # -- drivers ------------------------------------------------------------------------------
 
 
-def driver(task: BaseTask[Any, Any], runtime: Runtime, item: bool = False) -> Any:
+def driver(task: TaskSpec, runtime: Runtime, item: bool = False) -> Any:
     """The driver that runs a call of `task` (a map item's, if `item`) in `runtime`.
 
     The one place that chooses it: `run_plain` when the pipeline has nothing to manage
@@ -201,7 +191,7 @@ def driver(task: BaseTask[Any, Any], runtime: Runtime, item: bool = False) -> An
 
 
 def call(
-    task: BaseTask[Any, Any],
+    task: TaskSpec,
     runtime: Runtime,
     meta: TaskMetadata,
     args: tuple[Any, ...],
@@ -212,7 +202,7 @@ def call(
 
 
 def call_collected(
-    task: BaseTask[Any, Any],
+    task: TaskSpec,
     runtime: Runtime,
     meta: TaskMetadata,
     args: tuple[Any, ...],
@@ -235,7 +225,7 @@ async def collect_async(stream: Any) -> list[Any]:
 
 
 def run_plain(
-    task: BaseTask[Any, Any], runtime: Runtime | None, meta: TaskMetadata | None, args, kwargs
+    task: TaskSpec, runtime: Runtime | None, meta: TaskMetadata | None, args, kwargs
 ) -> Any:
     """Call a plain task's function directly: the pipeline would only count and wrap errors.
 
@@ -248,7 +238,7 @@ def run_plain(
         try:
             return func(*args, **kwargs)
         except Exception as exc:
-            raise task.failed_call(exc, args, kwargs) from exc
+            raise _plain_error(task, exc, args, kwargs, None) from exc
     sink = runtime.emit
     tally = getattr(sink, "tally", None)
     start = perf_counter() if sink is not None else 0.0
@@ -267,7 +257,7 @@ def run_plain(
 
 
 def plain_failed(
-    task: BaseTask[Any, Any],
+    task: TaskSpec,
     runtime: Runtime,
     meta: TaskMetadata,
     args: tuple[Any, ...],
@@ -279,20 +269,38 @@ def plain_failed(
 
     Called while `exc` is being handled, with the call's frame still current. Ctrl-C is
     reported and raised as it is; a `TypeError` from arguments that do not fit the
-    signature is raised as every other kind of call raises it (see `BaseTask.failed_call`).
+    signature is raised as every other kind of call raises it (see `_plain_error`).
     """
     sink = runtime.emit
     if not isinstance(exc, Exception):  # Ctrl-C: the call ends, reported as failed
         if sink is not None:
             CallReport(runtime, _bound(task, meta, args, kwargs), start).failed(exc, 1)
         raise exc
-    error = task.failed_call(exc, args, kwargs, meta.map_index)  # bad arguments: raises
+    error = _plain_error(task, exc, args, kwargs, meta.map_index)  # bad arguments: raises
     if sink is not None:
         CallReport(runtime, _bound(task, meta, args, kwargs), start).failed(exc, 1)
     raise error from exc
 
 
-def _bound(task: BaseTask[Any, Any], meta: TaskMetadata, args, kwargs) -> TaskMetadata:
+def _plain_error(
+    task: TaskSpec,
+    exc: Exception,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    map_index: int | None,
+) -> TaskError:
+    """The `TaskError` for a plain call that raised `exc` (set `__cause__` yourself).
+
+    Raises:
+        TypeError: The arguments do not fit the signature: the caller's mistake, reported
+            as every other kind of call reports it (see `TaskSpec.bind`).
+    """
+    if isinstance(exc, TypeError):
+        task.bind(args, kwargs)
+    return task_error(task.name, map_index, exc, 1)
+
+
+def _bound(task: TaskSpec, meta: TaskMetadata, args, kwargs) -> TaskMetadata:
     """`meta` with the call's inputs, which a plain call skipped binding (for its failure)."""
     try:
         return meta._replace(inputs=task.bind(args, kwargs))
@@ -300,7 +308,7 @@ def _bound(task: BaseTask[Any, Any], meta: TaskMetadata, args, kwargs) -> TaskMe
         return meta
 
 
-def run_sync(task: BaseTask[Any, Any], runtime: Runtime, meta: TaskMetadata, args, kwargs) -> Any:
+def run_sync(task: TaskSpec, runtime: Runtime, meta: TaskMetadata, args, kwargs) -> Any:
     """Drive `steps()` for a plain function."""
     func = task.func
     timeout = task.timeout
@@ -336,7 +344,7 @@ def run_sync(task: BaseTask[Any, Any], runtime: Runtime, meta: TaskMetadata, arg
 
 
 async def run_async(
-    task: BaseTask[Any, Any], runtime: Runtime, meta: TaskMetadata, args, kwargs
+    task: TaskSpec, runtime: Runtime, meta: TaskMetadata, args, kwargs
 ) -> Any:
     """Drive `steps()` for an async function; a timeout cancels the attempt."""
     import asyncio
@@ -375,7 +383,7 @@ async def run_async(
 
 
 def run_stream(
-    task: BaseTask[Any, Any], runtime: Runtime, meta: TaskMetadata, args, kwargs
+    task: TaskSpec, runtime: Runtime, meta: TaskMetadata, args, kwargs
 ) -> Iterator[Any]:
     """Drive `steps()` around a generator function: the attempt is the whole iteration.
 
@@ -408,7 +416,7 @@ def run_stream(
 
 
 async def run_async_stream(
-    task: BaseTask[Any, Any], runtime: Runtime, meta: TaskMetadata, args, kwargs
+    task: TaskSpec, runtime: Runtime, meta: TaskMetadata, args, kwargs
 ) -> AsyncIterator[Any]:
     """`run_stream` for async generator functions."""
     gen = steps(task, runtime, meta)

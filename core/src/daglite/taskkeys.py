@@ -1,6 +1,6 @@
 """The cache key of a task call: the task's identity, its callable's state, its arguments.
 
-`cache_key(task, *args, **kwargs)` is the key a call would use. Keys hash the task's
+A task's `TaskKeys` is built from its spec on first use (`TaskSpec.keys`). Keys hash the task's
 qualified name, `cache_version`, the fingerprint of its code and the canonical encoding
 (`daglite.cachekeys`) of its bound arguments minus `cache_ignore` and of its callable's
 state (`daglite.cacheidentity`), read again at every call. `cache_hash=` replaces the
@@ -10,19 +10,16 @@ arguments' part by any string it returns.
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 from typing import Any
 
 from daglite import cachekeys
 
-if TYPE_CHECKING:
-    from daglite.tasks import BaseTask
-
 _SCALARS = frozenset({int, str, float, bool, type(None)})
 
 
-class _TaskKeys:
-    """What a task's keys need that does not change between calls (kept on the task).
+class TaskKeys:
+    """What a task's keys need that does not change between calls (kept on its spec).
 
     Arguments are encoded in the signature's order (so `f(1, y=2)` and `f(y=2, x=1)` share a
     key), followed by the callable's state (`daglite.cacheidentity`: closure variables,
@@ -34,25 +31,34 @@ class _TaskKeys:
     can be encoded, and left to `cache_hash` when it cannot.
     """
 
-    __slots__ = ("hash_fn", "labels", "names", "prefix", "state", "task", "warned")
+    __slots__ = ("func", "hash_fn", "labels", "name", "names", "prefix", "state", "warned")
 
-    def __init__(self, task: BaseTask[Any, Any]) -> None:
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        name: str,
+        qualname: str,
+        parameters: tuple[str, ...],
+        hash_fn: Callable[..., Any] | None,
+        version: str | None,
+        ignore: tuple[str, ...],
+    ) -> None:
         from daglite.cacheidentity import callable_identity
 
-        self.task = task
+        self.func = func
+        self.name = name
         self.warned = False
-        self.hash_fn = task.cache_hash_fn
-        ignore = set(task.cache_ignore)
-        self.names = tuple(n for n in task.signature.parameters if n not in ignore)
-        identity = callable_identity(task.func)
+        self.hash_fn = hash_fn
+        self.names = tuple(n for n in parameters if n not in ignore)
+        identity = callable_identity(func)
         state = identity.state
         if self.hash_fn is not None:  # what cannot be encoded is left to cache_hash
             state = tuple((label, get) for label, get in state if cachekeys.encodable(get()))
         self.state = tuple(get for _, get in state)
         self.labels = self.names + tuple(label for label, _ in state)
         head = [b"daglite-cache-1\x00"]
-        cachekeys._enc_str(task.qualname, head)
-        cachekeys._enc_str(task.cache_version or "", head)
+        cachekeys._enc_str(qualname, head)
+        cachekeys._enc_str(version or "", head)
         if self.hash_fn is None:
             cachekeys._enc_str(identity.fingerprint, head)
             cachekeys.encode_into(self.names, head)
@@ -75,16 +81,12 @@ class _TaskKeys:
         labels = self.labels[len(self.names) :]
         return [label for label, a, b in zip(labels, before, self.snapshot()) if a != b]
 
-    def __reduce__(self) -> Any:
-        # A task travels without them: its getters read this process's globals and cells.
-        return (_rebuilt_on_use, ())
-
     def key(self, inputs: dict[str, Any]) -> str:
         if self.hash_fn is not None:
-            custom = self.hash_fn(self.task.func, inputs)
+            custom = self.hash_fn(self.func, inputs)
             if not isinstance(custom, str):
                 raise TypeError(
-                    f"cache_hash of task '{self.task.name}' returned "
+                    f"cache_hash of task '{self.name}' returned "
                     f"{type(custom).__name__} {custom!r}; it must return a str"
                 )
             out = [self.prefix]
@@ -114,36 +116,21 @@ class _TaskKeys:
                 cachekeys.encode_into(value, out)
             except (cachekeys.Unhashable, RecursionError) as exc:
                 label = self.labels[index + start]
+                if index + start == 0 and label in ("self", "cls"):  # a method's object
+                    raise TypeError(
+                        f"task '{self.name}': the object it is bound to (argument '{label}', "
+                        f"{type(value).__name__}) cannot be part of a cache key: {exc}. To "
+                        f"cache this task, {HOW_TO_FIX}; or leave the object out of the key "
+                        f"with cache_ignore=('{label}',)"
+                    ) from exc
                 if index + start < len(self.names):
                     raise TypeError(
-                        f"task '{self.task.name}': argument '{label}' "
+                        f"task '{self.name}': argument '{label}' "
                         f"({type(value).__name__}) cannot be part of a cache key: {exc}. "
                         f"Leave it out with cache_ignore=('{label}',) or pass cache_hash=..."
                     ) from exc
                 raise TypeError(
-                    f"task '{self.task.name}': {label} ({type(value).__name__}) cannot be "
+                    f"task '{self.name}': {label} ({type(value).__name__}) cannot be "
                     f"part of a cache key: {exc}. To cache this task, {HOW_TO_FIX}"
                 ) from exc
         return b"".join(out)
-
-
-def _rebuilt_on_use() -> None:
-    return None
-
-
-def task_keys(task: BaseTask[Any, Any]) -> _TaskKeys:
-    """The key state of `task`, built on first use and kept on the task."""
-    keys = task.__dict__.get("_daglite_keys")
-    if keys is None:
-        keys = _TaskKeys(task)
-        object.__setattr__(task, "_daglite_keys", keys)
-    return keys
-
-
-def cache_key(task: BaseTask[Any, Any], *args: Any, **kwargs: Any) -> str:
-    """The cache key a call `task(*args, **kwargs)` would use.
-
-    Raises:
-        TypeError: An argument cannot be hashed (the message names it).
-    """
-    return task_keys(task).key(task.bind(args, kwargs))

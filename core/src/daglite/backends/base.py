@@ -8,7 +8,6 @@ from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
 from time import perf_counter
-from typing import TYPE_CHECKING
 from typing import Any
 from typing import TypeAlias
 
@@ -25,9 +24,7 @@ from daglite.lifecycle import SUCCEEDED
 from daglite.lifecycle import current_map
 from daglite.lifecycle import tally_of
 from daglite.settings import DagliteSettings
-
-if TYPE_CHECKING:
-    from daglite.tasks import BaseTask
+from daglite.taskspec import TaskSpec
 
 
 #: The result of one map item: `(index, ok, value)`, where `value` is the item's value, or
@@ -63,7 +60,7 @@ class MapJob:
             batch), or `None` when nobody listens.
     """
 
-    task: BaseTask[Any, Any]
+    task: TaskSpec
     items: Iterator[tuple[Any, ...]]
     total: int | None
     map_id: str

@@ -16,7 +16,6 @@ import os
 import pickle
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 from typing import Any
 
 from daglite.backends.base import MapJob
@@ -28,9 +27,7 @@ from daglite.context import Runtime
 from daglite.context import new_id
 from daglite.errors import BackendError
 from daglite.lifecycle import tally_of
-
-if TYPE_CHECKING:
-    from daglite.tasks import BaseTask
+from daglite.taskspec import TaskSpec
 
 #: The worker spec of maps run outside any session (the bare runtime's), by backend.
 _bare_spec: tuple[Runtime, WorkerSpec] | None = None
@@ -118,7 +115,7 @@ def pack_job(job: MapJob) -> bytes:
         ) from exc
 
 
-def pack_items(task: BaseTask[Any, Any], chunk: list[tuple[int, tuple[Any, ...]]]) -> bytes:
+def pack_items(task: TaskSpec, chunk: list[tuple[int, tuple[Any, ...]]]) -> bytes:
     """The cloudpickled items of a batch.
 
     Raises:
