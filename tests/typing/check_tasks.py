@@ -102,3 +102,41 @@ lines_type: AsyncTaskStream[[str], str] = lines
 assert_type(numbers(2), Iterator[int])
 assert_type(lines("a"), AsyncIterator[str])
 get(b"u").close()  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+
+
+# A task in a class binds like a method: the instance fills its first parameter.
+class Scaler:
+    factor: float = 2.0
+
+    @task
+    def apply(self, x: float) -> float:
+        return x * self.factor
+
+    @task
+    async def later(self, x: float) -> float:
+        return x * self.factor
+
+    @staticmethod
+    @task
+    def negate(x: int) -> int:
+        return -x
+
+    @classmethod
+    @task(retries=1)
+    def label(cls, x: int) -> str:
+        return f"{cls.__name__}-{x}"
+
+
+scaler = Scaler()
+assert_type(scaler.apply(1.5), float)
+assert_type(Scaler.apply(scaler, 1.5), float)
+later = assert_type(scaler.later(1.5), Coroutine[Any, Any, float])
+later.close()
+assert_type(Scaler.negate(1), int)
+assert_type(scaler.label(1), str)
+# Not asserted: pyright and mypy model a staticmethod or classmethod over a descriptor (the
+# task) by the task's own binding, so they type `scaler.negate` as bound to `scaler` and
+# `Scaler.label` as unbound; at run time both are what Python makes of them (`negate` is the
+# task, `label` is bound to the class).
+scaler.apply("x")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+scaler.apply(1.0, 2.0)  # type: ignore[call-arg]  # pyright: ignore[reportCallIssue]

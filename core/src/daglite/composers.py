@@ -57,8 +57,11 @@ def _zip(
     iterables: tuple[Iterable[Any], ...],
     caller: str,
 ) -> Any:
-    """The items' argument tuples (`bound` first), or a `TypeError` naming the argument that
-    is not iterable."""
+    """The items' argument tuples (`bound` first).
+
+    Raises:
+        TypeError: An iterable is not one (the message names its parameter).
+    """
     try:
         items = zip(*iterables)
     except TypeError:

@@ -105,9 +105,7 @@ def _timed_out(exc: Exception) -> bool:
     return isinstance(exc, AttemptTimedOut)
 
 
-def steps(
-    task: TaskSpec, runtime: Runtime, meta: TaskMetadata
-) -> Generator[float, Any, Any]:
+def steps(task: TaskSpec, runtime: Runtime, meta: TaskMetadata) -> Generator[float, Any, Any]:
     """The policy of one call; see the module docstring. Returns the call's value.
 
     Every moment is reported through a `CallReport` (events, hooks and counts); this
@@ -144,7 +142,11 @@ def steps(
             timed_out = task.timeout is not None and _timed_out(exc)
             if timed_out:  # hooks, events and the caller see a public error, not our signal
                 exc = task_timeout_error(
-                    meta.name, meta.map_index, task.timeout, attempt, task.retries  # type: ignore[arg-type]
+                    meta.name,
+                    meta.map_index,
+                    task.timeout,
+                    attempt,
+                    task.retries,  # type: ignore[arg-type]
                 )
                 report.timed_out(attempt, task.timeout)  # type: ignore[arg-type]
             if attempt > task.retries:
@@ -343,9 +345,7 @@ def run_sync(task: TaskSpec, runtime: Runtime, meta: TaskMetadata, args, kwargs)
         current_frame.reset(token)
 
 
-async def run_async(
-    task: TaskSpec, runtime: Runtime, meta: TaskMetadata, args, kwargs
-) -> Any:
+async def run_async(task: TaskSpec, runtime: Runtime, meta: TaskMetadata, args, kwargs) -> Any:
     """Drive `steps()` for an async function; a timeout cancels the attempt."""
     import asyncio
 
@@ -382,9 +382,7 @@ async def run_async(
         current_frame.reset(token)
 
 
-def run_stream(
-    task: TaskSpec, runtime: Runtime, meta: TaskMetadata, args, kwargs
-) -> Iterator[Any]:
+def run_stream(task: TaskSpec, runtime: Runtime, meta: TaskMetadata, args, kwargs) -> Iterator[Any]:
     """Drive `steps()` around a generator function: the attempt is the whole iteration.
 
     The task's frame is current only while the generator's own code runs, not while the

@@ -212,4 +212,3 @@ class TaskOptions:
 def option_names() -> tuple[str, ...]:
     """The names of the options, in the order of `@task`'s keyword parameters."""
     return tuple(field.name for field in attrs.fields(TaskOptions))
-

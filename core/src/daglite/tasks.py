@@ -25,6 +25,7 @@ from typing import Concatenate
 from typing import Generic
 from typing import ParamSpec
 from typing import TypeVar
+from typing import cast
 from typing import overload
 
 from daglite import pipeline
@@ -58,7 +59,7 @@ class BaseTask(TaskSpec, Generic[P, R]):
     """
 
     def __get__(self, instance: Any, owner: Any = None) -> Any:
-        return self if instance is None else MethodType(self, instance)
+        return self if instance is None else MethodType(cast("Callable[..., Any]", self), instance)
 
     def _prepare(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         runtime = current_runtime.get()
@@ -174,7 +175,7 @@ class _TaskDecorator:
     def __call__(self, func: Callable[P, Coroutine[Any, Any, R]]) -> AsyncTask[P, R]: ...  # type: ignore[overload-overlap]
     @overload
     def __call__(self, func: Callable[P, R]) -> SyncTask[P, R]: ...
-    def __call__(self, func: Callable[..., Any]) -> Any:
+    def __call__(self, func: Any) -> Any:
         return _make_task(func, self._options)
 
 

@@ -130,8 +130,9 @@ class TaskSpec(TaskOptions):
 
     @classmethod
     def of(cls, func: Callable[..., Any], options: dict[str, Any]) -> Any:
-        """The spec of `func` with `options` (those of `@task`; `None` name/description: the
-        function's name and docstring).
+        """The spec of `func` with `options`, those of `@task`.
+
+        A `None` name or description is the function's name or docstring.
 
         Raises:
             TypeError: `func` cannot be a task (see `check_decoratable`).
@@ -286,7 +287,11 @@ def unbind(func: Any) -> tuple[TaskSpec, tuple[Any, ...]] | None:
 def _lookup(module: Any, qualname: str) -> Any:
     obj = module
     for part in qualname.split("."):
-        obj = getattr(obj, part, None)
+        found = vars(obj).get(part) if isinstance(obj, type) else None
+        if isinstance(found, (staticmethod, classmethod)):  # the task it wraps
+            obj = found.__func__
+        else:
+            obj = getattr(obj, part, None)
     return obj
 
 

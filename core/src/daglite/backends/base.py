@@ -26,7 +26,6 @@ from daglite.lifecycle import tally_of
 from daglite.settings import DagliteSettings
 from daglite.taskspec import TaskSpec
 
-
 #: The result of one map item: `(index, ok, value)`, where `value` is the item's value, or
 #: the `TaskError` it failed with when `ok` is false. The one outcome type of every backend,
 #: also in the results workers send back: a plain tuple, the cheapest thing to build and
