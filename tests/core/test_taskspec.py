@@ -16,6 +16,7 @@ import types
 import cloudpickle
 import pytest
 
+from daglite import BackendError
 from daglite import current_task
 from daglite import gather_tasks
 from daglite import map_tasks
@@ -57,6 +58,15 @@ def test_a_task_is_its_spec_with_options_and_derived_facts():
     assert named.needs_inputs and not named.plain
     assert add.plain and not add.needs_inputs
     assert (add.is_async, add.is_stream) == (False, False)
+
+
+def test_tasks_are_equal_only_to_themselves_and_hashable_whatever_their_options():
+    def f(x):
+        return x
+
+    same_options = task(f), task(f)
+    assert same_options[0] != same_options[1]
+    assert len({*same_options, *same_options}) == 2
 
 
 def test_bind_gives_arguments_by_name_with_defaults_and_reports_bad_calls():
@@ -176,6 +186,15 @@ def test_map_over_a_bound_task_runs_on_its_instance_on_every_backend(backend):
     assert [value for _, value in results] == [3, 6, 9]
     pids = {pid for pid, _ in results}
     assert (os.getpid() not in pids) is (backend == "process")
+
+
+def test_an_instance_that_cannot_travel_to_a_worker_is_named_as_the_argument_self():
+    with session(backend="process"), pytest.raises(BackendError) as info:
+        map_tasks(Locked().plain, [1])
+    assert str(info.value) == (
+        "argument 'self' of task 'plain' (map index 0) cannot be sent to a worker process: "
+        "cannot pickle '_thread.lock' object"
+    )
 
 
 def test_map_over_a_classmethod_and_a_staticmethod_task_on_processes():

@@ -117,6 +117,10 @@ class TaskSpec(TaskOptions):
     name: str = attrs.field(kw_only=True, validator=lambda _, __, value: check_name(value))
     description: str = attrs.field(kw_only=True, default="")
 
+    # A task is itself, as a function is (options compare by value; tasks by identity).
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
     # Derived at decoration time.
     signature: inspect.Signature = attrs.field(init=False)
     qualname: str = attrs.field(init=False)

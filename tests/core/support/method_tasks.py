@@ -59,6 +59,10 @@ class Locked:
     def run(self, x: int) -> int:
         return x
 
+    @task
+    def plain(self, x: int) -> int:
+        return x
+
 
 class Keyed:
     """An object that names what identifies it (`__cache_key__`): the lock is left out."""
