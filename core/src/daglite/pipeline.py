@@ -141,14 +141,9 @@ def steps(task: TaskSpec, runtime: Runtime, meta: TaskMetadata) -> Generator[flo
         except Exception as exc:
             timed_out = task.timeout is not None and _timed_out(exc)
             if timed_out:  # hooks, events and the caller see a public error, not our signal
-                exc = task_timeout_error(
-                    meta.name,
-                    meta.map_index,
-                    task.timeout,
-                    attempt,
-                    task.retries,  # type: ignore[arg-type]
-                )
-                report.timed_out(attempt, task.timeout)  # type: ignore[arg-type]
+                timeout: float = task.timeout  # type: ignore[assignment]  # set: it timed out
+                exc = task_timeout_error(meta.name, meta.map_index, timeout, attempt, task.retries)
+                report.timed_out(attempt, timeout)
             if attempt > task.retries:
                 error = report.failed(exc, attempt, timed_out)
                 raise error from (None if timed_out else exc)

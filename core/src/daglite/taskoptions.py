@@ -17,6 +17,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -135,7 +136,7 @@ def _store(what: str) -> Callable[[Any, attrs.Attribute[Any], Any], None]:
     return check
 
 
-@attrs.frozen(slots=False)
+@attrs.frozen(slots=False, eq=False)
 class TaskOptions:
     """The options of `@task` (see `daglite.task` for what each does), checked when built.
 
@@ -161,11 +162,14 @@ class TaskOptions:
     retry_delay: float = attrs.field(default=0.0, validator=_retry_delay)
     retry_backoff: float = attrs.field(default=1.0, validator=_retry_backoff)
     cache_version: str | None = None
-    cache_ignore: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    cache_ignore: Sequence[str] = ()
 
     def __attrs_post_init__(self) -> None:
-        # Checked above as given (messages show the value passed); kept as floats.
+        # Checked above as given (messages show the value passed); kept as floats, and the
+        # names left out of the key as a tuple. (Not attrs converters: inspecting a builtin
+        # such as `tuple` for one costs a millisecond of import time.)
         setattr_ = object.__setattr__
+        setattr_(self, "cache_ignore", tuple(self.cache_ignore))
         if self.timeout is not None:
             setattr_(self, "timeout", float(self.timeout))
         setattr_(self, "retry_delay", float(self.retry_delay))

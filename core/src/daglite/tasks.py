@@ -301,4 +301,4 @@ def _make_task(func: Any, options: dict[str, Any]) -> BaseTask[Any, Any]:
         cls = AsyncTask
     else:
         cls = SyncTask
-    return cls.of(func, options)
+    return cls(func, **options)

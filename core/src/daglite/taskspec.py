@@ -21,10 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 from typing import Any
 
-import attrs
-
 from daglite.taskoptions import TaskOptions
-from daglite.taskoptions import check_name
 from daglite.templates import placeholders
 
 if TYPE_CHECKING:
@@ -90,7 +87,6 @@ def _simple_parameters(signature: inspect.Signature) -> tuple[str, ...] | None:
     return None
 
 
-@attrs.frozen(slots=False, eq=False, repr=False)
 class TaskSpec(TaskOptions):
     """A task's definition: its options, its function and what is derived from them.
 
@@ -113,49 +109,44 @@ class TaskSpec(TaskOptions):
             fails.
     """
 
-    func: Callable[..., Any] = attrs.field(kw_only=True)
-    name: str = attrs.field(kw_only=True, validator=lambda _, __, value: check_name(value))
-    description: str = attrs.field(kw_only=True, default="")
+    # Set by `__init__` (the options are the fields of `TaskOptions`, checked there); frozen
+    # like them.
+    func: Callable[..., Any]
+    name: str  # pyright: ignore[reportIncompatibleVariableOverride] - resolved, never None
+    description: str  # pyright: ignore[reportIncompatibleVariableOverride] - likewise
+    signature: inspect.Signature
+    qualname: str
+    is_async: bool
+    is_stream: bool
+    name_fields: frozenset[str]
+    needs_inputs: bool
+    plain: bool
+    _param_names: tuple[str, ...] | None
+    _defaults: dict[str, Any]
 
     # A task is itself, as a function is (options compare by value; tasks by identity).
     __eq__ = object.__eq__
     __hash__ = object.__hash__
 
-    # Derived at decoration time.
-    signature: inspect.Signature = attrs.field(init=False)
-    qualname: str = attrs.field(init=False)
-    is_async: bool = attrs.field(init=False)
-    is_stream: bool = attrs.field(init=False)
-    name_fields: frozenset[str] = attrs.field(init=False)
-    needs_inputs: bool = attrs.field(init=False)
-    plain: bool = attrs.field(init=False)
-    _param_names: tuple[str, ...] | None = attrs.field(init=False)
-    _defaults: dict[str, Any] = attrs.field(init=False)
-
-    @classmethod
-    def of(cls, func: Callable[..., Any], options: dict[str, Any]) -> Any:
+    def __init__(self, func: Callable[..., Any], **options: Any) -> None:
         """The spec of `func` with `options`, those of `@task`.
 
-        A `None` name or description is the function's name or docstring.
+        A `None` (or absent) name or description is the function's name or docstring.
 
         Raises:
             TypeError: `func` cannot be a task (see `check_decoratable`).
             ValueError: An option is invalid (the message names it and what is allowed).
         """
         check_decoratable(func)
-        options = dict(options)
         if options.get("name") is None:
             options["name"] = default_name(func)
         if options.get("description") is None:
             options["description"] = inspect.getdoc(func) or ""
-        return cls(func=func, **options)
-
-    def __attrs_post_init__(self) -> None:
-        super().__attrs_post_init__()
-        func = self.func
+        super().__init__(**options)
         self.check_function(func, self.name)
         signature = inspect.signature(func)
-        setattr_ = object.__setattr__
+        setattr_ = object.__setattr__  # frozen: set once, here
+        setattr_(self, "func", func)
         setattr_(self, "signature", signature)
         setattr_(self, "qualname", qualified_name(func))
         is_stream = inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func)
@@ -200,7 +191,7 @@ class TaskSpec(TaskOptions):
             tuple(self.signature.parameters),
             self.cache_hash,
             self.cache_version,
-            self.cache_ignore,
+            tuple(self.cache_ignore),
         )
 
     def __repr__(self) -> str:
