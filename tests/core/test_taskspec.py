@@ -267,3 +267,37 @@ def test_an_instance_keyed_by_its_cache_key_method(tmp_path):
 def test_cache_key_requires_a_task():
     with pytest.raises(TypeError, match=r"^cache_key requires a `@task`-decorated callable"):
         cache_key(len, 1)
+
+
+def _model_class(offset: int) -> type:
+    """A class `Model` whose helper method's code depends on `offset` (an edit between runs)."""
+    if offset == 1:
+
+        class Model:
+            def helper(self, x):
+                return x + 1
+
+            @task(cache=True)
+            def run(self, x):
+                return self.helper(x)
+
+    else:
+
+        class Model:  # type: ignore[no-redef]
+            def helper(self, x):
+                return x + 2
+
+            @task(cache=True)
+            def run(self, x):
+                return self.helper(x)
+
+    Model.__qualname__ = "Model"
+    Model.run.func.__qualname__ = "Model.run"
+    return Model
+
+
+def test_a_method_key_covers_the_code_of_its_class_as_a_bound_method_key_does():
+    first, edited = _model_class(1), _model_class(2)
+    # The same name, the same method code, equal (empty) state: only the helper differs.
+    assert cache_key(first().run, 1) != cache_key(edited().run, 1)
+    assert cache_key(first().run, 1) == cache_key(first().run, 1)

@@ -198,7 +198,7 @@ def function_identity(func: types.FunctionType) -> Identity:
     return identity
 
 
-def _class_fingerprint(cls: type) -> str:
+def class_fingerprint(cls: type) -> str:
     """The code of a class's methods (and of its bases from the same package)."""
     out: list[bytes] = []
     package = _package(cls)
@@ -207,7 +207,7 @@ def _class_fingerprint(cls: type) -> str:
             continue
         cachekeys._enc_str(cachekeys._qualname(klass), out)
         for name, value in sorted(vars(klass).items()):
-            value = getattr(value, "__func__", value)  # classmethods, staticmethods
+            value = _as_function(getattr(value, "__func__", value))  # class/static methods
             if isinstance(value, types.FunctionType):
                 cachekeys._enc_str(name, out)
                 cachekeys._enc_str(function_identity(value).fingerprint, out)
@@ -226,7 +226,7 @@ def callable_identity(func: Callable[..., Any]) -> Identity:
         bound = func.__self__
         name = getattr(func, "__name__", "method")
         fingerprint = _digest(
-            [inner.fingerprint.encode(), _class_fingerprint(type(bound)).encode()]
+            [inner.fingerprint.encode(), class_fingerprint(type(bound)).encode()]
             if not isinstance(bound, type)
             else [inner.fingerprint.encode(), cachekeys._qualname(bound).encode()]
         )
@@ -239,7 +239,7 @@ def callable_identity(func: Callable[..., Any]) -> Identity:
     if isinstance(func, (types.BuiltinFunctionType, types.BuiltinMethodType)):
         return Identity(cachekeys._qualname(func), ())
     cls = type(func)
-    fingerprint = _digest([cachekeys._qualname(cls).encode(), _class_fingerprint(cls).encode()])
+    fingerprint = _digest([cachekeys._qualname(cls).encode(), class_fingerprint(cls).encode()])
     return Identity(fingerprint, (("the callable object", lambda: func),))
 
 

@@ -10,6 +10,9 @@ arguments' part by any string it returns.
 from __future__ import annotations
 
 import hashlib
+import inspect
+import types
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -29,9 +32,24 @@ class TaskKeys:
 
     With `cache_hash`, its string replaces the arguments; the state is still added when it
     can be encoded, and left to `cache_hash` when it cannot.
+
+    A task defined in a class keys the object it is bound to (its first argument, `self` or
+    `cls`) as any argument, plus the code of that object's class (the other methods it may
+    call), as a bound method's key does (`daglite.cacheidentity`).
     """
 
-    __slots__ = ("func", "hash_fn", "labels", "name", "names", "prefix", "state", "warned")
+    __slots__ = (
+        "classes",
+        "func",
+        "hash_fn",
+        "labels",
+        "name",
+        "names",
+        "owner",
+        "prefix",
+        "state",
+        "warned",
+    )
 
     def __init__(
         self,
@@ -50,6 +68,8 @@ class TaskKeys:
         self.warned = False
         self.hash_fn = hash_fn
         self.names = tuple(n for n in parameters if n not in ignore)
+        self.owner = _owner_parameter(func, self.names) if hash_fn is None else None
+        self.classes: weakref.WeakKeyDictionary[type, str] = weakref.WeakKeyDictionary()
         identity = callable_identity(func)
         state = identity.state
         if self.hash_fn is not None:  # what cannot be encoded is left to cache_hash
@@ -98,6 +118,8 @@ class TaskKeys:
             values = [inputs[name] for name in self.names]
             if self.state:
                 values += [get() for get in self.state]
+            if self.owner is not None:
+                values.append(self._class_code(inputs[self.owner]))
             scalars = _SCALARS
             for value in values:
                 if type(value) not in scalars:
@@ -106,6 +128,29 @@ class TaskKeys:
             else:
                 material = self.prefix + b"r" + repr(values).encode("utf-8", "surrogatepass")
         return hashlib.blake2b(material, digest_size=20).hexdigest()
+
+    def _class_code(self, bound: Any) -> str:
+        """The code fingerprint of the class of `bound` when this task is its method, else "".
+
+        Kept per class: code edited between runs changes it; a class patched while running
+        keeps the fingerprint it had at its first key.
+        """
+        cls = bound if isinstance(bound, type) else type(bound)
+        found = self.classes.get(cls)
+        if found is None:
+            found = ""
+            name = getattr(self.func, "__name__", "")
+            for klass in cls.__mro__:
+                attr = vars(klass).get(name)
+                if attr is not None:
+                    task = getattr(attr, "__func__", attr)  # a classmethod's task
+                    if getattr(task, "func", None) is self.func:
+                        from daglite.cacheidentity import class_fingerprint
+
+                        found = class_fingerprint(cls)
+                    break
+            self.classes[cls] = found
+        return found
 
     def _general(self, values: list[Any], start: int = 0) -> bytes:
         from daglite.cacheidentity import HOW_TO_FIX
@@ -134,3 +179,19 @@ class TaskKeys:
                     f"part of a cache key: {exc}. To cache this task, {HOW_TO_FIX}"
                 ) from exc
         return b"".join(out)
+
+
+def _owner_parameter(func: Callable[..., Any], names: tuple[str, ...]) -> str | None:
+    """The first parameter of a function defined in a class body (its object), if keyed."""
+    if not isinstance(func, types.FunctionType) or not names:
+        return None
+    parent, _, _ = func.__qualname__.rpartition(".")
+    if not parent or parent.endswith("<locals>"):
+        return None
+    first = next(iter(inspect.signature(func).parameters.values()), None)
+    if first is None or first.name != names[0] or first.kind not in _POSITIONAL:
+        return None
+    return first.name
+
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
