@@ -292,7 +292,6 @@ def _model_class(offset: int) -> type:
                 return self.helper(x)
 
     Model.__qualname__ = "Model"
-    Model.run.func.__qualname__ = "Model.run"
     return Model
 
 

@@ -102,6 +102,12 @@ class TaskKeys:
         return [label for label, a, b in zip(labels, before, self.snapshot()) if a != b]
 
     def key(self, inputs: dict[str, Any]) -> str:
+        """The key of a call with the bound arguments `inputs` (a hex digest).
+
+        Raises:
+            TypeError: An argument or the callable's state cannot be part of a key (the
+                message names it and says what to do), or `cache_hash` returned a non-str.
+        """
         if self.hash_fn is not None:
             custom = self.hash_fn(self.func, inputs)
             if not isinstance(custom, str):
