@@ -34,6 +34,7 @@ from daglite.context import current_runtime
 from daglite.context import open_sessions
 from daglite.context import warn_lost_session
 from daglite.taskspec import TaskSpec
+from daglite.taskspec import _import_task as _import_task  # tasks pickled before it moved
 from daglite.taskspec import default_name as default_name  # re-exported
 from daglite.taskspec import qualified_name as qualified_name  # re-exported
 from daglite.templates import BUILTIN_PLACEHOLDERS as BUILTIN_PLACEHOLDERS  # re-exported
