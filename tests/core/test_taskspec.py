@@ -300,3 +300,35 @@ def test_a_method_key_covers_the_code_of_its_class_as_a_bound_method_key_does():
     # The same name, the same method code, equal (empty) state: only the helper differs.
     assert cache_key(first().run, 1) != cache_key(edited().run, 1)
     assert cache_key(first().run, 1) == cache_key(first().run, 1)
+
+
+# -- a task as a value in a cache key (its __cache_key__: its function) -----------------------
+
+
+def _plus_one(x):
+    return x + 1
+
+
+def _plus_two(x):
+    return x + 2
+
+
+def test_a_task_passed_as_an_argument_is_keyed_by_its_function():
+    from daglite import cachekeys
+
+    assert cachekeys.encode(task(_plus_one)) == cachekeys.encode(task(_plus_one))
+    assert cachekeys.encode(task(_plus_one)) != cachekeys.encode(task(_plus_two))
+    assert add.__cache_key__() is add.func
+
+
+def test_a_task_read_as_a_global_is_followed_like_a_helper_function():
+    from daglite.cacheidentity import code_fingerprint
+
+    def caller_with(helper):
+        namespace = {"__name__": __name__, "helper": helper}
+        exec("def caller(x):\n    return helper(x)\n", namespace)
+        return namespace["caller"]
+
+    one, two = caller_with(task(_plus_one)), caller_with(task(_plus_two))
+    assert code_fingerprint(one) != code_fingerprint(two)  # the helper task's code counts
+    assert code_fingerprint(one) == code_fingerprint(caller_with(task(_plus_one)))

@@ -35,7 +35,6 @@ from typing import Any
 from typing import NamedTuple
 
 from daglite import cachekeys
-from daglite.taskspec import TaskSpec
 
 #: How to make a callable whose state cannot be encoded cacheable (ends the error messages).
 HOW_TO_FIX = (
@@ -116,8 +115,14 @@ def _cell_getter(cell: Any) -> Callable[[], Any]:
 
 
 def _as_function(value: Any) -> Any:
-    if isinstance(value, TaskSpec) and isinstance(value.func, types.FunctionType):
-        return value.func  # a daglite task: its function
+    own_key = getattr(type(value), "__cache_key__", None)
+    if own_key is not None:  # a daglite task says its function identifies it
+        try:
+            inner = own_key(value)
+        except Exception:  # a global's own method failing is not ours to report here
+            return value
+        if isinstance(inner, types.FunctionType):
+            return inner
     return value
 
 

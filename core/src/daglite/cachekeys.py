@@ -19,8 +19,6 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from daglite.taskspec import TaskSpec
-
 _MAX_DEPTH = 200
 
 
@@ -111,8 +109,6 @@ def _encode_other(obj: Any, out: list[bytes], depth: int) -> None:
         out.append(b"c")
         _enc_str(_qualname(obj), out)
         return
-    if isinstance(obj, TaskSpec) and isinstance(obj.func, types.FunctionType):
-        obj = obj.func  # a daglite task: its function
     if isinstance(obj, types.FunctionType):
         from daglite.cacheidentity import encode_function
 

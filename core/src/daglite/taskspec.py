@@ -194,6 +194,14 @@ class TaskSpec(TaskOptions):
             tuple(self.cache_ignore),
         )
 
+    def __cache_key__(self) -> Callable[..., Any]:
+        """What identifies the task as a value in a cache key: its function.
+
+        A task passed as an argument or read as a global is keyed by its function's name,
+        code and state (`daglite.cachekeys`).
+        """
+        return self.func
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} '{self.name}' of {self.qualname}>"
 
