@@ -107,6 +107,7 @@ class TaskSpec(TaskOptions):
         plain: A sync function with nothing for the pipeline to manage: outside a listening
             session it is called directly, and its arguments are only checked if the call
             fails.
+        keys: The state of its cache keys (`daglite.taskkeys.TaskKeys`), built on first use.
     """
 
     # Set by `__init__` (the options are the fields of `TaskOptions`, checked there); frozen
