@@ -69,6 +69,13 @@ def test_tasks_are_equal_only_to_themselves_and_hashable_whatever_their_options(
     assert len({*same_options, *same_options}) == 2
 
 
+def test_cache_hash_is_also_read_by_its_former_attribute_name():
+    def by_x(func, inputs):
+        return str(inputs["x"])
+
+    assert task(cache=True, cache_hash=by_x)(_plus_one).cache_hash_fn is by_x
+
+
 def test_bind_gives_arguments_by_name_with_defaults_and_reports_bad_calls():
     assert add.bind((2,), {}) == {"x": 2, "y": 1}
     assert add.bind((), {"y": 3, "x": 2}) == {"x": 2, "y": 3}

@@ -195,6 +195,11 @@ class TaskSpec(TaskOptions):
             tuple(self.cache_ignore),
         )
 
+    @property
+    def cache_hash_fn(self) -> Callable[..., str] | None:
+        """The `cache_hash` option (its name on tasks before `TaskOptions`)."""
+        return self.cache_hash
+
     def __cache_key__(self) -> Callable[..., Any]:
         """What identifies the task as a value in a cache key: its function.
 
