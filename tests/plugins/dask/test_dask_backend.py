@@ -377,3 +377,21 @@ def test_unknown_option_is_rejected():
 def test_options_must_be_a_table():
     with pytest.raises(ValueError, match=r"options of plugin 'dask' must be a table \(\[tool"):
         daglite.DagliteSettings(options={"dask": "tcp://x:1"})
+
+
+class Scaler:
+    """An object whose method is a task: bound, it travels with each item to the workers."""
+
+    def __init__(self, factor: int) -> None:
+        self.factor = factor
+
+    @task
+    def where(self, x: int) -> tuple[int, int]:
+        return os.getpid(), self.factor * x
+
+
+def test_a_bound_method_task_runs_on_its_instance_on_the_cluster(dask_settings):
+    with session(settings=dask_settings):
+        results = map_tasks(Scaler(3).where, [1, 2, 3])
+    assert [value for _, value in results] == [3, 6, 9]
+    assert os.getpid() not in {pid for pid, _ in results}

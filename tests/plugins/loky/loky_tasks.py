@@ -65,3 +65,14 @@ LOCK = threading.Lock()
 @task
 def env_of(name: str) -> tuple[int, str | None]:
     return os.getpid(), os.environ.get(name)
+
+
+class Scaler:
+    """An object whose method is a task: bound, it travels with each item to the workers."""
+
+    def __init__(self, factor: int) -> None:
+        self.factor = factor
+
+    @task(cache=True)
+    def where(self, x: int) -> tuple[int, int]:
+        return os.getpid(), self.factor * x

@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from loky_tasks import Scaler
 from loky_tasks import boom
 from loky_tasks import die
 from loky_tasks import fetch
@@ -257,3 +258,14 @@ def test_warm_workers_see_the_environment_of_each_new_session(monkeypatch):
     assert {value for _, value in after} == {None}
     # the same warm workers served all three sessions: loky did not restart them
     assert {pid for pid, _ in during} & {pid for pid, _ in before}
+
+
+def test_a_bound_method_task_runs_on_its_instance_in_loky_workers_and_keys_it(tmp_path):
+    with session(backend="loky", settings=TWO, cache_store=str(tmp_path)):
+        first = map_tasks(Scaler(3).where, [1, 2])
+        other = map_tasks(Scaler(5).where, [1, 2])
+        again = map_tasks(Scaler(3).where, [1, 2])
+    assert [value for _, value in first] == [3, 6]
+    assert [value for _, value in other] == [5, 10]  # another instance: not the cache's 3, 6
+    assert os.getpid() not in {pid for pid, _ in first}
+    assert again == first  # an equal instance: read back from the cache, worker pids too
