@@ -40,7 +40,6 @@ from daglite.lifecycle import CallReport
 from daglite.lifecycle import count_item
 from daglite.taskspec import TaskSpec
 
-
 _new_tuple = tuple.__new__
 
 
