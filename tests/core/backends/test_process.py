@@ -113,10 +113,13 @@ def test_generator_input_is_consumed_lazily_with_a_bound():
     opened = session(backend="process", settings=settings, plugins=[on_event])
     with opened, pytest.raises(TaskError, match=match):
         map_tasks(fail_at, numbers(), itertools.repeat(300), chunksize=10)
-    # Two batches per worker in flight, plus the next one packed; until the failed batch's
-    # result is read, the other worker may finish its two batches and get two more.
+    # The window: two batches per worker in flight, plus the next one packed. It holds at
+    # every pull, whatever the machine's load.
     assert ahead <= 10 * (2 * 2 + 1)
-    assert 300 < pulled <= 300 + 10 * (2 * 2 + 1 + 2)
+    # The map stops pulling once the failure is read. How many batches the other worker
+    # finishes before that depends on scheduling (two more were seen under load), so the
+    # bound here only shows the input stopped near the failure, not a million items later.
+    assert 300 < pulled <= 300 + 10 * 10
 
 
 def test_return_exceptions_keeps_other_values():
