@@ -19,6 +19,17 @@ def square(x):
     return x * x
 
 
+def with_table(size):
+    """A task closing over a table of `size` bytes (sent by value: it is not importable)."""
+    table = bytes(size)
+
+    @task(name="with_table")
+    def lookup(x):
+        return x + len(table)
+
+    return lookup
+
+
 @task
 def where(x):
     return x, os.getpid()
