@@ -1,12 +1,13 @@
 """The coordinator's map loop of process-style backends: batches out, outcomes back.
 
 `run_map(job, transport, spec)` is the whole map of a backend whose workers live in
-other processes. It packs the task once and the items in batches
-(`daglite.backends.packing`), sizes batches from the measured cost per item
-(`BatchSizer`), keeps a bounded number in flight while consuming the input lazily,
-relays what comes back (`relay`: dataset writes, then log records and events, in order)
-and returns the values in input order. Batches expected to run for a while ask their
-worker to stream events as they happen (`EarlyEvents`), where the transport can.
+other processes. It packs the task once, large arguments repeated across items once
+(`SharedArgs`) and the items in batches (`daglite.backends.packing`), sizes batches
+from the measured cost per item (`BatchSizer`), keeps a bounded number in flight while
+consuming the input lazily, relays what comes back (`relay`: dataset writes, then log
+records and events, in order) and returns the values in input order. Batches expected to
+run for a while ask their worker to stream events as they happen (`EarlyEvents`), where
+the transport can.
 
 A backend only provides a `Transport` (`daglite.backends.transport`): how to hand a
 `BatchRequest` to a worker (which calls `daglite.backends.worker.run_batch`) and get the
@@ -42,6 +43,7 @@ import attrs
 from daglite.backends.base import MapJob
 from daglite.backends.base import Outcome
 from daglite.backends.base import collect
+from daglite.backends.packing import SharedArgs
 from daglite.backends.packing import pack_items
 from daglite.backends.packing import pack_job
 from daglite.backends.packing import relay
@@ -165,6 +167,7 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
     job_blob = pack_job(job)
     job_key = job.map_id
     sizer = BatchSizer(job, transport.workers)
+    shared = SharedArgs()
     indexed: Iterator[tuple[int, tuple[Any, ...]]] = enumerate(job.items)
     retry: deque[_Batch] = deque()
     inflight: dict[Hashable, _Batch] = {}
@@ -186,7 +189,8 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
         if not chunk:
             return None
         job.note_batch(len(chunk))
-        return _Batch(chunk, pack_items(task, chunk))
+        shared.scan(chunk)
+        return _Batch(chunk, pack_items(task, chunk, shared))
 
     def finish(index: int, error: BaseException) -> None:
         outcomes.append((index, False, error))
@@ -207,7 +211,9 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
                 stream = spec.emit and (
                     sizer.cost is None or sizer.cost * len(batch.items) >= STREAM_SECONDS
                 )
-                request = BatchRequest(spec.key, spec, job_key, job_blob, batch.blob, stream)
+                request = BatchRequest(
+                    spec.key, spec, job_key, job_blob, batch.blob, stream, shared.entries
+                )
                 inflight[transport.submit(request)] = batch
                 batch = None if job.stop.is_set() else next_batch()
             if not inflight:

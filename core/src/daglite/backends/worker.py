@@ -41,6 +41,7 @@ from daglite.backends.transport import BatchRequest
 from daglite.backends.transport import BatchResult
 from daglite.backends.transport import JobInfo
 from daglite.backends.transport import WorkerSpec
+from daglite.backends.transport import load_shared
 from daglite.context import Runtime
 from daglite.context import WorkflowFrame
 from daglite.context import current_frame
@@ -223,6 +224,7 @@ def run_batch(
         else:
             runtime = worker_runtime(spec)
         info = _job(request.job_key, request.job)
+        load_shared(request.shared)
         items: list[tuple[int, tuple[Any, ...]]] = pickle.loads(request.items)
     except Exception as exc:  # the task, its arguments or a plugin do not load here
         return _dump(BatchResult(error=f"{type(exc).__name__}: {exc}"), "?")

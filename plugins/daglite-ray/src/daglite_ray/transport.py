@@ -3,10 +3,11 @@
 The core's map loop (`daglite.plugin.TransportBackend`) packs, sizes and relays; this
 module only says how a batch becomes a Ray task and how Ray reports back:
 
-- the session's worker spec and the map's task are pickled once; up to `INLINE_BYTES`
-  they ride with each task (Ray inlines small arguments in the task itself, and a worker
-  unpickles each only once), larger ones go through the object store once (`ray.put`) and
-  each task carries only their reference;
+- the session's worker spec, the map's task and its large arguments repeated across items
+  (`BatchRequest.shared`) are pickled once; up to `INLINE_BYTES` they ride with each task
+  (Ray inlines small arguments in the task itself, and a worker loads each only once),
+  larger ones go through the object store once (`ray.put`) and each task carries only
+  their reference;
 - a batch that needs no word from its worker before it ends is a plain task
   (`daglite_ray.remote.run`); one of a task with a `timeout` (timed from its real start)
   or of slow items (events relayed as they happen) is a streaming generator task
@@ -112,16 +113,16 @@ class RayTransport:
             self._payload(request.spec_key, request.spec) if request.spec is not None else None,
             self._payload(request.job_key, request.job) if request.job is not None else None,
         ]
+        shared = [(key, self._payload(key, data)) for key, data in request.shared if data]
         ticket = next(self._count)
         name = f"daglite-{request.job_key}-{ticket}"
         _, run, stream = self._functions(request.job_key)
+        args = (request.spec_key, request.job_key, payloads, shared, request.items)
         if request.stream or request.job_key in self.timed:
-            ref = stream.remote(
-                request.spec_key, request.job_key, payloads, request.items, request.stream
-            )
+            ref = stream.remote(*args, request.stream)
             self._flights[ticket] = _Flight(ref, name, streaming=True)
         else:
-            ref = run.remote(request.spec_key, request.job_key, payloads, request.items)
+            ref = run.remote(*args)
             self._flights[ticket] = _Flight(ref, name, streaming=False)
         return ticket
 
