@@ -155,6 +155,32 @@ def test_small_payloads_ride_inline_and_a_large_task_goes_through_the_object_sto
     assert len(puts) == 2  # a new map: its task once more
 
 
+def test_a_large_argument_repeated_across_items_goes_through_the_object_store_once(
+    local_ray, monkeypatch
+):
+    import ray
+
+    from daglite_ray.transport import INLINE_BYTES
+
+    puts = []
+    real_put = ray.put
+
+    def counting_put(value, *args, **kwargs):  # the real put, counted
+        puts.append(len(value))
+        return real_put(value, *args, **kwargs)
+
+    monkeypatch.setattr(ray, "put", counting_put)
+    table = t.Table(2 * INLINE_BYTES)
+    with session(settings=QUIET):
+        results = map_tasks(t.table_size, range(60), [table] * 60, chunksize=3)  # 20 batches
+    assert [value for value, _, _ in results] == [x + 2 * INLINE_BYTES for x in range(60)]
+    assert len(puts) == 1 and puts[0] > 2 * INLINE_BYTES  # the table, once (not 20 times)
+    loads: dict[int, int] = {}
+    for _, pid, loaded in results:  # with the first batch, then as the shared argument
+        loads[pid] = max(loads.get(pid, 0), loaded)
+    assert max(loads.values()) <= 2
+
+
 def test_the_application_ray_is_used_and_left_running(local_ray):
     with session(backend="ray"):
         map_tasks(t.square, range(3))
