@@ -39,7 +39,7 @@ from daglite.plugin import WorkerLost
 
 log = logging.getLogger("daglite")
 
-#: Payloads (session specs, map tasks) kept at once, newest last.
+#: Payloads (session specs, map tasks, shared arguments) kept at once, newest last.
 _KEEP_REFS = 8
 #: A payload up to this size travels with every task; a larger one goes through the object
 #: store once. Ray itself inlines arguments up to 100 KiB in the task it sends.
