@@ -82,8 +82,9 @@ def alternate(funcs, repeat):
 
 
 def cpu_seconds():
-    """CPU seconds used by this process and its descendants (a local Ray's raylet, GCS and
-    workers, also those that ended), read from /proc; 0 where there is no /proc."""
+    """CPU seconds used by this process and its live descendants (a local Ray's raylet, GCS
+    and workers), read from /proc; 0 where there is no /proc. A worker that ends while a
+    map runs takes its time with it, so look at this over several runs."""
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     parents, used = {}, {}
     try:
@@ -99,8 +100,7 @@ def cpu_seconds():
         except OSError:
             continue
         parents[int(name)] = int(fields[1])
-        # user + system time, plus that of its children it reaped (a worker Ray replaced)
-        used[int(name)] = sum(int(field) for field in fields[11:15]) / tick
+        used[int(name)] = (int(fields[11]) + int(fields[12])) / tick  # user + system
     mine = {os.getpid()}
     grew = True
     while grew:
