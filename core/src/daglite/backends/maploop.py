@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 import signal
 import time
 from collections import deque
@@ -66,6 +67,8 @@ MAX_BATCH = 10_000
 STREAM_SECONDS = 0.2
 #: Extra seconds granted to a timed item before its worker is killed by the coordinator.
 TIMEOUT_GRACE = 1.0
+
+_ok = operator.itemgetter(1)  # of an outcome (a C-level getter: no Python call per item)
 
 
 def describe_exit(exitcode: int | None) -> str:
@@ -239,7 +242,7 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
                     if turned and job.report is not None:  # counted as done in the worker
                         job.report.write_failed(turned)
                 outcomes.extend(news)
-                if not job.return_exceptions and not all(ok for _, ok, _ in news):
+                if not job.return_exceptions and not all(map(_ok, news)):
                     job.stop.set()
             if limit is not None:
                 for ticket in _overdue(limit, inflight, started):
