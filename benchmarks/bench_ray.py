@@ -73,24 +73,26 @@ def alternate(funcs, repeat):
     cpus = [0.0 for _ in funcs]
     for _ in range(repeat):
         for n, func in enumerate(funcs):
-            used = cpu_seconds()
+            before = cpu_seconds()
             start = time.perf_counter()
             func()
             times[n].append(time.perf_counter() - start)
-            cpus[n] += cpu_seconds() - used
+            after = cpu_seconds()
+            cpus[n] += sum(after[pid] - used for pid, used in before.items() if pid in after)
     return [(statistics.median(t), cpu / repeat) for t, cpu in zip(times, cpus)]
 
 
 def cpu_seconds():
-    """CPU seconds used by this process and its live descendants (a local Ray's raylet, GCS
-    and workers), read from /proc; 0 where there is no /proc. A worker that ends while a
-    map runs takes its time with it, so look at this over several runs."""
+    """CPU seconds used so far by this process and each of its descendants (a local Ray's
+    raylet, GCS and workers), by pid, read from /proc (empty where there is none). Compare
+    two readings over the pids in both: a worker that starts or ends in between (its whole
+    start-up, or its time lost) is left out."""
     tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
     parents, used = {}, {}
     try:
         names = os.listdir("/proc")
     except OSError:
-        return 0.0
+        return {}
     for name in names:
         if not name.isdigit():
             continue
@@ -109,7 +111,7 @@ def cpu_seconds():
             if parent in mine and pid not in mine:
                 mine.add(pid)
                 grew = True
-    return sum(used.get(pid, 0.0) for pid in mine)
+    return {pid: used[pid] for pid in mine if pid in used}
 
 
 def calibrate(seconds=0.010):
