@@ -58,6 +58,7 @@ from daglite.backends.transport import EarlyEvents
 from daglite.backends.transport import Transport
 from daglite.backends.transport import TransportBackend
 from daglite.backends.transport import WorkerLost
+from daglite.backends.transport import shared_loaded
 from daglite.backends.worker import run_batch
 from daglite.bytestore import ByteStore
 from daglite.events import Event
@@ -95,6 +96,7 @@ __all__ = [
     "kill_group",
     "plugin_options",
     "run_batch",
+    "shared_loaded",
     "wanted",
     "watch_coordinator",
 ]

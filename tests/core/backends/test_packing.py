@@ -10,6 +10,7 @@ map (an exception whose class cannot be unpickled: `test_worker.py`).
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -170,3 +171,55 @@ def test_task_that_cannot_be_imported_in_the_worker(tmp_path, monkeypatch):
     message = str(info.value)
     assert message.startswith("task 'gone' could not be loaded in worker process ")
     assert "ModuleNotFoundError: No module named 'vanishing_tasks'" in message
+
+
+# -- shared arguments ---------------------------------------------------------------------
+
+
+def test_a_large_argument_repeated_across_items_is_pickled_once_per_map():
+    from daglite import DagliteSettings
+    from daglite.backends.packing import SHARED_BYTES
+
+    from ..support.process_tasks import PICKLED
+    from ..support.process_tasks import Table
+    from ..support.process_tasks import table_size
+
+    table = Table(SHARED_BYTES)
+    PICKLED.clear()
+    with session(backend="process", settings=DagliteSettings(max_workers=2)):
+        results = map_tasks(table_size, range(100), [table] * 100, chunksize=5)  # 20 batches
+    assert [value for value, _, _ in results] == [x + SHARED_BYTES for x in range(100)]
+    # Pickled with the first batch's items, then once more as the shared argument: not 20.
+    assert len(PICKLED) == 2
+    loads: dict[int, int] = {}
+    for _, pid, loaded in results:  # unpickled at most twice per worker (same reasons)
+        loads[pid] = max(loads.get(pid, 0), loaded)
+    assert max(loads.values()) <= 2
+
+
+def test_only_the_same_large_object_in_a_row_is_shared():
+    from daglite.backends.packing import SHARED_BYTES
+    from daglite.backends.packing import SharedArgs
+    from daglite.backends.packing import pack_items
+    from daglite.backends.transport import SharedArg
+
+    big, small = bytes(SHARED_BYTES), [1, 2, 3]
+    shared = SharedArgs()
+    shared.scan([(0, (0, big, small, bytes(SHARED_BYTES)))])
+    shared.scan([(1, (1, big, small, bytes(SHARED_BYTES)))])  # a copy is not the same object
+    assert len(shared.entries) == 1
+    key, data = shared.entries[0]
+    assert pickle.loads(data) == big
+    swapped = shared.swap([(2, (2, big, small))])
+    assert isinstance(swapped[0][1][1], SharedArg) and swapped[0][1][1].key == key
+    assert swapped[0][1][2] is small
+    assert len(pack_items(square, [(2, (big,))], shared)) < SHARED_BYTES
+    assert len(pack_items(square, [(2, (big,))])) > SHARED_BYTES
+
+
+def test_a_shared_argument_a_worker_was_not_sent_is_named():
+    from daglite.backends.transport import load_shared
+
+    with pytest.raises(RuntimeError) as info:
+        load_shared((("k1", None),))
+    assert str(info.value) == f"worker {os.getpid()} has no value of shared argument k1"

@@ -166,3 +166,31 @@ def sub_workflow(n: int) -> tuple[str, list[int]]:
 @task
 def calls_a_workflow(n: int) -> tuple[str, list[int]]:
     return sub_workflow(n)
+
+
+PICKLED: list[int] = []  # in this process: one entry per `Table` pickled here
+LOADED: list[int] = []  # in this process: one entry per `Table` unpickled here
+
+
+class Table:
+    """A large argument that counts where it is pickled and unpickled."""
+
+    def __init__(self, size: int) -> None:
+        self.data = bytes(size)
+
+    def __reduce__(self):
+        PICKLED.append(os.getpid())
+        return _load_table, (self.data,)
+
+
+def _load_table(data: bytes) -> Table:
+    table = Table.__new__(Table)
+    table.data = data
+    LOADED.append(os.getpid())
+    return table
+
+
+@task
+def table_size(x: int, table: Table) -> tuple[int, int, int]:
+    """`x` plus the table's size, with this worker's pid and how many tables it unpickled."""
+    return x + len(table.data), os.getpid(), len(LOADED)

@@ -19,6 +19,17 @@ def square(x):
     return x * x
 
 
+def with_table(size):
+    """A task closing over a table of `size` bytes (sent by value: it is not importable)."""
+    table = bytes(size)
+
+    @task(name="with_table")
+    def lookup(x):
+        return x + len(table)
+
+    return lookup
+
+
 @task
 def where(x):
     return x, os.getpid()
@@ -112,3 +123,29 @@ def save_and_look(x):
 @task(dataset="auto/{x}.json")
 def autosaved(x):
     return {"x": x, "pid": os.getpid()}
+
+
+LOADED: list[int] = []  # in this process: one entry per `Table` unpickled here
+
+
+class Table:
+    """A large argument that counts where it is unpickled."""
+
+    def __init__(self, size):
+        self.data = bytes(size)
+
+    def __reduce__(self):
+        return _load_table, (self.data,)
+
+
+def _load_table(data):
+    table = Table.__new__(Table)
+    table.data = data
+    LOADED.append(os.getpid())
+    return table
+
+
+@task
+def table_size(x, table):
+    """`x` plus the table's size, with this worker's pid and how many tables it unpickled."""
+    return x + len(table.data), os.getpid(), len(LOADED)

@@ -130,22 +130,55 @@ def test_nested_maps_run_inline_on_the_worker(local_ray):
     assert {e.parent_id for e in inner} == set(outer)
 
 
-def test_the_task_and_session_go_through_the_object_store_once(local_ray, monkeypatch):
+def test_small_payloads_ride_inline_and_a_large_task_goes_through_the_object_store_once(
+    local_ray, monkeypatch
+):
     import ray
+
+    from daglite_ray.transport import INLINE_BYTES
 
     puts = []
     real_put = ray.put
 
     def counting_put(value, *args, **kwargs):  # the real put, counted
-        puts.append(type(value).__name__)
+        puts.append(len(value))
         return real_put(value, *args, **kwargs)
 
     monkeypatch.setattr(ray, "put", counting_put)
+    big = t.with_table(INLINE_BYTES)  # closes over a table larger than INLINE_BYTES
     with session(settings=QUIET):
         assert map_tasks(t.square, range(40), chunksize=1) == [x * x for x in range(40)]
-        assert len(puts) == 2  # the worker spec and the task, not once per batch (40)
-        map_tasks(t.square, range(10), chunksize=1)
-    assert sorted(puts) == ["WorkerSpec", "bytes", "bytes"]  # the session's spec is reused
+        assert puts == []  # the spec and a small task travel inside each Ray task
+        assert map_tasks(big, range(40), chunksize=1) == [x + INLINE_BYTES for x in range(40)]
+        assert len(puts) == 1 and puts[0] > INLINE_BYTES  # once per map, not per batch (40)
+        assert map_tasks(big, range(10), chunksize=1) == [x + INLINE_BYTES for x in range(10)]
+    assert len(puts) == 2  # a new map: its task once more
+
+
+def test_a_large_argument_repeated_across_items_goes_through_the_object_store_once(
+    local_ray, monkeypatch
+):
+    import ray
+
+    from daglite_ray.transport import INLINE_BYTES
+
+    puts = []
+    real_put = ray.put
+
+    def counting_put(value, *args, **kwargs):  # the real put, counted
+        puts.append(len(value))
+        return real_put(value, *args, **kwargs)
+
+    monkeypatch.setattr(ray, "put", counting_put)
+    table = t.Table(2 * INLINE_BYTES)
+    with session(settings=QUIET):
+        results = map_tasks(t.table_size, range(60), [table] * 60, chunksize=3)  # 20 batches
+    assert [value for value, _, _ in results] == [x + 2 * INLINE_BYTES for x in range(60)]
+    assert len(puts) == 1 and puts[0] > 2 * INLINE_BYTES  # the table, once (not 20 times)
+    loads: dict[int, int] = {}
+    for _, pid, loaded in results:  # with the first batch, then as the shared argument
+        loads[pid] = max(loads.get(pid, 0), loaded)
+    assert max(loads.values()) <= 2
 
 
 def test_the_application_ray_is_used_and_left_running(local_ray):

@@ -1,12 +1,13 @@
 """The coordinator's map loop of process-style backends: batches out, outcomes back.
 
 `run_map(job, transport, spec)` is the whole map of a backend whose workers live in
-other processes. It packs the task once and the items in batches
-(`daglite.backends.packing`), sizes batches from the measured cost per item
-(`BatchSizer`), keeps a bounded number in flight while consuming the input lazily,
-relays what comes back (`relay`: dataset writes, then log records and events, in order)
-and returns the values in input order. Batches expected to run for a while ask their
-worker to stream events as they happen (`EarlyEvents`), where the transport can.
+other processes. It packs the task once, large arguments repeated across items once
+(`SharedArgs`) and the items in batches (`daglite.backends.packing`), sizes batches
+from the measured cost per item (`BatchSizer`), keeps a bounded number in flight while
+consuming the input lazily, relays what comes back (`relay`: dataset writes, then log
+records and events, in order) and returns the values in input order. Batches expected to
+run for a while ask their worker to stream events as they happen (`EarlyEvents`), where
+the transport can.
 
 A backend only provides a `Transport` (`daglite.backends.transport`): how to hand a
 `BatchRequest` to a worker (which calls `daglite.backends.worker.run_batch`) and get the
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 import signal
 import time
 from collections import deque
@@ -42,6 +44,7 @@ import attrs
 from daglite.backends.base import MapJob
 from daglite.backends.base import Outcome
 from daglite.backends.base import collect
+from daglite.backends.packing import SharedArgs
 from daglite.backends.packing import pack_items
 from daglite.backends.packing import pack_job
 from daglite.backends.packing import relay
@@ -64,6 +67,8 @@ MAX_BATCH = 10_000
 STREAM_SECONDS = 0.2
 #: Extra seconds granted to a timed item before its worker is killed by the coordinator.
 TIMEOUT_GRACE = 1.0
+
+_ok = operator.itemgetter(1)  # of an outcome (a C-level getter: no Python call per item)
 
 
 def describe_exit(exitcode: int | None) -> str:
@@ -165,6 +170,7 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
     job_blob = pack_job(job)
     job_key = job.map_id
     sizer = BatchSizer(job, transport.workers)
+    shared = SharedArgs()
     indexed: Iterator[tuple[int, tuple[Any, ...]]] = enumerate(job.items)
     retry: deque[_Batch] = deque()
     inflight: dict[Hashable, _Batch] = {}
@@ -186,7 +192,8 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
         if not chunk:
             return None
         job.note_batch(len(chunk))
-        return _Batch(chunk, pack_items(task, chunk))
+        shared.scan(chunk)
+        return _Batch(chunk, pack_items(task, chunk, shared))
 
     def finish(index: int, error: BaseException) -> None:
         outcomes.append((index, False, error))
@@ -207,7 +214,9 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
                 stream = spec.emit and (
                     sizer.cost is None or sizer.cost * len(batch.items) >= STREAM_SECONDS
                 )
-                request = BatchRequest(spec.key, spec, job_key, job_blob, batch.blob, stream)
+                request = BatchRequest(
+                    spec.key, spec, job_key, job_blob, batch.blob, stream, shared.entries
+                )
                 inflight[transport.submit(request)] = batch
                 batch = None if job.stop.is_set() else next_batch()
             if not inflight:
@@ -233,7 +242,7 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
                     if turned and job.report is not None:  # counted as done in the worker
                         job.report.write_failed(turned)
                 outcomes.extend(news)
-                if not job.return_exceptions and not all(ok for _, ok, _ in news):
+                if not job.return_exceptions and not all(map(_ok, news)):
                     job.stop.set()
             if limit is not None:
                 for ticket in _overdue(limit, inflight, started):

@@ -2,8 +2,10 @@
 
 On the coordinator, `worker_spec` describes the session to workers (once per session and
 backend), `pack_job` the map's task and ids (once per map) and `pack_items` each batch's
-items, all with cloudpickle: a value that cannot be pickled fails here, before any worker
-starts, naming the task and argument. `relay` unpacks a worker's `BatchResult` and replays
+items, all with cloudpickle (an argument repeated across the items and large, found by
+`SharedArgs`, is pickled once per map and stands in the items as a `SharedArg`): a value
+that cannot be pickled fails here, before any worker starts, naming the task and
+argument. `relay` unpacks a worker's `BatchResult` and replays
 its side effects on the coordinator (dataset writes, then log records and events, in the
 order the worker made them); `relay_events` does the same for what a worker streamed
 before its batch ended.
@@ -22,6 +24,7 @@ from daglite.backends.base import MapJob
 from daglite.backends.environ import session_environ
 from daglite.backends.transport import BatchResult
 from daglite.backends.transport import JobInfo
+from daglite.backends.transport import SharedArg
 from daglite.backends.transport import WorkerSpec
 from daglite.context import Runtime
 from daglite.context import new_id
@@ -115,8 +118,58 @@ def pack_job(job: MapJob) -> bytes:
         ) from exc
 
 
-def pack_items(task: TaskSpec, chunk: list[tuple[int, tuple[Any, ...]]]) -> bytes:
-    """The cloudpickled items of a batch.
+#: An argument repeated across a map's batches is shared from this size on (pickled, bytes).
+SHARED_BYTES = 64 * 1024
+
+
+class SharedArgs:
+    """The large arguments a map repeats across its items, each pickled once per map.
+
+    An argument is shared when the first items of two batches in a row hold the very same
+    object at the same position and it pickles to `SHARED_BYTES` or more (`[frame] * n`,
+    `itertools.repeat(model)`). Looking at one item per batch keeps the cost off the items.
+    """
+
+    def __init__(self) -> None:
+        self.last: tuple[Any, ...] = ()
+        self.by_id: dict[int, SharedArg] = {}
+        self.kept: list[Any] = []  # the objects looked at: alive, so their ids stay theirs
+        self.entries: tuple[tuple[str, bytes | None], ...] = ()  # for `BatchRequest.shared`
+
+    def scan(self, chunk: list[tuple[int, tuple[Any, ...]]]) -> None:
+        """Look at the first item of a new batch (before `pack_items`)."""
+        import cloudpickle
+
+        args = chunk[0][1] if chunk else ()
+        for position, value in enumerate(args):
+            if position >= len(self.last) or self.last[position] is not value:
+                continue
+            if id(value) in self.by_id or any(value is kept for kept in self.kept):
+                continue
+            self.kept.append(value)
+            try:
+                data = cloudpickle.dumps(value)
+            except Exception:  # `pack_items` names it
+                continue
+            if len(data) >= SHARED_BYTES:
+                self.by_id[id(value)] = arg = SharedArg(new_id())
+                self.entries += ((arg.key, data),)
+        self.last = args
+
+    def swap(self, chunk: list[tuple[int, tuple[Any, ...]]]) -> list[tuple[int, tuple[Any, ...]]]:
+        """`chunk` with its shared arguments replaced by their `SharedArg`."""
+        by_id = self.by_id
+        return [
+            (index, tuple(by_id.get(id(value), value) for value in args)) for index, args in chunk
+        ]
+
+
+def pack_items(
+    task: TaskSpec,
+    chunk: list[tuple[int, tuple[Any, ...]]],
+    shared: SharedArgs | None = None,
+) -> bytes:
+    """The cloudpickled items of a batch (shared arguments by reference, when given).
 
     Raises:
         BackendError: An argument cannot be pickled (the message names it and the task).
@@ -124,6 +177,8 @@ def pack_items(task: TaskSpec, chunk: list[tuple[int, tuple[Any, ...]]]) -> byte
     import cloudpickle
 
     try:
+        if shared is not None and shared.by_id:
+            return cloudpickle.dumps(shared.swap(chunk))
         return cloudpickle.dumps(chunk)
     except Exception as exc:
         error = exc

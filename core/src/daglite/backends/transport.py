@@ -14,6 +14,9 @@ What travels:
   session (settings, hook plugins, stores, ids, `sys.path`, environment);
 - a job blob: the cloudpickled `JobInfo` of a map (its task and ids), sent once per map;
 - items: a cloudpickled list of `(map_index, args)` pairs, one list per batch;
+- shared arguments: a large argument repeated across a map's items (the same object) is
+  pickled once per map (`daglite.backends.packing.SharedArgs`) and travels beside the
+  items (`BatchRequest.shared`), which refer to it by key; a worker loads each once;
 - back: a cloudpickled `BatchResult` (outcomes, events, log records, dataset writes).
 
 Workers import this module, so it imports little.
@@ -96,6 +99,11 @@ class BatchRequest:
     (its own pool does); plugins simply always send them (the worker still unpickles each
     only once). `stream` asks a worker that can talk back before the batch ends to send
     each event at once (a batch of slow items: so `TaskStarted` is seen while it runs).
+
+    `shared` holds the map's large arguments repeated across items, as `(key, pickled
+    value)` pairs, pickled once per map; the items refer to them by key. A worker loads
+    each once. A transport may ship each once (Ray puts it in its object store) and give
+    `None` in place of the bytes where the worker already has it (`shared_loaded(key)`).
     """
 
     spec_key: str
@@ -104,6 +112,51 @@ class BatchRequest:
     job: bytes | None
     items: bytes
     stream: bool = False
+    shared: tuple[tuple[str, bytes | None], ...] = ()
+
+
+# -- shared arguments ---------------------------------------------------------------------
+
+#: Worker side: the shared arguments loaded here, by key (newest last).
+_shared: dict[str, Any] = {}
+_MAX_SHARED = 8
+
+
+class SharedArg:
+    """Stands for a shared argument in a batch's pickled items (see `BatchRequest.shared`)."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return shared_value, (self.key,)
+
+
+def shared_value(key: str) -> Any:
+    """The shared argument `key`, loaded in this worker (what a `SharedArg` unpickles to)."""
+    return _shared[key]
+
+
+def shared_loaded(key: str) -> bool:
+    """Whether this worker has loaded the shared argument `key` (its bytes are not needed)."""
+    return key in _shared
+
+
+def load_shared(entries: tuple[tuple[str, bytes | None], ...]) -> None:
+    """Load the shared arguments of a batch that this worker does not have yet."""
+    import pickle
+
+    needed = {key for key, _ in entries}
+    for key, data in entries:
+        if key not in _shared:
+            if data is None:
+                raise RuntimeError(f"worker {os.getpid()} has no value of shared argument {key}")
+            old = [k for k in _shared if k not in needed][: len(_shared) + 1 - _MAX_SHARED]
+            for stale in old:  # the oldest ones this batch does not use
+                del _shared[stale]
+            _shared[key] = pickle.loads(data)
 
 
 @attrs.define

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextvars
 import itertools
 import logging
+import operator
 import os
 import pickle
 import sys
@@ -41,6 +42,7 @@ from daglite.backends.transport import BatchRequest
 from daglite.backends.transport import BatchResult
 from daglite.backends.transport import JobInfo
 from daglite.backends.transport import WorkerSpec
+from daglite.backends.transport import load_shared
 from daglite.context import Runtime
 from daglite.context import WorkflowFrame
 from daglite.context import current_frame
@@ -223,6 +225,7 @@ def run_batch(
         else:
             runtime = worker_runtime(spec)
         info = _job(request.job_key, request.job)
+        load_shared(request.shared)
         items: list[tuple[int, tuple[Any, ...]]] = pickle.loads(request.items)
     except Exception as exc:  # the task, its arguments or a plugin do not load here
         return _dump(BatchResult(error=f"{type(exc).__name__}: {exc}"), "?")
@@ -278,11 +281,14 @@ def _abandoned_attempt_running(grace: float = 0.2) -> bool:
     return False
 
 
+_ok = operator.itemgetter(1)  # of an outcome (a C-level getter: no Python call per item)
+
+
 def _dump(result: BatchResult, name: str) -> bytes:
     """Cloudpickle `result`; values or errors that cannot travel are replaced by errors."""
     import cloudpickle
 
-    if not all(ok for _, ok, _ in result.outcomes):
+    if not all(map(_ok, result.outcomes)):
         result.outcomes = [
             (index, ok, value if ok else _readable(value)) for index, ok, value in result.outcomes
         ]

@@ -1,9 +1,11 @@
 """What runs inside a Ray worker process: one daglite batch per Ray task.
 
-A batch arrives as the keys of its session and map, their payloads as object-store
-references (nested in a list, so Ray does not fetch them for every task: a worker fetches
-each once and keeps it) and the cloudpickled items. The batch itself runs through
-`daglite.plugin.run_batch`, like on every process-style backend.
+A batch arrives as the keys of its session and map, their pickled payloads and those of
+the map's shared arguments (each as bytes when small, else as an object-store reference
+nested in a list, so Ray does not fetch it for every task) and the cloudpickled items. A
+worker loads each payload once and keeps it.
+The batch itself runs through `daglite.plugin.run_batch`, like on every process-style
+backend.
 
 Two shapes of task:
 
@@ -21,6 +23,7 @@ its worker died is reported on the coordinator.
 from __future__ import annotations
 
 import os
+import pickle
 import queue
 import threading
 from collections.abc import Iterator
@@ -28,18 +31,22 @@ from typing import Any
 
 from daglite.plugin import BatchRequest
 from daglite.plugin import run_batch
+from daglite.plugin import shared_loaded
 
 #: Session specs and map payloads kept per worker (newest last).
 _KEEP = 16
 _shared: dict[str, Any] = {}
 
 
-def _fetch(key: str, ref: Any) -> Any:
+def _fetch(key: str, payload: Any, load: bool) -> Any:
+    """The payload of `key` (its bytes, or an object ref to them), unpickled if `load`."""
     value = _shared.get(key)
     if value is None:
-        import ray
+        if not isinstance(payload, bytes):
+            import ray
 
-        value = ray.get(ref)
+            payload = ray.get(payload)
+        value = pickle.loads(payload) if load else payload
         if len(_shared) >= _KEEP:
             _shared.pop(next(iter(_shared)))
         _shared[key] = value
@@ -47,12 +54,29 @@ def _fetch(key: str, ref: Any) -> Any:
 
 
 def _request(
-    spec_key: str, job_key: str, refs: list[Any], items: bytes, stream: bool
+    spec_key: str,
+    job_key: str,
+    payloads: list[Any],
+    shared: list[tuple[str, Any]],
+    items: bytes,
+    stream: bool,
 ) -> BatchRequest:
-    spec_ref, job_ref = refs
-    spec = _fetch(spec_key, spec_ref) if spec_ref is not None else None
-    job = _fetch(job_key, job_ref) if job_ref is not None else None
-    return BatchRequest(spec_key, spec, job_key, job, items, stream)
+    spec_payload, job_payload = payloads
+    spec = _fetch(spec_key, spec_payload, True) if spec_payload is not None else None
+    job = _fetch(job_key, job_payload, False) if job_payload is not None else None
+    # A shared argument is fetched only by a worker that has not loaded it yet.
+    arguments = tuple(
+        (key, None if shared_loaded(key) else _bytes(payload)) for key, payload in shared
+    )
+    return BatchRequest(spec_key, spec, job_key, job, items, stream, arguments)
+
+
+def _bytes(payload: Any) -> bytes:
+    if isinstance(payload, bytes):
+        return payload
+    import ray
+
+    return ray.get(payload)
 
 
 def _whoami() -> tuple[int, int, str]:
@@ -70,20 +94,27 @@ def _whoami() -> tuple[int, int, str]:
     return attempt, os.getpid(), ray.get_runtime_context().get_node_id()
 
 
-def run(spec_key: str, job_key: str, refs: list[Any], items: bytes) -> tuple[int, int, str, bytes]:
+def run(
+    spec_key: str, job_key: str, payloads: list[Any], shared: list[tuple[str, Any]], items: bytes
+) -> tuple[int, int, str, bytes]:
     """Run one batch; returns `(attempt, pid, node id, run_batch bytes)`."""
     attempt, pid, node = _whoami()
-    data = run_batch(_request(spec_key, job_key, refs, items, False))
+    data = run_batch(_request(spec_key, job_key, payloads, shared, items, False))
     return attempt, pid, node, data
 
 
 def run_streaming(
-    spec_key: str, job_key: str, refs: list[Any], items: bytes, stream: bool
+    spec_key: str,
+    job_key: str,
+    payloads: list[Any],
+    shared: list[tuple[str, Any]],
+    items: bytes,
+    stream: bool,
 ) -> Iterator[tuple[Any, ...]]:
     """Run one batch, telling the coordinator when it starts and, if asked, what happens."""
     attempt, pid, node = _whoami()
     yield ("started", attempt, pid, node)
-    request = _request(spec_key, job_key, refs, items, stream)
+    request = _request(spec_key, job_key, payloads, shared, items, stream)
     messages: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
 
     def events(pairs: list[Any]) -> None:

@@ -3,12 +3,17 @@
 The core's map loop (`daglite.plugin.TransportBackend`) packs, sizes and relays; this
 module only says how a batch becomes a Ray task and how Ray reports back:
 
-- the session's worker spec and the map's task travel through the object store once
-  (`ray.put`); each task carries only their references, and a worker fetches each once;
+- the session's worker spec, the map's task and its large arguments repeated across items
+  (`BatchRequest.shared`) are pickled once; up to `INLINE_BYTES` they ride with each task
+  (Ray inlines small arguments in the task itself, and a worker loads each only once),
+  larger ones go through the object store once (`ray.put`) and each task carries only
+  their reference;
 - a batch that needs no word from its worker before it ends is a plain task
   (`daglite_ray.remote.run`); one of a task with a `timeout` (timed from its real start)
   or of slow items (events relayed as they happen) is a streaming generator task
-  (`daglite_ray.remote.run_streaming`);
+  (`daglite_ray.remote.run_streaming`). The remote functions are made once per process
+  (not per session: Ray exports a function to its cluster once), and named once per map;
+- finished plain tasks are fetched together, with one `ray.get`;
 - a worker that dies is Ray's to retry (`max_retries` times); a batch re-run that then
   succeeds is reported on the `daglite` logger, and one Ray gave up on is a `WorkerLost`
   (with the map index the worker was running, when its batch streamed it);
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import pickle
 import time
 from collections.abc import Hashable
 from typing import Any
@@ -33,8 +39,33 @@ from daglite.plugin import WorkerLost
 
 log = logging.getLogger("daglite")
 
-#: Payloads (session specs, map tasks) kept in the object store at once, newest last.
+#: Payloads (session specs, map tasks, shared arguments) kept at once, newest last.
 _KEEP_REFS = 8
+#: A payload up to this size travels with every task; a larger one goes through the object
+#: store once. Ray itself inlines arguments up to 100 KiB in the task it sends.
+INLINE_BYTES = 64 * 1024
+#: The remote functions, made once per process: `(kind, max_retries) -> RemoteFunction`.
+_remotes: dict[tuple[str, int], Any] = {}
+
+
+def _remote(kind: str, max_retries: int) -> Any:
+    """The remote function `kind` ("run", "stream" or "kill") with `max_retries`."""
+    function = _remotes.get((kind, max_retries))
+    if function is None:
+        import ray
+
+        from daglite_ray import remote
+
+        if kind == "run":
+            function = ray.remote(num_cpus=1, max_retries=max_retries)(remote.run)
+        elif kind == "stream":
+            function = ray.remote(num_cpus=1, max_retries=max_retries, num_returns="streaming")(
+                remote.run_streaming
+            )
+        else:
+            function = ray.remote(num_cpus=0, max_retries=0)(_kill_pid)
+        _remotes[(kind, max_retries)] = function
+    return function
 
 
 @attrs.define(eq=False)
@@ -61,17 +92,12 @@ class RayTransport:
     depth = 2  # batches in flight per worker: one running, one queued at the raylet
 
     def __init__(self, workers: int, max_retries: int) -> None:
-        import ray
-
-        from daglite_ray import remote
-
         self.workers = workers
         self.max_retries = max_retries
-        self._run = ray.remote(num_cpus=1, max_retries=max_retries)(remote.run)
-        self._stream = ray.remote(num_cpus=1, max_retries=max_retries, num_returns="streaming")(
-            remote.run_streaming
-        )
-        self._kill_pid = ray.remote(num_cpus=0, max_retries=0)(_kill_pid)
+        self._run = _remote("run", max_retries)
+        self._stream = _remote("stream", max_retries)
+        self._kill_pid = _remote("kill", 0)
+        self._named: tuple[str, Any, Any] | None = None  # (map id, run, stream) named for it
         self._refs: dict[str, Any] = {}
         self._flights: dict[int, _Flight] = {}
         self._recent: dict[int, _Flight] = {}
@@ -83,21 +109,20 @@ class RayTransport:
 
     def submit(self, request: BatchRequest) -> Hashable:
         """Start `request` as one Ray task; returns its ticket."""
-        refs = [
-            self._put(request.spec_key, request.spec) if request.spec is not None else None,
-            self._put(request.job_key, request.job) if request.job is not None else None,
+        payloads = [
+            self._payload(request.spec_key, request.spec) if request.spec is not None else None,
+            self._payload(request.job_key, request.job) if request.job is not None else None,
         ]
+        shared = [(key, self._payload(key, data)) for key, data in request.shared if data]
         ticket = next(self._count)
         name = f"daglite-{request.job_key}-{ticket}"
+        _, run, stream = self._functions(request.job_key)
+        args = (request.spec_key, request.job_key, payloads, shared, request.items)
         if request.stream or request.job_key in self.timed:
-            ref = self._stream.options(name=name).remote(
-                request.spec_key, request.job_key, refs, request.items, request.stream
-            )
+            ref = stream.remote(*args, request.stream)
             self._flights[ticket] = _Flight(ref, name, streaming=True)
         else:
-            ref = self._run.options(name=name).remote(
-                request.spec_key, request.job_key, refs, request.items
-            )
+            ref = run.remote(*args)
             self._flights[ticket] = _Flight(ref, name, streaming=False)
         return ticket
 
@@ -116,13 +141,16 @@ class RayTransport:
             ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
         self._recent = {}
         answers: list[tuple[Hashable, bytes | WorkerLost | EarlyEvents]] = []
+        done: list[int] = []
         for ref in ready:
             ticket = by_ref[id(ref)]
             flight = self._flights[ticket]
             if flight.streaming:
                 answers.extend(self._drain(ticket, flight))
             else:
-                answers.append((ticket, self._result(ticket, flight)))
+                done.append(ticket)
+        if done:
+            answers.extend(self._results(done))
         return answers
 
     def started(self, ticket: Hashable) -> float | None:
@@ -166,21 +194,48 @@ class RayTransport:
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _put(self, key: str, value: Any) -> Any:
-        import ray
+    def _functions(self, map_id: str) -> tuple[str, Any, Any]:
+        """The remote functions, named `daglite-<map id>` for Ray's tools (once per map)."""
+        named = self._named
+        if named is None or named[0] != map_id:
+            name = f"daglite-{map_id}"
+            named = (map_id, self._run.options(name=name), self._stream.options(name=name))
+            self._named = named
+        return named
 
-        ref = self._refs.get(key)
-        if ref is None:
-            ref = ray.put(value)
+    def _payload(self, key: str, value: Any) -> Any:
+        """What a task carries of a spec or job: its pickled bytes, or their object ref."""
+        payload = self._refs.get(key)
+        if payload is None:
+            import ray
+
+            data = value if isinstance(value, bytes) else pickle.dumps(value, protocol=5)
+            payload = data if len(data) <= INLINE_BYTES else ray.put(data)
             if len(self._refs) >= _KEEP_REFS:
                 self._refs.pop(next(iter(self._refs)))
-            self._refs[key] = ref
-        return ref
+            self._refs[key] = payload
+        return payload
+
+    def _results(self, tickets: list[int]) -> list[tuple[Hashable, bytes | WorkerLost]]:
+        """The results of finished plain tasks: one `ray.get` for all, one each on an error."""
+        import ray
+
+        flights = [self._flights.pop(ticket) for ticket in tickets]
+        try:
+            values = ray.get([flight.ref for flight in flights])
+        except Exception:  # one of them failed: each on its own
+            return [(t, self._result(t, f)) for t, f in zip(tickets, flights)]
+        answers: list[tuple[Hashable, bytes | WorkerLost]] = []
+        for ticket, flight, (attempt, flight.pid, flight.node, data) in zip(
+            tickets, flights, values
+        ):
+            self._finished(ticket, flight, attempt)
+            answers.append((ticket, data))
+        return answers
 
     def _result(self, ticket: int, flight: _Flight) -> bytes | WorkerLost:
         import ray
 
-        del self._flights[ticket]
         try:
             attempt, flight.pid, flight.node, data = ray.get(flight.ref)
         except Exception as exc:
