@@ -39,18 +39,24 @@ PROGRESS_EVERY = 0.25
 class Tally:
     """Counts of task call outcomes, safe to add to from many threads.
 
+    Besides `add` and `merge`, which take a lock, a thread running many calls in a row
+    (`MapJob` running a chunk of plain items) counts into a `part` of its own with no lock
+    at all: the tally reads its attached parts whenever it is read, so its counts are
+    always up to date, and `detach` adds a part to the counts for good.
+
     Args:
         map_id: The map whose items this tally counts (`None`: every call of a session).
     """
 
-    __slots__ = ("_lock", "_next", "_on_progress", "counts", "map_id")
+    __slots__ = ("_lock", "_on_progress", "_parts", "counts", "due", "map_id")
 
     def __init__(self, map_id: str | None = None) -> None:
         self.counts = [0] * len(COUNTS)
         self.map_id = map_id
         self._lock = threading.Lock()
         self._on_progress: Callable[[], None] | None = None
-        self._next = 0.0
+        self.due = 0.0  # when the next progress callback is due (`time.monotonic()`)
+        self._parts: dict[int, list[int]] = {}
 
     def add(self, which: int, n: int = 1) -> None:
         """Add `n` to count number `which` (`SUCCEEDED`, `CACHED`, ...)."""
@@ -70,8 +76,30 @@ class Tally:
         if self._on_progress is not None:
             self._tick()
 
+    def attach(self, part: list[int]) -> None:
+        """Count `part` too: counts (in `COUNTS` order) that one thread adds to unlocked.
+
+        Only the thread that attached `part` changes it, and only by adding, until it
+        calls `detach`; others read it as it is (an int is read whole).
+        """
+        with self._lock:
+            self._parts[id(part)] = part
+
+    def detach(self, part: list[int]) -> None:
+        """Add `part` to the counts for good and stop reading it."""
+        with self._lock:
+            del self._parts[id(part)]
+            mine = self.counts
+            for which, n in enumerate(part):
+                mine[which] += n
+        if self._on_progress is not None:
+            self._tick()
+
     def take(self) -> list[int] | None:
-        """The counts so far, and start again from zero (`None` if nothing was counted)."""
+        """The counts so far, and start again from zero (`None` if nothing was counted).
+
+        Parts still attached are left out (a worker takes its tallies after its batch).
+        """
         with self._lock:
             counts = self.counts
             if not any(counts):
@@ -80,27 +108,45 @@ class Tally:
         return counts
 
     def snapshot(self) -> list[int]:
-        """A copy of the counts."""
+        """A copy of the counts, with those of the attached parts."""
         with self._lock:
-            return list(self.counts)
+            counts = list(self.counts)
+            for part in self._parts.values():
+                for which, n in enumerate(part):
+                    counts[which] += n
+        return counts
+
+    @property
+    def watched(self) -> bool:
+        """Whether progress callbacks are wanted (see `on_progress`, `due` and `tick`)."""
+        return self._on_progress is not None
 
     def on_progress(self, callback: Callable[[], None]) -> None:
-        """Call `callback` after a count changes, at most every `PROGRESS_EVERY` seconds."""
-        self._next = time.monotonic() + PROGRESS_EVERY
+        """Call `callback` after a count changes, at most every `PROGRESS_EVERY` seconds.
+
+        Counts added to a part change nothing by themselves: the thread adding to it calls
+        `tick` once `due` has passed (a long run of calls into a part still shows progress).
+        """
+        self.due = time.monotonic() + PROGRESS_EVERY
         self._on_progress = callback
 
     def stop_progress(self) -> None:
         """No more progress callbacks (the map ended; late counts still add up)."""
         self._on_progress = None
 
+    def tick(self) -> None:
+        """Call the progress callback if one is due (cheap when it is not)."""
+        if self._on_progress is not None:
+            self._tick()
+
     def _tick(self) -> None:
         now = time.monotonic()
-        if now < self._next:  # the common case, decided without the lock
+        if now < self.due:  # the common case, decided without the lock
             return
         with self._lock:
-            if now < self._next:
+            if now < self.due:
                 return
-            self._next = now + PROGRESS_EVERY
+            self.due = now + PROGRESS_EVERY
         callback = self._on_progress
         if callback is not None:
             callback()
@@ -440,15 +486,18 @@ class MapReport:
             "cached": counts[CACHED],
             "failures": counts[FAILED],
             "retried": counts[RETRIED],
+            "timed_out": counts[TIMED_OUT],
         }
 
     def _progress(self) -> None:
+        counts = self._counts()
+        del counts["timed_out"]  # in `MapEnded` only
         self.sink(
             events().MapProgress(
                 **self.ids,
                 total=self.total if self.total is not None else self.taken,
                 elapsed=perf_counter() - self.start,
-                **self._counts(),
+                **counts,
             )
         )
 
@@ -466,6 +515,7 @@ class MapReport:
         if "MapEnded" not in self.wants:
             return
         counts = self._counts()
+        timed_out = counts.pop("timed_out")
         total = self.total if self.total is not None else self.taken
         finished = counts["done"] + counts["cached"] + counts["failures"]
         self.sink(
@@ -473,7 +523,7 @@ class MapReport:
                 **self.ids,
                 total=total,
                 duration=perf_counter() - self.start,
-                timed_out=self.tally.counts[TIMED_OUT],
+                timed_out=timed_out,
                 skipped=max(0, total - finished),
                 **counts,
                 **extra,

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
+from time import monotonic
 from time import perf_counter
 from typing import Any
 from typing import TypeAlias
@@ -21,6 +22,7 @@ from daglite.context import TaskMetadata
 from daglite.context import current_frame
 from daglite.context import new_id
 from daglite.interest import wants_of
+from daglite.lifecycle import COUNTS
 from daglite.lifecycle import SUCCEEDED
 from daglite.lifecycle import current_map
 from daglite.lifecycle import tally_of
@@ -156,8 +158,11 @@ class MapJob:
         Each item is what `pipeline.run_plain` makes of it (a frame of its own while it
         runs, a counted success, a reported `TaskError`), without the per-item work that
         does not change within a chunk: choosing the driver, the metadata's fixed fields,
-        finding the tallies. In a worker, whose counts go back once per batch, successes
-        are counted once at the end of the chunk.
+        finding the tallies. Successes are counted into a part of the session's and the
+        map's tallies that this thread alone adds to (`Tally.attach`): no lock per item,
+        and the counts are still current whenever they are read. When the map's progress
+        is watched, each item looks at the clock, so a long chunk of slow items still
+        sends `MapProgress` on time.
         """
         task = self.task
         runtime = self.runtime
@@ -175,13 +180,18 @@ class MapJob:
         if items is not None and items.map_id != map_id:
             items = None
         timed = sink is not None and wants_of(sink).items.task_failed  # a failure's duration
-        batched = calls is not None and runtime.in_worker
-        succeeded = 0
+        tallies = [tally for tally in (calls, items) if tally is not None]
+        part = [0] * len(COUNTS)  # successes, counted by this thread alone
+        watched = items is not None and items.watched
+        tick = items.tick if items is not None else None
+        due = items.due if items is not None else 0.0  # of the map's next progress
         stopped = self.stop.is_set
         set_frame = current_frame.set
         reset_frame = current_frame.reset
         outcomes: list[Outcome] = []
         append = outcomes.append
+        for tally in tallies:
+            tally.attach(part)
         try:
             for index, args in chunk:
                 first = self.first_failure
@@ -222,17 +232,13 @@ class MapJob:
                 finally:
                     reset_frame(token)
                 append((index, True, value))
-                if batched:
-                    succeeded += 1
-                elif calls is not None:
-                    calls.add(SUCCEEDED)
-                    if items is not None:
-                        items.add(SUCCEEDED)
+                part[SUCCEEDED] += 1
+                if watched and monotonic() >= due:
+                    tick()  # type: ignore[misc]
+                    due = items.due  # type: ignore[union-attr]
         finally:
-            if succeeded:
-                calls.add(SUCCEEDED, succeeded)  # type: ignore[union-attr]
-                if items is not None:
-                    items.add(SUCCEEDED, succeeded)
+            for tally in tallies:
+                tally.detach(part)
         return outcomes
 
 
