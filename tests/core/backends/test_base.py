@@ -19,10 +19,12 @@ from daglite import BackendError
 from daglite import DagliteSettings
 from daglite import TaskError
 from daglite import current_task
+from daglite import lifecycle
 from daglite import map_tasks
 from daglite import registry
 from daglite import session
 from daglite import task
+from daglite import workflow
 from daglite.backends import Backend
 from daglite.backends import MapJob
 from daglite.backends import Outcome
@@ -30,7 +32,10 @@ from daglite.backends.base import collect
 from daglite.backends.base import run_coroutine
 from daglite.backends.inline import InlineBackend
 from daglite.events import MapEnded
+from daglite.events import MapProgress
+from daglite.events import SessionEnded
 from daglite.events import TaskFailed
+from daglite.events import WorkflowEnded
 from daglite.interest import Interest
 from daglite.pipeline import is_plain_call
 from daglite.testing import EventCapture
@@ -279,3 +284,53 @@ def test_map_outside_a_session_closes_its_own_backend():
     with override_plugin("backend", "tracked", Tracked):
         assert map_tasks(where, [1], backend="tracked") == [threading.current_thread().name]
     assert closed == [True]
+
+
+_progress_seen: list[EventCapture] = []
+
+
+@task
+def done_so_far(x: int) -> int:
+    """The items finished before this one, as the latest `MapProgress` says (-1: none yet)."""
+    updates = _progress_seen[0].of_type(MapProgress)
+    return updates[-1].done if updates else -1
+
+
+@pytest.mark.parametrize("backend", ["inline", "thread"])
+def test_progress_of_plain_items_is_current_during_one_long_chunk(backend, monkeypatch):
+    # One chunk runs all items in one thread, counting them without a lock; with a
+    # progress event due at every item, each item sees the ones before it counted.
+    monkeypatch.setattr(lifecycle, "PROGRESS_EVERY", 0.0)
+    progress = EventCapture(kinds={"MapProgress", "MapEnded", "SessionEnded"})
+    _progress_seen[:] = [progress]
+    with session(backend=backend, plugins=[progress]) as ctx:
+        assert is_plain_call(done_so_far, ctx.runtime, item=True)
+        seen = map_tasks(done_so_far, range(30), chunksize=30)
+    assert seen == [-1, *range(1, 30)]
+    (ended,) = progress.of_type(MapEnded)
+    assert (ended.done, ended.failures, ended.skipped, ended.total) == (30, 0, 0, 30)
+    (session_end,) = progress.of_type(SessionEnded)
+    assert session_end.succeeded == 30
+
+
+@pytest.mark.parametrize("backend", ["inline", "thread"])
+def test_counts_of_plain_items_add_up_in_the_map_the_workflow_and_the_session(backend):
+    ends = EventCapture(kinds={"MapEnded", "WorkflowEnded", "SessionEnded"})
+
+    @workflow
+    def both() -> None:
+        map_tasks(fails_at_5, range(200), return_exceptions=True, chunksize=7)
+        with pytest.raises(TaskError):
+            map_tasks(fails_at_5, range(10), chunksize=1)
+
+    with session(backend=backend, plugins=[ends]) as ctx:
+        assert is_plain_call(fails_at_5, ctx.runtime, item=True)
+        both()
+    returned, raised = ends.of_type(MapEnded)
+    assert (returned.done, returned.failures, returned.skipped) == (199, 1, 0)
+    assert raised.failures == 1 and raised.done >= 5
+    assert raised.done + raised.failures + raised.skipped == raised.total == 10
+    (flow,) = ends.of_type(WorkflowEnded)
+    (session_end,) = ends.of_type(SessionEnded)
+    assert flow.succeeded == session_end.succeeded == returned.done + raised.done
+    assert flow.failed == session_end.failed == 2
