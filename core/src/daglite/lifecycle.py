@@ -15,7 +15,6 @@ batch, sent back with the batch's result instead of one event per item.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from time import perf_counter
@@ -55,7 +54,7 @@ class Tally:
         self.map_id = map_id
         self._lock = threading.Lock()
         self._on_progress: Callable[[], None] | None = None
-        self.due = 0.0  # when the next progress callback is due (`time.monotonic()`)
+        self.due = 0.0  # when the next progress callback is due (`time.perf_counter()`)
         self._parts: dict[int, list[int]] = {}
 
     def add(self, which: int, n: int = 1) -> None:
@@ -127,7 +126,7 @@ class Tally:
         Counts added to a part change nothing by themselves: the thread adding to it calls
         `tick` once `due` has passed (a long run of calls into a part still shows progress).
         """
-        self.due = time.monotonic() + PROGRESS_EVERY
+        self.due = perf_counter() + PROGRESS_EVERY
         self._on_progress = callback
 
     def stop_progress(self) -> None:
@@ -140,7 +139,7 @@ class Tally:
             self._tick()
 
     def _tick(self) -> None:
-        now = time.monotonic()
+        now = perf_counter()
         if now < self.due:  # the common case, decided without the lock
             return
         with self._lock:

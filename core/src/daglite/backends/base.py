@@ -8,7 +8,6 @@ import threading
 from collections.abc import Callable
 from collections.abc import Iterable
 from collections.abc import Iterator
-from time import monotonic
 from time import perf_counter
 from typing import Any
 from typing import TypeAlias
@@ -161,8 +160,8 @@ class MapJob:
         finding the tallies. Successes are counted into a part of the session's and the
         map's tallies that this thread alone adds to (`Tally.attach`): no lock per item,
         and the counts are still current whenever they are read. When the map's progress
-        is watched, each item looks at the clock, so a long chunk of slow items still
-        sends `MapProgress` on time.
+        is watched, each item's end looks at the clock, so a long chunk of slow items
+        still sends `MapProgress` on time.
         """
         task = self.task
         runtime = self.runtime
@@ -179,12 +178,15 @@ class MapJob:
         items = current_map.get() if calls is not None else None
         if items is not None and items.map_id != map_id:
             items = None
-        timed = sink is not None and wants_of(sink).items.task_failed  # a failure's duration
         tallies = [tally for tally in (calls, items) if tally is not None]
         part = [0] * len(COUNTS)  # successes, counted by this thread alone
         watched = items is not None and items.watched
+        due = items.due if items is not None else 0.0  # the map's next progress
         tick = items.tick if items is not None else None
-        due = items.due if items is not None else 0.0  # of the map's next progress
+        # The clock is read once per item, when the item ends (it is when the next one
+        # starts), if a failure's duration is wanted or the map's progress is watched.
+        clocked = watched or (sink is not None and wants_of(sink).items.task_failed)
+        now = perf_counter() if clocked else 0.0
         stopped = self.stop.is_set
         set_frame = current_frame.set
         reset_frame = current_frame.reset
@@ -216,7 +218,7 @@ class MapJob:
                         store,
                     ),
                 )
-                start = perf_counter() if timed else 0.0
+                start = now
                 token = set_frame(meta)
                 try:
                     value = func(*args)
@@ -231,9 +233,11 @@ class MapJob:
                         continue
                 finally:
                     reset_frame(token)
+                    if clocked:
+                        now = perf_counter()
                 append((index, True, value))
                 part[SUCCEEDED] += 1
-                if watched and monotonic() >= due:
+                if watched and now >= due:
                     tick()  # type: ignore[misc]
                     due = items.due  # type: ignore[union-attr]
         finally:
