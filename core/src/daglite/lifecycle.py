@@ -85,14 +85,12 @@ class Tally:
             self._parts[id(part)] = part
 
     def detach(self, part: list[int]) -> None:
-        """Add `part` to the counts for good and stop reading it."""
+        """Add `part` to the counts for good and stop reading it (the counts read the same)."""
         with self._lock:
             del self._parts[id(part)]
             mine = self.counts
             for which, n in enumerate(part):
                 mine[which] += n
-        if self._on_progress is not None:
-            self._tick()
 
     def take(self) -> list[int] | None:
         """The counts so far, and start again from zero (`None` if nothing was counted).

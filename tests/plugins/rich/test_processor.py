@@ -276,3 +276,42 @@ def test_gather_tasks_gets_a_bar_too(console, every_item_progress):
     row = next(line for line in seen[0].splitlines() if "fetch (asyncio)" in line)
     assert "3/5" in row
     assert re.search(r"✔ map fetch: 5/5 items in ", "\n".join(screen(console)))
+
+
+@task
+def inc(x: int) -> int:
+    return x + 1
+
+
+def _written(console) -> str:
+    """All the console wrote so far, without its escape codes."""
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", console.file.getvalue())
+
+
+def test_a_session_shorter_than_one_refresh_period_never_draws_the_region(console):
+    processor = RichProcessor(console=console, refresh_per_second=0.001)  # one frame per 1000 s
+    with session(plugins=[processor], backend="thread"):
+        assert map_tasks(inc, range(50)) == list(range(1, 51))
+        assert processor.live
+        assert "daglite session (thread)" in snapshot(processor), "ready, only not drawn"
+        assert "daglite session (" not in _written(console)
+    assert BAR not in _written(console) and "daglite session (" not in _written(console)
+    lines = screen(console)
+    assert re.search(r"✔ map inc: 50/50 items in ", lines[0])
+    assert re.match(r"✔ daglite session finished in .+: 50 tasks run", lines[1])
+    assert len(lines) == 2
+
+
+def test_the_region_is_drawn_from_the_first_refresh_and_erased_at_the_end(console):
+    processor = RichProcessor(console=console, refresh_per_second=1000)
+    with session(plugins=[processor], backend="inline"):
+        deadline = time.monotonic() + 60
+        while "daglite session (" not in _written(console):  # drawn by rich's thread
+            assert time.monotonic() < deadline, "the region was never drawn"
+            time.sleep(0.01)
+        assert map_tasks(inc, range(5)) == list(range(1, 6))
+    lines = screen(console)
+    assert "daglite session (" not in "\n".join(lines), "the region is erased"
+    assert re.search(r"✔ map inc: 5/5 items in ", lines[0])
+    assert re.match(r"✔ daglite session finished in .+: 5 tasks run", lines[1])
+    assert len(lines) == 2

@@ -13,7 +13,10 @@ row for the session and for each running workflow, and one bar per running map. 
 tasks log with `daglite.get_logger()`) are printed above that region, and so are the
 prints of tasks (stdout/stderr are redirected while the session runs, when they show on
 the same screen). The region is transient: when the session ends
-it is erased and only the one-line summary is added. When the output is not a terminal
+it is erased and only the one-line summary is added. The region is drawn from one refresh
+period (`1 / refresh_per_second`) after the session starts: a session shorter than that
+leaves the same lines and summary without drawing and erasing it (rendering the region
+costs about as much as ten thousand trivial map items). When the output is not a terminal
 there is no live region: the same log lines are printed plainly, with a progress line per
 map at most every `plain_interval` seconds.
 """
@@ -204,9 +207,11 @@ class RichProcessor:
     def display(self) -> RenderableType | None:
         """The live region's renderable (status rows, then bars), or `None` when not live.
 
-        Rendering it on another console shows what the screen shows at this moment.
+        Rendering it on another console shows what the screen shows at this moment (once
+        the region is drawn: from one refresh period after the session starts).
         """
-        return self._view
+        view = self._view
+        return _LiveView(self, view.group) if view is not None else None
 
     def _sync_bars(self) -> None:
         """Copy the item counts of running maps to their bars (called when drawing).
@@ -265,7 +270,9 @@ class RichProcessor:
         where = f" [dim]({escape(backend)})[/]" if backend else ""
         self._status.add_task(f"[bold]daglite session[/]{where}", stats=self._stats)
         redirect_stdout, redirect_stderr = self._redirects(console)
-        self._view = _LiveView(self, Group(self._status, self._bars))
+        # Drawn from the first refresh on (the refresh thread's first wake is later).
+        shown_from = time.monotonic() + 1 / self.refresh_per_second
+        self._view = _LiveView(self, Group(self._status, self._bars), shown_from)
         self._live = Live(
             self._view,
             console=console,
@@ -274,7 +281,7 @@ class RichProcessor:
             redirect_stdout=redirect_stdout,
             redirect_stderr=redirect_stderr,
         )
-        self._live.start(refresh=True)
+        self._live.start()
 
     def _redirects(self, console: Console) -> tuple[bool, bool]:
         if self.redirect is not None:
@@ -288,6 +295,8 @@ class RichProcessor:
     def _finish(self, ended: ev.SessionEnded | None) -> None:
         live, self._live = self._live, None
         if live is not None:
+            if self._view is not None:  # its last frame only erases the region: draw none
+                self._view.hidden = True
             live.stop()
         elapsed = ended.duration if ended is not None else time.monotonic() - self._started
         text = lines.summary(
@@ -463,15 +472,27 @@ class RichProcessor:
 
 
 class _LiveView:
-    """The live region: brings the bars up to date, then draws status rows and bars."""
+    """The live region: brings the bars up to date, then draws status rows and bars.
 
-    def __init__(self, processor: RichProcessor, group: Group) -> None:
+    Before `shown_from` (`time.monotonic()`) and once `hidden`, it draws an empty line
+    instead: a line printed above the region then costs no drawing of the region.
+    """
+
+    def __init__(self, processor: RichProcessor, group: Group, shown_from: float = 0.0) -> None:
         self.processor = processor
         self.group = group
+        self.shown_from = shown_from
+        self.hidden = False
 
-    def __rich__(self) -> Group:
+    def __rich__(self) -> RenderableType:
+        if self.hidden or (self.shown_from and time.monotonic() < self.shown_from):
+            return _NOTHING
+        self.shown_from = 0.0  # shown for good: no more clock reads
         self.processor._sync_bars()
         return self.group
+
+
+_NOTHING = Text("")
 
 
 _HANDLERS: dict[str, Callable[[RichProcessor, Any], None]] = {
