@@ -179,6 +179,7 @@ class MapJob:
         if items is not None and items.map_id != map_id:
             items = None
         tallies = [tally for tally in (calls, items) if tally is not None]
+        counting = bool(tallies)
         part = [0] * len(COUNTS)  # successes, counted by this thread alone
         watched = items is not None and items.watched
         due = items.due if items is not None else 0.0  # the map's next progress
@@ -236,7 +237,8 @@ class MapJob:
                     if clocked:
                         now = perf_counter()
                 append((index, True, value))
-                part[SUCCEEDED] += 1
+                if counting:
+                    part[SUCCEEDED] += 1
                 if watched and now >= due:
                     tick()  # type: ignore[misc]
                     due = items.due  # type: ignore[union-attr]
