@@ -217,8 +217,21 @@ def test_many_items_on_threads_with_fast_redraws_lose_no_event(caplog):
     assert "900 tasks run, 0 cache hits, 0 failures, 3 maps" in lines[-1]
 
 
+def _written(console) -> str:
+    """All the console wrote so far, without its escape codes."""
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", console.file.getvalue())
+
+
+def _wait_until_drawn(console) -> None:
+    """Wait (bounded) until the live region is on screen: the session's status row shows."""
+    deadline = time.monotonic() + 60
+    while "daglite session (" not in _written(console):  # drawn by rich's thread
+        assert time.monotonic() < deadline, "the region was never drawn"
+        time.sleep(0.01)
+
+
 def test_task_prints_land_above_the_live_region_as_whole_lines(console, capsys):
-    processor = RichProcessor(console=console, redirect=True)
+    processor = RichProcessor(console=console, redirect=True, refresh_per_second=50)
 
     @task
     def chatty(x: int) -> int:
@@ -226,6 +239,7 @@ def test_task_prints_land_above_the_live_region_as_whole_lines(console, capsys):
         return x
 
     with session(plugins=[processor], backend="thread"):
+        _wait_until_drawn(console)  # prints are moved once the display is live
         map_tasks(chatty, range(6))
 
     assert capsys.readouterr().out == "", "prints went to the console while it was live"
@@ -283,11 +297,6 @@ def inc(x: int) -> int:
     return x + 1
 
 
-def _written(console) -> str:
-    """All the console wrote so far, without its escape codes."""
-    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", console.file.getvalue())
-
-
 def test_a_session_shorter_than_one_refresh_period_never_draws_the_region(console):
     processor = RichProcessor(console=console, refresh_per_second=0.001)  # one frame per 1000 s
     with session(plugins=[processor], backend="thread"):
@@ -305,10 +314,7 @@ def test_a_session_shorter_than_one_refresh_period_never_draws_the_region(consol
 def test_the_region_is_drawn_from_the_first_refresh_and_erased_at_the_end(console):
     processor = RichProcessor(console=console, refresh_per_second=1000)
     with session(plugins=[processor], backend="inline"):
-        deadline = time.monotonic() + 60
-        while "daglite session (" not in _written(console):  # drawn by rich's thread
-            assert time.monotonic() < deadline, "the region was never drawn"
-            time.sleep(0.01)
+        _wait_until_drawn(console)
         assert map_tasks(inc, range(5)) == list(range(1, 6))
     lines = screen(console)
     assert "daglite session (" not in "\n".join(lines), "the region is erased"

@@ -13,10 +13,10 @@ row for the session and for each running workflow, and one bar per running map. 
 tasks log with `daglite.get_logger()`) are printed above that region, and so are the
 prints of tasks (stdout/stderr are redirected while the session runs, when they show on
 the same screen). The region is transient: when the session ends
-it is erased and only the one-line summary is added. The region is drawn from one refresh
-period (`1 / refresh_per_second`) after the session starts: a session shorter than that
-leaves the same lines and summary without drawing and erasing it (rendering the region
-costs about as much as ten thousand trivial map items). When the output is not a terminal
+it is erased and only the one-line summary is added. The live display starts one refresh
+period (`1 / refresh_per_second`) after the session: a shorter session prints the same
+lines and summary and never draws (nor erases) the region, which costs about as much as
+ten thousand trivial map items. When the output is not a terminal
 there is no live region: the same log lines are printed plainly, with a progress line per
 map at most every `plain_interval` seconds.
 """
@@ -24,6 +24,7 @@ map at most every `plain_interval` seconds.
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable
 from collections.abc import Mapping
@@ -137,6 +138,7 @@ class RichProcessor:
         self.redirect = redirect
         self._given_console = console
         self._console: Console | None = console
+        self._lock = threading.RLock()  # events, and the timer that starts the live display
         self._reset()
 
     @classmethod
@@ -182,6 +184,7 @@ class RichProcessor:
     def _reset(self) -> None:
         self._session_id: str | None = None
         self._live: Live | None = None
+        self._timer: threading.Timer | None = None
         self._status: Progress | None = None
         self._bars: Progress | None = None
         self._view: _LiveView | None = None
@@ -201,17 +204,19 @@ class RichProcessor:
 
     @property
     def live(self) -> bool:
-        """True while a live region (status rows and bars) is on screen."""
-        return self._live is not None
+        """True while the session has a live region (status rows and bars) on a terminal.
+
+        The region is on screen from one refresh period after the session starts.
+        """
+        return self._view is not None
 
     def display(self) -> RenderableType | None:
         """The live region's renderable (status rows, then bars), or `None` when not live.
 
         Rendering it on another console shows what the screen shows at this moment (once
-        the region is drawn: from one refresh period after the session starts).
+        the region is on screen).
         """
-        view = self._view
-        return _LiveView(self, view.group) if view is not None else None
+        return self._view
 
     def _sync_bars(self) -> None:
         """Copy the item counts of running maps to their bars (called when drawing).
@@ -238,8 +243,9 @@ class RichProcessor:
 
     def close(self) -> None:
         """Called when the session ends: erase the live region, print the summary if due."""
-        if self._session_id is not None:
-            self._finish(None)
+        with self._lock:
+            if self._session_id is not None:
+                self._finish(None)
 
     # -- dispatch ---------------------------------------------------------------------
 
@@ -253,10 +259,12 @@ class RichProcessor:
         handler = _HANDLERS.get(type(event).__name__)
         if handler is None:
             return
-        if self._session_id is None:
-            started = type(event).__name__ == "SessionStarted"
-            self._begin(event.session_id, getattr(event, "backend", None) if started else None)
-        handler(self, event)
+        with self._lock:
+            if self._session_id is None:
+                started = type(event).__name__ == "SessionStarted"
+                backend = getattr(event, "backend", None) if started else None
+                self._begin(event.session_id, backend)
+            handler(self, event)
 
     def _begin(self, session_id: str, backend: str | None) -> None:
         console = self.console
@@ -269,19 +277,30 @@ class RichProcessor:
         self._bars = display.map_bars(console, self._glyphs)
         where = f" [dim]({escape(backend)})[/]" if backend else ""
         self._status.add_task(f"[bold]daglite session[/]{where}", stats=self._stats)
-        redirect_stdout, redirect_stderr = self._redirects(console)
-        # Drawn from the first refresh on (the refresh thread's first wake is later).
-        shown_from = time.monotonic() + 1 / self.refresh_per_second
-        self._view = _LiveView(self, Group(self._status, self._bars), shown_from)
-        self._live = Live(
-            self._view,
-            console=console,
-            transient=True,
-            refresh_per_second=self.refresh_per_second,
-            redirect_stdout=redirect_stdout,
-            redirect_stderr=redirect_stderr,
-        )
-        self._live.start()
+        self._view = _LiveView(self, Group(self._status, self._bars))
+        # The live display starts one refresh period from now: until then lines are
+        # printed plainly, and a session that ends sooner never starts it.
+        timer = threading.Timer(1 / self.refresh_per_second, self._start_live, (session_id,))
+        timer.daemon = True
+        self._timer = timer
+        timer.start()
+
+    def _start_live(self, session_id: str) -> None:
+        """Start the live display of session `session_id`, unless it ended meanwhile."""
+        with self._lock:
+            view = self._view
+            if self._session_id != session_id or view is None or self._live is not None:
+                return
+            redirect_stdout, redirect_stderr = self._redirects(self.console)
+            self._live = Live(
+                view,
+                console=self.console,
+                transient=True,
+                refresh_per_second=self.refresh_per_second,
+                redirect_stdout=redirect_stdout,
+                redirect_stderr=redirect_stderr,
+            )
+            self._live.start(refresh=True)
 
     def _redirects(self, console: Console) -> tuple[bool, bool]:
         if self.redirect is not None:
@@ -293,6 +312,8 @@ class RichProcessor:
         return _isatty(sys.stdout), _isatty(sys.stderr)
 
     def _finish(self, ended: ev.SessionEnded | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
         live, self._live = self._live, None
         if live is not None:
             if self._view is not None:  # its last frame only erases the region: draw none
@@ -474,20 +495,18 @@ class RichProcessor:
 class _LiveView:
     """The live region: brings the bars up to date, then draws status rows and bars.
 
-    Before `shown_from` (`time.monotonic()`) and once `hidden`, it draws an empty line
-    instead: a line printed above the region then costs no drawing of the region.
+    Once `hidden` (the session ended) it draws an empty line: the live display's last
+    frame then only erases the region.
     """
 
-    def __init__(self, processor: RichProcessor, group: Group, shown_from: float = 0.0) -> None:
+    def __init__(self, processor: RichProcessor, group: Group) -> None:
         self.processor = processor
         self.group = group
-        self.shown_from = shown_from
         self.hidden = False
 
     def __rich__(self) -> RenderableType:
-        if self.hidden or (self.shown_from and time.monotonic() < self.shown_from):
+        if self.hidden:
             return _NOTHING
-        self.shown_from = 0.0  # shown for good: no more clock reads
         self.processor._sync_bars()
         return self.group
 
