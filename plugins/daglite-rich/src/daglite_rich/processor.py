@@ -85,7 +85,8 @@ class RichProcessor:
         stream: `"stderr"` (the default, like other progress bars) or `"stdout"`.
         show_tasks: Print a line for every task that finishes outside a map (tasks inside
             maps are counted by their bar instead).
-        refresh_per_second: How often the live region is redrawn on a terminal.
+        refresh_per_second: How often the live region is redrawn on a terminal (it is first
+            drawn one period after the session starts).
         plain_interval: When the output is not a terminal, the least number of seconds
             between two progress lines of one map (`0` prints one per progress update).
         redirect: Move prints of tasks above the live region. `None` does it for each of
