@@ -62,8 +62,8 @@ def test_a_bare_task_call_loads_only_what_it_needs():
     )
     assert out == (
         "['daglite', 'daglite.context', 'daglite.errors', 'daglite.interest',"
-        " 'daglite.lifecycle', 'daglite.pipeline', 'daglite.settings', 'daglite.taskoptions',"
-        " 'daglite.tasks', 'daglite.taskspec', 'daglite.templates']"
+        " 'daglite.lifecycle', 'daglite.pipeline', 'daglite.settings', 'daglite.tallies',"
+        " 'daglite.taskoptions', 'daglite.tasks', 'daglite.taskspec', 'daglite.templates']"
     )
 
 

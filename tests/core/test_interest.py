@@ -85,7 +85,7 @@ def test_nothing_unwanted_is_built_in_a_worker_batch(interest):
     from daglite.backends.transport import BatchRequest
     from daglite.backends.worker import run_batch
     from daglite.context import current_runtime
-    from daglite.lifecycle import COUNTS
+    from daglite.tallies import COUNTS
 
     picky = EventCapture()
     picky.interest = interest
@@ -241,7 +241,7 @@ def test_an_unknown_length_map_counts_the_items_it_took():
 
 def test_map_progress_comes_to_those_who_name_it():
     from daglite import events as ev
-    from daglite import lifecycle
+    from daglite import tallies
 
     @task
     def slow(x: int) -> int:
@@ -252,13 +252,13 @@ def test_map_progress_comes_to_those_who_name_it():
 
     progress = EventCapture(kinds={"MapProgress", "MapEnded"})
     everything = EventCapture()
-    old = lifecycle.PROGRESS_EVERY
-    lifecycle.PROGRESS_EVERY = 0.0  # a progress event at every item
+    old = tallies.PROGRESS_EVERY
+    tallies.PROGRESS_EVERY = 0.0  # a progress event at every item
     try:
         with session(backend="thread", plugins=[progress, everything]):
             map_tasks(slow, range(20))
     finally:
-        lifecycle.PROGRESS_EVERY = old
+        tallies.PROGRESS_EVERY = old
     updates = progress.of_type(ev.MapProgress)
     assert updates and not everything.of_type(ev.MapProgress)
     finished = [u.done + u.cached + u.failures for u in updates]

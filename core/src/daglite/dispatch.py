@@ -11,7 +11,7 @@ from typing import Any
 from daglite.interest import CALL_EVENTS
 from daglite.interest import Wants
 from daglite.interest import interest_of
-from daglite.lifecycle import Tally
+from daglite.tallies import Tally
 
 if TYPE_CHECKING:
     from daglite.events import Event

@@ -35,9 +35,9 @@ from daglite.errors import TaskError
 from daglite.errors import task_error
 from daglite.errors import task_timeout_error
 from daglite.interest import wants_of
-from daglite.lifecycle import SUCCEEDED
 from daglite.lifecycle import CallReport
-from daglite.lifecycle import count_item
+from daglite.tallies import SUCCEEDED
+from daglite.tallies import count_item
 from daglite.taskspec import TaskSpec
 
 _new_tuple = tuple.__new__

@@ -19,10 +19,10 @@ from daglite import BackendError
 from daglite import DagliteSettings
 from daglite import TaskError
 from daglite import current_task
-from daglite import lifecycle
 from daglite import map_tasks
 from daglite import registry
 from daglite import session
+from daglite import tallies
 from daglite import task
 from daglite import workflow
 from daglite.backends import Backend
@@ -300,7 +300,7 @@ def done_so_far(x: int) -> int:
 def test_progress_of_plain_items_is_current_during_one_long_chunk(backend, monkeypatch):
     # One chunk runs all items in one thread, counting them without a lock; with a
     # progress event due at every item, each item sees the ones before it counted.
-    monkeypatch.setattr(lifecycle, "PROGRESS_EVERY", 0.0)
+    monkeypatch.setattr(tallies, "PROGRESS_EVERY", 0.0)
     progress = EventCapture(kinds={"MapProgress", "MapEnded", "SessionEnded"})
     _progress_seen[:] = [progress]
     with session(backend=backend, plugins=[progress]) as ctx:

@@ -53,6 +53,6 @@ def every_item_progress(monkeypatch: pytest.MonkeyPatch) -> None:
     The bars follow a map's progress events; tests that check a bar in the middle of a
     map get the counts up to the item before without racing the timer.
     """
-    from daglite import lifecycle
+    from daglite import tallies
 
-    monkeypatch.setattr(lifecycle, "PROGRESS_EVERY", 0.0)
+    monkeypatch.setattr(tallies, "PROGRESS_EVERY", 0.0)

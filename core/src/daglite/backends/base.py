@@ -21,11 +21,11 @@ from daglite.context import TaskMetadata
 from daglite.context import current_frame
 from daglite.context import new_id
 from daglite.interest import wants_of
-from daglite.lifecycle import COUNTS
-from daglite.lifecycle import SUCCEEDED
-from daglite.lifecycle import current_map
-from daglite.lifecycle import tally_of
 from daglite.settings import DagliteSettings
+from daglite.tallies import COUNTS
+from daglite.tallies import SUCCEEDED
+from daglite.tallies import current_map
+from daglite.tallies import tally_of
 from daglite.taskspec import TaskSpec
 
 #: The result of one map item: `(index, ok, value)`, where `value` is the item's value, or

@@ -29,7 +29,7 @@ from daglite.backends.transport import WorkerSpec
 from daglite.context import Runtime
 from daglite.context import new_id
 from daglite.errors import BackendError
-from daglite.lifecycle import tally_of
+from daglite.tallies import tally_of
 from daglite.taskspec import TaskSpec
 
 #: The worker spec of maps run outside any session (the bare runtime's), by backend.

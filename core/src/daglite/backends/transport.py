@@ -174,7 +174,7 @@ class BatchResult:
         error: Why the batch could not run at all (its task or items failed to load).
         pid: The worker's process id.
         counts: The counts of the session's task calls that ended in this worker since its
-            last batch (`daglite.lifecycle.COUNTS` order), if any.
+            last batch (`daglite.tallies.COUNTS` order), if any.
         map_counts: The counts of this batch's map items, if any.
     """
 

@@ -49,9 +49,9 @@ from daglite.context import current_frame
 from daglite.context import current_runtime
 from daglite.errors import DagliteError
 from daglite.errors import TaskError
-from daglite.lifecycle import Tally
-from daglite.lifecycle import current_map
-from daglite.lifecycle import tally_of
+from daglite.tallies import Tally
+from daglite.tallies import current_map
+from daglite.tallies import tally_of
 
 # -- worker state (one per worker process, rebuilt per spec and per map) ---------------------
 

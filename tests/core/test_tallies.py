@@ -1,13 +1,13 @@
-"""The lifecycle reporter's counts: `Tally`, with parts one thread adds to without a lock."""
+"""`daglite.tallies`: `Tally`, with parts one thread adds to without a lock."""
 
 from __future__ import annotations
 
 import threading
 
-from daglite.lifecycle import COUNTS
-from daglite.lifecycle import FAILED
-from daglite.lifecycle import SUCCEEDED
-from daglite.lifecycle import Tally
+from daglite.tallies import COUNTS
+from daglite.tallies import FAILED
+from daglite.tallies import SUCCEEDED
+from daglite.tallies import Tally
 
 
 def test_an_attached_part_is_read_with_the_counts_and_added_for_good_when_detached():
