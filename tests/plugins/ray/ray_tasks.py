@@ -149,3 +149,14 @@ def _load_table(data):
 def table_size(x, table):
     """`x` plus the table's size, with this worker's pid and how many tables it unpickled."""
     return x + len(table.data), os.getpid(), len(LOADED)
+
+
+class Scaler:
+    """An object whose method is a task: bound, it travels with each item to the workers."""
+
+    def __init__(self, factor: int) -> None:
+        self.factor = factor
+
+    @task(cache=True)
+    def where(self, x: int) -> tuple[int, int]:
+        return os.getpid(), self.factor * x

@@ -41,6 +41,17 @@ def test_first_failure_raises_task_error_with_the_original_cause(local_ray):
     assert info.value.map_index == 3
 
 
+def test_a_bound_method_task_runs_on_its_instance_in_ray_workers_and_keys_it(local_ray, tmp_path):
+    with session(settings=QUIET, cache_store=str(tmp_path)):
+        first = map_tasks(t.Scaler(3).where, [1, 2])
+        other = map_tasks(t.Scaler(5).where, [1, 2])
+        again = map_tasks(t.Scaler(3).where, [1, 2])
+    assert [value for _, value in first] == [3, 6]
+    assert [value for _, value in other] == [5, 10]  # another instance: not the cache's 3, 6
+    assert os.getpid() not in {pid for pid, _ in first}
+    assert again == first  # an equal instance: read back from the cache, worker pids too
+
+
 def test_return_exceptions_gives_errors_in_place(local_ray):
     with session(settings=QUIET):
         results = map_tasks(t.fragile, range(10), return_exceptions=True)
