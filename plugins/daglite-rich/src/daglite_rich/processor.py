@@ -19,6 +19,9 @@ lines and summary and never draws (nor erases) the region, which costs about as 
 ten thousand trivial map items. When the output is not a terminal
 there is no live region: the same log lines are printed plainly, with a progress line per
 map at most every `plain_interval` seconds.
+
+This module holds the configuration, the session's lifecycle and the live region; what
+each event does to them is in `daglite_rich.handlers`.
 """
 
 from __future__ import annotations
@@ -26,13 +29,11 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import ClassVar
 
-import attrs
 from rich.console import Console
 from rich.console import Group
 from rich.console import RenderableType
@@ -48,28 +49,14 @@ from daglite_rich import display
 from daglite_rich import lines
 from daglite_rich.display import Glyphs
 from daglite_rich.display import Stats
+from daglite_rich.handlers import HANDLERS
+from daglite_rich.handlers import RunningMap
 
 if TYPE_CHECKING:
     from daglite import events as ev
     from daglite.plugin import DagliteSettings
 
 _STREAMS = ("stderr", "stdout")
-
-
-@attrs.define
-class _Map:
-    """A running `map_tasks`/`gather_tasks` call."""
-
-    name: str
-    total: int | None
-    started: float
-    last_line: float
-    depth: int = 0
-    done: int = 0  # items finished (succeeded, cached or failed)
-    failures: int = 0
-    cached: int = 0
-    row: TaskID | None = None
-    drawn: tuple[int, int, int] = (0, 0, 0)
 
 
 class RichProcessor:
@@ -192,7 +179,7 @@ class RichProcessor:
         self._glyphs: Glyphs = display.UNICODE
         self._started = 0.0
         self._stats = Stats()
-        self._maps: dict[str, _Map] = {}
+        self._maps: dict[str, RunningMap] = {}
         self._running: dict[str, str] = {}  # running task outside maps: task id -> name
         self._workflows: dict[str, TaskID | None] = {}
 
@@ -253,11 +240,11 @@ class RichProcessor:
     @property
     def interest(self) -> Interest:
         """The events this processor draws: no other event is built for it."""
-        return Interest(kinds=_HANDLERS, map_items=False)
+        return Interest(kinds=HANDLERS, map_items=False)
 
     def __call__(self, event: ev.Event) -> None:
         """Handle one event (the dispatcher never calls this from two threads at once)."""
-        handler = _HANDLERS.get(type(event).__name__)
+        handler = HANDLERS.get(type(event).__name__)
         if handler is None:
             return
         with self._lock:
@@ -344,154 +331,6 @@ class RichProcessor:
         with live._lock:
             self.console.print(text, soft_wrap=True, highlight=False)
 
-    # -- sessions and workflows -------------------------------------------------------
-
-    def _session_started(self, event: ev.SessionStarted) -> None:
-        pass  # `_begin` did the work; a nested session's start changes nothing on screen
-
-    def _session_ended(self, event: ev.SessionEnded) -> None:
-        if event.session_id == self._session_id:
-            self._finish(event)
-
-    def _workflow_started(self, event: ev.WorkflowStarted) -> None:
-        row = None
-        if self._status is not None:
-            row = self._status.add_task(f"workflow [bold cyan]{escape(event.name)}[/]", detail="")
-        else:
-            self._print(lines.workflow_started(event, self._glyphs))
-        self._workflows[event.workflow_id] = row
-        self._show_running()
-
-    def _workflow_ended(self, event: ev.WorkflowEnded) -> None:
-        row = self._workflows.pop(event.workflow_id, None)
-        if row is not None and self._status is not None:
-            self._status.remove_task(row)
-        self._print(lines.workflow_ended(event, self._glyphs))
-        self._show_running()
-
-    def _show_running(self) -> None:
-        """Put the newest running task (outside maps) on the innermost workflow's row."""
-        if self._status is None:
-            return
-        rows = [row for row in self._workflows.values() if row is not None]
-        if rows:
-            detail = next(reversed(self._running.values()), "")
-            self._status.update(rows[-1], detail=detail)
-
-    # -- task calls -------------------------------------------------------------------
-
-    # The calls of map items are counted by their map's counts (`_map_counts`); their
-    # TaskStarted and TaskSucceeded do not come (`map_items=False`) and are ignored if fed.
-
-    def _task_started(self, event: ev.TaskStarted) -> None:
-        if event.map_index is None:
-            self._running[event.task_id] = display.label(event.name, event.map_index)
-            self._show_running()
-
-    def _task_succeeded(self, event: ev.TaskSucceeded) -> None:
-        if event.map_index is not None:
-            return
-        if event.cached:
-            self._stats.cached += 1
-        else:
-            self._stats.run += 1
-        if self._running.pop(event.task_id, None) is not None:
-            self._show_running()
-        if self.show_tasks and not event.cached:  # a cache hit had its line already
-            self._print(lines.task_succeeded(event, self._glyphs))
-
-    def _task_failed(self, event: ev.TaskFailed) -> None:
-        if event.map_index is None:  # an item's failure is in its map's counts
-            self._stats.run += 1
-            self._stats.failed += 1
-            if self._running.pop(event.task_id, None) is not None:
-                self._show_running()
-        self._print(lines.task_failed(event, self._glyphs))  # every failure gets its line
-
-    def _task_retried(self, event: ev.TaskRetried) -> None:
-        self._stats.retries += 1
-        self._print(lines.task_retried(event, self._glyphs))
-
-    def _task_timed_out(self, event: ev.TaskTimedOut) -> None:
-        self._print(lines.task_timed_out(event, self._glyphs))
-
-    def _cache_hit(self, event: ev.CacheHit) -> None:
-        if event.map_index is None:  # an item's hit is counted on its map's bar
-            self._print(lines.cache_hit(event, self._glyphs))
-
-    def _dataset(self, event: ev.DatasetSaved | ev.DatasetLoaded) -> None:
-        if event.map_index is not None:
-            return  # one line per map item would drown the screen
-        self._print(lines.dataset(event, self._glyphs))
-
-    def _log_recorded(self, event: ev.LogRecorded) -> None:
-        # The user's own records: the logger already dropped those below the session's level.
-        self._print(lines.log_record(event))
-
-    # -- maps -------------------------------------------------------------------------
-
-    def _map_started(self, event: ev.MapStarted) -> None:
-        self._stats.maps += 1
-        parent_map = self._maps.get(event.parent_map_id or "")
-        now = time.monotonic()
-        entry = _Map(
-            name=event.name,
-            total=event.total,
-            started=now,
-            last_line=now,
-            depth=parent_map.depth + 1 if parent_map is not None else 0,
-        )
-        self._maps[event.map_id] = entry
-        if self._bars is None:
-            self._print(lines.map_started(event, self._glyphs))
-            return
-        entry.row = self._bars.add_task(
-            f"{'  ' * entry.depth}[bold]{escape(event.name)}[/] [dim]({escape(event.backend)})[/]",
-            total=event.total,
-            failures=0,
-            cached=0,
-        )
-
-    def _map_counts(self, entry: _Map, done: int, cached: int, failures: int) -> None:
-        """Take a map's counts so far (totals, not increments) into its bar and the stats."""
-        finished = done + cached + failures
-        stats = self._stats
-        stats.run += (finished - cached) - (entry.done - entry.cached)  # succeeded + failed
-        stats.cached += cached - entry.cached
-        stats.failed += failures - entry.failures
-        entry.done, entry.cached, entry.failures = finished, cached, failures
-
-    def _map_progress(self, event: ev.MapProgress) -> None:
-        entry = self._maps.get(event.map_id)
-        if entry is None:
-            return
-        self._map_counts(entry, event.done, event.cached, event.failures)
-        if self._bars is not None:
-            return  # `_sync_bars` draws it with the next frame
-        now = time.monotonic()
-        if now - entry.last_line >= self.plain_interval:
-            entry.last_line = now
-            self._print(
-                lines.map_progress(
-                    event.timestamp,
-                    entry.name,
-                    done=entry.done,
-                    total=entry.total,
-                    failures=entry.failures,
-                    elapsed=now - entry.started,
-                    g=self._glyphs,
-                )
-            )
-
-    def _map_ended(self, event: ev.MapEnded) -> None:
-        entry = self._maps.pop(event.map_id, None)
-        if entry is not None:
-            self._map_counts(entry, event.done, event.cached, event.failures)
-            if entry.row is not None and self._bars is not None:
-                self._bars.remove_task(entry.row)
-        expected = entry.total if entry is not None else None
-        self._print(lines.map_ended(event, self._glyphs, expected=expected, cached=event.cached))
-
 
 class _LiveView:
     """The live region: brings the bars up to date, then draws status rows and bars.
@@ -513,26 +352,6 @@ class _LiveView:
 
 
 _NOTHING = Text("")
-
-
-_HANDLERS: dict[str, Callable[[RichProcessor, Any], None]] = {
-    "SessionStarted": RichProcessor._session_started,
-    "SessionEnded": RichProcessor._session_ended,
-    "WorkflowStarted": RichProcessor._workflow_started,
-    "WorkflowEnded": RichProcessor._workflow_ended,
-    "TaskStarted": RichProcessor._task_started,
-    "TaskSucceeded": RichProcessor._task_succeeded,
-    "TaskFailed": RichProcessor._task_failed,
-    "TaskRetried": RichProcessor._task_retried,
-    "TaskTimedOut": RichProcessor._task_timed_out,
-    "CacheHit": RichProcessor._cache_hit,
-    "DatasetSaved": RichProcessor._dataset,
-    "DatasetLoaded": RichProcessor._dataset,
-    "MapStarted": RichProcessor._map_started,
-    "MapProgress": RichProcessor._map_progress,
-    "MapEnded": RichProcessor._map_ended,
-    "LogRecorded": RichProcessor._log_recorded,
-}
 
 
 def _is_number(value: Any) -> bool:
