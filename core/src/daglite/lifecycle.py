@@ -17,6 +17,7 @@ from typing import Any
 
 from daglite.context import TaskMetadata
 from daglite.context import current_frame
+from daglite.context import new_id
 from daglite.errors import TaskError
 from daglite.errors import task_error
 from daglite.interest import NOTHING
@@ -317,24 +318,60 @@ class MapReport:
         if self.tally is not None:
             self.tally.merge(counts)
 
-    def lost(self, timed_out: bool = False) -> None:
-        """An item failed without reaching the pipeline (its worker died or was killed)."""
-        if self.tally is None:
-            return
-        session = tally_of(self.sink)
-        for tally in (self.tally, session):
-            if tally is not None:
-                if timed_out:
-                    tally.add(TIMED_OUT)
-                tally.add(FAILED)
+    def lost(self, index: int, error: BaseException, timed_out: bool = False) -> None:
+        """Item `index` failed without reaching the pipeline (its worker died or was killed).
 
-    def write_failed(self, items: int) -> None:
-        """`items` that succeeded in a worker failed here: their dataset write failed."""
+        It is counted, and reported as `TaskFailed` (built here: the item never ran to
+        its end anywhere else).
+        """
         if self.tally is None:
             return
         for tally in (self.tally, tally_of(self.sink)):
             if tally is not None:
-                tally.merge([-items, 0, items, 0, 0, -items])  # nor was the dataset saved
+                if timed_out:
+                    tally.add(TIMED_OUT)
+                tally.add(FAILED)
+        self._item_failed(index, error)
+
+    def write_failed(self, index: int, error: BaseException) -> None:
+        """Item `index` succeeded in a worker, but its dataset write failed here.
+
+        Its counts move from succeeded (and saved) to failed, and it is reported as
+        `TaskFailed` (the worker's `TaskSucceeded` and `DatasetSaved` of it are not relayed:
+        `daglite.backends.packing.relay`).
+        """
+        if self.tally is None:
+            return
+        for tally in (self.tally, tally_of(self.sink)):
+            if tally is not None:
+                tally.merge([-1, 0, 1, 0, 0, -1])
+        self._item_failed(index, error)
+
+    def _item_failed(self, index: int, error: BaseException) -> None:
+        if not self.wants.task_failed:
+            return
+        import traceback
+
+        cause = error.__cause__ if isinstance(error, TaskError) else None
+        shown = cause if cause is not None else error
+        text = getattr(error, "worker_traceback", None) or "".join(
+            traceback.format_exception(type(error), error, error.__traceback__)
+        )
+        ids = self.ids
+        self.sink(
+            events().TaskFailed(
+                session_id=ids["session_id"],
+                task_id=new_id(),
+                name=ids["name"],
+                parent_id=ids["parent_id"],
+                map_index=index,
+                map_id=ids["map_id"],
+                duration=0.0,
+                attempts=getattr(error, "attempts", 1),
+                traceback=text,
+                **_error_fields(shown),
+            )
+        )
 
     def _counts(self) -> dict[str, Any]:
         counts = self.tally.snapshot() if self.tally is not None else [0] * len(COUNTS)

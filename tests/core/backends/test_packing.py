@@ -9,6 +9,7 @@ map (an exception whose class cannot be unpickled: `test_worker.py`).
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import subprocess
@@ -59,6 +60,55 @@ def test_a_dataset_write_that_fails_on_the_coordinator_fails_only_its_item(backe
     assert isinstance(out[1], StoreError)
     assert "out/1.pkl" in str(out[1])
     assert (tmp_path / "out/0.pkl").is_file() and (tmp_path / "out/2.pkl").is_file()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_item_whose_write_fails_is_reported_failed_and_never_succeeded_or_saved(
+    backend, tmp_path
+):
+    from daglite.testing import EventCapture
+
+    (tmp_path / "out" / "1.pkl").mkdir(parents=True)  # the write of item 1 cannot land
+    capture = EventCapture()
+    with session(backend=backend, dataset_store=str(tmp_path), plugins=[capture]):
+        map_tasks(saved, [0, 1, 2], return_exceptions=True)
+    of_item = [e for e in capture.events if getattr(e, "map_index", None) == 1]
+    kinds = [e.kind for e in of_item]
+    assert "TaskSucceeded" not in kinds and "DatasetSaved" not in kinds, kinds
+    (failed,) = [e for e in of_item if e.kind == "TaskFailed"]
+    assert failed.error_type == "StoreError" and "out/1.pkl" in failed.error_message
+    assert failed.name == "saved" and failed.traceback
+    saved_keys = sorted(e.key for e in capture.events if e.kind == "DatasetSaved")
+    assert saved_keys == ["out/0.pkl", "out/2.pkl"]
+
+
+def test_the_default_log_names_an_item_whose_relayed_write_failed(tmp_path):
+    script = tmp_path / "flow.py"
+    script.write_text(
+        "import sys\n"
+        "from daglite import map_tasks, session\n"
+        "from isolation_tasks import saved\n"
+        "with session(backend='process', dataset_store=sys.argv[1]):\n"
+        "    map_tasks(saved, [0, 1, 2], return_exceptions=True)\n"
+    )
+    (tmp_path / "out" / "1.pkl").mkdir(parents=True)
+    support = Path(__file__).parents[1] / "support"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGLITE_")}  # defaults
+    env.update(PYTHONPATH=str(support), DAGLITE_LOG_FORMAT="json")
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    (failed,) = [line for line in lines if line["event"] == "task failed"]
+    assert (failed["task"], failed["map_index"]) == ("saved[1]", 1)
+    assert failed["error"].startswith("StoreError: ") and "out/1.pkl" in failed["error"]
+    (ended,) = [line for line in lines if line["event"] == "map finished"]
+    assert (ended["done"], ended["failed"], ended["total"]) == (2, 1, 3)
 
 
 def test_a_failed_relayed_write_raises_for_its_item_without_return_exceptions(tmp_path):

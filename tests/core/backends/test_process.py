@@ -24,6 +24,8 @@ from daglite import gather_tasks
 from daglite import map_tasks
 from daglite import session
 from daglite.backends import process as process_module
+from daglite.events import MapEnded
+from daglite.events import TaskFailed
 from daglite.settings import DagliteSettings
 
 from ..support.process_tasks import FailingStart
@@ -264,6 +266,20 @@ def test_a_dying_worker_is_named_and_replaced(how, reason):
         assert out[:5] + out[6:] == [x for x in range(20) if x != 5]
         assert map_tasks(square, range(3)) == [0, 1, 4]  # the pool was rebuilt
         assert len(ctx.get_backend("process").pool.pids) == 2
+
+
+def test_an_item_whose_worker_died_is_reported_as_a_failed_task():
+    from daglite.testing import EventCapture
+
+    capture = EventCapture(kinds={"TaskFailed", "MapEnded"})
+    settings = DagliteSettings(max_workers=2)
+    with session(backend="process", settings=settings, plugins=[capture]):
+        map_tasks(die, range(8), ["kill"] * 8, chunksize=4, return_exceptions=True)
+    (failed,) = capture.of_type(TaskFailed)
+    assert (failed.name, failed.map_index, failed.error_type) == ("die", 5, "BackendError")
+    assert "died running task 'die' (map index 5): signal SIGKILL (9)" in failed.error_message
+    (ended,) = capture.of_type(MapEnded)
+    assert (ended.done, ended.failures, ended.total) == (7, 1, 8)
 
 
 def test_spawn_start_method_finds_the_dying_item_without_progress(monkeypatch):

@@ -198,7 +198,7 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
     def finish(index: int, error: BaseException) -> None:
         outcomes.append((index, False, error))
         if job.report is not None:  # it never reached the pipeline: count it here
-            job.report.lost(timed_out=isinstance(error, TaskTimeoutError))
+            job.report.lost(index, error, timed_out=isinstance(error, TaskTimeoutError))
         if not job.return_exceptions:
             job.stop.set()
 
@@ -236,11 +236,8 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
                     sizer.observe(len(result.outcomes), result.duration)
                 news = result.outcomes
                 if failed:  # a write failed on this side: its item failed
-                    turned = sum(ok and i in failed for i, ok, _ in news)
-                    news = [(i, False, failed.pop(i)) if i in failed else (i, ok, value)
-                            for i, ok, value in news]  # fmt: skip
-                    if turned and job.report is not None:  # counted as done in the worker
-                        job.report.write_failed(turned)
+                    news = [_write_failed(job, i, failed.pop(i)) if i in failed and ok
+                            else (i, ok, value) for i, ok, value in news]  # fmt: skip
                 outcomes.extend(news)
                 if not job.return_exceptions and not all(map(_ok, news)):
                     job.stop.set()
@@ -288,6 +285,13 @@ def _overdue(limit: float, inflight: dict[Hashable, _Batch], started: Any) -> li
         if start is not None and start + limit <= now:
             late.append(ticket)
     return late
+
+
+def _write_failed(job: MapJob, index: int, error: Exception) -> Outcome:
+    """The outcome of an item that succeeded in its worker but whose write failed here."""
+    if job.report is not None:  # counted as done in the worker
+        job.report.write_failed(index, error)
+    return (index, False, error)
 
 
 def _lost(job: MapJob, batch: _Batch, lost: WorkerLost, retry: deque[_Batch], finish) -> None:

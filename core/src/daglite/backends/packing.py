@@ -204,7 +204,8 @@ def relay(data: bytes, job: MapJob, failed: dict[int, Exception] | None = None) 
     Dataset writes are applied first (`write.apply(runtime)`), then log records go to
     their loggers and events to the session's processors, in the order the worker made
     them. Returns the unpacked result (its `outcomes` are the items' values or errors).
-    A write that fails here fails its item (`failed`: map index -> error, see `apply`).
+    A write that fails here fails its item (`failed`: map index -> error, see `apply`), and
+    the worker's `TaskSucceeded` and `DatasetSaved` of that item are left out.
 
     Raises:
         BackendError: The batch could not run in the worker, or its result cannot be read.
@@ -238,7 +239,8 @@ def relay(data: bytes, job: MapJob, failed: dict[int, Exception] | None = None) 
     emit = runtime.emit
     if emit is not None:
         for event in result.events:
-            emit(event)
+            if not (failed and _overturned(event, job, failed)):
+                emit(event)
     return result
 
 
@@ -249,8 +251,21 @@ def relay_events(data: bytes, job: MapJob, failed: dict[int, Exception] | None =
     for is_write, obj in pickle.loads(data):
         if is_write:
             apply(obj, runtime, failed)
-        elif emit is not None:
+        elif emit is not None and not (failed and _overturned(obj, job, failed)):
             emit(obj)
+
+
+def _overturned(event: Any, job: MapJob, failed: dict[int, Exception]) -> bool:
+    """Whether `event` is a worker's success or save of an item whose write failed here.
+
+    Such an item failed (the map loop reports it, `MapReport.write_failed`), so its
+    `TaskSucceeded` and `DatasetSaved` are not relayed.
+    """
+    return (
+        getattr(event, "map_index", None) in failed
+        and event.kind in ("TaskSucceeded", "DatasetSaved")
+        and getattr(event, "map_id", job.map_id) == job.map_id
+    )
 
 
 def apply(write: Any, runtime: Runtime, failed: dict[int, Exception] | None) -> None:
