@@ -61,7 +61,7 @@ def test_a_bare_task_call_loads_only_what_it_needs():
         "print(sorted(m for m in sys.modules if m.startswith('daglite')))\n"
     )
     assert out == (
-        "['daglite', 'daglite.context', 'daglite.errors', 'daglite.interest',"
+        "['daglite', 'daglite.context', 'daglite.drivers', 'daglite.errors', 'daglite.interest',"
         " 'daglite.lifecycle', 'daglite.pipeline', 'daglite.settings', 'daglite.tallies',"
         " 'daglite.taskoptions', 'daglite.tasks', 'daglite.taskspec', 'daglite.templates']"
     )

@@ -13,6 +13,7 @@ from typing import Any
 from typing import TypeVar
 from typing import overload
 
+from daglite import drivers
 from daglite import pipeline
 from daglite.backends.base import MapJob
 from daglite.context import Runtime
@@ -323,7 +324,7 @@ async def gather_tasks(
     try:
         for index, args in enumerate(items):  # binding may fail: the map still ends
             meta = pipeline.make_metadata(checked, runtime, args, {}, index, map_id, "asyncio")
-            coro = pipeline.call_collected(checked, runtime, meta, args)
+            coro = drivers.call_collected(checked, runtime, meta, args)
             futures.append(asyncio.ensure_future(coro))
         return list(await asyncio.gather(*futures, return_exceptions=return_exceptions))
     except BaseException:

@@ -2,8 +2,8 @@
 
 A task is its definition (`daglite.taskspec.TaskSpec`: options, function, signature, built
 once at decoration, where every option is validated) made callable. Calling it runs the
-function at once through the run pipeline (`daglite.pipeline`); a call outside any session
-with no option that needs the pipeline stays a plain call.
+function at once through the run pipeline (`daglite.pipeline`, driven by `daglite.drivers`);
+a call outside any session with no option that needs the pipeline stays a plain call.
 
 Tasks bind like functions: a task defined in a class is a method (`obj.method(x)` calls it
 with `obj` as its first argument, and so does `Cls.method(obj, x)`); put `@staticmethod` or
@@ -28,6 +28,7 @@ from typing import TypeVar
 from typing import cast
 from typing import overload
 
+from daglite import drivers
 from daglite import pipeline
 from daglite.context import bare_runtime
 from daglite.context import current_runtime
@@ -87,10 +88,10 @@ class SyncTask(BaseTask[P, R]):
             if open_sessions:  # a session is open, but not in this thread's context
                 warn_lost_session(f"task '{self.name}'")
             if self.plain:  # a bare call with nothing to manage stays a plain call
-                return pipeline.run_plain(self, None, None, args, kwargs)
+                return drivers.run_plain(self, None, None, args, kwargs)
             runtime = bare_runtime()
-        drive = pipeline.driver(self, runtime)
-        plain = drive is pipeline.run_plain
+        drive = drivers.driver(self, runtime)
+        plain = drive is drivers.run_plain
         meta = pipeline.make_metadata(self, runtime, args, kwargs, None, None, plain=plain)
         return drive(self, runtime, meta, args, kwargs)
 
@@ -111,7 +112,7 @@ class AsyncTask(BaseTask[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Coroutine[Any, Any, R]:
         """A coroutine that runs the task when awaited and returns its value."""
         runtime, meta = self._prepare(args, kwargs)
-        return pipeline.call(self, runtime, meta, args, kwargs)
+        return drivers.call(self, runtime, meta, args, kwargs)
 
     if TYPE_CHECKING:
 
@@ -130,7 +131,7 @@ class SyncTaskStream(BaseTask[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Iterator[R]:
         """An iterator over the items the generator yields, produced as they are consumed."""
         runtime, meta = self._prepare(args, kwargs)
-        return pipeline.call(self, runtime, meta, args, kwargs)
+        return drivers.call(self, runtime, meta, args, kwargs)
 
     if TYPE_CHECKING:
 
@@ -149,7 +150,7 @@ class AsyncTaskStream(BaseTask[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> AsyncIterator[R]:
         """An async iterator over the items the async generator yields."""
         runtime, meta = self._prepare(args, kwargs)
-        return pipeline.call(self, runtime, meta, args, kwargs)
+        return drivers.call(self, runtime, meta, args, kwargs)
 
     if TYPE_CHECKING:
 

@@ -5,7 +5,7 @@ stops waiting and asks the thread to stop by raising `AttemptAbandoned` inside i
 asynchronous exception, through `ctypes`, imported only when an attempt is abandoned). An
 async attempt runs as a task of its own (`await_with_timeout`) and is cancelled.
 
-Either way the caller gets `AttemptTimedOut`, which the drivers of `daglite.pipeline`
+Either way the caller gets `AttemptTimedOut`, which the drivers of `daglite.drivers`
 throw into the call's policy (`steps()`), where it becomes a public `TaskTimeoutError`.
 """
 

@@ -43,7 +43,8 @@ def test_help_and_version_stay_lean(tmp_path):
         "lazy = ('structlog', 'stevedore', 'fsspec', 'cloudpickle')\n"
         "heavy = [m for m in lazy if m in sys.modules]\n"
         "assert not heavy, heavy\n"
-        "core = ('daglite.tasks', 'daglite.pipeline', 'daglite.session', 'daglite.workflows')\n"
+        "core = ('daglite.tasks', 'daglite.pipeline', 'daglite.drivers', 'daglite.session',"
+        " 'daglite.workflows')\n"
         "loaded = [m for m in core if m in sys.modules]\n"
         "assert not loaded, f'--help loaded {loaded}'\n"
     )

@@ -14,6 +14,7 @@ from typing import TypeAlias
 
 import attrs
 
+from daglite import drivers
 from daglite import pipeline
 from daglite.context import Frame
 from daglite.context import Runtime
@@ -110,11 +111,11 @@ class MapJob:
         """
         task = self.task
         runtime = self.runtime
-        drive = pipeline.driver(task, runtime, item=True)
+        drive = drivers.driver(task, runtime, item=True)
         meta = pipeline.make_metadata(
-            task, runtime, args, {}, index, self.map_id, self.backend, drive is pipeline.run_plain
+            task, runtime, args, {}, index, self.map_id, self.backend, drive is drivers.run_plain
         )
-        result = pipeline.call_collected(task, runtime, meta, args, drive)
+        result = drivers.call_collected(task, runtime, meta, args, drive)
         return run_coroutine(result) if task.is_async else result
 
     def run_chunk(
@@ -128,7 +129,7 @@ class MapJob:
         `progress`, if given, is called with each item's map index before it runs (a
         worker pool that watches it learns which item a dying worker was running).
         """
-        if pipeline.driver(self.task, self.runtime, item=True) is pipeline.run_plain:
+        if drivers.driver(self.task, self.runtime, item=True) is drivers.run_plain:
             return self._run_plain_chunk(chunk, progress)
         outcomes: list[Outcome] = []
         append = outcomes.append
@@ -154,7 +155,7 @@ class MapJob:
     ) -> list[Outcome]:
         """`run_chunk` for a plain call nobody watches (`pipeline.is_plain_call` of an item).
 
-        Each item is what `pipeline.run_plain` makes of it (a frame of its own while it
+        Each item is what `drivers.run_plain` makes of it (a frame of its own while it
         runs, a counted success, a reported `TaskError`), without the per-item work that
         does not change within a chunk: choosing the driver, the metadata's fixed fields,
         finding the tallies. Successes are counted into a part of the session's and the
@@ -225,7 +226,7 @@ class MapJob:
                     value = func(*args)
                 except BaseException as exc:  # Ctrl-C is reported and raised on
                     try:
-                        pipeline.plain_failed(task, runtime, meta, args, {}, exc, start)
+                        drivers.plain_failed(task, runtime, meta, args, {}, exc, start)
                     except Exception as error:  # the item's TaskError (or bad arguments)
                         append((index, False, error))
                         self.note_failure(index)
