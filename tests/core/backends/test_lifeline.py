@@ -26,31 +26,13 @@ from daglite.settings import DagliteSettings
 from ..support.isolation_tasks import crash_leaving_a_child
 from ..support.isolation_tasks import hold_timed
 from ..support.isolation_tasks import leave_behind
+from ..support.processes import alive
+from ..support.processes import wait_gone
 
 pytestmark = pytest.mark.timeout(120)
 
 HERE = Path(__file__).parent.parent / "support"  # the helper task modules the scripts import
 TWO = DagliteSettings(max_workers=2)
-
-
-def alive(pid: int) -> bool:
-    """True if `pid` runs and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def wait_gone(pids, seconds: float) -> list[int]:
-    """Wait up to `seconds` for every pid to end; returns those still running."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        left = [pid for pid in pids if alive(pid)]
-        if not left:
-            return []
-        time.sleep(0.02)
-    return [pid for pid in pids if alive(pid)]
 
 
 def wait_reports(paths, seconds: float = 60.0) -> list[int]:
@@ -100,7 +82,7 @@ def test_workers_and_their_subprocesses_end_with_the_coordinator(how, tmp_path):
         pids = wait_reports([tmp_path / "a", tmp_path / "b"])
         coordinator.send_signal(how)
         coordinator.wait(10)
-        assert wait_gone(pids, 2.0) == [], "workers or their subprocesses outlived it"
+        assert wait_gone(pids) == [], "workers or their subprocesses outlived it"
     finally:
         coordinator.kill()
         kill_all(pids)
@@ -113,7 +95,7 @@ def test_a_worker_killed_after_a_timeout_takes_its_subprocesses_along(tmp_path):
         assert isinstance(error, TaskTimeoutError)
         pids = wait_reports([report], 5.0)
         try:
-            assert wait_gone(pids, 2.0) == []
+            assert wait_gone(pids) == []
         finally:
             kill_all(pids)
 
@@ -126,7 +108,7 @@ def test_a_subprocess_a_task_left_running_does_not_outlive_the_session(tmp_path)
         children = pids[1::2]
         assert all(alive(pid) for pid in children)  # still running while the session lives
     try:
-        assert wait_gone(pids, 2.0) == []
+        assert wait_gone(pids) == []
     finally:
         kill_all(pids)
 
@@ -138,6 +120,6 @@ def test_a_worker_that_dies_takes_the_subprocesses_it_started_along(tmp_path):
         assert isinstance(error, BackendError) and "exit code 3" in str(error)
         pids = wait_reports([report], 5.0)
         try:
-            assert wait_gone(pids, 2.0) == []
+            assert wait_gone(pids) == []
         finally:
             kill_all(pids)

@@ -7,7 +7,6 @@ import itertools
 import logging
 import os
 import re
-import signal
 import subprocess
 import sys
 import textwrap
@@ -44,27 +43,10 @@ from ..support.process_tasks import sleepy
 from ..support.process_tasks import square
 from ..support.process_tasks import stuck_in_c
 from ..support.process_tasks import whoami
+from ..support.processes import interrupt_naps
+from ..support.processes import wait_gone
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def alive(pid: int) -> bool:
-    """True if `pid` runs and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def wait_gone(pids, seconds: float = 2.0) -> list[int]:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        left = [pid for pid in pids if alive(pid)]
-        if not left:
-            return []
-        time.sleep(0.02)
-    return [pid for pid in pids if alive(pid)]
 
 
 # -- results --------------------------------------------------------------------------------
@@ -449,67 +431,8 @@ def test_tasks_defined_in_a_script_read_from_stdin():
     assert done.stdout == EXPECTED
 
 
-NAPS = textwrap.dedent(
-    """
-    import os, sys, time
-    from daglite import map_tasks, session, task
-
-    @task
-    def nap(x, folder):
-        with open(os.path.join(folder, str(os.getpid())), "a") as fh:
-            fh.write(f"{x}\\n")
-        time.sleep(0.2)
-        return x
-
-    folder, backend = sys.argv[1], sys.argv[2]
-    with session(backend=backend):
-        try:
-            map_tasks(nap, range(200), [folder] * 200, chunksize=1)
-        except KeyboardInterrupt:
-            print("interrupted", flush=True)
-            raise
-    """
-)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def _interrupt(tmp_path, backend: str) -> tuple[str, list[int], int]:
-    """Run the nap script, Ctrl-C it once items run; (stdout, pids, items started)."""
-    script = tmp_path / "naps.py"
-    script.write_text(NAPS)
-    folder = tmp_path / "seen"
-    folder.mkdir()
-    proc = subprocess.Popen(
-        [sys.executable, str(script), str(folder), backend],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 30
-    while _items_seen(folder) < 2 and time.monotonic() < deadline:  # the map is under way
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == -signal.SIGINT, err
-    assert "KeyboardInterrupt" in err
-    pids = [int(p.name) for p in folder.iterdir()]
-    return out, pids, _items_seen(folder)
-
-
-def _items_seen(folder) -> int:
-    """How many items of the nap script have started (each writes its index to a file)."""
-    return sum(len(p.read_text().split()) for p in folder.iterdir())
-
-
 def test_ctrl_c_stops_the_process_backend_and_its_workers(tmp_path):
-    out, pids, items = _interrupt(tmp_path, "process")
+    out, pids, items = interrupt_naps(tmp_path, "process")
     assert out == "interrupted\n"
-    assert pids and all(not _alive(pid) for pid in pids)
+    assert pids and wait_gone(pids) == []
     assert items < 50  # the queued items never ran

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
-import textwrap
 import threading
-import time
 
 import pytest
 
@@ -19,6 +14,8 @@ from daglite import session
 from daglite import task
 from daglite.backends.thread import ThreadBackend
 from daglite.settings import DagliteSettings
+
+from ..support.processes import interrupt_naps
 
 
 @task
@@ -103,59 +100,8 @@ def test_async_items_on_threads_get_their_own_event_loop():
 # -- Ctrl-C during a map, in a script run in a subprocess -------------------------------
 
 
-NAPS = textwrap.dedent(
-    """
-    import os, sys, time
-    from daglite import map_tasks, session, task
-
-    @task
-    def nap(x, folder):
-        with open(os.path.join(folder, str(os.getpid())), "a") as fh:
-            fh.write(f"{x}\\n")
-        time.sleep(0.2)
-        return x
-
-    folder, backend = sys.argv[1], sys.argv[2]
-    with session(backend=backend):
-        try:
-            map_tasks(nap, range(200), [folder] * 200, chunksize=1)
-        except KeyboardInterrupt:
-            print("interrupted", flush=True)
-            raise
-    """
-)
-
-
-def _interrupt(tmp_path, backend: str) -> tuple[str, list[int], int]:
-    """Run the nap script, Ctrl-C it once items run; (stdout, pids, items started)."""
-    script = tmp_path / "naps.py"
-    script.write_text(NAPS)
-    folder = tmp_path / "seen"
-    folder.mkdir()
-    proc = subprocess.Popen(
-        [sys.executable, str(script), str(folder), backend],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 30
-    while _items_seen(folder) < 2 and time.monotonic() < deadline:  # the map is under way
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
-    assert proc.returncode == -signal.SIGINT, err
-    assert "KeyboardInterrupt" in err
-    pids = [int(p.name) for p in folder.iterdir()]
-    return out, pids, _items_seen(folder)
-
-
-def _items_seen(folder) -> int:
-    """How many items of the nap script have started (each writes its index to a file)."""
-    return sum(len(p.read_text().split()) for p in folder.iterdir())
-
-
 @pytest.mark.timeout(60)
 def test_ctrl_c_stops_queued_items_of_the_thread_backend(tmp_path):
-    out, _, items = _interrupt(tmp_path, "thread")
+    out, _, items = interrupt_naps(tmp_path, "thread")
     assert out == "interrupted\n"
     assert items < 100
