@@ -302,36 +302,6 @@ def test_plugin_options_from_file_and_variables_with_dashes(tmp_path):
     }
 
 
-@pytest.mark.parametrize(
-    ("known", "value", "converted"),
-    [
-        (bool, "yes", True),
-        (bool, "OFF", False),
-        (int, "7", 7),
-        (float, "0.5", 0.5),
-        (str, "7", "7"),
-        (int, 7, 7),
-    ],
-)
-def test_option_text_becomes_the_declared_type(known, value, converted):
-    settings = DagliteSettings(options={"p": {"k": value}})
-    assert plugin_options(settings, "p", {"k": known}) == {"k": converted}
-
-
-@pytest.mark.parametrize(
-    ("known", "message"),
-    [
-        (bool, "invalid value 'maybe' for option 'k' of plugin 'p': expected true or false"),
-        (int, "invalid value 'maybe' for option 'k' of plugin 'p': expected an integer"),
-    ],
-)
-def test_option_text_that_does_not_convert_is_named(known, message):
-    settings = DagliteSettings(options={"p": {"k": "maybe"}})
-    with pytest.raises(SettingsError) as info:
-        plugin_options(settings, "p", {"k": known})
-    assert str(info.value) == message
-
-
 def test_providers_from_a_table_a_quoted_key_and_a_variable(tmp_path):
     write_pyproject(tmp_path, '[tool.daglite.providers]\nformat.csv = "daglite-arrow"\n')
     assert load_settings(environ={}).providers == {"format": {"csv": "daglite-arrow"}}
