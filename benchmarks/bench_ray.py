@@ -9,6 +9,9 @@ Workloads, each variant warmed up once, then the median of `--repeat` runs kept:
    with daglite's map so both see the same machine load; the same batches on warm actors
    (the alternative design); one `ray.remote` task per item (run once: it is slow); and,
    for scale, the same map on daglite's own `process` backend (same per-item pipeline).
+   To tell the transport's cost from the per-item pipeline's, a third variant runs in the
+   same alternation: the same hand-written batches, each running daglite's pipeline on its
+   items (`map_tasks` on the inline backend inside the Ray task).
    On Linux, the CPU time a map costs this process and the local Ray's processes (raylet,
    GCS, workers) is shown too: unlike times, it barely depends on the machine's load.
 2. 100 CPU-bound items of about 10 ms: plain Python inline, one `ray.remote` task per
@@ -52,6 +55,14 @@ def inc_batch(xs):
 
 inc_task = task(name="inc")(inc)
 burn_task = task(name="burn")(burn)
+
+PIPELINE_ONLY = DagliteSettings(backend="inline", processors=())
+
+
+def inc_batch_pipeline(xs):
+    """A hand-written batch whose items go through daglite's per-item pipeline."""
+    with session(settings=PIPELINE_ONLY):
+        return map_tasks(inc_task, xs)
 
 
 def median(func, repeat):
@@ -183,6 +194,7 @@ def main() -> None:
     size = -(-len(items) // batches)
     remote_inc = ray.remote(num_cpus=1)(inc)
     remote_batch = ray.remote(num_cpus=1)(inc_batch)
+    remote_pipeline = ray.remote(num_cpus=1)(inc_batch_pipeline)
 
     @ray.remote(num_cpus=1)
     class Runner:
@@ -208,6 +220,10 @@ def main() -> None:
         out = [x for part in ray.get([remote_batch.remote(c) for c in chunks()]) for x in part]
         assert out[-1] == 10_000
 
+    def batched_pipeline():  # the same batches, each item through daglite's pipeline
+        refs = [remote_pipeline.remote(c) for c in chunks()]
+        assert [x for part in ray.get(refs) for x in part][-1] == 10_000
+
     def batched_actors():
         refs = [actors[n % len(actors)].run.remote(c) for n, c in enumerate(chunks())]
         assert [x for part in ray.get(refs) for x in part][-1] == 10_000
@@ -217,8 +233,8 @@ def main() -> None:
 
     t_inline = median(lambda: [inc(x) for x in items], args.repeat)
     with session(settings=settings):
-        (t_daglite, c_daglite), (t_batched, c_batched) = alternate(
-            [daglite_map, batched_tasks], args.repeat
+        (t_daglite, c_daglite), (t_batched, c_batched), (t_piped, c_piped) = alternate(
+            [daglite_map, batched_tasks, batched_pipeline], args.repeat
         )
     t_session = median(daglite_session, args.repeat)
     with session(settings=process):  # a warm pool, like the Ray workers
@@ -259,6 +275,10 @@ def main() -> None:
     print(
         f"  ray.remote, hand-batched       {t_batched * 1e3:9.1f} ms  CPU {c_batched * 1e3:.0f} ms"
     )
+    print(
+        f"  hand-batched, daglite inline   {t_piped * 1e3:9.1f} ms  CPU {c_piped * 1e3:.0f} ms"
+        "  (each batch's items through the per-item pipeline)"
+    )
     print(f"  daglite, session + map         {t_session * 1e3:9.1f} ms  (session opened per map)")
     print(f"  daglite, process backend       {t_process * 1e3:9.1f} ms  (warm pool, for scale)")
     print(f"  same batches on warm actors    {t_actors * 1e3:9.1f} ms")
@@ -266,6 +286,7 @@ def main() -> None:
     print(f"  daglite / hand-batched         {t_daglite / t_batched:9.2f}x  (target <= 1.0x)")
     if c_batched:
         print(f"  CPU, daglite / hand-batched    {c_daglite / c_batched:9.2f}x")
+    print(f"  daglite / hand-batched+inline  {t_daglite / t_piped:9.2f}x  (the transport alone)")
     print(f"  daglite / per item             {t_daglite / t_per_item:9.3f}x")
     print(f"  actors / tasks, hand-batched   {t_actors / t_batched:9.2f}x")
     print(f"\n100 CPU-bound items of {c_inline * 10:.1f} ms (inline), {args.workers} workers")
