@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -146,6 +147,26 @@ def test_records_carry_the_attempt_of_their_own_call():
     assert [e.attempt for e in logs if e.message == "inner"] == [1, 1, 1]
     assert [e.attempt for e in logs if e.message == "outside"] == [None]
     assert all("attempt" not in e.fields for e in logs)
+
+
+def test_records_of_an_async_task_carry_its_attempt_too():
+    tries = []
+
+    @task(retries=1)
+    async def flaky() -> str:
+        tries.append(1)
+        get_logger().info("trying")
+        if len(tries) < 2:
+            raise ValueError("not yet")
+        return "ok"
+
+    capture = Capture()
+    with session(plugins=[capture], settings=QUIET):
+        assert asyncio.run(flaky()) == "ok"
+        get_logger().info("outside")
+    logs = capture.logs()
+    assert [e.attempt for e in logs if e.message == "trying"] == [1, 2]
+    assert [e.attempt for e in logs if e.message == "outside"] == [None]
 
 
 class Unprintable:

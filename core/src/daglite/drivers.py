@@ -21,7 +21,6 @@ from typing import NoReturn
 
 from daglite.context import Runtime
 from daglite.context import TaskMetadata
-from daglite.context import current_attempt
 from daglite.context import current_frame
 from daglite.errors import TaskError
 from daglite.errors import task_error
@@ -170,11 +169,9 @@ def run_sync(task: TaskSpec, runtime: Runtime, meta: TaskMetadata, args, kwargs)
     func = task.func
     timeout = task.timeout
     token = current_frame.set(meta)
-    retry_token = None
     try:
         gen = steps(task, runtime, meta)
         delay = next(gen)
-        attempt = 1
         while True:
             try:
                 if delay:
@@ -187,16 +184,11 @@ def run_sync(task: TaskSpec, runtime: Runtime, meta: TaskMetadata, args, kwargs)
                     value = call_with_timeout(func, args, kwargs, timeout, meta.name)
             except BaseException as exc:
                 delay = gen.throw(exc)  # raises when no retry is left (or on Ctrl-C)
-                attempt += 1
-                token_now = current_attempt.set((meta.task_id, attempt))
-                retry_token = retry_token or token_now
             else:
                 delay = gen.send(value)
     except StopIteration as stop:
         return stop.value
     finally:
-        if retry_token is not None:
-            current_attempt.reset(retry_token)
         current_frame.reset(token)
 
 
@@ -207,11 +199,9 @@ async def run_async(task: TaskSpec, runtime: Runtime, meta: TaskMetadata, args, 
     func = task.func
     timeout = task.timeout
     token = current_frame.set(meta)
-    retry_token = None
     try:
         gen = steps(task, runtime, meta)
         delay = next(gen)
-        attempt = 1
         while True:
             try:
                 if delay:
@@ -224,16 +214,11 @@ async def run_async(task: TaskSpec, runtime: Runtime, meta: TaskMetadata, args, 
                     value = await await_with_timeout(func(*args, **kwargs), timeout)
             except BaseException as exc:
                 delay = gen.throw(exc)  # raises when no retry is left (or on cancellation)
-                attempt += 1
-                token_now = current_attempt.set((meta.task_id, attempt))
-                retry_token = retry_token or token_now
             else:
                 delay = gen.send(value)
     except StopIteration as stop:
         return stop.value
     finally:
-        if retry_token is not None:
-            current_attempt.reset(retry_token)
         current_frame.reset(token)
 
 

@@ -3,7 +3,8 @@
 `steps()` is a generator holding the whole policy of a call: cache lookup, the
 `before_task` hook and event, attempts with retries and backoff, cache write, dataset
 auto-save, then `after_task` (or `on_task_error`). It yields the delay to wait before
-each attempt and receives the attempt's value (or has its exception thrown in).
+each attempt and receives the attempt's value (or has its exception thrown in); from the
+second attempt on, `current_attempt` says which one runs.
 `make_metadata` makes the metadata (and so the frame) of one call; `is_plain_call` says
 when a call has nothing here to manage.
 
@@ -19,6 +20,7 @@ from typing import Any
 
 from daglite.context import Runtime
 from daglite.context import TaskMetadata
+from daglite.context import current_attempt
 from daglite.context import current_frame
 from daglite.context import new_id
 from daglite.errors import task_timeout_error
@@ -118,38 +120,47 @@ def steps(task: TaskSpec, runtime: Runtime, meta: TaskMetadata) -> Generator[flo
     report.started()
     attempt = 0
     delay = 0.0
-    while True:
-        attempt += 1
+    retry_token = None  # `current_attempt` says which attempt runs, from the second on
+    try:
+        while True:
+            attempt += 1
+            try:
+                value = yield delay
+                break
+            except Exception as exc:
+                timed_out = task.timeout is not None and _timed_out(exc)
+                if timed_out:  # hooks, events and the caller see a public error, not our signal
+                    timeout: float = task.timeout  # type: ignore[assignment]  # it timed out
+                    exc = task_timeout_error(
+                        meta.name, meta.map_index, timeout, attempt, task.retries
+                    )
+                    report.timed_out(attempt, timeout)
+                if attempt > task.retries:
+                    error = report.failed(exc, attempt, timed_out)
+                    raise error from (None if timed_out else exc)
+                delay = task.retry_delay * task.retry_backoff ** (attempt - 1)
+                report.retried(exc, attempt, delay)
+                token = current_attempt.set((meta.task_id, attempt + 1))
+                retry_token = retry_token or token
+            except BaseException as exc:  # Ctrl-C, cancellation: the call ends, no retry
+                if not isinstance(exc, GeneratorExit):
+                    report.failed(exc, attempt)
+                raise
+
         try:
-            value = yield delay
-            break
-        except Exception as exc:
-            timed_out = task.timeout is not None and _timed_out(exc)
-            if timed_out:  # hooks, events and the caller see a public error, not our signal
-                timeout: float = task.timeout  # type: ignore[assignment]  # set: it timed out
-                exc = task_timeout_error(meta.name, meta.map_index, timeout, attempt, task.retries)
-                report.timed_out(attempt, timeout)
-            if attempt > task.retries:
-                error = report.failed(exc, attempt, timed_out)
-                raise error from (None if timed_out else exc)
-            delay = task.retry_delay * task.retry_backoff ** (attempt - 1)
-            report.retried(exc, attempt, delay)
-        except BaseException as exc:  # Ctrl-C, cancellation: the call ends, no retry
-            if not isinstance(exc, GeneratorExit):
-                report.failed(exc, attempt)
+            if cache is not None:
+                cache.store(value)
+            if task.dataset is not None:
+                # deferred: only tasks with `dataset=` need it
+                from daglite.datasets import autosave
+
+                autosave(task, runtime, meta, value)
+        except BaseException as exc:  # a failed save fails the call (raised as it is)
+            report.failed(exc, attempt)
             raise
 
-    try:
-        if cache is not None:
-            cache.store(value)
-        if task.dataset is not None:
-            # deferred: only tasks with `dataset=` need it
-            from daglite.datasets import autosave
-
-            autosave(task, runtime, meta, value)
-    except BaseException as exc:  # a failed save fails the call (raised as it is)
-        report.failed(exc, attempt)
-        raise
-
-    report.succeeded(value, attempt)
-    return value
+        report.succeeded(value, attempt)
+        return value
+    finally:
+        if retry_token is not None:
+            current_attempt.reset(retry_token)
