@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -22,34 +21,19 @@ from daglite import TaskTimeoutError
 from daglite import map_tasks
 from daglite import session
 from daglite.settings import DagliteSettings
+from support.processes import alive
+from support.processes import kill_all
+from support.processes import wait_gone
+from support.processes import wait_reports
 
 from ..support.isolation_tasks import crash_leaving_a_child
 from ..support.isolation_tasks import hold_timed
 from ..support.isolation_tasks import leave_behind
-from ..support.processes import alive
-from ..support.processes import wait_gone
 
 pytestmark = pytest.mark.timeout(120)
 
 HERE = Path(__file__).parent.parent / "support"  # the helper task modules the scripts import
 TWO = DagliteSettings(max_workers=2)
-
-
-def wait_reports(paths, seconds: float = 60.0) -> list[int]:
-    """The pids the items wrote (worker, child) once every report exists."""
-    deadline = time.monotonic() + seconds
-    while not all(p.exists() for p in paths):
-        assert time.monotonic() < deadline, "the items never started"
-        time.sleep(0.02)
-    return [int(pid) for p in paths for pid in p.read_text().split()]
-
-
-def kill_all(pids) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 COORDINATOR = textwrap.dedent(

@@ -26,6 +26,8 @@ from daglite.backends import process as process_module
 from daglite.events import MapEnded
 from daglite.events import TaskFailed
 from daglite.settings import DagliteSettings
+from support.processes import interrupt_naps
+from support.processes import wait_gone
 
 from ..support.process_tasks import FailingStart
 from ..support.process_tasks import WorkerHook
@@ -43,8 +45,6 @@ from ..support.process_tasks import sleepy
 from ..support.process_tasks import square
 from ..support.process_tasks import stuck_in_c
 from ..support.process_tasks import whoami
-from ..support.processes import interrupt_naps
-from ..support.processes import wait_gone
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -14,8 +14,7 @@ from daglite import session
 from daglite import task
 from daglite.backends.thread import ThreadBackend
 from daglite.settings import DagliteSettings
-
-from ..support.processes import interrupt_naps
+from support.processes import interrupt_naps
 
 
 @task

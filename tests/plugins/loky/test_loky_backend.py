@@ -28,6 +28,7 @@ from daglite import map_tasks
 from daglite import registry
 from daglite import session
 from daglite.settings import DagliteSettings
+from support.processes import wait_gone
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -220,24 +221,12 @@ def test_ctrl_c_stops_loky_workers(tmp_path):
     proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGINT
     assert _items_seen(folder) < 100  # the queued items never ran
-    pids = [int(p.name) for p in folder.iterdir()]
-    deadline = time.monotonic() + 10
-    while not all(_zombie(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert [pid for pid in pids if not _zombie(pid)] == []
+    assert wait_gone([int(p.name) for p in folder.iterdir()]) == []
 
 
 def _items_seen(folder) -> int:
     """How many items of the nap script have started (each writes its index to a file)."""
     return sum(len(p.read_text().split()) for p in folder.iterdir())
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
-        return True
 
 
 def test_warm_workers_see_the_environment_of_each_new_session(monkeypatch):

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -27,46 +26,14 @@ from daglite import map_tasks
 from daglite import session
 from daglite.errors import RemoteError
 from daglite.settings import DagliteSettings
+from support.processes import kill_all
+from support.processes import wait_gone
+from support.processes import wait_reports
 
 pytestmark = pytest.mark.timeout(120)
 
 HERE = Path(__file__).parent
 TWO = DagliteSettings(max_workers=2)
-
-
-def alive(pid: int) -> bool:
-    """True if `pid` runs and is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
-def wait_gone(pids, seconds: float) -> list[int]:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        left = [pid for pid in pids if alive(pid)]
-        if not left:
-            return []
-        time.sleep(0.02)
-    return [pid for pid in pids if alive(pid)]
-
-
-def wait_reports(paths, seconds: float = 60.0) -> list[int]:
-    deadline = time.monotonic() + seconds
-    while not all(p.exists() for p in paths):
-        assert time.monotonic() < deadline, "the items never started"
-        time.sleep(0.02)
-    return [int(pid) for p in paths for pid in p.read_text().split()]
-
-
-def kill_all(pids) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def script_env() -> dict[str, str]:

@@ -1,7 +1,8 @@
-"""Watching real processes from tests: is a pid alive, wait until pids are gone, Ctrl-C a map."""
+"""Watching real processes from tests: alive pids, waiting for them, killing them, Ctrl-C a map."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -28,6 +29,24 @@ def wait_gone(pids, seconds: float = 10.0) -> list[int]:
             return []
         time.sleep(0.02)
     return [pid for pid in pids if alive(pid)]
+
+
+def wait_reports(paths, seconds: float = 60.0) -> list[int]:
+    """The pids the items wrote into `paths` (worker, child) once every report exists."""
+    deadline = time.monotonic() + seconds
+    while not all(p.exists() for p in paths):
+        assert time.monotonic() < deadline, "the items never started"
+        time.sleep(0.02)
+    return [int(pid) for p in paths for pid in p.read_text().split()]
+
+
+def kill_all(pids) -> None:
+    """SIGKILL each of `pids` that still runs."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 #: A script mapping 200 naps of 0.2 s; each item writes its index to a file named by its pid.
