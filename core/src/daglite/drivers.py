@@ -228,13 +228,7 @@ def run_stream(task: TaskSpec, runtime: Runtime, meta: TaskMetadata, args, kwarg
     The task's frame is current only while the generator's own code runs, not while the
     consumer handles an item.
     """
-    gen = steps(task, runtime, meta)
-    token = current_frame.set(meta)
-    try:
-        next(gen)
-        user = task.func(*args, **kwargs)
-    finally:
-        current_frame.reset(token)
+    gen, user = _start_stream(task, runtime, meta, args, kwargs)
     while True:
         token = current_frame.set(meta)
         try:
@@ -257,13 +251,7 @@ async def run_async_stream(
     task: TaskSpec, runtime: Runtime, meta: TaskMetadata, args, kwargs
 ) -> AsyncIterator[Any]:
     """`run_stream` for async generator functions."""
-    gen = steps(task, runtime, meta)
-    token = current_frame.set(meta)
-    try:
-        next(gen)
-        user = task.func(*args, **kwargs)
-    finally:
-        current_frame.reset(token)
+    gen, user = _start_stream(task, runtime, meta, args, kwargs)
     while True:
         token = current_frame.set(meta)
         try:
@@ -280,6 +268,17 @@ async def run_async_stream(
             await user.aclose()
             break
     _finish(gen, meta, None)
+
+
+def _start_stream(task: TaskSpec, runtime: Runtime, meta: TaskMetadata, args, kwargs) -> Any:
+    """`(policy, user's generator)` of a stream task, started with the task's frame current."""
+    gen = steps(task, runtime, meta)
+    token = current_frame.set(meta)
+    try:
+        next(gen)
+        return gen, task.func(*args, **kwargs)
+    finally:
+        current_frame.reset(token)
 
 
 def _fail(gen: Generator[float, Any, Any], meta: TaskMetadata, exc: BaseException) -> NoReturn:
