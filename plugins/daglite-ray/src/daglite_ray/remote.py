@@ -1,20 +1,24 @@
 """What runs inside a Ray worker process: one daglite batch per Ray task.
 
-A batch arrives as the keys of its session and map, their pickled payloads and those of
-the map's shared arguments (each as bytes when small, else as an object-store reference
-nested in a list, so Ray does not fetch it for every task) and the cloudpickled items. A
-worker loads each payload once and keeps it.
+A batch arrives as one pickled header (Ray serializes one `bytes` argument faster than
+several): the keys of its session and map, their pickled payloads and those of the map's
+shared arguments, and the cloudpickled items. A payload is its bytes when small; a large
+one went through the object store once, and the header holds its place in `refs`, a list
+of object refs passed beside it (nested in a list, so Ray does not fetch them for every
+task). A worker loads each payload once and keeps it.
 The batch itself runs through `daglite.plugin.run_batch`, like on every process-style
 backend.
 
 Two shapes of task:
 
-- `run`: the quick path, a plain task returning `(attempt, pid, node, result bytes)`;
-- `run_streaming`: a streaming generator task, for batches that must talk back while they
-  run (a task with a `timeout`, timed from when its batch starts, and batches of slow items
-  whose events are relayed as they happen). It yields `("started", attempt, pid, node)`,
-  then `("item", index)` before each item and `("events", data)` as events happen (when
-  streaming), and last `("done", attempt, pid, node, result bytes)`.
+- `run(header, refs)`: the quick path, a plain task returning
+  `(attempt, pid, node, result bytes)`;
+- `run_streaming(header, refs)`: a streaming generator task, for batches that must talk
+  back while they run (a task with a `timeout`, timed from when its batch starts, and
+  batches of slow items whose events are relayed as they happen). It yields
+  `("started", attempt, pid, node)`, then `("item", index)` before each item and
+  `("events", data)` as events happen (when streaming), and last
+  `("done", attempt, pid, node, result bytes)`.
 
 `attempt` counts Ray's own re-runs of the batch (0 the first time): a batch re-run after
 its worker died is reported on the coordinator.
@@ -53,15 +57,14 @@ def _fetch(key: str, payload: Any, load: bool) -> Any:
     return value
 
 
-def _request(
-    spec_key: str,
-    job_key: str,
-    payloads: list[Any],
-    shared: list[tuple[str, Any]],
-    items: bytes,
-    stream: bool,
-) -> BatchRequest:
-    spec_payload, job_payload = payloads
+def _request(header: bytes, refs: list[Any] | None) -> BatchRequest:
+    """The `BatchRequest` a task's header describes (see the module docstring)."""
+    spec_key, job_key, spec_payload, job_payload, shared, items, stream = pickle.loads(header)
+    if refs:
+        spec_payload, job_payload = (
+            refs[p] if isinstance(p, int) else p for p in (spec_payload, job_payload)
+        )
+        shared = [(key, refs[p] if isinstance(p, int) else p) for key, p in shared]
     spec = _fetch(spec_key, spec_payload, True) if spec_payload is not None else None
     job = _fetch(job_key, job_payload, False) if job_payload is not None else None
     # A shared argument is fetched only by a worker that has not loaded it yet.
@@ -94,27 +97,19 @@ def _whoami() -> tuple[int, int, str]:
     return attempt, os.getpid(), ray.get_runtime_context().get_node_id()
 
 
-def run(
-    spec_key: str, job_key: str, payloads: list[Any], shared: list[tuple[str, Any]], items: bytes
-) -> tuple[int, int, str, bytes]:
+def run(header: bytes, refs: list[Any] | None = None) -> tuple[int, int, str, bytes]:
     """Run one batch; returns `(attempt, pid, node id, run_batch bytes)`."""
     attempt, pid, node = _whoami()
-    data = run_batch(_request(spec_key, job_key, payloads, shared, items, False))
+    data = run_batch(_request(header, refs))
     return attempt, pid, node, data
 
 
-def run_streaming(
-    spec_key: str,
-    job_key: str,
-    payloads: list[Any],
-    shared: list[tuple[str, Any]],
-    items: bytes,
-    stream: bool,
-) -> Iterator[tuple[Any, ...]]:
+def run_streaming(header: bytes, refs: list[Any] | None = None) -> Iterator[tuple[Any, ...]]:
     """Run one batch, telling the coordinator when it starts and, if asked, what happens."""
     attempt, pid, node = _whoami()
     yield ("started", attempt, pid, node)
-    request = _request(spec_key, job_key, payloads, shared, items, stream)
+    request = _request(header, refs)
+    stream = request.stream
     messages: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
 
     def events(pairs: list[Any]) -> None:

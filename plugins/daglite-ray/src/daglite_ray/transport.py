@@ -7,7 +7,9 @@ module only says how a batch becomes a Ray task and how Ray reports back:
   (`BatchRequest.shared`) are pickled once; up to `INLINE_BYTES` they ride with each task
   (Ray inlines small arguments in the task itself, and a worker loads each only once),
   larger ones go through the object store once (`ray.put`) and each task carries only
-  their reference;
+  their reference. A task's arguments are one pickled header (keys, small payloads,
+  items) and, only when there are large payloads, the list of their refs: Ray serializes
+  one `bytes` argument in about half the time of five;
 - a batch that needs no word from its worker before it ends is a plain task
   (`daglite_ray.remote.run`); one of a task with a `timeout` (timed from its real start)
   or of slow items (events relayed as they happen) is a streaming generator task
@@ -109,21 +111,37 @@ class RayTransport:
 
     def submit(self, request: BatchRequest) -> Hashable:
         """Start `request` as one Ray task; returns its ticket."""
-        payloads = [
-            self._payload(request.spec_key, request.spec) if request.spec is not None else None,
-            self._payload(request.job_key, request.job) if request.job is not None else None,
-        ]
-        shared = [(key, self._payload(key, data)) for key, data in request.shared if data]
+        refs: list[Any] = []  # the object refs of large payloads, passed beside the header
+
+        def place(key: str, value: Any) -> bytes | int | None:
+            if value is None:
+                return None
+            payload = self._payload(key, value)
+            if isinstance(payload, bytes):
+                return payload
+            refs.append(payload)
+            return len(refs) - 1
+
+        header = pickle.dumps(
+            (
+                request.spec_key,
+                request.job_key,
+                place(request.spec_key, request.spec),
+                place(request.job_key, request.job),
+                [(key, place(key, data)) for key, data in request.shared if data],
+                request.items,
+                request.stream,
+            ),
+            protocol=5,
+        )
         ticket = next(self._count)
         name = f"daglite-{request.job_key}-{ticket}"
         _, run, stream = self._functions(request.job_key)
-        args = (request.spec_key, request.job_key, payloads, shared, request.items)
+        args = (header, refs) if refs else (header,)
         if request.stream or request.job_key in self.timed:
-            ref = stream.remote(*args, request.stream)
-            self._flights[ticket] = _Flight(ref, name, streaming=True)
+            self._flights[ticket] = _Flight(stream.remote(*args), name, streaming=True)
         else:
-            ref = run.remote(*args)
-            self._flights[ticket] = _Flight(ref, name, streaming=False)
+            self._flights[ticket] = _Flight(run.remote(*args), name, streaming=False)
         return ticket
 
     def wait(
