@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from daglite import map_tasks
+from daglite import session
 from daglite.backends.maploop import BatchSizer
+from daglite.events import MapEnded
+from daglite.settings import DagliteSettings
+from daglite.testing import capture_events
 
 from ..support.process_tasks import sleepy
 from ..support.process_tasks import square
@@ -50,6 +55,37 @@ def test_batch_sizes_shrink_towards_the_end_but_not_below_a_floor():
     assert sizes[0] == 125  # a quarter of each worker's share of the 999 left
     assert min(sizes) >= min(100, sizes[-1])  # never below 10 ms of work, except the rest
     assert sizes == sorted(sizes, reverse=True)
+
+
+@pytest.mark.timeout(60)
+def test_the_cost_per_item_is_weighted_by_items():
+    sizer = BatchSizer(_job(total=None), workers=2)
+    sizer.observe(1, 0.001)  # a lone first item, paying for its batch's start
+    sizer.observe(1000, 0.001)  # 1 us per item
+    assert sizer.cost == pytest.approx((0.0005 + 0.001) / (0.5 + 1000))  # not ~500 us
+
+
+@pytest.mark.timeout(60)
+def test_a_map_of_little_work_ends_with_batches_no_larger_than_its_first():
+    sizer = BatchSizer(_job(total=10_000), workers=2)
+    assert sizer.next_size() == 1
+    sizer.observe(1000, 0.001)  # 1 us per item: 10 ms of work in all
+    sizes = []
+    while sizer.left:
+        sizes.append(sizer.next_size())
+    # a 10 ms floor would send most of it in one batch; half a worker's share instead
+    assert sizes == [2500, 2500, 2500, 2500]  # the last one takes the 2,499 left
+
+
+@pytest.mark.timeout(60)
+def test_only_one_measuring_batch_per_worker_before_the_cost_is_known():
+    with capture_events() as capture:
+        settings = DagliteSettings(max_workers=2)
+        with session(backend="process", settings=settings, plugins=[capture]):
+            assert map_tasks(square, range(3000)) == [x * x for x in range(3000)]
+    (ended,) = [event for event in capture.events if isinstance(event, MapEnded)]
+    assert ended.batches[1] == 2
+    assert sum(size * count for size, count in ended.batches.items()) == 3000
 
 
 @pytest.mark.timeout(60)

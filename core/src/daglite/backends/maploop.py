@@ -124,12 +124,23 @@ class BatchSizer:
         self.workers = workers
         self.left = job.total
         self.cost: float | None = None  # seconds per item, moving average
+        self._items = 0.0
+        self._seconds = 0.0
+        # A map of little work in all: the smallest batch is half a worker's share of it,
+        # so its last batches are not the largest (MIN_BATCH_SECONDS would be most of it).
+        self.most_floor = math.ceil(job.total / (2 * workers)) if job.total else MAX_BATCH
 
     def observe(self, items: int, seconds: float) -> None:
-        """Record that a batch of `items` items took `seconds` in a worker."""
+        """Record that a batch of `items` items took `seconds` in a worker.
+
+        The cost per item is a moving average weighted by items (the older batches count
+        half at each new one): a one-item batch, whose item also pays for the batch's
+        start, weighs little against a batch of a thousand.
+        """
         if items:
-            cost = max(seconds / items, 1e-7)
-            self.cost = cost if self.cost is None else 0.5 * (self.cost + cost)
+            self._items = 0.5 * self._items + items
+            self._seconds = 0.5 * self._seconds + seconds
+            self.cost = max(self._seconds / self._items, 1e-7)
 
     def next_size(self) -> int:
         """How many items the next batch should carry."""
@@ -141,7 +152,8 @@ class BatchSizer:
             size = max(1, min(MAX_BATCH, int(TARGET_BATCH_SECONDS / self.cost)))
             if self.left is not None:  # balance the end, but never below a few ms of work
                 share = math.ceil(self.left / (self.workers * 4))
-                size = min(size, max(share, int(MIN_BATCH_SECONDS / self.cost), 1))
+                floor = min(int(MIN_BATCH_SECONDS / self.cost), self.most_floor)
+                size = min(size, max(share, floor, 1))
         if self.left is not None:
             self.left = max(0, self.left - size)
         return size
@@ -195,6 +207,16 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
         shared.scan(chunk)
         return _Batch(chunk, pack_items(task, chunk, shared))
 
+    def sizable() -> bool:
+        """Whether to pack the next batch now.
+
+        Not while every worker has a batch and the cost per item is still unknown: it will
+        be known when one of them answers.
+        """
+        if job.stop.is_set():
+            return False
+        return sizer.cost is not None or sizer.fixed is not None or len(inflight) < room
+
     def finish(index: int, error: BaseException) -> None:
         outcomes.append((index, False, error))
         if job.report is not None:  # it never reached the pipeline: count it here
@@ -202,6 +224,7 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
         if not job.return_exceptions:
             job.stop.set()
 
+    room = transport.workers
     try:
         batch = next_batch()  # packed before any worker starts: pickling errors come first
         while True:
@@ -218,7 +241,7 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
                     spec.key, spec, job_key, job_blob, batch.blob, stream, shared.entries
                 )
                 inflight[transport.submit(request)] = batch
-                batch = None if job.stop.is_set() else next_batch()
+                batch = next_batch() if sizable() else None
             if not inflight:
                 break
             for ticket, answer in transport.wait(_next_check(limit, inflight, started)):
@@ -246,7 +269,7 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
                     late = inflight.pop(ticket)
                     transport.kill(ticket)
                     finish(late.items[0][0], timeout_error(job, late.items[0][0]))
-            if batch is None and not job.stop.is_set():
+            if batch is None and sizable():
                 batch = next_batch()
             if job.stop.is_set():
                 batch = None
