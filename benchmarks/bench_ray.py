@@ -20,7 +20,8 @@ Workloads, each variant warmed up once, then the median of `--repeat` runs kept:
    and the cost of a second map in the same session.
 
 Sessions run with no event processor (`processors=()`), like the raw Ray code they are
-compared with.
+compared with; one row shows the same map with the default settings (the `logging`
+processor at `info`, standard error piped, as under CI).
 
     python benchmarks/bench_ray.py [--workers 2] [--repeat 3]
 """
@@ -237,6 +238,14 @@ def main() -> None:
             [daglite_map, batched_tasks, batched_pipeline], args.repeat
         )
     t_session = median(daglite_session, args.repeat)
+    from bench_defaults import PipedStderr  # what CI and schedulers do with log lines
+
+    stderr = PipedStderr()
+    try:  # what a user gets: the `logging` processor at `info`, standard error piped
+        with session(settings=DagliteSettings(backend="ray", max_workers=args.workers)):
+            t_default = median(daglite_map, args.repeat)
+    finally:
+        stderr.restore()
     with session(settings=process):  # a warm pool, like the Ray workers
         t_process = median(daglite_process, args.repeat)
     t_per_item = median(per_item, 1)
@@ -280,6 +289,9 @@ def main() -> None:
         "  (each batch's items through the per-item pipeline)"
     )
     print(f"  daglite, session + map         {t_session * 1e3:9.1f} ms  (session opened per map)")
+    print(
+        f"  daglite, default settings      {t_default * 1e3:9.1f} ms  (log processor, stderr piped)"
+    )
     print(f"  daglite, process backend       {t_process * 1e3:9.1f} ms  (warm pool, for scale)")
     print(f"  same batches on warm actors    {t_actors * 1e3:9.1f} ms")
     print(f"  ray.remote per item            {t_per_item * 1e3:9.1f} ms")

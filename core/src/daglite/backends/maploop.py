@@ -114,9 +114,11 @@ def timeout_error(job: MapJob, index: int) -> TaskTimeoutError:
 class BatchSizer:
     """Picks batch sizes: fixed when asked, else from the measured cost per item.
 
-    The first batches hold one item (nothing is known yet); later ones hold about
-    `TARGET_BATCH_SECONDS` of work, but no more than a quarter of each worker's share of
-    what is left when the total is known (so the load stays balanced to the end).
+    The first batch of each worker holds one item (nothing is known yet); later ones hold
+    about `TARGET_BATCH_SECONDS` of work, but no more than a quarter of each worker's share
+    of what is left when the total is known (so the load stays balanced to the end), and
+    no less than `MIN_BATCH_SECONDS` of work (bounding the round trips) or, in a map of
+    less work than that in all, half a worker's share of the map.
     """
 
     def __init__(self, job: MapJob, workers: int) -> None:
