@@ -17,10 +17,10 @@ from daglite import drivers
 from daglite import pipeline
 from daglite.backends.base import MapJob
 from daglite.context import Runtime
-from daglite.context import current_frame
 from daglite.context import current_runtime
 from daglite.context import new_id
 from daglite.context import outside_runtime
+from daglite.context import running_frame
 from daglite.datasets import load_dataset
 from daglite.datasets import save_dataset
 from daglite.lifecycle import MapReport
@@ -96,7 +96,7 @@ def _pick_backend(task: TaskSpec, backend: str | None, runtime: Runtime) -> str:
         return "inline"  # inside a worker process: never fan out again
     if backend is not None:
         return backend
-    parent = current_frame.get()
+    parent = running_frame()
     if parent is not None and parent.is_task:
         return "inline"  # nested maps default to inline to avoid over-saturation
     return task.backend or runtime.backend
@@ -194,7 +194,7 @@ def map_tasks(
         instance = session.get_backend(name)
     else:  # outside a session (or inside a worker): a backend for this map only
         instance = owned = check_backend(name)(runtime.settings)
-    parent = current_frame.get()
+    parent = running_frame()
     stop = _gather_stop.get()
     if stop is not None:
         _gather_stop.set(None)  # for this map only, not for maps nested in its items
@@ -309,7 +309,7 @@ async def gather_tasks(
     if not items:
         return []
     runtime = current_runtime.get() or outside_runtime(f"gather_tasks of task '{checked.name}'")
-    parent = current_frame.get()
+    parent = running_frame()
     map_id = new_id()
     report = MapReport(
         runtime,

@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING
 from typing import Any
 from typing import NamedTuple
+from typing import final
 
 import attrs
 
@@ -206,8 +207,58 @@ class WorkflowFrame(NamedTuple):
 
 Frame = TaskMetadata | WorkflowFrame
 
+_new_tuple = tuple.__new__
+
+
+@final
+class ItemFrames:
+    """The frames of a run of plain map items in one thread, each made when somebody looks.
+
+    A worker runs thousands of trivial items a second; most of them never look at their
+    metadata. So a run of plain items (`MapJob.run_chunk`) sets one `ItemFrames` as the
+    current frame for the whole run and moves `index` from item to item; an item's
+    `TaskMetadata` (with its unique id) is made the first time something asks for it
+    (`running_frame()`: `current_task()`, a nested call's parent, a log record, a failure
+    report) and stays the same for the rest of that item.
+
+    Args:
+        name, qualname, description, parent_id, session_id, map_id, backend, dataset_store:
+            The fields of `TaskMetadata` that are the same for every item of the run.
+    """
+
+    __slots__ = ("_head", "_meta", "_store", "_tail", "index")
+
+    def __init__(
+        self,
+        name: str,
+        qualname: str,
+        description: str,
+        parent_id: str | None,
+        session_id: str,
+        map_id: str,
+        backend: str,
+        dataset_store: Any,
+    ) -> None:
+        self._head = (name, qualname, description, parent_id, session_id)
+        self._tail = (map_id, backend)
+        self._store = dataset_store
+        self._meta: TaskMetadata | None = None
+        #: Map index of the item running now (the loop sets it before each item).
+        self.index = -1
+
+    def meta(self) -> TaskMetadata:
+        """The metadata of the item running now (made once per item)."""
+        meta = self._meta
+        if meta is None or meta.map_index != self.index:
+            # every field of `TaskMetadata`, in order (no inputs: a plain call is not bound)
+            fields = (new_id(), *self._head, self.index, *self._tail, {}, self._store)
+            meta = self._meta = _new_tuple(TaskMetadata, fields)
+        return meta
+
+
 current_runtime: ContextVar[Runtime | None] = ContextVar("daglite_runtime", default=None)
-current_frame: ContextVar[Frame | None] = ContextVar("daglite_frame", default=None)
+#: The frame of the running call; read it with `running_frame()` (it may be `ItemFrames`).
+current_frame: ContextVar[Frame | ItemFrames | None] = ContextVar("daglite_frame", default=None)
 #: `(task_id, attempt)` of a call past its first attempt (set only when a retry happens).
 current_attempt: ContextVar[tuple[str, int] | None] = ContextVar("daglite_attempt", default=None)
 
@@ -233,5 +284,15 @@ def current_task() -> TaskMetadata | None:
         ...     step(3)
         'step-3'
     """
-    frame = current_frame.get()
+    frame = running_frame()
     return frame if isinstance(frame, TaskMetadata) else None
+
+
+def running_frame() -> Frame | None:
+    """The frame of the task or workflow call running in this context, if any.
+
+    Every reader of the current frame goes through here: a run of plain map items keeps
+    one `ItemFrames` in `current_frame`, whose item metadata is made on demand.
+    """
+    frame = current_frame.get()
+    return frame.meta() if type(frame) is ItemFrames else frame  # type: ignore[return-value]

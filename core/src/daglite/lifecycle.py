@@ -16,8 +16,8 @@ from time import perf_counter
 from typing import Any
 
 from daglite.context import TaskMetadata
-from daglite.context import current_frame
 from daglite.context import new_id
+from daglite.context import running_frame
 from daglite.errors import TaskError
 from daglite.errors import task_error
 from daglite.interest import NOTHING
@@ -288,7 +288,7 @@ class MapReport:
     def started(self) -> None:
         """`MapStarted`; the map's tally becomes current in this context."""
         if "MapStarted" in self.wants:
-            frame = current_frame.get()  # the call the map runs in: a map item, maybe
+            frame = running_frame()  # the call the map runs in: a map item, maybe
             self.sink(
                 events().MapStarted(
                     **self.ids,

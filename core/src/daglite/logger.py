@@ -22,8 +22,8 @@ from typing import Any
 
 from daglite.context import attempt_of
 from daglite.context import bare_runtime
-from daglite.context import current_frame
 from daglite.context import current_runtime
+from daglite.context import running_frame
 from daglite.interest import LEVELS
 from daglite.interest import wants_of
 
@@ -73,7 +73,7 @@ def get_logger(name: str | None = None, **initial_values: Any) -> BoundLogger:
         if "LogRecorded" not in wants_of(runtime.emit):
             lowest = _OFF
         session_id = runtime.session_id
-    frame = current_frame.get()
+    frame = running_frame()
     context: dict[str, Any] = {"session_id": session_id}
     if frame is not None:
         context["task"] = frame.name

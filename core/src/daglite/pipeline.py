@@ -21,8 +21,8 @@ from typing import Any
 from daglite.context import Runtime
 from daglite.context import TaskMetadata
 from daglite.context import current_attempt
-from daglite.context import current_frame
 from daglite.context import new_id
+from daglite.context import running_frame
 from daglite.errors import task_timeout_error
 from daglite.interest import wants_of
 from daglite.lifecycle import CallReport
@@ -58,7 +58,7 @@ def make_metadata(
 
     `plain` is `is_plain_call(task, runtime)` when the caller knows it already.
     """
-    parent = current_frame.get()
+    parent = running_frame()
     # Binding checks the arguments before anything runs or is reported; only a plain call
     # skips it and checks them if the call fails.
     if plain is None:

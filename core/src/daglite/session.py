@@ -20,9 +20,11 @@ from typing import Any
 
 from daglite import registry
 from daglite.context import Runtime
+from daglite.context import current_frame
 from daglite.context import current_runtime
 from daglite.context import new_id
 from daglite.context import open_sessions
+from daglite.context import running_frame
 from daglite.dispatch import EventDispatcher
 from daglite.errors import BackendError
 from daglite.errors import PluginError
@@ -201,6 +203,7 @@ class SessionContext:
 
         context = contextvars.copy_context()
         context.run(current_runtime.set, self.runtime)
+        context.run(current_frame.set, running_frame())  # a map item's frame stays its own
         thread = threading.Thread(target=context.run, args=(func, *args), kwargs=kwargs)
         thread.start()
         return thread

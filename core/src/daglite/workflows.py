@@ -22,6 +22,7 @@ from daglite.context import WorkflowFrame
 from daglite.context import current_frame
 from daglite.context import current_runtime
 from daglite.context import new_id
+from daglite.context import running_frame
 from daglite.lifecycle import SpanReport
 from daglite.session import active_session
 from daglite.session import session
@@ -75,7 +76,7 @@ class BaseWorkflow(Generic[P, R]):
 
     @contextmanager
     def _framed(self, runtime: Runtime, args: tuple[Any, ...], kwargs: dict[str, Any]):
-        parent = current_frame.get()
+        parent = running_frame()
         frame = WorkflowFrame(
             task_id=new_id(),
             name=self.name,

@@ -17,10 +17,10 @@ import attrs
 from daglite import drivers
 from daglite import pipeline
 from daglite.context import Frame
+from daglite.context import ItemFrames
 from daglite.context import Runtime
-from daglite.context import TaskMetadata
 from daglite.context import current_frame
-from daglite.context import new_id
+from daglite.context import running_frame
 from daglite.interest import wants_of
 from daglite.settings import DagliteSettings
 from daglite.tallies import COUNTS
@@ -158,26 +158,31 @@ class MapJob:
         Each item is what `drivers.run_plain` makes of it (a frame of its own while it
         runs, a counted success, a reported `TaskError`), without the per-item work that
         does not change within a chunk: choosing the driver, the metadata's fixed fields,
-        finding the tallies. Successes are counted into a part of the session's and the
-        map's tallies that this thread alone adds to (`Tally.attach`): no lock per item,
-        and the counts are still current whenever they are read. When the map's progress
-        is watched, each item's end looks at the clock, so a long chunk of slow items
-        still sends `MapProgress` on time.
+        finding the tallies. The items share one `ItemFrames` as their frame, which makes an
+        item's metadata (and its id) only if something asks for it. Successes are counted
+        into a part of the session's and the map's tallies that this thread alone adds to
+        (`Tally.attach`): no lock per item, and the counts are still current whenever they
+        are read. When the map's progress is watched, each item's end looks at the clock,
+        so a long chunk of slow items still sends `MapProgress` on time.
         """
         task = self.task
         runtime = self.runtime
         func = task.func
-        name, qualname, description = task.name, task.qualname, task.description
-        parent = current_frame.get()
-        parent_id = parent.task_id if parent is not None else None
-        session_id = runtime.session_id
-        map_id = self.map_id
-        backend = self.backend or runtime.backend
-        store = task.dataset_store
+        parent = running_frame()
+        frames = ItemFrames(
+            task.name,
+            task.qualname,
+            task.description,
+            parent.task_id if parent is not None else None,
+            runtime.session_id,
+            self.map_id,
+            self.backend or runtime.backend,
+            task.dataset_store,
+        )
         sink = runtime.emit
         calls = tally_of(sink)
         items = current_map.get() if calls is not None else None
-        if items is not None and items.map_id != map_id:
+        if items is not None and items.map_id != self.map_id:
             items = None
         tallies = [tally for tally in (calls, items) if tally is not None]
         counting = bool(tallies)
@@ -190,12 +195,11 @@ class MapJob:
         clocked = watched or (sink is not None and wants_of(sink).items.task_failed)
         now = perf_counter() if clocked else 0.0
         stopped = self.stop.is_set
-        set_frame = current_frame.set
-        reset_frame = current_frame.reset
         outcomes: list[Outcome] = []
         append = outcomes.append
         for tally in tallies:
             tally.attach(part)
+        token = current_frame.set(frames)
         try:
             for index, args in chunk:
                 first = self.first_failure
@@ -203,30 +207,13 @@ class MapJob:
                     break
                 if progress is not None:
                     progress(index)
-                # the fields of `pipeline.make_metadata`, in order (no inputs: not bound)
-                meta = _new_tuple(
-                    TaskMetadata,
-                    (
-                        new_id(),
-                        name,
-                        qualname,
-                        description,
-                        parent_id,
-                        session_id,
-                        index,
-                        map_id,
-                        backend,
-                        {},
-                        store,
-                    ),
-                )
+                frames.index = index
                 start = now
-                token = set_frame(meta)
                 try:
                     value = func(*args)
                 except BaseException as exc:  # Ctrl-C is reported and raised on
                     try:
-                        drivers.plain_failed(task, runtime, meta, args, {}, exc, start)
+                        drivers.plain_failed(task, runtime, frames.meta(), args, {}, exc, start)
                     except Exception as error:  # the item's TaskError (or bad arguments)
                         append((index, False, error))
                         self.note_failure(index)
@@ -234,7 +221,6 @@ class MapJob:
                             break
                         continue
                 finally:
-                    reset_frame(token)
                     if clocked:
                         now = perf_counter()
                 append((index, True, value))
@@ -244,12 +230,10 @@ class MapJob:
                     tick()  # type: ignore[misc]
                     due = items.due  # type: ignore[union-attr]
         finally:
+            current_frame.reset(token)
             for tally in tallies:
                 tally.detach(part)
         return outcomes
-
-
-_new_tuple = tuple.__new__
 
 
 def run_coroutine(coro: Any) -> Any:
