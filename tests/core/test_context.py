@@ -14,12 +14,15 @@ from daglite import current_task
 from daglite import session
 from daglite import task
 from daglite import workflow
+from daglite.context import ItemFrames
 from daglite.context import SessionNotInThreadWarning
+from daglite.context import TaskMetadata
 from daglite.context import WorkflowFrame
 from daglite.context import bare_runtime
 from daglite.context import current_frame
 from daglite.context import current_runtime
 from daglite.context import new_id
+from daglite.context import running_frame
 from daglite.settings import DagliteSettings
 from daglite.settings import set_global_settings
 from daglite.testing import EventCapture
@@ -261,3 +264,23 @@ def test_maps_and_dataset_calls_from_a_plain_thread_say_so_too(tmp_path):
         category, message = out[1][0]
         assert category is SessionNotInThreadWarning
         assert message.startswith(f"{what} was called in thread 'user-thread', which is outside")
+
+
+def test_item_frames_make_each_item_metadata_once_when_asked():
+    frames = ItemFrames("inc-item", "mod.inc", "adds one", "wf-1", "s-1", "map-1", "process", "mem")
+    token = current_frame.set(frames)
+    try:
+        frames.index = 3
+        first = current_task()
+        assert current_task() is first is running_frame()
+        assert first == TaskMetadata(
+            first.task_id, "inc-item", "mod.inc", "adds one", "wf-1", "s-1", 3, "map-1", "process"
+        )._replace(dataset_store="mem")
+        frames.index = 4  # the next item: a metadata of its own
+        second = current_task()
+        assert (second.map_index, second.parent_id) == (4, "wf-1")
+        assert second.task_id != first.task_id
+        assert current_task() is second
+    finally:
+        current_frame.reset(token)
+    assert running_frame() is None and current_task() is None

@@ -19,6 +19,7 @@ from daglite import BackendError
 from daglite import DagliteSettings
 from daglite import TaskError
 from daglite import current_task
+from daglite import get_logger
 from daglite import map_tasks
 from daglite import registry
 from daglite import session
@@ -31,13 +32,16 @@ from daglite.backends import Outcome
 from daglite.backends.base import collect
 from daglite.backends.base import run_coroutine
 from daglite.backends.inline import InlineBackend
+from daglite.events import LogRecorded
 from daglite.events import MapEnded
 from daglite.events import MapProgress
+from daglite.events import MapStarted
 from daglite.events import SessionEnded
 from daglite.events import TaskFailed
 from daglite.events import WorkflowEnded
 from daglite.interest import Interest
 from daglite.pipeline import is_plain_call
+from daglite.session import active_session
 from daglite.testing import EventCapture
 from daglite.testing import override_plugin
 
@@ -334,3 +338,104 @@ def test_counts_of_plain_items_add_up_in_the_map_the_workflow_and_the_session(ba
     (session_end,) = ends.of_type(SessionEnded)
     assert flow.succeeded == session_end.succeeded == returned.done + raised.done
     assert flow.failed == session_end.failed == 2
+
+
+# -- what a plain item sees of itself (its metadata is made only when it looks) ---------------
+
+
+@task
+def parent_of_me() -> str | None:
+    meta = current_task()
+    assert meta is not None
+    return meta.parent_id
+
+
+@task
+def looks(x: int) -> tuple:
+    """What a plain item sees of itself; only every third item looks."""
+    if x % 3:
+        return (x, None)
+    first = current_task()
+    assert first is not None
+    get_logger().info("looked", x=x)
+    same = current_task() is first  # a nested call in between must not change it
+    return (x, first.task_id, same, first.map_index, parent_of_me(), first.parent_id)
+
+
+@pytest.mark.parametrize("backend", ["inline", *BACKENDS])
+def test_a_plain_item_that_looks_sees_one_metadata_of_its_own(backend):
+    logs = EventCapture(kinds={"LogRecorded", "MapStarted"})
+
+    @workflow
+    def flow() -> tuple:
+        return parent_of_me(), map_tasks(looks, range(12), chunksize=5)
+
+    with session(backend=backend, plugins=[logs]) as ctx:
+        assert is_plain_call(looks, ctx.runtime, item=True)  # the path under test
+        flow_id, out = flow()
+    assert [row[0] for row in out] == list(range(12))
+    looked = [row for row in out if row[1] is not None]
+    assert [row[0] for row in looked] == [0, 3, 6, 9]
+    assert len({row[1] for row in looked}) == 4
+    for x, task_id, same, index, child_parent, parent_id in looked:
+        assert same and index == x
+        assert child_parent == task_id  # a nested call is the item's child
+        assert parent_id == flow_id  # the item is the workflow's child
+    records = sorted((r.map_index, r.task_id, r.name) for r in logs.of_type(LogRecorded))
+    assert records == [(x, task_id, "looks") for x, task_id, *_ in looked]
+    (started,) = logs.of_type(MapStarted)
+    assert started.parent_id == flow_id
+
+
+@task
+def fails_with_its_id(x: int) -> int:
+    if x == 4:
+        meta = current_task()
+        assert meta is not None
+        raise ValueError(meta.task_id)
+    return x
+
+
+@pytest.mark.parametrize("backend", ["inline", *BACKENDS])
+def test_a_failing_plain_item_is_reported_with_the_metadata_it_saw(backend):
+    failures = EventCapture(kinds={"TaskFailed"})
+    with session(backend=backend, plugins=[failures]) as ctx:
+        assert is_plain_call(fails_with_its_id, ctx.runtime, item=True)
+        out = map_tasks(fails_with_its_id, range(8), return_exceptions=True, chunksize=8)
+    error = out[4]
+    assert isinstance(error, TaskError) and error.map_index == 4
+    assert out[:4] + out[5:] == [0, 1, 2, 3, 5, 6, 7]
+    (failed,) = failures.of_type(TaskFailed)
+    assert (failed.map_index, failed.name, failed.task_id) == (
+        4,
+        "fails_with_its_id",
+        str(error.__cause__).splitlines()[0],
+    )
+    assert failed.duration >= 0.0
+
+
+@pytest.mark.parametrize("backend", ["inline", "thread"])
+def test_a_thread_an_item_starts_in_the_session_keeps_the_item_as_its_frame(backend):
+    release = threading.Event()
+    seen: dict = {}
+
+    @task
+    def starts_a_thread(x: int) -> str:
+        if x == 0:  # it does not look at itself before the thread starts
+
+            def later() -> None:
+                release.wait(30)  # until the items after this one ran
+                seen["meta"] = current_task()
+
+            seen["thread"] = active_session().run_in_thread(later)
+        meta = current_task()
+        assert meta is not None
+        return meta.task_id
+
+    with session(backend=backend) as ctx:
+        assert is_plain_call(starts_a_thread, ctx.runtime, item=True)
+        ids = map_tasks(starts_a_thread, range(3), chunksize=3)
+        release.set()
+        seen["thread"].join(30)
+    assert (seen["meta"].map_index, seen["meta"].task_id) == (0, ids[0])
+    assert len(set(ids)) == 3
