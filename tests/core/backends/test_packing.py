@@ -255,14 +255,14 @@ def test_only_the_same_large_object_in_a_row_is_shared():
 
     big, small = bytes(SHARED_BYTES), [1, 2, 3]
     shared = SharedArgs()
-    shared.scan([(0, (0, big, small, bytes(SHARED_BYTES)))])
-    shared.scan([(1, (1, big, small, bytes(SHARED_BYTES)))])  # a copy is not the same object
+    shared.scan([(0, big, small, bytes(SHARED_BYTES))])  # the first item's arguments
+    shared.scan([(1, big, small, bytes(SHARED_BYTES))])  # a copy is not the same object
     assert len(shared.entries) == 1
     key, data = shared.entries[0]
     assert pickle.loads(data) == big
-    swapped = shared.swap([(2, (2, big, small))])
-    assert isinstance(swapped[0][1][1], SharedArg) and swapped[0][1][1].key == key
-    assert swapped[0][1][2] is small
+    swapped = shared.swap([(2, big, small)])
+    assert isinstance(swapped[0][1], SharedArg) and swapped[0][1].key == key
+    assert swapped[0][2] is small
     assert len(pack_items(square, [(2, (big,))], shared)) < SHARED_BYTES
     assert len(pack_items(square, [(2, (big,))])) > SHARED_BYTES
 

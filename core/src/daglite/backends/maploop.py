@@ -36,7 +36,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Hashable
-from collections.abc import Iterator
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -45,6 +45,7 @@ from daglite.backends.base import MapJob
 from daglite.backends.base import Outcome
 from daglite.backends.base import collect
 from daglite.backends.packing import SharedArgs
+from daglite.backends.packing import pack_batch
 from daglite.backends.packing import pack_items
 from daglite.backends.packing import pack_job
 from daglite.backends.packing import relay
@@ -56,6 +57,7 @@ from daglite.backends.transport import WorkerLost
 from daglite.backends.transport import WorkerSpec
 from daglite.errors import BackendError
 from daglite.errors import TaskTimeoutError
+from daglite.taskspec import TaskSpec
 
 #: Seconds of work a batch should hold once the cost per item is known.
 TARGET_BATCH_SECONDS = 0.05
@@ -166,11 +168,27 @@ class BatchSizer:
 
 @attrs.define(eq=False)
 class _Batch:
-    items: list[tuple[int, tuple[Any, ...]]]
+    indexes: Sequence[int]  # the items' map indexes: a `range` unless re-run after a loss
+    args: list[tuple[Any, ...]]  # their arguments, in the same order
     blob: bytes
     alone: bool = False  # re-run alone to find which item kills its worker
     suspect: bool = False  # runs with no other batch in flight, so a loss is its own
     sent: float = 0.0
+
+    @classmethod
+    def of(cls, task: TaskSpec, items: list[tuple[int, tuple[Any, ...]]], **flags: bool) -> _Batch:
+        """A batch re-running `items` (`(map_index, args)` pairs) after a lost worker."""
+        return cls(
+            [index for index, _ in items],
+            [args for _, args in items],
+            pack_items(task, items),
+            **flags,
+        )
+
+    @property
+    def items(self) -> list[tuple[int, tuple[Any, ...]]]:
+        """The `(map_index, args)` pairs of the batch."""
+        return list(zip(self.indexes, self.args))
 
 
 def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
@@ -185,10 +203,11 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
     job_key = job.map_id
     sizer = BatchSizer(job, transport.workers)
     shared = SharedArgs()
-    indexed: Iterator[tuple[int, tuple[Any, ...]]] = enumerate(job.items)
+    taken = 0  # items taken from the input so far
     retry: deque[_Batch] = deque()
     inflight: dict[Hashable, _Batch] = {}
     outcomes: list[Outcome] = []
+    done: list[tuple[int, list[Any]]] = []  # compact batches: (first index, values)
     failed: dict[int, Exception] = {}  # items whose relayed dataset write failed here
     limit = task.timeout * (task.retries + 1) if task.timeout is not None else None
     if limit is not None:
@@ -200,14 +219,17 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
     started = getattr(transport, "started", None)
 
     def next_batch() -> _Batch | None:
+        nonlocal taken
         if retry:
             return retry.popleft()
-        chunk = list(itertools.islice(indexed, sizer.next_size()))
-        if not chunk:
+        args = list(itertools.islice(job.items, sizer.next_size()))
+        if not args:
             return None
-        job.note_batch(len(chunk))
-        shared.scan(chunk)
-        return _Batch(chunk, pack_items(task, chunk, shared))
+        indexes = range(taken, taken + len(args))
+        taken += len(args)
+        job.note_batch(len(args))
+        shared.scan(args)
+        return _Batch(indexes, args, pack_batch(task, indexes, args, shared))
 
     def sizable() -> bool:
         """Whether to pack the next batch now.
@@ -237,7 +259,7 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
                     break
                 batch.sent = time.monotonic()
                 stream = spec.emit and (
-                    sizer.cost is None or sizer.cost * len(batch.items) >= STREAM_SECONDS
+                    sizer.cost is None or sizer.cost * len(batch.indexes) >= STREAM_SECONDS
                 )
                 request = BatchRequest(
                     spec.key, spec, job_key, job_blob, batch.blob, stream, shared.entries
@@ -250,15 +272,18 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
                 if isinstance(answer, EarlyEvents):
                     relay_events(answer.data, job, failed)
                     continue
-                done = inflight.pop(ticket)
+                ended = inflight.pop(ticket)
                 if isinstance(answer, WorkerLost):
-                    _lost(job, done, answer, retry, finish)
+                    _lost(job, ended, answer, retry, finish)
                     continue
                 result = relay(answer, job, failed)
                 if result.tainted:
                     transport.kill(ticket)
-                if not done.alone:
-                    sizer.observe(len(result.outcomes), result.duration)
+                if not ended.alone:
+                    sizer.observe(result.size, result.duration)
+                if result.values is not None and isinstance(result.indexes, range) and not failed:
+                    done.append((result.indexes.start, result.values))  # all ok: values only
+                    continue
                 news = result.outcomes
                 if failed:  # a write failed on this side: its item failed
                     news = [_write_failed(job, i, failed.pop(i)) if i in failed and ok
@@ -270,7 +295,7 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
                 for ticket in _overdue(limit, inflight, started):
                     late = inflight.pop(ticket)
                     transport.kill(ticket)
-                    finish(late.items[0][0], timeout_error(job, late.items[0][0]))
+                    finish(late.indexes[0], timeout_error(job, late.indexes[0]))
             if batch is None and sizable():
                 batch = next_batch()
             if job.stop.is_set():
@@ -280,7 +305,28 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
         job.stop.set()
         transport.abort()
         raise
+    return _collect(job, outcomes, done)
+
+
+def _collect(job: MapJob, outcomes: list[Outcome], done: list[tuple[int, list[Any]]]) -> list[Any]:
+    """`collect` of the outcomes and the compact batches `(first index, values)`.
+
+    When every item came in compact batches that do not overlap, their values in the order
+    of their first index are the results: no outcome per item is made.
+    """
+    done.sort(key=_first)
+    if not outcomes and all(a + len(va) <= b for (a, va), (b, _) in itertools.pairwise(done)):
+        values: list[Any] = []
+        for _, some in done:
+            values += some
+        job.finished, job.failures = len(values), 0
+        return values
+    for first, some in done:
+        outcomes.extend(zip(range(first, first + len(some)), itertools.repeat(True), some))
     return collect(job, outcomes)
+
+
+_first = operator.itemgetter(0)
 
 
 def _start(batch: _Batch, ticket: Hashable, started: Any) -> float | None:
@@ -324,21 +370,20 @@ def _lost(job: MapJob, batch: _Batch, lost: WorkerLost, retry: deque[_Batch], fi
     if not lost.started:
         retry.append(batch)
         return
+    task = job.task
     if not lost.certain and not batch.suspect:  # maybe a bystander: isolate and re-run
         for item in batch.items:
-            retry.append(_Batch([item], pack_items(job.task, [item]), alone=True, suspect=True))
+            retry.append(_Batch.of(task, [item], alone=True, suspect=True))
         return
-    indices = [index for index, _ in batch.items]
+    indices = list(batch.indexes)
     culprit = lost.index if lost.index in indices else None
-    if culprit is None and len(batch.items) == 1:
+    if culprit is None and len(indices) == 1:
         culprit = indices[0]
     if culprit is None:  # which item killed it is unknown: run each alone to find out
         for item in batch.items:
-            retry.append(
-                _Batch([item], pack_items(job.task, [item]), alone=True, suspect=batch.suspect)
-            )
+            retry.append(_Batch.of(task, [item], alone=True, suspect=batch.suspect))
         return
     finish(culprit, lost_error(job, culprit, lost))
     others = [item for item in batch.items if item[0] != culprit]
     if others:  # the items before it finished, but their results died with the worker
-        retry.append(_Batch(others, pack_items(job.task, others), alone=batch.alone))
+        retry.append(_Batch.of(task, others, alone=batch.alone))

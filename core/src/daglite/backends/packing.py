@@ -1,14 +1,14 @@
 """Packing and relaying for process-style backends: what a map sends and what comes back.
 
 On the coordinator, `worker_spec` describes the session to workers (once per session and
-backend), `pack_job` the map's task and ids (once per map) and `pack_items` each batch's
-items, all with cloudpickle (an argument repeated across the items and large, found by
-`SharedArgs`, is pickled once per map and stands in the items as a `SharedArg`): a value
-that cannot be pickled fails here, before any worker starts, naming the task and
-argument. `relay` unpacks a worker's `BatchResult` and replays
-its side effects on the coordinator (dataset writes, then log records and events, in the
-order the worker made them); `relay_events` does the same for what a worker streamed
-before its batch ended.
+backend), `pack_job` the map's task and ids (once per map) and `pack_batch` each batch's
+items (their indexes and arguments side by side), all with cloudpickle (an argument
+repeated across the items and large, found by `SharedArgs`, is pickled once per map and
+stands in the items as a `SharedArg`): a value that cannot be pickled fails here, before
+any worker starts, naming the task and argument. `relay` unpacks a worker's `BatchResult`
+and replays its side effects on the coordinator (dataset writes, then log records and
+events, in the order the worker made them); `relay_events` does the same for what a
+worker streamed before its batch ended.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import os
 import pickle
 import sys
 from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 from daglite.backends.base import MapJob
@@ -136,12 +137,12 @@ class SharedArgs:
         self.kept: list[Any] = []  # the objects looked at: alive, so their ids stay theirs
         self.entries: tuple[tuple[str, bytes | None], ...] = ()  # for `BatchRequest.shared`
 
-    def scan(self, chunk: list[tuple[int, tuple[Any, ...]]]) -> None:
-        """Look at the first item of a new batch (before `pack_items`)."""
+    def scan(self, args: Sequence[tuple[Any, ...]]) -> None:
+        """Look at the first item's arguments of a new batch (before `pack_batch`)."""
         import cloudpickle
 
-        args = chunk[0][1] if chunk else ()
-        for position, value in enumerate(args):
+        first = args[0] if args else ()
+        for position, value in enumerate(first):
             if position >= len(self.last) or self.last[position] is not value:
                 continue
             if id(value) in self.by_id or any(value is kept for kept in self.kept):
@@ -149,27 +150,31 @@ class SharedArgs:
             self.kept.append(value)
             try:
                 data = cloudpickle.dumps(value)
-            except Exception:  # `pack_items` names it
+            except Exception:  # `pack_batch` names it
                 continue
             if len(data) >= SHARED_BYTES:
                 self.by_id[id(value)] = arg = SharedArg(new_id())
                 self.entries += ((arg.key, data),)
-        self.last = args
+        self.last = first
 
-    def swap(self, chunk: list[tuple[int, tuple[Any, ...]]]) -> list[tuple[int, tuple[Any, ...]]]:
-        """`chunk` with its shared arguments replaced by their `SharedArg`."""
+    def swap(self, args: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """The items' `args` with their shared arguments replaced by their `SharedArg`."""
         by_id = self.by_id
-        return [
-            (index, tuple(by_id.get(id(value), value) for value in args)) for index, args in chunk
-        ]
+        return [tuple(by_id.get(id(value), value) for value in one) for one in args]
 
 
-def pack_items(
+def pack_batch(
     task: TaskSpec,
-    chunk: list[tuple[int, tuple[Any, ...]]],
+    indexes: Sequence[int],
+    args: Sequence[tuple[Any, ...]],
     shared: SharedArgs | None = None,
 ) -> bytes:
-    """The cloudpickled items of a batch (shared arguments by reference, when given).
+    """The cloudpickled items of a batch: `(indexes, args)` side by side.
+
+    `indexes` are the items' map indexes (a `range` when they are consecutive: it pickles
+    to a few bytes, and the worker then sends its values back compact, see
+    `BatchResult.compact`); `args` their argument tuples, with shared arguments by
+    reference when `shared` is given.
 
     Raises:
         BackendError: An argument cannot be pickled (the message names it and the task).
@@ -178,13 +183,13 @@ def pack_items(
 
     try:
         if shared is not None and shared.by_id:
-            return cloudpickle.dumps(shared.swap(chunk))
-        return cloudpickle.dumps(chunk)
+            return cloudpickle.dumps((indexes, shared.swap(args)))
+        return cloudpickle.dumps((indexes, args))
     except Exception as exc:
         error = exc
     names = list(task.signature.parameters)
-    for index, args in chunk:
-        for position, value in enumerate(args):
+    for index, one in zip(indexes, args):
+        for position, value in enumerate(one):
             try:
                 cloudpickle.dumps(value)
             except Exception as exc:
@@ -196,6 +201,24 @@ def pack_items(
     raise BackendError(
         f"the arguments of task '{task.name}' cannot be sent to a worker process: {error}"
     ) from error
+
+
+def pack_items(
+    task: TaskSpec,
+    chunk: list[tuple[int, tuple[Any, ...]]],
+    shared: SharedArgs | None = None,
+) -> bytes:
+    """`pack_batch` of a chunk of `(map_index, args)` pairs.
+
+    Raises:
+        BackendError: An argument cannot be pickled (the message names it and the task).
+    """
+    indexes: Sequence[int] = [index for index, _ in chunk]
+    if indexes:
+        run = range(indexes[0], indexes[0] + len(indexes))
+        if indexes == list(run):
+            indexes = run
+    return pack_batch(task, indexes, [args for _, args in chunk], shared)
 
 
 def relay(data: bytes, job: MapJob, failed: dict[int, Exception] | None = None) -> BatchResult:

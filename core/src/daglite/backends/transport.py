@@ -13,11 +13,13 @@ What travels:
   (`daglite.backends.packing.worker_spec`): what a worker needs to rebuild its side of the
   session (settings, hook plugins, stores, ids, `sys.path`, environment);
 - a job blob: the cloudpickled `JobInfo` of a map (its task and ids), sent once per map;
-- items: a cloudpickled list of `(map_index, args)` pairs, one list per batch;
+- items: the cloudpickled `(indexes, args)` of a batch: the items' map indexes (a `range`
+  when consecutive) and their argument tuples, side by side;
 - shared arguments: a large argument repeated across a map's items (the same object) is
   pickled once per map (`daglite.backends.packing.SharedArgs`) and travels beside the
   items (`BatchRequest.shared`), which refer to it by key; a worker loads each once;
-- back: a cloudpickled `BatchResult` (outcomes, events, log records, dataset writes).
+- back: a cloudpickled `BatchResult` (outcomes, events, log records, dataset writes;
+  compact when every item succeeded: the values alone, `BatchResult.compact`).
 
 Workers import this module, so it imports little.
 """
@@ -26,10 +28,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import operator
 import os
 import threading
 from collections.abc import Hashable
 from collections.abc import Iterator
+from collections.abc import Sequence
+from itertools import repeat
 from typing import Any
 from typing import ClassVar
 from typing import Protocol
@@ -163,6 +168,11 @@ def load_shared(entries: tuple[tuple[str, bytes | None], ...]) -> None:
 class BatchResult:
     """What a worker sends back for one batch (cloudpickled by `run_batch`).
 
+    When every item that ran succeeded (the common case), the batch travels compact: the
+    items' `indexes` and `values` side by side instead of one `(index, ok, value)` tuple
+    per item, which halves the pickling on both sides. `outcomes` is made from them when
+    read; the map loop reads the values directly.
+
     Attributes:
         outcomes: One `Outcome` `(index, ok, value)` per item that ran, in order.
         events: The events the items emitted, in order.
@@ -176,9 +186,12 @@ class BatchResult:
         counts: The counts of the session's task calls that ended in this worker since its
             last batch (`daglite.tallies.COUNTS` order), if any.
         map_counts: The counts of this batch's map items, if any.
+        indexes: The map indexes of the items that ran (a `range` when consecutive), when
+            the batch is compact; else `None`.
+        values: Their values, when the batch is compact (every item succeeded); else `None`.
     """
 
-    outcomes: list[Outcome] = attrs.field(factory=list)
+    _outcomes: list[Outcome] | None = attrs.field(factory=list, alias="outcomes")
     events: list[Any] = attrs.field(factory=list)
     logs: list[logging.LogRecord] = attrs.field(factory=list)
     writes: list[Any] = attrs.field(factory=list)
@@ -188,6 +201,46 @@ class BatchResult:
     pid: int = attrs.field(factory=os.getpid)
     counts: list[int] | None = None
     map_counts: list[int] | None = None
+    indexes: Sequence[int] | None = None
+    values: list[Any] | None = None
+
+    @property
+    def outcomes(self) -> list[Outcome]:
+        """One `(index, ok, value)` per item that ran, in order (made once if compact)."""
+        if self._outcomes is None:
+            self._outcomes = list(zip(self.indexes or (), repeat(True), self.values or ()))
+        return self._outcomes
+
+    @outcomes.setter
+    def outcomes(self, outcomes: list[Outcome]) -> None:
+        self._outcomes = outcomes
+        self.indexes = self.values = None
+
+    @property
+    def size(self) -> int:
+        """How many items ran."""
+        return len(self.values or ()) if self._outcomes is None else len(self._outcomes)
+
+    def compact(self, indexes: Sequence[int]) -> bool:
+        """Keep the values alone if every item succeeded; returns whether it did.
+
+        `indexes` are those of the batch's items, in the order they were to run: the
+        outcomes are of its first items (a chunk runs in order until it stops).
+        """
+        outcomes = self.outcomes
+        count = len(outcomes)
+        if not count or count > len(indexes) or not all(map(_ok, outcomes)):
+            return False
+        if outcomes[0][0] != indexes[0] or outcomes[-1][0] != indexes[count - 1]:
+            return False
+        self.indexes = indexes[:count]
+        self.values = list(map(_value, outcomes))
+        self._outcomes = None
+        return True
+
+
+_ok = operator.itemgetter(1)  # of an outcome (C-level getters: no Python call per item)
+_value = operator.itemgetter(2)
 
 
 @attrs.frozen

@@ -8,7 +8,7 @@ Every backend whose workers live in other processes (`process` in the core, `lok
   worker rebuilds its side of the session from it **once** (`worker_runtime`, cached by
   `WorkerSpec.key`) and calls the `on_worker_start` hook;
 - a job blob: the task and the map's ids, cloudpickled once per map (cached by `job_key`);
-- items: a cloudpickled list of `(map_index, args)` pairs.
+- items: the cloudpickled `(indexes, args)` of the batch's items, side by side.
 
 `run_batch` runs the items in order through the same run pipeline as an inline call
 (`MapJob.run_chunk`) with a worker `Runtime(in_worker=True)` whose event sink appends to
@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextvars
 import itertools
 import logging
-import operator
 import os
 import pickle
 import sys
@@ -34,6 +33,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
 
 from daglite.backends.base import MapJob
@@ -226,7 +226,7 @@ def run_batch(
             runtime = worker_runtime(spec)
         info = _job(request.job_key, request.job)
         load_shared(request.shared)
-        items: list[tuple[int, tuple[Any, ...]]] = pickle.loads(request.items)
+        indexes, args = pickle.loads(request.items)
     except Exception as exc:  # the task, its arguments or a plugin do not load here
         return _dump(BatchResult(error=f"{type(exc).__name__}: {exc}"), "?")
     job = MapJob(
@@ -251,7 +251,7 @@ def run_batch(
     )
     start = time.perf_counter()
     try:
-        result.outcomes = job.run_chunk(items, progress)
+        result.outcomes = job.run_chunk(zip(indexes, args), progress)
     finally:
         result.duration = time.perf_counter() - start
         current_frame.reset(frame_token)
@@ -263,7 +263,7 @@ def run_batch(
             result.map_counts = tally.take()
             result.counts = calls.take()
     result.tainted = info.task.timeout is not None and _abandoned_attempt_running()
-    return _dump(result, info.task.name)
+    return _dump(result, info.task.name, indexes)
 
 
 def _abandoned_attempt_running(grace: float = 0.2) -> bool:
@@ -281,14 +281,14 @@ def _abandoned_attempt_running(grace: float = 0.2) -> bool:
     return False
 
 
-_ok = operator.itemgetter(1)  # of an outcome (a C-level getter: no Python call per item)
+def _dump(result: BatchResult, name: str, indexes: Sequence[int] = ()) -> bytes:
+    """Cloudpickle `result`; values or errors that cannot travel are replaced by errors.
 
-
-def _dump(result: BatchResult, name: str) -> bytes:
-    """Cloudpickle `result`; values or errors that cannot travel are replaced by errors."""
+    When every item succeeded, the result travels compact (`BatchResult.compact`).
+    """
     import cloudpickle
 
-    if not all(map(_ok, result.outcomes)):
+    if not result.compact(indexes):
         result.outcomes = [
             (index, ok, value if ok else _readable(value)) for index, ok, value in result.outcomes
         ]
