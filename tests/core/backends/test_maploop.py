@@ -95,3 +95,54 @@ def test_explicit_chunksize_and_timed_tasks_fix_the_batch_size():
     assert fixed.next_size() == 7
     timed = BatchSizer(_job(chunksize=7, the_task=sleepy), workers=2)
     assert timed.next_size() == 1
+
+
+def test_compact_batches_collect_to_the_values_outcomes_would_give():
+    from daglite import TaskError
+    from daglite.backends.base import collect
+    from daglite.backends.maploop import _collect
+
+    job = _job()
+    batches = [(4, ["e", "f"]), (0, ["a", "b"]), (2, ["c", "d"])]  # in the order they ended
+    assert _collect(job, [], list(batches)) == list("abcdef")
+    assert (job.finished, job.failures) == (6, 0)
+
+    error = TaskError("item 2 failed", task_name="square", map_index=2)
+    kept = _job()
+    kept.return_exceptions = True
+    assert _collect(kept, [(2, False, error)], [(3, ["d"]), (0, ["a", "b"])]) == [
+        "a",
+        "b",
+        error,
+        "d",
+    ]
+    assert (kept.finished, kept.failures) == (4, 1)
+    with pytest.raises(TaskError) as raised:
+        _collect(_job(), [(2, False, error)], [(3, ["d"]), (0, ["a", "b"])])
+    assert raised.value is error
+
+    overlapping = [(0, ["a", "b"]), (1, ["B"])]  # never sent so; still what collect says
+    as_outcomes = [(0, True, "a"), (1, True, "b"), (1, True, "B")]
+    assert _collect(_job(), [], overlapping) == collect(_job(), as_outcomes) == ["a", "b", "B"]
+
+
+@pytest.mark.timeout(120)
+def test_batches_with_failures_and_re_runs_give_the_values_in_input_order():
+    from daglite import BackendError
+    from daglite import DagliteSettings
+    from daglite import TaskError
+    from daglite import map_tasks
+    from daglite import session
+
+    from ..support.plugin_api_tasks import exit_at
+    from ..support.plugin_api_tasks import fail_at
+
+    with session(backend="process", settings=DagliteSettings(max_workers=2)):
+        # compact batches, and one that carries the failure of item 9
+        out = map_tasks(fail_at, range(30), [9] * 30, return_exceptions=True, chunksize=4)
+        # the batch of items 4-7 loses its worker at item 5: 4, 6 and 7 run again together
+        lost = map_tasks(exit_at, range(12), [5] * 12, return_exceptions=True, chunksize=4)
+    assert isinstance(out[9], TaskError) and out[9].map_index == 9
+    assert out[:9] + out[10:] == [x for x in range(30) if x != 9]
+    assert isinstance(lost[5], BackendError) and "(map index 5)" in str(lost[5])
+    assert lost[:5] + lost[6:] == [10 * x for x in range(12) if x != 5]

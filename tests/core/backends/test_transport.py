@@ -158,3 +158,52 @@ def test_a_transport_backend_without_make_transport_says_so():
         pytest.raises(NotImplementedError, match=r"^Incomplete does not implement "),
     ):
         map_tasks(where, range(2))
+
+
+# -- a batch's result on the wire ---------------------------------------------------------
+
+
+def _travel(result):
+    import pickle
+
+    import cloudpickle
+
+    return pickle.loads(cloudpickle.dumps(result))
+
+
+def test_a_batch_result_of_successes_travels_compact_and_reads_the_same():
+    from daglite.backends.transport import BatchResult
+
+    outcomes = [(10, True, "a"), (11, True, None), (12, True, ("c",))]
+    result = BatchResult(outcomes=list(outcomes))
+    assert result.compact(range(10, 16))  # the batch stopped after its first three items
+    assert (result.indexes, result.values) == (range(10, 13), ["a", None, ("c",)])
+    back = _travel(result)
+    assert (back.indexes, back.values, back.size) == (range(10, 13), ["a", None, ("c",)], 3)
+    assert back.outcomes == outcomes
+    back.outcomes = [(10, True, "x")]  # setting outcomes drops the compact form
+    assert (back.indexes, back.values, back.size) == (None, None, 1)
+
+    rerun = BatchResult(outcomes=[(0, True, 0), (2, True, 20), (5, True, 50)])
+    assert rerun.compact([0, 2, 5])  # re-run items (not consecutive) have their indexes listed
+    assert _travel(rerun).outcomes == [(0, True, 0), (2, True, 20), (5, True, 50)]
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "indexes"),
+    [
+        ([(0, True, 0), (1, False, ValueError("bad"))], range(2)),  # a failure
+        ([], range(3)),  # nothing ran
+        ([(1, True, 1)], range(3)),  # not the batch's first item
+        ([(0, True, 0), (1, True, 1)], range(1)),  # more outcomes than items
+    ],
+    ids=["failure", "empty", "not-first", "too-many"],
+)
+def test_a_batch_result_that_is_not_all_successes_of_its_items_travels_whole(outcomes, indexes):
+    from daglite.backends.transport import BatchResult
+
+    result = BatchResult(outcomes=list(outcomes))
+    assert not result.compact(indexes)
+    assert (result.indexes, result.values, result.size) == (None, None, len(outcomes))
+    back = _travel(result)
+    assert [(i, ok) for i, ok, _ in back.outcomes] == [(i, ok) for i, ok, _ in outcomes]

@@ -13,6 +13,7 @@ from daglite.errors import RemoteError
 from ..support.isolation_tasks import TwoArgError
 from ..support.isolation_tasks import over_quota
 from ..support.isolation_tasks import over_quota_deep
+from ..support.plugin_api_tasks import fail_at
 from ..support.process_tasks import unpicklable_result
 
 
@@ -74,3 +75,66 @@ def test_a_daglite_error_keeps_its_type_when_only_its_own_cause_cannot_travel():
     assert isinstance(deepest, RemoteError)
     assert deepest.type_name == "core.support.isolation_tasks.TwoArgError"
     assert 'raise TwoArgError("disk", 42)' in deepest.worker_traceback
+
+
+def _run_batch(indexes, bad: int, return_exceptions: bool):
+    """Run `fail_at` over `indexes` in a batch, here, as a worker would; the BatchResult."""
+    import pickle
+
+    from daglite.backends.base import MapJob
+    from daglite.backends.packing import pack_batch
+    from daglite.backends.packing import pack_job
+    from daglite.backends.packing import worker_spec
+    from daglite.backends.transport import BatchRequest
+    from daglite.backends.worker import run_batch
+    from daglite.context import current_runtime
+    from daglite.context import new_id
+
+    with session(backend="process") as ctx:
+        job = MapJob(
+            task=fail_at,
+            items=iter(()),
+            total=None,
+            map_id=new_id(),  # workers keep a map's task by its id
+            runtime=ctx.runtime,
+            parent=None,
+            backend="process",
+            return_exceptions=return_exceptions,
+        )
+        spec = worker_spec(ctx.runtime, "process")
+        items = pack_batch(fail_at, indexes, [(x, bad) for x in indexes])
+        request = BatchRequest(spec.key, spec, job.map_id, pack_job(job), items)
+        token = current_runtime.set(None)
+        try:
+            return pickle.loads(run_batch(request))
+        finally:
+            current_runtime.reset(token)
+
+
+@pytest.mark.parametrize(
+    ("indexes", "bad", "return_exceptions", "ran", "compact"),
+    [
+        (range(4, 10), -1, False, [4, 5, 6, 7, 8, 9], True),
+        ([0, 2, 3, 7], -1, False, [0, 2, 3, 7], True),  # re-run after a lost worker
+        (range(4, 10), 6, False, [4, 5, 6], False),  # the failure ends the batch
+        (range(4, 10), 6, True, [4, 5, 6, 7, 8, 9], False),
+        ([0, 2, 3, 7], 2, True, [0, 2, 3, 7], False),
+    ],
+    ids=["consecutive", "rerun", "failure", "returned", "rerun-returned"],
+)
+def test_a_batch_comes_back_compact_only_when_every_item_succeeded(
+    indexes, bad, return_exceptions, ran, compact
+):
+    result = _run_batch(indexes, bad, return_exceptions)
+    assert (result.values is not None) is compact
+    if compact:
+        assert type(result.indexes) is type(indexes) and list(result.indexes) == ran
+        assert result.values == ran  # fail_at returns its item
+    assert [(index, ok) for index, ok, _ in result.outcomes] == [(i, i != bad) for i in ran]
+    assert [value for _, ok, value in result.outcomes if ok] == [i for i in ran if i != bad]
+    errors = [value for _, ok, value in result.outcomes if not ok]
+    assert [str(error) for error in errors] == (
+        [f"task 'fail_at' (map index {bad}) failed: ValueError: item {bad} is bad"]
+        if bad in ran
+        else []
+    )
