@@ -192,6 +192,75 @@ def bench_map(items: int, repeats: int) -> list[tuple[str, str, str]]:
     ]
 
 
+def bench_process_map(items: int, repeats: int) -> list[tuple[str, str, str]]:
+    """A warm process pool against a warm `backend="process"` session, same item count."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    data = list(range(items))
+    workers = os.cpu_count() or 1
+    with ProcessPoolExecutor(workers) as pool, session(settings=QUIET.evolve(backend="process")):
+
+        def executor_map() -> None:  # about as many batches as the process backend sends
+            result = list(pool.map(identity, data, chunksize=max(1, items // (workers * 4))))
+            assert result == data
+
+        def daglite_map() -> None:
+            result = map_tasks(identity_task, data)
+            assert result == data
+
+        peer, ours = (t * 1e3 for t in medians_s([executor_map, daglite_map], repeats))
+    return [
+        (f"ProcessPoolExecutor.map (warm), {items:,} items", f"{peer:.1f} ms", ""),
+        (
+            f"map_tasks process backend (warm), {items:,} items",
+            f"{ours:.1f} ms",
+            f"x{ours / peer:.2f} of the executor",
+        ),
+    ]
+
+
+def bench_run_batch(items: int, repeats: int) -> list[tuple[str, str, str]]:
+    """What a worker of any process-style backend pays per plain item (`run_batch`, here)."""
+    import cloudpickle
+
+    from daglite.backends.packing import pack_items
+    from daglite.backends.packing import worker_spec
+    from daglite.backends.transport import BatchRequest
+    from daglite.backends.transport import JobInfo
+    from daglite.backends.worker import run_batch
+    from daglite.context import current_runtime
+
+    chunk = [(i, (i,)) for i in range(items)]
+    with session(settings=QUIET.evolve(backend="inline")):
+        runtime = current_runtime.get()
+        assert runtime is not None
+        spec = worker_spec(runtime, "process")
+        job = cloudpickle.dumps(JobInfo(identity_task, "bench-run-batch", None, False))
+        request = BatchRequest(
+            spec.key, spec, "bench-run-batch", job, pack_items(identity_task, chunk)
+        )
+        token = current_runtime.set(None)  # as in a worker: outside the session
+
+        def plain() -> None:
+            [identity(*args) for _, args in chunk]
+
+        def batch() -> None:
+            run_batch(request)
+
+        try:
+            peer, ours = (t / items * 1e6 for t in medians_s([plain, batch], repeats))
+        finally:
+            current_runtime.reset(token)
+    return [
+        (f"plain loop over {items} items, per item", f"{peer:.3f} µs", ""),
+        (
+            f"run_batch of {items} plain items, per item",
+            f"{ours:.3f} µs",
+            f"x{ours / peer:.1f} of the loop (target <= 0.5 µs)",
+        ),
+    ]
+
+
 def bench_timeouts(repeats: int) -> list[tuple[str, str, str]]:
     timeout = 0.1
 
@@ -312,6 +381,8 @@ def main() -> None:
     rows += bench_calls(calls, repeats)
     rows += bench_session(200 if quick else 2000)
     rows += bench_map(10_000, 3 if quick else 9)
+    rows += bench_process_map(10_000, 3 if quick else 9)
+    rows += bench_run_batch(910, 20 if quick else 200)
     rows += bench_timeouts(3 if quick else 7)
     stderr.restore()
     rows += bench_import(5 if quick else 15)
