@@ -219,11 +219,11 @@ class ItemFrames:
     current frame for the whole run and moves `index` from item to item; an item's
     `TaskMetadata` (with its unique id) is made the first time something asks for it
     (`running_frame()`: `current_task()`, a nested call's parent, a log record, a failure
-    report) and stays the same for the rest of that item.
+    report) and stays the same for the rest of that item. The arguments are the fields of
+    `TaskMetadata` that are the same for every item of the run.
 
-    Args:
-        name, qualname, description, parent_id, session_id, map_id, backend, dataset_store:
-            The fields of `TaskMetadata` that are the same for every item of the run.
+    A thread started in an item with `SessionContext.run_in_thread` gets the item's
+    metadata itself, not this object, so it keeps seeing its item after the run moves on.
     """
 
     __slots__ = ("_head", "_meta", "_store", "_tail", "index")
