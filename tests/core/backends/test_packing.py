@@ -273,3 +273,22 @@ def test_a_shared_argument_a_worker_was_not_sent_is_named():
     with pytest.raises(RuntimeError) as info:
         load_shared((("k1", None),))
     assert str(info.value) == f"worker {os.getpid()} has no value of shared argument k1"
+
+
+@pytest.mark.timeout(60)
+def test_an_unpicklable_argument_is_named_by_its_map_index_in_a_batch():
+    with session(backend="process"), pytest.raises(BackendError) as info:
+        map_tasks(fetch, [1, 2, 3, threading.Lock()], [1] * 4, chunksize=4)
+    assert str(info.value) == (
+        "argument 'client' of task 'fetch' (map index 3) cannot be sent to a worker "
+        "process: cannot pickle '_thread.lock' object"
+    )
+
+
+def test_items_travel_as_indexes_and_arguments_side_by_side():
+    from daglite.backends.packing import pack_items
+
+    consecutive = pickle.loads(pack_items(square, [(3, (3,)), (4, (4,)), (5, (5,))]))
+    assert consecutive == (range(3, 6), [(3,), (4,), (5,)])  # a range: a few bytes
+    rerun = pickle.loads(pack_items(square, [(0, (0,)), (2, (2,))]))  # re-run after a loss
+    assert rerun == ([0, 2], [(0,), (2,)])
