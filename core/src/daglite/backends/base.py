@@ -125,9 +125,11 @@ class MapJob:
     ) -> list[Outcome]:
         """Run items in order until done, or until one fails and exceptions are not returned.
 
-        A chunk holds consecutive indexes, so it ends at the first item that `skips`.
-        `progress`, if given, is called with each item's map index before it runs (a
-        worker pool that watches it learns which item a dying worker was running).
+        A chunk holds consecutive indexes, so it ends at the first item that `skips`: the
+        outcomes are those of the chunk's first items, in its order (a worker's result
+        relies on it to travel compact, `BatchResult.compact`). `progress`, if given, is
+        called with each item's map index before it runs (a worker pool that watches it
+        learns which item a dying worker was running).
         """
         if drivers.driver(self.task, self.runtime, item=True) is drivers.run_plain:
             return self._run_plain_chunk(chunk, progress)
