@@ -77,7 +77,7 @@ def test_a_daglite_error_keeps_its_type_when_only_its_own_cause_cannot_travel():
     assert 'raise TwoArgError("disk", 42)' in deepest.worker_traceback
 
 
-def _run_batch(indexes, bad: int, return_exceptions: bool):
+def _run_batch(indexes, bad: int, return_exceptions: bool, items: bytes | None = None):
     """Run `fail_at` over `indexes` in a batch, here, as a worker would; the BatchResult."""
     import pickle
 
@@ -102,7 +102,8 @@ def _run_batch(indexes, bad: int, return_exceptions: bool):
             return_exceptions=return_exceptions,
         )
         spec = worker_spec(ctx.runtime, "process")
-        items = pack_batch(fail_at, indexes, [(x, bad) for x in indexes])
+        if items is None:
+            items = pack_batch(fail_at, indexes, [(x, bad) for x in indexes])
         request = BatchRequest(spec.key, spec, job.map_id, pack_job(job), items)
         token = current_runtime.set(None)
         try:
@@ -138,3 +139,12 @@ def test_a_batch_comes_back_compact_only_when_every_item_succeeded(
         if bad in ran
         else []
     )
+
+
+def test_a_batch_packed_as_a_list_of_pairs_runs_too():
+    import cloudpickle
+
+    pairs = [(0, (0, 2)), (1, (1, 2)), (3, (3, 2))]  # as batches were packed before
+    result = _run_batch([0, 1, 3], 2, False, items=cloudpickle.dumps(pairs))
+    assert result.error is None
+    assert result.outcomes == [(0, True, 0), (1, True, 1), (3, True, 3)]

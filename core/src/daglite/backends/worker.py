@@ -8,7 +8,8 @@ Every backend whose workers live in other processes (`process` in the core, `lok
   worker rebuilds its side of the session from it **once** (`worker_runtime`, cached by
   `WorkerSpec.key`) and calls the `on_worker_start` hook;
 - a job blob: the task and the map's ids, cloudpickled once per map (cached by `job_key`);
-- items: the cloudpickled `(indexes, args)` of the batch's items, side by side.
+- items: the cloudpickled `(indexes, args)` of the batch's items, side by side (a list
+  of `(map_index, args)` pairs is read too).
 
 `run_batch` runs the items in order through the same run pipeline as an inline call
 (`MapJob.run_chunk`) with a worker `Runtime(in_worker=True)` whose event sink appends to
@@ -226,7 +227,10 @@ def run_batch(
             runtime = worker_runtime(spec)
         info = _job(request.job_key, request.job)
         load_shared(request.shared)
-        indexes, args = pickle.loads(request.items)
+        items = pickle.loads(request.items)
+        if isinstance(items, list):  # `(map_index, args)` pairs, as batches were packed before
+            items = ([index for index, _ in items], [args for _, args in items])
+        indexes, args = items
     except Exception as exc:  # the task, its arguments or a plugin do not load here
         return _dump(BatchResult(error=f"{type(exc).__name__}: {exc}"), "?")
     job = MapJob(
