@@ -7,9 +7,7 @@ import pytest
 from daglite import map_tasks
 from daglite import session
 from daglite.backends.maploop import BatchSizer
-from daglite.events import MapEnded
 from daglite.settings import DagliteSettings
-from daglite.testing import capture_events
 
 from ..support.process_tasks import sleepy
 from ..support.process_tasks import square
@@ -78,14 +76,36 @@ def test_a_map_of_little_work_ends_with_batches_no_larger_than_its_first():
 
 
 @pytest.mark.timeout(60)
-def test_only_one_measuring_batch_per_worker_before_the_cost_is_known():
-    with capture_events() as capture:
-        settings = DagliteSettings(max_workers=2)
-        with session(backend="process", settings=settings, plugins=[capture]):
-            assert map_tasks(square, range(3000)) == [x * x for x in range(3000)]
-    (ended,) = [event for event in capture.events if isinstance(event, MapEnded)]
-    assert ended.batches[1] == 2
-    assert sum(size * count for size, count in ended.batches.items()) == 3000
+def test_only_one_measuring_batch_per_worker_before_the_cost_is_known(monkeypatch):
+    from daglite.backends.base import MapJob
+
+    calls = []
+    note_batch = MapJob.note_batch
+
+    def counted_note_batch(self, size):  # called as each batch is packed
+        calls.append("pack")
+        note_batch(self, size)
+
+    monkeypatch.setattr(MapJob, "note_batch", counted_note_batch)
+    with session(backend="process", settings=DagliteSettings(max_workers=2)) as ctx:
+        transport = ctx.get_backend("process").transport
+        submit, wait = transport.submit, transport.wait
+
+        def counted_submit(request):  # the real pool's, in the order the map loop calls
+            calls.append("submit")
+            return submit(request)
+
+        def counted_wait(timeout):
+            answers = wait(timeout)
+            calls.append(f"answers {len(answers)}")
+            return answers
+
+        transport.submit, transport.wait = counted_submit, counted_wait
+        assert map_tasks(square, range(3000)) == [x * x for x in range(3000)]
+    first = next(n for n, c in enumerate(calls) if c.startswith("answers") and c != "answers 0")
+    # one batch per worker, packed and sent; the next is packed once one of them answered
+    assert [c for c in calls[:first] if c != "answers 0"] == ["pack", "submit"] * 2
+    assert calls.count("submit") > 2
 
 
 @pytest.mark.timeout(60)
