@@ -74,6 +74,12 @@ def slow(x):
 
 
 @task
+def nap(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
+@task
 def chatty(x):
     get_logger().info("structured %s", x)
     logging.getLogger("pipeline.user").warning("item %s on a worker", x)

@@ -115,6 +115,34 @@ def test_events_of_slow_items_arrive_while_they_run(local_ray):
     assert max(started.values()) < returned - 0.5  # seen while the items were sleeping
 
 
+def _told_items(monkeypatch):
+    """The map indexes streaming batches tell before running them, as the coordinator
+    reads them (from the real `ray.get`)."""
+    import ray
+
+    told = []
+    real_get = ray.get
+
+    def reading_get(*args, **kwargs):
+        value = real_get(*args, **kwargs)
+        if isinstance(value, tuple) and value and value[0] == "item":
+            told.append(value[1])
+        return value
+
+    monkeypatch.setattr(ray, "get", reading_get)
+    return told
+
+
+def test_a_streamed_batch_tells_its_items_only_once_they_are_slow(local_ray, monkeypatch):
+    told = _told_items(monkeypatch)
+    with session(settings=QUIET, plugins=[lambda event: None]):  # a listener: batches stream
+        assert map_tasks(t.square, range(2000)) == [x * x for x in range(2000)]
+        assert told == []  # quick items: no message each
+        assert map_tasks(t.nap, [0.02] * 10, chunksize=10) == [0.02] * 10
+    # the first item starts the clock; every item from 50 ms into the batch on is told
+    assert told and told == list(range(told[0], 10)) and told[0] > 0
+
+
 def test_log_records_of_workers_reach_the_coordinator(local_ray, caplog):
     events = []
     with (

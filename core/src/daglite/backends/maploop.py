@@ -63,6 +63,8 @@ from daglite.taskspec import TaskSpec
 TARGET_BATCH_SECONDS = 0.05
 #: Smallest batch once the cost is known, in seconds of work (bounds the round trips).
 MIN_BATCH_SECONDS = 0.01
+#: Most items of the batch measuring the cost per item (the first of each worker).
+PROBE_ITEMS = 16
 #: Largest batch, whatever the cost per item (bounds the memory of items in flight).
 MAX_BATCH = 10_000
 #: A batch expected to run at least this long streams its events as they happen.
@@ -116,7 +118,9 @@ def timeout_error(job: MapJob, index: int) -> TaskTimeoutError:
 class BatchSizer:
     """Picks batch sizes: fixed when asked, else from the measured cost per item.
 
-    The first batch of each worker holds one item (nothing is known yet); later ones hold
+    The first batch of each worker measures the cost: one item, or in a long map (known
+    total) up to `PROBE_ITEMS`, at most 1/64 of a worker's share of the map, so the cost of
+    starting a batch weighs little in what it measures. Later ones hold
     about `TARGET_BATCH_SECONDS` of work, but no more than a quarter of each worker's share
     of what is left when the total is known (so the load stays balanced to the end), and
     no less than `MIN_BATCH_SECONDS` of work (bounding the round trips) or, in a map of
@@ -133,6 +137,7 @@ class BatchSizer:
         # A map of little work in all: the smallest batch is half a worker's share of it,
         # so its last batches are not the largest (MIN_BATCH_SECONDS would be most of it).
         self.most_floor = math.ceil(job.total / (2 * workers)) if job.total else MAX_BATCH
+        self.probe = max(1, min(PROBE_ITEMS, (job.total or 0) // (64 * workers)))
 
     def observe(self, items: int, seconds: float) -> None:
         """Record that a batch of `items` items took `seconds` in a worker.
@@ -151,7 +156,7 @@ class BatchSizer:
         if self.fixed is not None:
             size = self.fixed
         elif self.cost is None:
-            size = 1
+            size = self.probe
         else:
             size = max(1, min(MAX_BATCH, int(TARGET_BATCH_SECONDS / self.cost)))
             if self.left is not None:  # balance the end, but never below a few ms of work

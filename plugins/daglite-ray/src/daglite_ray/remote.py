@@ -16,7 +16,9 @@ Two shapes of task:
 - `run_streaming(header, refs)`: a streaming generator task, for batches that must talk
   back while they run (a task with a `timeout`, timed from when its batch starts, and
   batches of slow items whose events are relayed as they happen). It yields
-  `("started", attempt, pid, node)`, then `("item", index)` before each item and
+  `("started", attempt, pid, node)`, then `("item", index)` before each item (once the
+  batch's items have run `TELL_ITEMS_AFTER` seconds: quick items are not worth a message
+  each) and
   `("events", data)` as events happen (when streaming), and last
   `("done", attempt, pid, node, result bytes)`.
 
@@ -30,6 +32,7 @@ import os
 import pickle
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,6 +40,8 @@ from daglite.plugin import BatchRequest
 from daglite.plugin import run_batch
 from daglite.plugin import shared_loaded
 
+#: Seconds into a streaming batch from which each item is told before it runs.
+TELL_ITEMS_AFTER = 0.05
 #: Session specs and map payloads kept per worker (newest last).
 _KEEP = 16
 _shared: dict[str, Any] = {}
@@ -117,8 +122,22 @@ def run_streaming(header: bytes, refs: list[Any] | None = None) -> Iterator[tupl
 
         messages.put(("events", cloudpickle.dumps(pairs)))
 
+    begun: float | None = None
+    told = False
+
     def progress(index: int) -> None:
-        messages.put(("item", index))
+        # Quick items go untold (a message each would cost more than they do): a worker
+        # that dies in the first `TELL_ITEMS_AFTER` seconds of the batch's items is not
+        # pinned to an item, and the map loop finds the culprit by running the items
+        # alone. From then on every item is told, so the last one told is the one running.
+        nonlocal begun, told
+        if told:
+            messages.put(("item", index))
+        elif begun is None:
+            begun = time.monotonic()
+        elif time.monotonic() - begun >= TELL_ITEMS_AFTER:
+            told = True
+            messages.put(("item", index))
 
     def batch() -> None:
         try:
