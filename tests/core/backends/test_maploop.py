@@ -32,7 +32,7 @@ def _job(chunksize=None, total=None, the_task=square):
 @pytest.mark.timeout(60)
 def test_batch_sizes_follow_the_measured_cost_per_item():
     sizer = BatchSizer(_job(total=100_000), workers=2)
-    assert sizer.next_size() == 1  # nothing measured yet
+    assert sizer.next_size() == 16  # nothing measured yet: a measuring batch
     sizer.observe(1, 0.001)  # 1 ms per item: 50 ms batches
     assert sizer.next_size() == 50
     sizer.observe(50, 0.050)
@@ -56,6 +56,18 @@ def test_batch_sizes_shrink_towards_the_end_but_not_below_a_floor():
 
 
 @pytest.mark.timeout(60)
+def test_the_measuring_batch_is_one_item_unless_the_map_is_long():
+    def first(total, workers=2):
+        return BatchSizer(_job(total=total), workers=workers).next_size()
+
+    assert first(None) == 1  # unknown length: the first item may take hours
+    assert first(100) == 1  # few items: each worker's share is small
+    assert first(640) == 5  # 1/64 of a worker's share of the map
+    assert first(640, workers=5) == 2
+    assert first(10_000_000) == 16  # at most PROBE_ITEMS
+
+
+@pytest.mark.timeout(60)
 def test_the_cost_per_item_is_weighted_by_items():
     sizer = BatchSizer(_job(total=None), workers=2)
     sizer.observe(1, 0.001)  # a lone first item, paying for its batch's start
@@ -66,7 +78,7 @@ def test_the_cost_per_item_is_weighted_by_items():
 @pytest.mark.timeout(60)
 def test_a_map_of_little_work_ends_with_batches_no_larger_than_its_first():
     sizer = BatchSizer(_job(total=10_000), workers=2)
-    assert sizer.next_size() == 1
+    assert sizer.next_size() == 16
     sizer.observe(1000, 0.001)  # 1 us per item: 10 ms of work in all
     sizes = []
     while sizer.left:
