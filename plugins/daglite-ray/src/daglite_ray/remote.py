@@ -18,8 +18,7 @@ Two shapes of task:
   batches of slow items whose events are relayed as they happen). It yields
   `("started", attempt, pid, node)`, then `("item", index)` before each item (once the
   batch's items have run `TELL_ITEMS_AFTER` seconds: quick items are not worth a message
-  each) and
-  `("events", data)` as events happen (when streaming), and last
+  each) and `("events", data)` as events happen (when streaming), and last
   `("done", attempt, pid, node, result bytes)`.
 
 `attempt` counts Ray's own re-runs of the batch (0 the first time): a batch re-run after
@@ -40,7 +39,7 @@ from daglite.plugin import BatchRequest
 from daglite.plugin import run_batch
 from daglite.plugin import shared_loaded
 
-#: Seconds into a streaming batch from which each item is told before it runs.
+#: Seconds into a streaming batch's items from which each item is told before it runs.
 TELL_ITEMS_AFTER = 0.05
 #: Session specs and map payloads kept per worker (newest last).
 _KEEP = 16
