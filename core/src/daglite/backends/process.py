@@ -53,6 +53,10 @@ START_METHOD = "subprocess" if os.name == "posix" else "spawn"
 QUEUE_BYTES = 32 * 1024
 
 
+#: The error of a map whose pool closed under it (its session ended in another thread).
+CLOSED = "the process pool was closed (its session ended)"
+
+
 class ProcessPool:
     """The `Transport` of the `process` backend.
 
@@ -86,7 +90,7 @@ class ProcessPool:
 
     def _pick(self, request: BatchRequest) -> WorkerProcess | None:
         if self.closed:
-            raise BackendError("the process pool was closed (its session ended)")
+            raise BackendError(CLOSED)
         idle = [w for w in self._all if not w.tickets]
         if not idle and len(self._all) < self.workers:
             spec = request.spec
@@ -151,7 +155,7 @@ class ProcessPool:
         done: list[tuple[Hashable, bytes | WorkerLost | EarlyEvents]] = list(self._lost)
         self._lost.clear()
         if self.closed:
-            raise BackendError("the process pool was closed (its session ended)")
+            raise BackendError(CLOSED)
         busy = [w for w in self._all if w.tickets]
         if done or not busy:
             return done
@@ -166,7 +170,7 @@ class ProcessPool:
                 raise
             ready = {}
         if self.closed:  # closed from another thread while we waited: its workers are gone
-            raise BackendError("the process pool was closed (its session ended)")
+            raise BackendError(CLOSED)
         for worker in ready.values():
             try:
                 data = worker.conn.recv_bytes() if worker.conn.poll() else None
@@ -179,9 +183,11 @@ class ProcessPool:
                 done.append((worker.tickets[0], EarlyEvents(data[1:])))
                 continue
             ticket = worker.tickets.popleft()
-            del self._holder[ticket]
+            self._holder.pop(ticket, None)  # gone if the pool closed meanwhile
             worker.last = ticket
             done.append((ticket, data))
+        if self.closed:  # closed from another thread while we read the answers
+            raise BackendError(CLOSED)
         self._dispatch()
         return done
 
