@@ -53,6 +53,11 @@ def flaky(path, x):
     return x
 
 
+@task(timeout=30)
+def timed_square(x):
+    return x * x
+
+
 @task(timeout=0.5)
 def spin(x):
     end = time.monotonic() + 60

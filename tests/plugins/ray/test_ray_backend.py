@@ -115,9 +115,9 @@ def test_events_of_slow_items_arrive_while_they_run(local_ray):
     assert max(started.values()) < returned - 0.5  # seen while the items were sleeping
 
 
-def _told_items(monkeypatch):
-    """The map indexes streaming batches tell before running them, as the coordinator
-    reads them (from the real `ray.get`)."""
+def _told(monkeypatch):
+    """What streaming batches tell before their result (`started`, `item`), as the
+    coordinator reads it (from the real `ray.get`)."""
     import ray
 
     told = []
@@ -125,8 +125,8 @@ def _told_items(monkeypatch):
 
     def reading_get(*args, **kwargs):
         value = real_get(*args, **kwargs)
-        if isinstance(value, tuple) and value and value[0] == "item":
-            told.append(value[1])
+        if isinstance(value, tuple) and value and value[0] in ("started", "item"):
+            told.append(value[:2] if value[0] == "item" else ("started",))
         return value
 
     monkeypatch.setattr(ray, "get", reading_get)
@@ -134,13 +134,23 @@ def _told_items(monkeypatch):
 
 
 def test_a_streamed_batch_tells_its_items_only_once_they_are_slow(local_ray, monkeypatch):
-    told = _told_items(monkeypatch)
+    told = _told(monkeypatch)
     with session(settings=QUIET, plugins=[lambda event: None]):  # a listener: batches stream
         assert map_tasks(t.square, range(2000)) == [x * x for x in range(2000)]
-        assert told == []  # quick items: no message each
+        assert told == []  # quick items: not even that the batch started
         assert map_tasks(t.nap, [0.02] * 10, chunksize=10) == [0.02] * 10
-    # the first item starts the clock; every item from 50 ms into the batch on is told
-    assert told and told == list(range(told[0], 10)) and told[0] > 0
+    # the first item starts the clock; from 50 ms into the batch on, every item is told,
+    # after the batch says who runs it
+    assert told[0] == ("started",) and len(told) > 1
+    indexes = [index for _, index in told[1:]]
+    assert indexes == list(range(indexes[0], 10)) and indexes[0] > 0
+
+
+def test_a_timed_batch_says_at_once_that_it_started(local_ray, monkeypatch):
+    told = _told(monkeypatch)
+    with session(settings=QUIET):
+        assert map_tasks(t.timed_square, [3]) == [9]
+    assert told == [("started",)]
 
 
 def test_log_records_of_workers_reach_the_coordinator(local_ray, caplog):

@@ -13,13 +13,13 @@ Two shapes of task:
 
 - `run(header, refs)`: the quick path, a plain task returning
   `(attempt, pid, node, result bytes)`;
-- `run_streaming(header, refs)`: a streaming generator task, for batches that must talk
-  back while they run (a task with a `timeout`, timed from when its batch starts, and
-  batches of slow items whose events are relayed as they happen). It yields
-  `("started", attempt, pid, node)`, then `("item", index)` before each item (once the
-  batch's items have run `TELL_ITEMS_AFTER` seconds: quick items are not worth a message
-  each) and `("events", data)` as events happen (when streaming), and last
-  `("done", attempt, pid, node, result bytes)`.
+- `run_streaming(header, refs, timed)`: a streaming generator task, for batches that
+  must talk back while they run (a task with a `timeout`, timed from when its batch
+  starts, and batches of slow items whose events are relayed as they happen). It yields
+  `("started", attempt, pid, node)` (at once when `timed`, else once the batch's items
+  have run `TELL_ITEMS_AFTER` seconds), then `("item", index)` before each item from then
+  on (quick items are not worth a message each), `("events", data)` as events happen
+  (when streaming), and last `("done", attempt, pid, node, result bytes)`.
 
 `attempt` counts Ray's own re-runs of the batch (0 the first time): a batch re-run after
 its worker died is reported on the coordinator.
@@ -108,10 +108,18 @@ def run(header: bytes, refs: list[Any] | None = None) -> tuple[int, int, str, by
     return attempt, pid, node, data
 
 
-def run_streaming(header: bytes, refs: list[Any] | None = None) -> Iterator[tuple[Any, ...]]:
-    """Run one batch, telling the coordinator when it starts and, if asked, what happens."""
+def run_streaming(
+    header: bytes, refs: list[Any] | None = None, timed: bool = False
+) -> Iterator[tuple[Any, ...]]:
+    """Run one batch, telling the coordinator when it starts and, if asked, what happens.
+
+    A batch of a task with a `timeout` says at once that it started (its items are timed
+    from then); another says so only once its items are slow (`TELL_ITEMS_AFTER`), with
+    the first item it tells: a quick batch sends its events and its result, nothing else.
+    """
     attempt, pid, node = _whoami()
-    yield ("started", attempt, pid, node)
+    if timed:
+        yield ("started", attempt, pid, node)
     request = _request(header, refs)
     stream = request.stream
     messages: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
@@ -136,6 +144,8 @@ def run_streaming(header: bytes, refs: list[Any] | None = None) -> Iterator[tupl
             begun = time.monotonic()
         elif time.monotonic() - begun >= TELL_ITEMS_AFTER:
             told = True
+            if not timed:  # who runs it, for the message if this worker dies
+                messages.put(("started", attempt, pid, node))
             messages.put(("item", index))
 
     def batch() -> None:

@@ -138,7 +138,10 @@ class RayTransport:
         name = f"daglite-{request.job_key}-{ticket}"
         _, run, stream = self._functions(request.job_key)
         args = (header, refs) if refs else (header,)
-        if request.stream or request.job_key in self.timed:
+        if request.job_key in self.timed:
+            timed = stream.remote(header, refs or None, True)  # says at once that it started
+            self._flights[ticket] = _Flight(timed, name, streaming=True)
+        elif request.stream:
             self._flights[ticket] = _Flight(stream.remote(*args), name, streaming=True)
         else:
             self._flights[ticket] = _Flight(run.remote(*args), name, streaming=False)
