@@ -179,21 +179,27 @@ def test_nested_maps_run_inline_on_the_worker(local_ray):
     assert {e.parent_id for e in inner} == set(outer)
 
 
-def test_small_payloads_ride_inline_and_a_large_task_goes_through_the_object_store_once(
-    local_ray, monkeypatch
-):
+def _counted_puts(monkeypatch):
+    """The sizes of what goes into Ray's object store, through the real `ray.put`."""
     import ray
-
-    from daglite_ray.transport import INLINE_BYTES
 
     puts = []
     real_put = ray.put
 
-    def counting_put(value, *args, **kwargs):  # the real put, counted
+    def counting_put(value, *args, **kwargs):
         puts.append(len(value))
         return real_put(value, *args, **kwargs)
 
     monkeypatch.setattr(ray, "put", counting_put)
+    return puts
+
+
+def test_small_payloads_ride_inline_and_a_large_task_goes_through_the_object_store_once(
+    local_ray, monkeypatch
+):
+    from daglite_ray.transport import INLINE_BYTES
+
+    puts = _counted_puts(monkeypatch)
     big = t.with_table(INLINE_BYTES)  # closes over a table larger than INLINE_BYTES
     with session(settings=QUIET):
         assert map_tasks(t.square, range(40), chunksize=1) == [x * x for x in range(40)]
@@ -207,18 +213,9 @@ def test_small_payloads_ride_inline_and_a_large_task_goes_through_the_object_sto
 def test_a_large_argument_repeated_across_items_goes_through_the_object_store_once(
     local_ray, monkeypatch
 ):
-    import ray
-
     from daglite_ray.transport import INLINE_BYTES
 
-    puts = []
-    real_put = ray.put
-
-    def counting_put(value, *args, **kwargs):  # the real put, counted
-        puts.append(len(value))
-        return real_put(value, *args, **kwargs)
-
-    monkeypatch.setattr(ray, "put", counting_put)
+    puts = _counted_puts(monkeypatch)
     table = t.Table(2 * INLINE_BYTES)
     with session(settings=QUIET):
         results = map_tasks(t.table_size, range(60), [table] * 60, chunksize=3)  # 20 batches

@@ -136,7 +136,7 @@ class BatchSizer:
         self._seconds = 0.0
         # A map of little work in all: the smallest batch is half a worker's share of it,
         # so its last batches are not the largest (MIN_BATCH_SECONDS would be most of it).
-        self.most_floor = math.ceil(job.total / (2 * workers)) if job.total else MAX_BATCH
+        self.floor_cap = math.ceil(job.total / (2 * workers)) if job.total else MAX_BATCH
         self.probe = max(1, min(PROBE_ITEMS, (job.total or 0) // (64 * workers)))
 
     def observe(self, items: int, seconds: float) -> None:
@@ -161,7 +161,7 @@ class BatchSizer:
             size = max(1, min(MAX_BATCH, int(TARGET_BATCH_SECONDS / self.cost)))
             if self.left is not None:  # balance the end, but never below a few ms of work
                 share = math.ceil(self.left / (self.workers * 4))
-                floor = min(int(MIN_BATCH_SECONDS / self.cost), self.most_floor)
+                floor = min(int(MIN_BATCH_SECONDS / self.cost), self.floor_cap)
                 size = min(size, max(share, floor, 1))
         if self.left is not None:
             self.left = max(0, self.left - size)

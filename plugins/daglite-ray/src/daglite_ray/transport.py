@@ -138,13 +138,13 @@ class RayTransport:
         name = f"daglite-{request.job_key}-{ticket}"
         _, run, stream = self._functions(request.job_key)
         args = (header, refs) if refs else (header,)
-        if request.job_key in self.timed:
-            timed = stream.remote(header, refs or None, True)  # says at once that it started
-            self._flights[ticket] = _Flight(timed, name, streaming=True)
+        if request.job_key in self.timed:  # it says at once that it started: timed from then
+            ref, streaming = stream.remote(header, refs or None, True), True
         elif request.stream:
-            self._flights[ticket] = _Flight(stream.remote(*args), name, streaming=True)
+            ref, streaming = stream.remote(*args), True
         else:
-            self._flights[ticket] = _Flight(run.remote(*args), name, streaming=False)
+            ref, streaming = run.remote(*args), False
+        self._flights[ticket] = _Flight(ref, name, streaming=streaming)
         return ticket
 
     def wait(
