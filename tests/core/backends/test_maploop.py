@@ -6,9 +6,14 @@ import pytest
 
 from daglite import map_tasks
 from daglite import session
-from daglite.backends.maploop import BatchSizer
+from daglite import TaskError
+from daglite.backends.sizing import PROBE_ITEMS
+from daglite.backends.sizing import TARGET_BATCH_SECONDS
+from daglite.backends.sizing import BatchSizer
 from daglite.settings import DagliteSettings
 
+from ..support.process_tasks import nap_then
+from ..support.process_tasks import size_of
 from ..support.process_tasks import sleepy
 from ..support.process_tasks import square
 
@@ -31,10 +36,12 @@ def _job(chunksize=None, total=None, the_task=square):
 
 @pytest.mark.timeout(60)
 def test_batch_sizes_follow_the_measured_cost_per_item():
-    sizer = BatchSizer(_job(total=100_000), workers=2)
-    assert sizer.next_size() == 16  # nothing measured yet: a measuring batch
+    sizer = BatchSizer(_job(total=100_000), workers=2, slots=4)
+    assert sizer.next_size() == 10_000  # nothing measured yet: blind, at most MAX_BATCH
+    assert sizer.budget == TARGET_BATCH_SECONDS  # ... and its worker stops after 50 ms
     sizer.observe(1, 0.001)  # 1 ms per item: 50 ms batches
     assert sizer.next_size() == 50
+    assert sizer.budget is None  # sized from the cost: it runs whole
     sizer.observe(50, 0.050)
     assert sizer.next_size() == 50
     cheap = BatchSizer(_job(total=None), workers=2)
@@ -45,8 +52,9 @@ def test_batch_sizes_follow_the_measured_cost_per_item():
 @pytest.mark.timeout(60)
 def test_batch_sizes_shrink_towards_the_end_but_not_below_a_floor():
     sizer = BatchSizer(_job(total=1000), workers=2)
-    sizer.next_size()
-    sizer.observe(1, 0.0001)  # 100 us per item: 500 items would be 50 ms
+    sizer.next_size()  # blind: 500 (one per worker)
+    sizer.observe(1, 0.0001)  # its budget stopped it after 1 item of 100 us
+    sizer.give_back(499)
     sizes = []
     while sizer.left:
         sizes.append(sizer.next_size())
@@ -56,15 +64,16 @@ def test_batch_sizes_shrink_towards_the_end_but_not_below_a_floor():
 
 
 @pytest.mark.timeout(60)
-def test_the_measuring_batch_is_one_item_unless_the_map_is_long():
-    def first(total, workers=2):
-        return BatchSizer(_job(total=total), workers=workers).next_size()
+def test_blind_batches_share_the_map_among_the_batches_in_flight():
+    def first(total, workers=2, slots=None):
+        return BatchSizer(_job(total=total), workers=workers, slots=slots).next_size()
 
-    assert first(None) == 1  # unknown length: the first item may take hours
-    assert first(100) == 1  # few items: each worker's share is small
-    assert first(640) == 5  # 1/64 of a worker's share of the map
-    assert first(640, workers=5) == 2
-    assert first(10_000_000) == 16  # at most PROBE_ITEMS
+    assert first(None) == PROBE_ITEMS  # unknown length: the input is taken lazily
+    assert first(100) == 50  # one per worker
+    assert first(10_000, slots=4) == 2500  # one per batch in flight: the map goes at once
+    assert first(10_000_000, slots=4) == 10_000  # at most MAX_BATCH
+    fixed = BatchSizer(_job(chunksize=3, total=100), workers=2)
+    assert fixed.next_size() == 3 and fixed.budget is None  # asked for: no budget
 
 
 @pytest.mark.timeout(60)
@@ -78,46 +87,108 @@ def test_the_cost_per_item_is_weighted_by_items():
 @pytest.mark.timeout(60)
 def test_a_map_of_little_work_ends_with_batches_no_larger_than_its_first():
     sizer = BatchSizer(_job(total=10_000), workers=2)
-    assert sizer.next_size() == 16
     sizer.observe(1000, 0.001)  # 1 us per item: 10 ms of work in all
     sizes = []
     while sizer.left:
         sizes.append(sizer.next_size())
     # a 10 ms floor would send most of it in one batch; half a worker's share instead
-    assert sizes == [2500, 2500, 2500, 2500]  # the last one takes the 2,499 left
+    assert sizes == [2500, 2500, 2500, 2500]
 
 
-@pytest.mark.timeout(60)
-def test_only_one_measuring_batch_per_worker_before_the_cost_is_known(monkeypatch):
+def _recorded(monkeypatch):
+    """Every batch the map loop packs (its size) and sends, and the answers, in order."""
     from daglite.backends.base import MapJob
 
-    calls = []
+    calls: list[str] = []
     note_batch = MapJob.note_batch
 
     def counted_note_batch(self, size):  # called as each batch is packed
-        calls.append("pack")
+        calls.append(f"pack {size}")
         note_batch(self, size)
 
     monkeypatch.setattr(MapJob, "note_batch", counted_note_batch)
-    with session(backend="process", settings=DagliteSettings(max_workers=2)) as ctx:
-        transport = ctx.get_backend("process").transport
-        submit, wait = transport.submit, transport.wait
+    return calls
 
-        def counted_submit(request):  # the real pool's, in the order the map loop calls
-            calls.append("submit")
-            return submit(request)
 
-        def counted_wait(timeout):
-            answers = wait(timeout)
+def _watch(ctx, calls):
+    transport = ctx.get_backend("process").transport
+    submit, wait = transport.submit, transport.wait
+
+    def counted_submit(request):  # the real pool's, in the order the map loop calls
+        calls.append("submit")
+        return submit(request)
+
+    def counted_wait(timeout):
+        answers = wait(timeout)
+        if answers:
             calls.append(f"answers {len(answers)}")
-            return answers
+        return answers
 
-        transport.submit, transport.wait = counted_submit, counted_wait
+    transport.submit, transport.wait = counted_submit, counted_wait
+
+
+@pytest.mark.timeout(60)
+def test_a_map_of_quick_items_goes_out_at_once(monkeypatch):
+    calls = _recorded(monkeypatch)
+    with session(backend="process", settings=DagliteSettings(max_workers=2)) as ctx:
+        _watch(ctx, calls)
         assert map_tasks(square, range(3000)) == [x * x for x in range(3000)]
-    first = next(n for n, c in enumerate(calls) if c.startswith("answers") and c != "answers 0")
-    # one batch per worker, packed and sent; the next is packed once one of them answered
-    assert [c for c in calls[:first] if c != "answers 0"] == ["pack", "submit"] * 2
-    assert calls.count("submit") > 2
+    # two workers, two batches each in flight: four blind batches, sent before any answer
+    assert calls[:8] == ["pack 750", "submit"] * 4
+    assert calls.count("submit") == 4  # no measuring round trip, nothing left to send
+
+
+@pytest.mark.timeout(60)
+def test_a_blind_batch_stops_at_its_budget_and_its_rest_runs_later(monkeypatch):
+    calls = _recorded(monkeypatch)
+    ran: list[int] = []
+
+    def on_event(event):
+        if event.kind == "TaskSucceeded":
+            ran.append(event.map_index)
+
+    naps = [0.03] * 20  # 2 items spend the 50 ms budget
+    settings = DagliteSettings(max_workers=1)
+    with session(backend="process", settings=settings, plugins=[on_event]) as ctx:
+        _watch(ctx, calls)
+        assert map_tasks(nap_then, naps, [False] * 20) == naps
+    assert calls[:4] == ["pack 10", "submit", "pack 10", "submit"]  # one worker, depth 2
+    sizes = [int(c.split()[1]) for c in calls if c.startswith("pack")]
+    assert sum(sizes) > 20  # the rests of the blind batches were sent again...
+    assert sorted(ran) == list(range(20))  # ... and every item ran exactly once
+    assert max(sizes[2:]) < 10  # sized from the cost: 50 ms of work or less
+
+
+@pytest.mark.timeout(60)
+def test_the_rest_of_a_blind_batch_below_a_later_failure_still_runs(monkeypatch):
+    # One worker: [0, 10) is cut after items 0 and 1 (60 ms), [10, 20) then fails at 15.
+    # Items 2-9 still run, and item 5 is the first failure by index.
+    naps = [0.03] * 10 + [0.0] * 10
+    fails = [x in (5, 15) for x in range(20)]
+    settings = DagliteSettings(max_workers=1)
+    with session(backend="process", settings=settings):
+        with pytest.raises(TaskError) as caught:
+            map_tasks(nap_then, naps, fails)
+        assert caught.value.map_index == 5
+        assert "failed after 0.03" in str(caught.value)
+        results = map_tasks(nap_then, naps, fails, return_exceptions=True)
+    assert [isinstance(r, TaskError) for r in results] == fails
+    assert [r for r in results if not isinstance(r, TaskError)] == [
+        n for n, f in zip(naps, fails) if not f
+    ]
+
+
+@pytest.mark.timeout(60)
+def test_a_blind_batch_of_heavy_items_carries_only_what_fits(monkeypatch):
+    from daglite.backends import maploop
+
+    monkeypatch.setattr(maploop, "BLIND_BYTES", 10_000)
+    calls = _recorded(monkeypatch)
+    blobs = [bytes([x]) * 3000 for x in range(20)]  # 3 kB each: 3 fit in 10 kB
+    with session(backend="process", settings=DagliteSettings(max_workers=1)) as ctx:
+        _watch(ctx, calls)
+        assert map_tasks(size_of, blobs) == [3000] * 20
+    assert calls[0] == "pack 3"
 
 
 @pytest.mark.timeout(60)

@@ -143,6 +143,19 @@ def nap(x: float) -> float:
 
 
 @task
+def nap_then(x: float, fails: bool) -> float:
+    time.sleep(x)
+    if fails:
+        raise ValueError(f"failed after {x}")
+    return x
+
+
+@task
+def size_of(data: bytes) -> int:
+    return len(data)
+
+
+@task
 def exits(x: int) -> int:
     if x == 1:
         raise SystemExit(4)

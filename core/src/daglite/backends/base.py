@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import math
 import operator
 import threading
 from collections.abc import Callable
@@ -122,6 +123,7 @@ class MapJob:
         self,
         chunk: Iterable[tuple[int, tuple[Any, ...]]],
         progress: Callable[[int], None] | None = None,
+        budget: float | None = None,
     ) -> list[Outcome]:
         """Run items in order until done, or until one fails and exceptions are not returned.
 
@@ -129,13 +131,16 @@ class MapJob:
         outcomes are those of the chunk's first items, in its order (a worker's result
         relies on it to travel compact, `BatchResult.compact`). `progress`, if given, is
         called with each item's map index before it runs (a worker pool that watches it
-        learns which item a dying worker was running).
+        learns which item a dying worker was running). `budget`, if given, is seconds of
+        work: the chunk also ends after the item that spends it, and whoever sent the
+        chunk runs the rest later (a batch sized before the cost per item was known).
         """
         if drivers.driver(self.task, self.runtime, item=True) is drivers.run_plain:
-            return self._run_plain_chunk(chunk, progress)
+            return self._run_plain_chunk(chunk, progress, budget)
         outcomes: list[Outcome] = []
         append = outcomes.append
         run_item = self.run_item
+        deadline = perf_counter() + budget if budget is not None else math.inf
         for index, args in chunk:
             if self.skips(index):
                 break
@@ -148,12 +153,15 @@ class MapJob:
                 self.note_failure(index)
                 if not self.return_exceptions:
                     break
+            if budget is not None and perf_counter() >= deadline:
+                break
         return outcomes
 
     def _run_plain_chunk(
         self,
         chunk: Iterable[tuple[int, tuple[Any, ...]]],
         progress: Callable[[int], None] | None,
+        budget: float | None = None,
     ) -> list[Outcome]:
         """`run_chunk` for a plain call nobody watches (`pipeline.is_plain_call` of an item).
 
@@ -165,7 +173,8 @@ class MapJob:
         into a part of the session's and the map's tallies that this thread alone adds to
         (`Tally.attach`): no lock per item, and the counts are still current whenever they
         are read. When the map's progress is watched, each item's end looks at the clock,
-        so a long chunk of slow items still sends `MapProgress` on time.
+        so a long chunk of slow items still sends `MapProgress` on time, and so does a chunk
+        with a `budget`, which ends once the clock passes it.
         """
         task = self.task
         runtime = self.runtime
@@ -194,8 +203,11 @@ class MapJob:
         tick = items.tick if items is not None else None
         # The clock is read once per item, when the item ends (it is when the next one
         # starts), if a failure's duration is wanted or the map's progress is watched.
-        clocked = watched or (sink is not None and wants_of(sink).items.task_failed)
+        clocked = (
+            watched or budget is not None or (sink is not None and wants_of(sink).items.task_failed)
+        )
         now = perf_counter() if clocked else 0.0
+        deadline = now + budget if budget is not None else math.inf
         stopped = self.stop.is_set
         outcomes: list[Outcome] = []
         append = outcomes.append
@@ -231,6 +243,8 @@ class MapJob:
                 if watched and now >= due:
                     tick()  # type: ignore[misc]
                     due = items.due  # type: ignore[union-attr]
+                if now >= deadline:
+                    break
         finally:
             current_frame.reset(token)
             for tally in tallies:

@@ -29,8 +29,8 @@ Failures:
 
 from __future__ import annotations
 
+import bisect
 import itertools
-import math
 import operator
 import signal
 import time
@@ -50,6 +50,8 @@ from daglite.backends.packing import pack_items
 from daglite.backends.packing import pack_job
 from daglite.backends.packing import relay
 from daglite.backends.packing import relay_events
+from daglite.backends.sizing import BLIND_BYTES
+from daglite.backends.sizing import BatchSizer
 from daglite.backends.transport import BatchRequest
 from daglite.backends.transport import EarlyEvents
 from daglite.backends.transport import Transport
@@ -59,14 +61,6 @@ from daglite.errors import BackendError
 from daglite.errors import TaskTimeoutError
 from daglite.taskspec import TaskSpec
 
-#: Seconds of work a batch should hold once the cost per item is known.
-TARGET_BATCH_SECONDS = 0.05
-#: Smallest batch once the cost is known, in seconds of work (bounds the round trips).
-MIN_BATCH_SECONDS = 0.01
-#: Most items of the batch measuring the cost per item (the first of each worker).
-PROBE_ITEMS = 16
-#: Largest batch, whatever the cost per item (bounds the memory of items in flight).
-MAX_BATCH = 10_000
 #: A batch expected to run at least this long streams its events as they happen.
 STREAM_SECONDS = 0.2
 #: Extra seconds granted to a timed item before its worker is killed by the coordinator.
@@ -112,62 +106,6 @@ def timeout_error(job: MapJob, index: int) -> TaskTimeoutError:
     )
 
 
-# -- batch sizes --------------------------------------------------------------------------
-
-
-class BatchSizer:
-    """Picks batch sizes: fixed when asked, else from the measured cost per item.
-
-    The first batch of each worker measures the cost: one item, or in a long map (known
-    total) up to `PROBE_ITEMS`, at most 1/64 of a worker's share of the map, so the cost of
-    starting a batch weighs little in what it measures. Later ones hold
-    about `TARGET_BATCH_SECONDS` of work, but no more than a quarter of each worker's share
-    of what is left when the total is known (so the load stays balanced to the end), and
-    no less than `MIN_BATCH_SECONDS` of work (bounding the round trips) or, in a map of
-    less work than that in all, half a worker's share of the map.
-    """
-
-    def __init__(self, job: MapJob, workers: int) -> None:
-        self.fixed = 1 if job.task.timeout is not None else job.chunksize
-        self.workers = workers
-        self.left = job.total
-        self.cost: float | None = None  # seconds per item, moving average
-        self._items = 0.0
-        self._seconds = 0.0
-        # A map of little work in all: the smallest batch is half a worker's share of it,
-        # so its last batches are not the largest (MIN_BATCH_SECONDS would be most of it).
-        self.floor_cap = math.ceil(job.total / (2 * workers)) if job.total else MAX_BATCH
-        self.probe = max(1, min(PROBE_ITEMS, (job.total or 0) // (64 * workers)))
-
-    def observe(self, items: int, seconds: float) -> None:
-        """Record that a batch of `items` items took `seconds` in a worker.
-
-        The cost per item is a moving average weighted by items (the older batches count
-        half at each new one): a one-item batch, whose item also pays for the batch's
-        start, weighs little against a batch of a thousand.
-        """
-        if items:
-            self._items = 0.5 * self._items + items
-            self._seconds = 0.5 * self._seconds + seconds
-            self.cost = max(self._seconds / self._items, 1e-7)
-
-    def next_size(self) -> int:
-        """How many items the next batch should carry."""
-        if self.fixed is not None:
-            size = self.fixed
-        elif self.cost is None:
-            size = self.probe
-        else:
-            size = max(1, min(MAX_BATCH, int(TARGET_BATCH_SECONDS / self.cost)))
-            if self.left is not None:  # balance the end, but never below a few ms of work
-                share = math.ceil(self.left / (self.workers * 4))
-                floor = min(int(MIN_BATCH_SECONDS / self.cost), self.floor_cap)
-                size = min(size, max(share, floor, 1))
-        if self.left is not None:
-            self.left = max(0, self.left - size)
-        return size
-
-
 # -- the map loop -------------------------------------------------------------------------
 
 
@@ -206,60 +144,77 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
     task = job.task
     job_blob = pack_job(job)
     job_key = job.map_id
-    sizer = BatchSizer(job, transport.workers)
-    shared = SharedArgs()
-    taken = 0  # items taken from the input so far
-    retry: deque[_Batch] = deque()
-    inflight: dict[Hashable, _Batch] = {}
-    outcomes: list[Outcome] = []
-    done: list[tuple[int, list[Any]]] = []  # compact batches: (first index, values)
-    failed: dict[int, Exception] = {}  # items whose relayed dataset write failed here
     limit = task.timeout * (task.retries + 1) if task.timeout is not None else None
     if limit is not None:
         limit += sum(task.retry_delay * task.retry_backoff**n for n in range(task.retries))
         limit += TIMEOUT_GRACE
-
     # Items of a timed task go one per batch and one per worker, so each is timed alone.
     slots = transport.workers * (1 if limit is not None else getattr(transport, "depth", 1))
+    sizer = BatchSizer(job, transport.workers, slots)
+    shared = SharedArgs()
+    taken = 0  # items taken from the input so far
+    retry: deque[_Batch] = deque()  # batches to send again as they are (a worker died)
+    rest: deque[_Batch] = deque()  # items a batch's budget left unrun (not packed)
+    inflight: dict[Hashable, _Batch] = {}
+    outcomes: list[Outcome] = []
+    done: list[tuple[int, list[Any]]] = []  # compact batches: (first index, values)
+    failed: dict[int, Exception] = {}  # items whose relayed dataset write failed here
+    lowest: int | None = None  # the lowest failed index, once a failure stops the map
     started = getattr(transport, "started", None)
 
     def next_batch() -> _Batch | None:
         nonlocal taken
         if retry:
             return retry.popleft()
-        args = list(itertools.islice(job.items, sizer.next_size()))
-        if not args:
+        size = sizer.next_size()
+        budget = sizer.budget
+        if rest:
+            indexes, args = rest[0].indexes, rest[0].args
+            if len(args) > size:
+                rest[0] = _Batch(indexes[size:], args[size:], b"")
+                indexes, args = indexes[:size], args[:size]
+            else:
+                rest.popleft()
+        elif job.stop.is_set():  # a stopped map takes no new items
             return None
-        indexes = range(taken, taken + len(args))
-        taken += len(args)
+        else:
+            args = list(itertools.islice(job.items, size))
+            if not args:
+                return None
+            indexes = range(taken, taken + len(args))
+            taken += len(args)
+            shared.scan(args)
+        blob = pack_batch(task, indexes, args, shared, budget)
+        if budget is not None and len(blob) > BLIND_BYTES and len(args) > 1:
+            # Sized blind and heavy: send what fits, the rest once the cost is known.
+            keep = max(1, len(args) * BLIND_BYTES // len(blob))
+            rest.appendleft(_Batch(indexes[keep:], args[keep:], b""))
+            sizer.give_back(len(args) - keep)
+            indexes, args = indexes[:keep], args[:keep]
+            blob = pack_batch(task, indexes, args, shared, budget)
         job.note_batch(len(args))
-        shared.scan(args)
-        return _Batch(indexes, args, pack_batch(task, indexes, args, shared))
+        return _Batch(indexes, args, blob)
 
     def sizable() -> bool:
-        """Whether to pack the next batch now.
+        """Whether to pack a next batch now (a stopped map: its items below the failure)."""
+        return not job.stop.is_set() or bool(retry or rest)
 
-        Not while every worker has a batch and the cost per item is still unknown: it will
-        be known when one of them answers.
-        """
-        if job.stop.is_set():
-            return False
-        return sizer.cost is not None or sizer.fixed is not None or len(inflight) < room
+    def fail(index: int) -> None:
+        nonlocal lowest
+        if not job.return_exceptions:
+            lowest = index if lowest is None else min(lowest, index)
+            job.stop.set()
 
     def finish(index: int, error: BaseException) -> None:
         outcomes.append((index, False, error))
         if job.report is not None:  # it never reached the pipeline: count it here
             job.report.lost(index, error, timed_out=isinstance(error, TaskTimeoutError))
-        if not job.return_exceptions:
-            job.stop.set()
+        fail(index)
 
-    room = transport.workers
     try:
         batch = next_batch()  # packed before any worker starts: pickling errors come first
         while True:
-            # Until the cost per item is known, one batch (of one item) per worker.
-            room = slots if sizer.cost is not None or sizer.fixed else transport.workers
-            while batch is not None and len(inflight) < room:
+            while batch is not None and len(inflight) < slots:
                 if inflight and (batch.suspect or any(b.suspect for b in inflight.values())):
                     break
                 batch.sent = time.monotonic()
@@ -286,31 +241,69 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
                     transport.kill(ticket)
                 if not ended.alone:
                     sizer.observe(result.size, result.duration)
+                ran, ok = result.size, True
                 if result.values is not None and isinstance(result.indexes, range) and not failed:
                     done.append((result.indexes.start, result.values))  # all ok: values only
-                    continue
-                news = result.outcomes
-                if failed:  # a write failed on this side: its item failed
-                    news = [_write_failed(job, i, failed.pop(i)) if i in failed and ok
-                            else (i, ok, value) for i, ok, value in news]  # fmt: skip
-                outcomes.extend(news)
-                if not job.return_exceptions and not all(map(_ok, news)):
-                    job.stop.set()
+                else:
+                    news = result.outcomes
+                    if failed:  # a write failed on this side: its item failed
+                        news = [_write_failed(job, i, failed.pop(i)) if i in failed and ok
+                                else (i, ok, value) for i, ok, value in news]  # fmt: skip
+                    outcomes.extend(news)
+                    ok = all(map(_ok, news))
+                    if not ok:
+                        fail(next(index for index, good, _ in news if not good))
+                if ran < len(ended.indexes) and (ok or job.return_exceptions):
+                    # Its budget ran out (or the worker left items unrun): send them again.
+                    rest.append(_Batch(ended.indexes[ran:], ended.args[ran:], b""))
+                    sizer.give_back(len(ended.indexes) - ran)
             if limit is not None:
                 for ticket in _overdue(limit, inflight, started):
                     late = inflight.pop(ticket)
                     transport.kill(ticket)
                     finish(late.indexes[0], timeout_error(job, late.indexes[0]))
+            if job.stop.is_set():
+                batch = _below(task, batch, retry, rest, lowest)
             if batch is None and sizable():
                 batch = next_batch()
-            if job.stop.is_set():
-                batch = None
-                retry.clear()
     except BaseException:
         job.stop.set()
         transport.abort()
         raise
     return _collect(job, outcomes, done)
+
+
+def _below(
+    task: TaskSpec,
+    batch: _Batch | None,
+    retry: deque[_Batch],
+    rest: deque[_Batch],
+    lowest: int | None,
+) -> _Batch | None:
+    """Keep only what a stopped map still runs; returns what is left of the packed `batch`.
+
+    That is the items below its first failure (`lowest`), which run whatever fails after
+    them, or nothing if it stopped for another reason (Ctrl-C, a cancelled gather).
+    """
+    if lowest is None:
+        retry.clear()
+        rest.clear()
+        return None
+    kept: list[_Batch] = []
+    for one in ([batch] if batch is not None else []) + list(retry):
+        below = bisect.bisect_left(one.indexes, lowest)  # indexes ascend in a batch
+        if below == len(one.indexes):
+            kept.append(one)
+        elif below:
+            kept.append(_Batch.of(task, one.items[:below], alone=one.alone, suspect=one.suspect))
+    retry.clear()
+    retry.extend(kept)
+    for _ in range(len(rest)):
+        one = rest.popleft()
+        below = bisect.bisect_left(one.indexes, lowest)
+        if below:
+            rest.append(_Batch(one.indexes[:below], one.args[:below], b""))
+    return retry.popleft() if retry else None
 
 
 def _collect(job: MapJob, outcomes: list[Outcome], done: list[tuple[int, list[Any]]]) -> list[Any]:

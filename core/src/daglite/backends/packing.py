@@ -168,13 +168,16 @@ def pack_batch(
     indexes: Sequence[int],
     args: Sequence[tuple[Any, ...]],
     shared: SharedArgs | None = None,
+    budget: float | None = None,
 ) -> bytes:
-    """The cloudpickled items of a batch: `(indexes, args)` side by side.
+    """The cloudpickled items of a batch: `(indexes, args)` side by side (and a budget).
 
     `indexes` are the items' map indexes (a `range` when they are consecutive: it pickles
     to a few bytes, and the worker then sends its values back compact, see
     `BatchResult.compact`); `args` their argument tuples, with shared arguments by
-    reference when `shared` is given.
+    reference when `shared` is given. A `budget` (seconds, packed third) lets the worker
+    stop after the item that spends it (`MapJob.run_chunk`): the map loop sends the rest
+    again.
 
     Raises:
         BackendError: An argument cannot be pickled (the message names it and the task).
@@ -183,8 +186,8 @@ def pack_batch(
 
     try:
         if shared is not None and shared.by_id:
-            return cloudpickle.dumps((indexes, shared.swap(args)))
-        return cloudpickle.dumps((indexes, args))
+            args = shared.swap(args)
+        return cloudpickle.dumps((indexes, args) if budget is None else (indexes, args, budget))
     except Exception as exc:
         error = exc
     names = list(task.signature.parameters)

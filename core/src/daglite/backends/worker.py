@@ -230,7 +230,8 @@ def run_batch(
         items = pickle.loads(request.items)
         if isinstance(items, list):  # `(map_index, args)` pairs, as batches were packed before
             items = ([index for index, _ in items], [args for _, args in items])
-        indexes, args = items
+        indexes, args = items[0], items[1]
+        budget = items[2] if len(items) > 2 else None  # seconds (`pack_batch`)
     except Exception as exc:  # the task, its arguments or a plugin do not load here
         return _dump(BatchResult(error=f"{type(exc).__name__}: {exc}"), "?")
     job = MapJob(
@@ -255,7 +256,7 @@ def run_batch(
     )
     start = time.perf_counter()
     try:
-        result.outcomes = job.run_chunk(zip(indexes, args), progress)
+        result.outcomes = job.run_chunk(zip(indexes, args), progress, budget)
     finally:
         result.duration = time.perf_counter() - start
         current_frame.reset(frame_token)
