@@ -202,9 +202,14 @@ def map_tasks(
     report = MapReport(
         runtime, map_id, checked.name, name, total, parent.task_id if parent is not None else None
     )
+    values = None
+    if len(iterables) == 1 and not bound:  # one iterator, taken by the values or the items
+        values = report.counted(iter(iterables[0]))
+        items = zip(values)
     job = MapJob(
         task=checked,
-        items=report.counted(items),
+        items=items if values is not None else report.counted(items),
+        values=values,
         total=total,
         map_id=map_id,
         runtime=runtime,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from daglite import TaskError
 from daglite import map_tasks
 from daglite import session
-from daglite import TaskError
 from daglite.backends.sizing import PROBE_ITEMS
 from daglite.backends.sizing import TARGET_BATCH_SECONDS
 from daglite.backends.sizing import BatchSizer

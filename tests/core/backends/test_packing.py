@@ -247,6 +247,47 @@ def test_a_large_argument_repeated_across_items_is_pickled_once_per_map():
     assert max(loads.values()) <= 2
 
 
+def test_a_large_value_repeated_in_a_map_of_one_iterable_is_shared():
+    from daglite import DagliteSettings
+    from daglite.backends.packing import SHARED_BYTES
+
+    from ..support.process_tasks import PICKLED
+    from ..support.process_tasks import Table
+    from ..support.process_tasks import table_rows
+
+    table = Table(SHARED_BYTES)
+    PICKLED.clear()
+    with session(backend="process", settings=DagliteSettings(max_workers=2)):
+        results = map_tasks(table_rows, [table] * 100, chunksize=5)  # 20 batches
+    assert [value for value, _, _ in results] == [SHARED_BYTES] * 100
+    assert len(PICKLED) == 2  # with the first batch's values, then as the shared argument
+
+
+@pytest.mark.parametrize("kind", ["list", "iterator", "generator"])
+def test_a_map_of_one_iterable_sends_its_values_without_a_tuple_each(kind):
+    from daglite import DagliteSettings
+
+    numbers = {
+        "list": list(range(300)),
+        "iterator": iter(range(300)),
+        "generator": (x for x in range(300)),
+    }[kind]
+    sent = []
+    with session(backend="process", settings=DagliteSettings(max_workers=2)) as ctx:
+        transport = ctx.get_backend("process").transport
+        submit = transport.submit
+
+        def watched(request):
+            sent.append(pickle.loads(request.items))
+            return submit(request)
+
+        transport.submit = watched
+        assert map_tasks(square, numbers) == [x * x for x in range(300)]
+    values = [value for indexes, args, *_ in sent for value in args]
+    assert sorted(values) == list(range(300))  # the values themselves, not 1-tuples
+    assert all(single for *_, single in sent)
+
+
 def test_only_the_same_large_object_in_a_row_is_shared():
     from daglite.backends.packing import SHARED_BYTES
     from daglite.backends.packing import SharedArgs

@@ -44,6 +44,9 @@ class MapJob:
     Attributes:
         task: The task to run for each item.
         items: The argument tuples, consumed lazily (an iterator).
+        values: When the map has one iterable (and no bound object), its values, over the
+            same iterator as `items` (which are 1-tuples of them): take from either one. A
+            map loop that takes the values spares a tuple per item. `None` otherwise.
         total: The number of items when known up front, else `None`.
         map_id: Id of this map (in every item's events).
         runtime: The session runtime the map was started in.
@@ -70,6 +73,7 @@ class MapJob:
     runtime: Runtime
     parent: Frame | None
     backend: str
+    values: Iterator[Any] | None = attrs.field(default=None, kw_only=True)
     return_exceptions: bool = False
     chunksize: int | None = None
     stop: threading.Event = attrs.field(factory=threading.Event)

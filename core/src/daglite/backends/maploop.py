@@ -112,10 +112,11 @@ def timeout_error(job: MapJob, index: int) -> TaskTimeoutError:
 @attrs.define(eq=False)
 class _Batch:
     indexes: Sequence[int]  # the items' map indexes: a `range` unless re-run after a loss
-    args: list[tuple[Any, ...]]  # their arguments, in the same order
+    args: list[Any]  # their argument tuples (or values, if `single`), in the same order
     blob: bytes
     alone: bool = False  # re-run alone to find which item kills its worker
     suspect: bool = False  # runs with no other batch in flight, so a loss is its own
+    single: bool = False  # `args` are the values of a map of one iterable (`MapJob.values`)
     sent: float = 0.0
 
     @classmethod
@@ -131,7 +132,11 @@ class _Batch:
     @property
     def items(self) -> list[tuple[int, tuple[Any, ...]]]:
         """The `(map_index, args)` pairs of the batch."""
-        return list(zip(self.indexes, self.args))
+        return list(zip(self.indexes, zip(self.args) if self.single else self.args))
+
+    def part(self, start: int, stop: int | None = None) -> _Batch:
+        """Items `[start:stop]` of the batch, not packed (a rest to send again)."""
+        return _Batch(self.indexes[start:stop], self.args[start:stop], b"", single=self.single)
 
 
 def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
@@ -169,31 +174,30 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
         size = sizer.next_size()
         budget = sizer.budget
         if rest:
-            indexes, args = rest[0].indexes, rest[0].args
-            if len(args) > size:
-                rest[0] = _Batch(indexes[size:], args[size:], b"")
-                indexes, args = indexes[:size], args[:size]
+            batch = rest[0]
+            if len(batch.args) > size:
+                rest[0] = batch.part(size)
+                batch = batch.part(0, size)
             else:
                 rest.popleft()
         elif job.stop.is_set():  # a stopped map takes no new items
             return None
         else:
-            args = list(itertools.islice(job.items, size))
-            if not args:
+            batch = _take(job, taken, size, shared)
+            if batch is None:
                 return None
-            indexes = range(taken, taken + len(args))
-            taken += len(args)
-            shared.scan(args)
-        blob = pack_batch(task, indexes, args, shared, budget)
-        if budget is not None and len(blob) > BLIND_BYTES and len(args) > 1:
+            taken += len(batch.args)
+        blob = pack_batch(task, batch.indexes, batch.args, shared, budget, batch.single)
+        if budget is not None and len(blob) > BLIND_BYTES and len(batch.args) > 1:
             # Sized blind and heavy: send what fits, the rest once the cost is known.
-            keep = max(1, len(args) * BLIND_BYTES // len(blob))
-            rest.appendleft(_Batch(indexes[keep:], args[keep:], b""))
-            sizer.give_back(len(args) - keep)
-            indexes, args = indexes[:keep], args[:keep]
-            blob = pack_batch(task, indexes, args, shared, budget)
-        job.note_batch(len(args))
-        return _Batch(indexes, args, blob)
+            keep = max(1, len(batch.args) * BLIND_BYTES // len(blob))
+            rest.appendleft(batch.part(keep))
+            sizer.give_back(len(batch.args) - keep)
+            batch = batch.part(0, keep)
+            blob = pack_batch(task, batch.indexes, batch.args, shared, budget, batch.single)
+        batch.blob = blob
+        job.note_batch(len(batch.args))
+        return batch
 
     def sizable() -> bool:
         """Whether to pack a next batch now (a stopped map: its items below the failure)."""
@@ -255,7 +259,7 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
                         fail(next(index for index, good, _ in news if not good))
                 if ran < len(ended.indexes) and (ok or job.return_exceptions):
                     # Its budget ran out (or the worker left items unrun): send them again.
-                    rest.append(_Batch(ended.indexes[ran:], ended.args[ran:], b""))
+                    rest.append(ended.part(ran))
                     sizer.give_back(len(ended.indexes) - ran)
             if limit is not None:
                 for ticket in _overdue(limit, inflight, started):
@@ -302,8 +306,32 @@ def _below(
         one = rest.popleft()
         below = bisect.bisect_left(one.indexes, lowest)
         if below:
-            rest.append(_Batch(one.indexes[:below], one.args[:below], b""))
+            rest.append(one.part(0, below))
     return retry.popleft() if retry else None
+
+
+def _take(job: MapJob, first: int, size: int, shared: SharedArgs) -> _Batch | None:
+    """The next `size` items of the input (map indexes from `first`), not packed.
+
+    A map of one iterable gives its values, without a tuple each, unless a value is
+    shared (large, and repeated across batches).
+    """
+    values = job.values
+    if values is not None and not shared.by_id:
+        args: list[Any] = list(itertools.islice(values, size))
+        if args:
+            shared.scan([(args[0],)])
+            single = not shared.by_id
+            if not single:
+                args = [(value,) for value in args]
+    else:
+        args = list(itertools.islice(job.items, size))
+        single = False
+        if args:
+            shared.scan(args)
+    if not args:
+        return None
+    return _Batch(range(first, first + len(args)), args, b"", single=single)
 
 
 def _collect(job: MapJob, outcomes: list[Outcome], done: list[tuple[int, list[Any]]]) -> list[Any]:

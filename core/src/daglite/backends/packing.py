@@ -169,15 +169,16 @@ def pack_batch(
     args: Sequence[tuple[Any, ...]],
     shared: SharedArgs | None = None,
     budget: float | None = None,
+    single: bool = False,
 ) -> bytes:
-    """The cloudpickled items of a batch: `(indexes, args)` side by side (and a budget).
+    """The cloudpickled items of a batch: `(indexes, args)`, or `(..., budget, single)`.
 
     `indexes` are the items' map indexes (a `range` when they are consecutive: it pickles
     to a few bytes, and the worker then sends its values back compact, see
     `BatchResult.compact`); `args` their argument tuples, with shared arguments by
-    reference when `shared` is given. A `budget` (seconds, packed third) lets the worker
-    stop after the item that spends it (`MapJob.run_chunk`): the map loop sends the rest
-    again.
+    reference when `shared` is given, or their values when `single` (a map of one
+    iterable: no tuple each). A `budget` (seconds) lets the worker stop after the item
+    that spends it (`MapJob.run_chunk`): the map loop sends the rest again.
 
     Raises:
         BackendError: An argument cannot be pickled (the message names it and the task).
@@ -187,11 +188,13 @@ def pack_batch(
     try:
         if shared is not None and shared.by_id:
             args = shared.swap(args)
-        return cloudpickle.dumps((indexes, args) if budget is None else (indexes, args, budget))
+        if budget is None and not single:
+            return cloudpickle.dumps((indexes, args))
+        return cloudpickle.dumps((indexes, args, budget, single))
     except Exception as exc:
         error = exc
     names = list(task.signature.parameters)
-    for index, one in zip(indexes, args):
+    for index, one in zip(indexes, zip(args) if single else args):
         for position, value in enumerate(one):
             try:
                 cloudpickle.dumps(value)

@@ -232,6 +232,8 @@ def run_batch(
             items = ([index for index, _ in items], [args for _, args in items])
         indexes, args = items[0], items[1]
         budget = items[2] if len(items) > 2 else None  # seconds (`pack_batch`)
+        if len(items) > 3 and items[3]:  # the values of a map of one iterable
+            args = zip(args)
     except Exception as exc:  # the task, its arguments or a plugin do not load here
         return _dump(BatchResult(error=f"{type(exc).__name__}: {exc}"), "?")
     job = MapJob(
