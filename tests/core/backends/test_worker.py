@@ -79,10 +79,18 @@ def test_a_daglite_error_keeps_its_type_when_only_its_own_cause_cannot_travel():
 
 def _run_batch(indexes, bad: int, return_exceptions: bool, items: bytes | None = None):
     """Run `fail_at` over `indexes` in a batch, here, as a worker would; the BatchResult."""
+    if items is None:
+        from daglite.backends.packing import pack_batch
+
+        items = pack_batch(fail_at, indexes, [(x, bad) for x in indexes])
+    return _worker_batch(fail_at, items, return_exceptions)
+
+
+def _worker_batch(the_task, items: bytes, return_exceptions=False, settings=None):
+    """Run the packed `items` of `the_task` here, as a worker would; the BatchResult."""
     import pickle
 
     from daglite.backends.base import MapJob
-    from daglite.backends.packing import pack_batch
     from daglite.backends.packing import pack_job
     from daglite.backends.packing import worker_spec
     from daglite.backends.transport import BatchRequest
@@ -90,9 +98,9 @@ def _run_batch(indexes, bad: int, return_exceptions: bool, items: bytes | None =
     from daglite.context import current_runtime
     from daglite.context import new_id
 
-    with session(backend="process") as ctx:
+    with session(backend="process", settings=settings) as ctx:
         job = MapJob(
-            task=fail_at,
+            task=the_task,
             items=iter(()),
             total=None,
             map_id=new_id(),  # workers keep a map's task by its id
@@ -102,8 +110,6 @@ def _run_batch(indexes, bad: int, return_exceptions: bool, items: bytes | None =
             return_exceptions=return_exceptions,
         )
         spec = worker_spec(ctx.runtime, "process")
-        if items is None:
-            items = pack_batch(fail_at, indexes, [(x, bad) for x in indexes])
         request = BatchRequest(spec.key, spec, job.map_id, pack_job(job), items)
         token = current_runtime.set(None)
         try:
@@ -148,3 +154,36 @@ def test_a_batch_packed_as_a_list_of_pairs_runs_too():
     result = _run_batch([0, 1, 3], 2, False, items=cloudpickle.dumps(pairs))
     assert result.error is None
     assert result.outcomes == [(0, True, 0), (1, True, 1), (3, True, 3)]
+
+
+@pytest.mark.parametrize("processors", ["default", "none"], ids=["timed", "untimed"])
+def test_a_batch_with_a_budget_stops_after_the_item_that_spends_it(processors):
+    from daglite.backends.packing import pack_batch
+    from daglite.settings import DagliteSettings
+    from daglite.tallies import SUCCEEDED
+
+    from ..support.process_tasks import nap
+
+    settings = DagliteSettings(plugins=("logging",) if processors == "default" else ())
+    naps = [0.02] * 10  # 50 ms are spent by the third item (the second, on a slow machine)
+    items = pack_batch(nap, range(10), naps, budget=0.05, single=True)
+    result = _worker_batch(nap, items, settings=settings)
+    assert 2 <= len(result.values) <= 3
+    assert list(result.indexes) == list(range(len(result.values)))
+    assert result.values == naps[: len(result.values)]
+    if processors == "default":  # counted in the worker, for the coordinator
+        assert result.map_counts[SUCCEEDED] == len(result.values)
+
+
+def test_a_worker_batch_reports_how_long_a_failed_item_ran():
+    from daglite.backends.packing import pack_batch
+    from daglite.settings import DagliteSettings
+
+    from ..support.process_tasks import nap_then
+
+    items = pack_batch(nap_then, range(3), [(0.0, False), (0.03, True), (0.0, False)])
+    settings = DagliteSettings(plugins=("logging",))  # it logs failures, with their duration
+    result = _worker_batch(nap_then, items, return_exceptions=True, settings=settings)
+    assert [ok for _, ok, _ in result.outcomes] == [True, False, True]
+    (failed,) = [event for event in result.events if event.kind == "TaskFailed"]
+    assert failed.map_index == 1 and failed.duration >= 0.03

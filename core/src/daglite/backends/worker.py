@@ -258,7 +258,7 @@ def run_batch(
     )
     start = time.perf_counter()
     try:
-        result.outcomes = job.run_chunk(zip(indexes, args), progress, budget)
+        result.outcomes = job.run_chunk(zip(indexes, args), progress, budget, alone=True)
     finally:
         result.duration = time.perf_counter() - start
         current_frame.reset(frame_token)
