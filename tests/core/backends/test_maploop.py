@@ -249,3 +249,33 @@ def test_batches_with_failures_and_re_runs_give_the_values_in_input_order():
     assert out[:9] + out[10:] == [x for x in range(30) if x != 9]
     assert isinstance(lost[5], BackendError) and "(map index 5)" in str(lost[5])
     assert lost[:5] + lost[6:] == [10 * x for x in range(12) if x != 5]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("plugins", "streamed"),
+    [(("logging",), False), ((), False), ("every event", True)],
+    ids=["default-logging", "no-processor", "item-events"],
+)
+def test_blind_batches_stream_their_events_only_if_somebody_shows_the_items(plugins, streamed):
+    seen = []
+    with session(
+        backend="process",
+        settings=DagliteSettings(
+            max_workers=2, plugins=plugins if plugins != "every event" else ()
+        ),
+        plugins=[seen.append] if plugins == "every event" else None,
+    ) as ctx:
+        transport = ctx.get_backend("process").transport
+        submit = transport.submit
+        flags = []
+
+        def watched(request):
+            flags.append(request.stream)
+            return submit(request)
+
+        transport.submit = watched
+        assert map_tasks(square, range(100)) == [x * x for x in range(100)]
+    assert flags == [streamed] * 4  # 100 quick items: four blind batches, nothing after
+    if streamed:  # a plain callable takes every event, the items' own too
+        assert sum(event.kind == "TaskSucceeded" for event in seen) == 100

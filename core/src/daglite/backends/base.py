@@ -222,9 +222,9 @@ class MapJob:
         for tally in tallies:
             tally.attach(part)
         token = current_frame.set(frames)
-        if alone and progress is None and not watched:
+        if alone and not watched:
             try:
-                return self._run_lean(chunk, frames, budget, clocked_failures, part)
+                return self._run_lean(chunk, frames, progress, budget, clocked_failures, part)
             finally:
                 current_frame.reset(token)
                 for tally in tallies:
@@ -270,6 +270,7 @@ class MapJob:
         self,
         chunk: Iterable[tuple[int, tuple[Any, ...]]],
         frames: ItemFrames,
+        progress: Callable[[int], None] | None,
         budget: float | None,
         timed: bool,
         part: list[int],
@@ -291,6 +292,8 @@ class MapJob:
         deadline = now + budget if budget is not None else math.inf
         left = 1 if budget is not None and not timed else -1  # items until the clock
         for index, args in chunk:
+            if progress is not None:
+                progress(index)
             frames.index = index
             try:
                 append((index, True, func(*args)))

@@ -6,8 +6,9 @@ other processes. It packs the task once, large arguments repeated across items o
 from the measured cost per item (`BatchSizer`), keeps a bounded number in flight while
 consuming the input lazily, relays what comes back (`relay`: dataset writes, then log
 records and events, in order) and returns the values in input order. Batches expected to
-run for a while ask their worker to stream events as they happen (`EarlyEvents`), where
-the transport can.
+run for a while (and, when somebody shows the items' calls, those sized before the cost
+is known) ask their worker to stream events as they happen (`EarlyEvents`), where the
+transport can.
 
 A backend only provides a `Transport` (`daglite.backends.transport`): how to hand a
 `BatchRequest` to a worker (which calls `daglite.backends.worker.run_batch`) and get the
@@ -166,6 +167,9 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
     failed: dict[int, Exception] = {}  # items whose relayed dataset write failed here
     lowest: int | None = None  # the lowest failed index, once a failure stops the map
     started = getattr(transport, "started", None)
+    # A batch whose run time is unknown (it may hold a slow item) streams its events if
+    # somebody shows the items' calls as they happen (a progress display).
+    shown = spec.wants is None or spec.wants.items.calls
 
     def next_batch() -> _Batch | None:
         nonlocal taken
@@ -222,8 +226,9 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
                 if inflight and (batch.suspect or any(b.suspect for b in inflight.values())):
                     break
                 batch.sent = time.monotonic()
+                cost = sizer.cost
                 stream = spec.emit and (
-                    sizer.cost is None or sizer.cost * len(batch.indexes) >= STREAM_SECONDS
+                    shown if cost is None else cost * len(batch.indexes) >= STREAM_SECONDS
                 )
                 request = BatchRequest(
                     spec.key, spec, job_key, job_blob, batch.blob, stream, shared.entries

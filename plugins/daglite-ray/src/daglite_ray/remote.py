@@ -123,29 +123,21 @@ def run_streaming(
     request = _request(header, refs)
     stream = request.stream
     messages: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+    running = [-1, False]  # the map index of the item running; whether each is told
 
     def events(pairs: list[Any]) -> None:
         import cloudpickle
 
         messages.put(("events", cloudpickle.dumps(pairs)))
 
-    begun: float | None = None
-    told = False
-
     def progress(index: int) -> None:
-        # Quick items go untold (a message each would cost more than they do): a worker
-        # that dies in the first `TELL_ITEMS_AFTER` seconds of the batch's items is not
-        # pinned to an item, and the map loop finds the culprit by running the items
-        # alone. From then on every item is told, so the last one told is the one running.
-        nonlocal begun, told
-        if told:
-            messages.put(("item", index))
-        elif begun is None:
-            begun = time.monotonic()
-        elif time.monotonic() - begun >= TELL_ITEMS_AFTER:
-            told = True
-            if not timed:  # who runs it, for the message if this worker dies
-                messages.put(("started", attempt, pid, node))
+        # Quick items go untold (a message each would cost more than they do): once the
+        # batch has run `TELL_ITEMS_AFTER` seconds, the generator below tells the item
+        # running then, and from then on every item is told, so the last one told is the
+        # one running if this worker dies. Until then a dying worker is not pinned to an
+        # item, and the map loop finds the culprit by running the items alone.
+        running[0] = index
+        if running[1]:
             messages.put(("item", index))
 
     def batch() -> None:
@@ -161,8 +153,19 @@ def run_streaming(
             messages.put(("done", attempt, pid, node, data))
 
     threading.Thread(target=batch, name="daglite-ray-batch", daemon=True).start()
+    tell_at = time.monotonic() + TELL_ITEMS_AFTER if stream else None
     while True:
-        message = messages.get()
+        try:
+            wait = None if tell_at is None else max(0.0, tell_at - time.monotonic())
+            message = messages.get(timeout=wait)
+        except queue.Empty:  # its items are slow: who runs them, and which one, from now on
+            tell_at = None
+            running[1] = True
+            if not timed:
+                yield ("started", attempt, pid, node)
+            if running[0] >= 0:
+                yield ("item", running[0])
+            continue
         if message[0] == "error":
             raise message[1]
         yield message

@@ -99,7 +99,7 @@ class RayTransport:
         self._run = _remote("run", max_retries)
         self._stream = _remote("stream", max_retries)
         self._kill_pid = _remote("kill", 0)
-        self._named: tuple[str, Any, Any] | None = None  # (map id, run, stream) named for it
+        self._named: dict[tuple[str, bool], Any] = {}  # (map id, streaming) -> named function
         self._refs: dict[str, Any] = {}
         self._flights: dict[int, _Flight] = {}
         self._recent: dict[int, _Flight] = {}
@@ -136,14 +136,10 @@ class RayTransport:
         )
         ticket = next(self._count)
         name = f"daglite-{request.job_key}-{ticket}"
-        _, run, stream = self._functions(request.job_key)
-        args = (header, refs) if refs else (header,)
-        if request.job_key in self.timed:  # it says at once that it started: timed from then
-            ref, streaming = stream.remote(header, refs or None, True), True
-        elif request.stream:
-            ref, streaming = stream.remote(*args), True
-        else:
-            ref, streaming = run.remote(*args), False
+        timed = request.job_key in self.timed  # it says at once that it started: timed then
+        streaming = timed or request.stream
+        args = (header, refs or None, True) if timed else (header, refs) if refs else (header,)
+        ref = self._function(request.job_key, streaming).remote(*args)
         self._flights[ticket] = _Flight(ref, name, streaming=streaming)
         return ticket
 
@@ -215,14 +211,15 @@ class RayTransport:
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _functions(self, map_id: str) -> tuple[str, Any, Any]:
-        """The remote functions, named `daglite-<map id>` for Ray's tools (once per map)."""
-        named = self._named
-        if named is None or named[0] != map_id:
-            name = f"daglite-{map_id}"
-            named = (map_id, self._run.options(name=name), self._stream.options(name=name))
-            self._named = named
-        return named
+    def _function(self, map_id: str, streaming: bool) -> Any:
+        """The remote function, named `daglite-<map id>` for Ray's tools (once per map)."""
+        function = self._named.get((map_id, streaming))
+        if function is None:
+            if not any(key[0] == map_id for key in self._named):
+                self._named.clear()  # a new map
+            plain = self._stream if streaming else self._run
+            function = self._named[(map_id, streaming)] = plain.options(name=f"daglite-{map_id}")
+        return function
 
     def _payload(self, key: str, value: Any) -> Any:
         """What a task carries of a spec or job: its pickled bytes, or their object ref."""
