@@ -273,6 +273,18 @@ def test_spawn_start_method_finds_the_dying_item_without_progress(monkeypatch):
     assert out[:5] + out[6:] == [x for x in range(12) if x != 5]
 
 
+def test_items_below_a_later_failure_still_run_after_their_worker_died(monkeypatch):
+    from ..support.process_tasks import die_or_fail
+
+    # No progress: the batch [0, 6) that died runs again one item at a time. [6, 12) fails
+    # at 10 meanwhile; items 0-5 are below it and still run, so 5 is the first failure.
+    monkeypatch.setattr(process_module, "START_METHOD", "spawn")
+    settings = DagliteSettings(max_workers=2)
+    with session(backend="process", settings=settings), pytest.raises(BackendError) as caught:
+        map_tasks(die_or_fail, range(12), chunksize=6)
+    assert str(caught.value).endswith("died running task 'die_or_fail' (map index 5): exit code 3")
+
+
 def test_timed_out_item_fails_alone_and_its_worker_is_replaced(tmp_path):
     pidfile = str(tmp_path / "pid")
     with session(backend="process", settings=DagliteSettings(max_workers=2)) as ctx:

@@ -45,6 +45,15 @@ def die(x: int, how: str) -> int:
     return x
 
 
+@task
+def die_or_fail(x: int) -> int:
+    if x == 5:
+        os._exit(3)
+    if x == 10:
+        raise ValueError(f"item {x} is bad")
+    return x
+
+
 @task(timeout=0.5)
 def sleepy(x: int, pidfile: str) -> int:
     if x == 2:
