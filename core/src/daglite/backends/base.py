@@ -128,7 +128,6 @@ class MapJob:
         chunk: Iterable[tuple[int, tuple[Any, ...]]],
         progress: Callable[[int], None] | None = None,
         budget: float | None = None,
-        alone: bool = False,
     ) -> list[Outcome]:
         """Run items in order until done, or until one fails and exceptions are not returned.
 
@@ -139,12 +138,9 @@ class MapJob:
         learns which item a dying worker was running). `budget`, if given, is seconds of
         work: the chunk also ends after the item that spends it, and whoever sent the
         chunk runs the rest later (a batch sized before the cost per item was known).
-        `alone` says that nothing but its own items stops the chunk and that nobody reads
-        its counts before it ends (a worker's batch): plain items then run without a stop
-        check or a count each.
         """
         if drivers.driver(self.task, self.runtime, item=True) is drivers.run_plain:
-            return self._run_plain_chunk(chunk, progress, budget, alone)
+            return self._run_plain_chunk(chunk, progress, budget)
         outcomes: list[Outcome] = []
         append = outcomes.append
         run_item = self.run_item
@@ -165,12 +161,27 @@ class MapJob:
                 break
         return outcomes
 
+    def item_frames(self) -> ItemFrames:
+        """The frame that a run of this map's plain items shares (see `ItemFrames`)."""
+        task = self.task
+        runtime = self.runtime
+        parent = running_frame()
+        return ItemFrames(
+            task.name,
+            task.qualname,
+            task.description,
+            parent.task_id if parent is not None else None,
+            runtime.session_id,
+            self.map_id,
+            self.backend or runtime.backend,
+            task.dataset_store,
+        )
+
     def _run_plain_chunk(
         self,
         chunk: Iterable[tuple[int, tuple[Any, ...]]],
         progress: Callable[[int], None] | None,
         budget: float | None = None,
-        alone: bool = False,
     ) -> list[Outcome]:
         """`run_chunk` for a plain call nobody watches (`pipeline.is_plain_call` of an item).
 
@@ -188,17 +199,7 @@ class MapJob:
         task = self.task
         runtime = self.runtime
         func = task.func
-        parent = running_frame()
-        frames = ItemFrames(
-            task.name,
-            task.qualname,
-            task.description,
-            parent.task_id if parent is not None else None,
-            runtime.session_id,
-            self.map_id,
-            self.backend or runtime.backend,
-            task.dataset_store,
-        )
+        frames = self.item_frames()
         sink = runtime.emit
         calls = tally_of(sink)
         items = current_map.get() if calls is not None else None
@@ -212,8 +213,9 @@ class MapJob:
         tick = items.tick if items is not None else None
         # The clock is read once per item, when the item ends (it is when the next one
         # starts), if a failure's duration is wanted or the map's progress is watched.
-        clocked_failures = sink is not None and wants_of(sink).items.task_failed
-        clocked = watched or budget is not None or clocked_failures
+        clocked = (
+            watched or budget is not None or (sink is not None and wants_of(sink).items.task_failed)
+        )
         now = perf_counter() if clocked else 0.0
         deadline = now + budget if budget is not None else math.inf
         stopped = self.stop.is_set
@@ -222,13 +224,6 @@ class MapJob:
         for tally in tallies:
             tally.attach(part)
         token = current_frame.set(frames)
-        if alone and not watched:
-            try:
-                return self._run_lean(chunk, frames, progress, budget, clocked_failures, part)
-            finally:
-                current_frame.reset(token)
-                for tally in tallies:
-                    tally.detach(part)
         try:
             for index, args in chunk:
                 first = self.first_failure
@@ -264,60 +259,6 @@ class MapJob:
             current_frame.reset(token)
             for tally in tallies:
                 tally.detach(part)
-        return outcomes
-
-    def _run_lean(
-        self,
-        chunk: Iterable[tuple[int, tuple[Any, ...]]],
-        frames: ItemFrames,
-        progress: Callable[[int], None] | None,
-        budget: float | None,
-        timed: bool,
-        part: list[int],
-    ) -> list[Outcome]:
-        """`_run_plain_chunk` of a chunk run `alone`: no stop check, no count per item.
-
-        Nothing else stops such a chunk and nobody watches it item by item (a worker's
-        batch): its successes are counted at its end, when the worker's counts are read.
-        The clock is read after each item if a failure's duration is wanted (`timed`),
-        else, with a `budget`, after as many items as should take about a millisecond.
-        """
-        task = self.task
-        runtime = self.runtime
-        func = task.func
-        outcomes: list[Outcome] = []
-        append = outcomes.append
-        failures = 0
-        begun = now = perf_counter()
-        deadline = now + budget if budget is not None else math.inf
-        left = 1 if budget is not None and not timed else -1  # items until the clock
-        for index, args in chunk:
-            if progress is not None:
-                progress(index)
-            frames.index = index
-            try:
-                append((index, True, func(*args)))
-            except BaseException as exc:  # Ctrl-C is reported and raised on
-                try:
-                    drivers.plain_failed(task, runtime, frames.meta(), args, {}, exc, now)
-                except Exception as error:  # the item's TaskError (or bad arguments)
-                    append((index, False, error))
-                    failures += 1
-                    self.note_failure(index)
-                    if not self.return_exceptions:
-                        break
-            if timed:
-                now = perf_counter()
-                if now >= deadline:
-                    break
-            else:
-                left -= 1
-                if not left:
-                    now = perf_counter()
-                    if now >= deadline:
-                        break
-                    left = max(1, int(0.001 * len(outcomes) / max(now - begun, 1e-9)))
-        part[SUCCEEDED] += len(outcomes) - failures
         return outcomes
 
 

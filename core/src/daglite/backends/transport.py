@@ -221,6 +221,11 @@ class BatchResult:
         """How many items ran."""
         return len(self.values or ()) if self._outcomes is None else len(self._outcomes)
 
+    def succeeded(self, indexes: Sequence[int], values: list[Any]) -> None:
+        """Hold the `values` of items that all succeeded: those of the first `indexes`."""
+        self.indexes, self.values = indexes[: len(values)], values
+        self._outcomes = None
+
     def compact(self, indexes: Sequence[int]) -> bool:
         """Keep the values alone if every item succeeded; returns whether it did.
 

@@ -38,6 +38,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from daglite.backends.base import MapJob
+from daglite.backends.batchloop import run_items
 from daglite.backends.environ import keep_only
 from daglite.backends.transport import BatchRequest
 from daglite.backends.transport import BatchResult
@@ -232,8 +233,7 @@ def run_batch(
             items = ([index for index, _ in items], [args for _, args in items])
         indexes, args = items[0], items[1]
         budget = items[2] if len(items) > 2 else None  # seconds (`pack_batch`)
-        if len(items) > 3 and items[3]:  # the values of a map of one iterable
-            args = zip(args)
+        single = len(items) > 3 and items[3]  # `args` are the values of a map of one iterable
     except Exception as exc:  # the task, its arguments or a plugin do not load here
         return _dump(BatchResult(error=f"{type(exc).__name__}: {exc}"), "?")
     job = MapJob(
@@ -258,7 +258,11 @@ def run_batch(
     )
     start = time.perf_counter()
     try:
-        result.outcomes = job.run_chunk(zip(indexes, args), progress, budget, alone=True)
+        values, outcomes = run_items(job, indexes, args, single, progress, budget)
+        if outcomes is None:  # every item that ran succeeded: back compact
+            result.succeeded(indexes, values)  # type: ignore[arg-type]
+        else:
+            result.outcomes = outcomes
     finally:
         result.duration = time.perf_counter() - start
         current_frame.reset(frame_token)
@@ -295,7 +299,7 @@ def _dump(result: BatchResult, name: str, indexes: Sequence[int] = ()) -> bytes:
     """
     import cloudpickle
 
-    if not result.compact(indexes):
+    if result.values is None and not result.compact(indexes):
         result.outcomes = [
             (index, ok, value if ok else _readable(value)) for index, ok, value in result.outcomes
         ]

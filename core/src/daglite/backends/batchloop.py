@@ -1,0 +1,112 @@
+"""The loop of a worker's batch: its items run with as little as possible around each call.
+
+A batch in a worker is run by nobody else: nothing but its own items stops it, nobody
+reads its counts before it ends, and its results go back as one message. So its plain
+items (`pipeline.is_plain_call`, see `MapJob.run_chunk`) run here without what a chunk on
+the coordinator needs per item (a stop check, a count, an outcome tuple): the values of
+the items that ran are kept in a list, and a failed item's error beside it. The clock is
+read after each item only when a failure's duration is wanted; with a time budget alone,
+after as many items as should take about a millisecond. Items of other kinds of call go
+through `MapJob.run_chunk`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from collections.abc import Sequence
+from time import perf_counter
+from typing import Any
+
+from daglite import drivers
+from daglite.backends.base import MapJob
+from daglite.backends.base import Outcome
+from daglite.context import current_frame
+from daglite.interest import wants_of
+from daglite.tallies import COUNTS
+from daglite.tallies import SUCCEEDED
+from daglite.tallies import current_map
+from daglite.tallies import tally_of
+
+#: Seconds of items between two readings of the clock, when only a budget needs it.
+CLOCK_EVERY = 0.001
+
+
+def run_items(
+    job: MapJob,
+    indexes: Sequence[int],
+    args: Sequence[Any],
+    single: bool = False,
+    progress: Callable[[int], None] | None = None,
+    budget: float | None = None,
+) -> tuple[list[Any] | None, list[Outcome] | None]:
+    """Run a worker's batch of `job`'s items, as `MapJob.run_chunk` would.
+
+    The items are `indexes` with their argument tuples `args` (their values, if `single`);
+    they run in order until done, or until one fails and exceptions are not returned, or
+    once `budget` seconds are spent.
+
+    Returns:
+        `(values, None)` when every item that ran succeeded: the values of the first
+        `len(values)` items; else `(None, outcomes)`.
+    """
+    if drivers.driver(job.task, job.runtime, item=True) is not drivers.run_plain:
+        chunk = zip(indexes, zip(args) if single else args)
+        return None, job.run_chunk(chunk, progress, budget)
+    task = job.task
+    runtime = job.runtime
+    func = task.func
+    frames = job.item_frames()
+    sink = runtime.emit
+    calls = tally_of(sink)  # the worker's tallies of the session's calls and the map's
+    items = current_map.get() if calls is not None else None
+    part = [0] * len(COUNTS)
+    timed = sink is not None and wants_of(sink).items.task_failed  # failures' durations
+    values: list[Any] = []
+    append = values.append
+    failures: dict[int, Exception] = {}  # position in `values` -> the item's TaskError
+    begun = now = perf_counter()
+    deadline = now + budget if budget is not None else math.inf
+    left = 1 if budget is not None and not timed else -1  # items until the clock
+    token = current_frame.set(frames)
+    try:
+        for index, arg in zip(indexes, args):
+            if progress is not None:
+                progress(index)
+            frames.index = index
+            try:
+                append(func(arg) if single else func(*arg))
+            except BaseException as exc:  # Ctrl-C is reported and raised on
+                call_args = (arg,) if single else arg
+                try:
+                    drivers.plain_failed(task, runtime, frames.meta(), call_args, {}, exc, now)
+                except Exception as error:  # the item's TaskError (or bad arguments)
+                    failures[len(values)] = error
+                    append(None)
+                    job.note_failure(index)
+                    if not job.return_exceptions:
+                        break
+            if timed:
+                now = perf_counter()
+                if now >= deadline:
+                    break
+            else:
+                left -= 1
+                if not left:
+                    now = perf_counter()
+                    if now >= deadline:
+                        break
+                    left = max(1, int(CLOCK_EVERY * len(values) / max(now - begun, 1e-9)))
+    finally:
+        current_frame.reset(token)
+        part[SUCCEEDED] = len(values) - len(failures)  # counted once, when they are read
+        if calls is not None:
+            calls.merge(part)
+        if items is not None and items.map_id == job.map_id:
+            items.merge(part)
+    if not failures:
+        return values, None
+    return None, [
+        (index, False, failures[n]) if n in failures else (index, True, value)
+        for n, index, value in zip(range(len(values)), indexes, values)
+    ]
