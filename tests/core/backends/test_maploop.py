@@ -36,7 +36,7 @@ def _job(chunksize=None, total=None, the_task=square):
 
 @pytest.mark.timeout(60)
 def test_batch_sizes_follow_the_measured_cost_per_item():
-    sizer = BatchSizer(_job(total=100_000), workers=2, slots=4)
+    sizer = BatchSizer(_job(total=100_000), workers=2)
     assert sizer.next_size() == 10_000  # nothing measured yet: blind, at most MAX_BATCH
     assert sizer.budget == TARGET_BATCH_SECONDS  # ... and its worker stops after 50 ms
     sizer.observe(1, 0.001)  # 1 ms per item: 50 ms batches
@@ -64,14 +64,14 @@ def test_batch_sizes_shrink_towards_the_end_but_not_below_a_floor():
 
 
 @pytest.mark.timeout(60)
-def test_blind_batches_share_the_map_among_the_batches_in_flight():
-    def first(total, workers=2, slots=None):
-        return BatchSizer(_job(total=total), workers=workers, slots=slots).next_size()
+def test_blind_batches_share_the_map_among_the_workers():
+    def first(total, workers=2):
+        return BatchSizer(_job(total=total), workers=workers).next_size()
 
     assert first(None) == PROBE_ITEMS  # unknown length: the input is taken lazily
-    assert first(100) == 50  # one per worker
-    assert first(10_000, slots=4) == 2500  # one per batch in flight: the map goes at once
-    assert first(10_000_000, slots=4) == 10_000  # at most MAX_BATCH
+    assert first(100) == 50  # one per worker: the map goes at once
+    assert first(10_000, workers=3) == 3334
+    assert first(10_000_000) == 10_000  # at most MAX_BATCH
     fixed = BatchSizer(_job(chunksize=3, total=100), workers=2)
     assert fixed.next_size() == 3 and fixed.budget is None  # asked for: no budget
 
@@ -133,9 +133,9 @@ def test_a_map_of_quick_items_goes_out_at_once(monkeypatch):
     with session(backend="process", settings=DagliteSettings(max_workers=2)) as ctx:
         _watch(ctx, calls)
         assert map_tasks(square, range(3000)) == [x * x for x in range(3000)]
-    # two workers, two batches each in flight: four blind batches, sent before any answer
-    assert calls[:8] == ["pack 750", "submit"] * 4
-    assert calls.count("submit") == 4  # no measuring round trip, nothing left to send
+    # two workers: two blind batches, sent before any answer
+    assert calls[:4] == ["pack 1500", "submit"] * 2
+    assert calls.count("submit") == 2  # no measuring round trip, nothing left to send
 
 
 @pytest.mark.timeout(60)
@@ -152,20 +152,20 @@ def test_a_blind_batch_stops_at_its_budget_and_its_rest_runs_later(monkeypatch):
     with session(backend="process", settings=settings, plugins=[on_event]) as ctx:
         _watch(ctx, calls)
         assert map_tasks(nap_then, naps, [False] * 20) == naps
-    assert calls[:4] == ["pack 10", "submit", "pack 10", "submit"]  # one worker, depth 2
+    assert calls[:2] == ["pack 20", "submit"]  # one worker: the whole map, blind
     sizes = [int(c.split()[1]) for c in calls if c.startswith("pack")]
-    assert sum(sizes) > 20  # the rests of the blind batches were sent again...
+    assert sum(sizes) > 20  # the rest of the blind batch was sent again...
     assert sorted(ran) == list(range(20))  # ... and every item ran exactly once
-    assert max(sizes[2:]) < 10  # sized from the cost: 50 ms of work or less
+    assert max(sizes[1:]) < 10  # sized from the cost: 50 ms of work or less
 
 
 @pytest.mark.timeout(60)
 def test_the_rest_of_a_blind_batch_below_a_later_failure_still_runs(monkeypatch):
-    # One worker: [0, 10) is cut after items 0 and 1 (60 ms), [10, 20) then fails at 15.
-    # Items 2-9 still run, and item 5 is the first failure by index.
+    # Two workers: [0, 10) is cut after items 0 and 1 (60 ms); [10, 20) fails at 15 long
+    # before. Items 2-9 still run, and item 5 is the first failure by index.
     naps = [0.03] * 10 + [0.0] * 10
     fails = [x in (5, 15) for x in range(20)]
-    settings = DagliteSettings(max_workers=1)
+    settings = DagliteSettings(max_workers=2)
     with session(backend="process", settings=settings):
         with pytest.raises(TaskError) as caught:
             map_tasks(nap_then, naps, fails)
@@ -276,6 +276,6 @@ def test_blind_batches_stream_their_events_only_if_somebody_shows_the_items(plug
 
         transport.submit = watched
         assert map_tasks(square, range(100)) == [x * x for x in range(100)]
-    assert flags == [streamed] * 4  # 100 quick items: four blind batches, nothing after
+    assert flags == [streamed] * 2  # 100 quick items: two blind batches, nothing after
     if streamed:  # a plain callable takes every event, the items' own too
         assert sum(event.kind == "TaskSucceeded" for event in seen) == 100

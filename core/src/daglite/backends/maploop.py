@@ -156,7 +156,7 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
         limit += TIMEOUT_GRACE
     # Items of a timed task go one per batch and one per worker, so each is timed alone.
     slots = transport.workers * (1 if limit is not None else getattr(transport, "depth", 1))
-    sizer = BatchSizer(job, transport.workers, slots)
+    sizer = BatchSizer(job, transport.workers)
     shared = SharedArgs()
     taken = 0  # items taken from the input so far
     retry: deque[_Batch] = deque()  # batches to send again as they are (a worker died)

@@ -30,17 +30,17 @@ class BatchSizer:
 
     Until the cost per item is known, a batch is sized blind and carries a time budget
     (`budget`): its worker stops after the item that spends `TARGET_BATCH_SECONDS`, and
-    the map loop sends the rest again, sized by then. A blind batch holds a share of the
-    map (one per batch in flight: `slots`), or `PROBE_ITEMS` when the map's length is
-    unknown, so a map of quick items goes out at once, in as few batches as there are
-    places for them, and a map of slow items costs one budget before it is measured.
+    the map loop sends the rest again, sized by then. A blind batch holds a worker's share
+    of the map (or `PROBE_ITEMS` when the map's length is unknown), so a map of quick items
+    goes out at once, in one batch per worker, and a map of slow items costs one budget
+    (and a round trip) before it is measured.
     Later batches hold about `TARGET_BATCH_SECONDS` of work, but no more than a quarter of
     each worker's share of what is left when the total is known (so the load stays
     balanced to the end), and no less than `MIN_BATCH_SECONDS` of work (bounding the round
     trips) or, in a map of less work than that in all, half a worker's share of the map.
     """
 
-    def __init__(self, job: MapJob, workers: int, slots: int | None = None) -> None:
+    def __init__(self, job: MapJob, workers: int) -> None:
         self.fixed = 1 if job.task.timeout is not None else job.chunksize
         self.workers = workers
         self.left = job.total
@@ -50,8 +50,7 @@ class BatchSizer:
         # A map of little work in all: the smallest batch is half a worker's share of it,
         # so its last batches are not the largest (MIN_BATCH_SECONDS would be most of it).
         self.floor_cap = math.ceil(job.total / (2 * workers)) if job.total else MAX_BATCH
-        places = slots or workers
-        self.blind = min(MAX_BATCH, math.ceil(job.total / places)) if job.total else PROBE_ITEMS
+        self.blind = min(MAX_BATCH, math.ceil(job.total / workers)) if job.total else PROBE_ITEMS
 
     @property
     def budget(self) -> float | None:
