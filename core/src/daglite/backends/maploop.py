@@ -322,6 +322,7 @@ def _take(job: MapJob, first: int, size: int, shared: SharedArgs) -> _Batch | No
     shared (large, and repeated across batches).
     """
     values = job.values
+    single = False
     if values is not None and not shared.by_id:
         args: list[Any] = list(itertools.islice(values, size))
         if args:
@@ -331,7 +332,6 @@ def _take(job: MapJob, first: int, size: int, shared: SharedArgs) -> _Batch | No
                 args = [(value,) for value in args]
     else:
         args = list(itertools.islice(job.items, size))
-        single = False
         if args:
             shared.scan(args)
     if not args:
