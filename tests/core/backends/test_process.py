@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import logging
 import os
+import pickle
 import re
 import subprocess
 import sys
@@ -271,6 +272,28 @@ def test_spawn_start_method_finds_the_dying_item_without_progress(monkeypatch):
         out = map_tasks(die, range(12), ["exit"] * 12, chunksize=6, return_exceptions=True)
     assert str(out[5]).endswith("died running task 'die' (map index 5): exit code 3")
     assert out[:5] + out[6:] == [x for x in range(12) if x != 5]
+
+
+def test_a_dying_item_is_found_by_halving_its_batch(monkeypatch):
+    from ..support.process_tasks import die_at
+
+    # No progress: which item of the 64 killed the worker is unknown. Halves run alone,
+    # and the half that dies is halved again: 1 + 2 x 6 batches, not one per item.
+    monkeypatch.setattr(process_module, "START_METHOD", "spawn")
+    with session(backend="process", settings=DagliteSettings(max_workers=2)) as ctx:
+        transport = ctx.get_backend("process").transport
+        submit = transport.submit
+        sizes = []
+
+        def counted(request):
+            sizes.append(len(pickle.loads(request.items)[1]))
+            return submit(request)
+
+        transport.submit = counted
+        out = map_tasks(die_at, range(64), [37] * 64, chunksize=64, return_exceptions=True)
+    assert str(out[37]).endswith("died running task 'die_at' (map index 37): exit code 3")
+    assert out[:37] + out[38:] == [x for x in range(64) if x != 37]
+    assert sizes == [64, 32, 32, 16, 16, 8, 8, 4, 4, 2, 2, 1, 1]
 
 
 def test_items_below_a_later_failure_still_run_after_their_worker_died(monkeypatch):

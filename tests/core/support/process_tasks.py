@@ -46,6 +46,13 @@ def die(x: int, how: str) -> int:
 
 
 @task
+def die_at(x: int, at: int) -> int:
+    if x == at:
+        os._exit(3)
+    return x
+
+
+@task
 def die_or_fail(x: int) -> int:
     if x == 5:
         os._exit(3)

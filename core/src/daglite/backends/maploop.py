@@ -19,7 +19,7 @@ Failures:
 
 - a worker that dies fails the item it was running with a `BackendError` naming the
   task, the map index and the exit code or signal. When the transport cannot tell which
-  item of a batch was running, the batch's items are run again one per batch, so the
+  item of a batch was running, the batch runs again in halves, each alone, until the
   culprit is found; items whose results died with the worker run again.
 - an item of a task with a `timeout` is sent alone; if its worker does not answer in
   time (an attempt stuck in C code), the transport kills that worker and the item fails
@@ -30,27 +30,25 @@ Failures:
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import operator
-import signal
 import time
 from collections import deque
 from collections.abc import Hashable
-from collections.abc import Sequence
 from typing import Any
-
-import attrs
 
 from daglite.backends.base import MapJob
 from daglite.backends.base import Outcome
 from daglite.backends.base import collect
 from daglite.backends.packing import SharedArgs
 from daglite.backends.packing import pack_batch
-from daglite.backends.packing import pack_items
 from daglite.backends.packing import pack_job
 from daglite.backends.packing import relay
 from daglite.backends.packing import relay_events
+from daglite.backends.rerun import Batch
+from daglite.backends.rerun import handle_lost
+from daglite.backends.rerun import keep_below
+from daglite.backends.rerun import timeout_error
 from daglite.backends.sizing import BLIND_BYTES
 from daglite.backends.sizing import BatchSizer
 from daglite.backends.transport import BatchRequest
@@ -58,9 +56,7 @@ from daglite.backends.transport import EarlyEvents
 from daglite.backends.transport import Transport
 from daglite.backends.transport import WorkerLost
 from daglite.backends.transport import WorkerSpec
-from daglite.errors import BackendError
 from daglite.errors import TaskTimeoutError
-from daglite.taskspec import TaskSpec
 
 #: A batch expected to run at least this long streams its events as they happen.
 STREAM_SECONDS = 0.2
@@ -70,74 +66,7 @@ TIMEOUT_GRACE = 1.0
 _ok = operator.itemgetter(1)  # of an outcome (a C-level getter: no Python call per item)
 
 
-def describe_exit(exitcode: int | None) -> str:
-    """`exitcode` in words: "exit code 3", "signal SIGKILL (9)", ..."""
-    if exitcode is None:
-        return "an unknown exit status"
-    if exitcode < 0:
-        try:
-            name = signal.Signals(-exitcode).name
-        except ValueError:
-            name = "signal"
-        text = f"signal {name} ({-exitcode})"
-        if -exitcode == getattr(signal, "SIGKILL", 9):
-            text += "; killed from outside, e.g. by the out-of-memory killer"
-        return text
-    return f"exit code {exitcode}"
-
-
-def lost_error(job: MapJob, index: int, lost: WorkerLost) -> BackendError:
-    """The `BackendError` of map item `index`, whose worker died."""
-    pid = f" {lost.pid}" if lost.pid is not None else ""
-    return BackendError(
-        f"worker process{pid} died running task '{job.task.name}' (map index {index}): "
-        f"{describe_exit(lost.exitcode)}" + (f"; {lost.detail}" if lost.detail else "")
-    )
-
-
-def timeout_error(job: MapJob, index: int) -> TaskTimeoutError:
-    """The error of a timed item whose worker the coordinator had to kill."""
-    task = job.task
-    return TaskTimeoutError(
-        f"task '{task.name}' (map index {index}) timed out after {task.timeout:g} s; its "
-        "worker process did not stop the attempt and was killed",
-        task_name=task.name,
-        map_index=index,
-        attempts=task.retries + 1,
-    )
-
-
 # -- the map loop -------------------------------------------------------------------------
-
-
-@attrs.define(eq=False)
-class _Batch:
-    indexes: Sequence[int]  # the items' map indexes: a `range` unless re-run after a loss
-    args: list[Any]  # their argument tuples (or values, if `single`), in the same order
-    blob: bytes
-    alone: bool = False  # re-run alone to find which item kills its worker
-    suspect: bool = False  # runs with no other batch in flight, so a loss is its own
-    single: bool = False  # `args` are the values of a map of one iterable (`MapJob.values`)
-    sent: float = 0.0
-
-    @classmethod
-    def of(cls, task: TaskSpec, items: list[tuple[int, tuple[Any, ...]]], **flags: bool) -> _Batch:
-        """A batch re-running `items` (`(map_index, args)` pairs) after a lost worker."""
-        return cls(
-            [index for index, _ in items],
-            [args for _, args in items],
-            pack_items(task, items),
-            **flags,
-        )
-
-    @property
-    def items(self) -> list[tuple[int, tuple[Any, ...]]]:
-        """The `(map_index, args)` pairs of the batch."""
-        return list(zip(self.indexes, zip(self.args) if self.single else self.args))
-
-    def part(self, start: int, stop: int | None = None) -> _Batch:
-        """Items `[start:stop]` of the batch, not packed (a rest to send again)."""
-        return _Batch(self.indexes[start:stop], self.args[start:stop], b"", single=self.single)
 
 
 def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
@@ -159,9 +88,9 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
     sizer = BatchSizer(job, transport.workers)
     shared = SharedArgs()
     taken = 0  # items taken from the input so far
-    retry: deque[_Batch] = deque()  # batches to send again as they are (a worker died)
-    rest: deque[_Batch] = deque()  # items a batch's budget left unrun (not packed)
-    inflight: dict[Hashable, _Batch] = {}
+    retry: deque[Batch] = deque()  # batches to send again as they are (a worker died)
+    rest: deque[Batch] = deque()  # items a batch's budget left unrun (not packed)
+    inflight: dict[Hashable, Batch] = {}
     outcomes: list[Outcome] = []
     done: list[tuple[int, list[Any]]] = []  # compact batches: (first index, values)
     failed: dict[int, Exception] = {}  # items whose relayed dataset write failed here
@@ -171,7 +100,7 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
     # somebody shows the items' calls as they happen (a progress display).
     shown = spec.wants is None or spec.wants.items.calls
 
-    def next_batch() -> _Batch | None:
+    def next_batch() -> Batch | None:
         nonlocal taken
         if retry:
             return retry.popleft()
@@ -243,7 +172,7 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
                     continue
                 ended = inflight.pop(ticket)
                 if isinstance(answer, WorkerLost):
-                    _lost(job, ended, answer, retry, finish)
+                    handle_lost(job, ended, answer, retry, rest, finish)
                     continue
                 result = relay(answer, job, failed)
                 if result.tainted:
@@ -272,7 +201,7 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
                     transport.kill(ticket)
                     finish(late.indexes[0], timeout_error(job, late.indexes[0]))
             if job.stop.is_set():
-                batch = _below(task, batch, retry, rest, lowest)
+                batch = keep_below(task, batch, retry, rest, lowest)
             if batch is None and sizable():
                 batch = next_batch()
     except BaseException:
@@ -282,40 +211,7 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
     return _collect(job, outcomes, done)
 
 
-def _below(
-    task: TaskSpec,
-    batch: _Batch | None,
-    retry: deque[_Batch],
-    rest: deque[_Batch],
-    lowest: int | None,
-) -> _Batch | None:
-    """Keep only what a stopped map still runs; returns what is left of the packed `batch`.
-
-    That is the items below its first failure (`lowest`), which run whatever fails after
-    them, or nothing if it stopped for another reason (Ctrl-C, a cancelled gather).
-    """
-    if lowest is None:
-        retry.clear()
-        rest.clear()
-        return None
-    kept: list[_Batch] = []
-    for one in ([batch] if batch is not None else []) + list(retry):
-        below = bisect.bisect_left(one.indexes, lowest)  # indexes ascend in a batch
-        if below == len(one.indexes):
-            kept.append(one)
-        elif below:
-            kept.append(_Batch.of(task, one.items[:below], alone=one.alone, suspect=one.suspect))
-    retry.clear()
-    retry.extend(kept)
-    for _ in range(len(rest)):
-        one = rest.popleft()
-        below = bisect.bisect_left(one.indexes, lowest)
-        if below:
-            rest.append(one.part(0, below))
-    return retry.popleft() if retry else None
-
-
-def _take(job: MapJob, first: int, size: int, shared: SharedArgs) -> _Batch | None:
+def _take(job: MapJob, first: int, size: int, shared: SharedArgs) -> Batch | None:
     """The next `size` items of the input (map indexes from `first`), not packed.
 
     A map of one iterable gives its values, without a tuple each, unless a value is
@@ -336,7 +232,7 @@ def _take(job: MapJob, first: int, size: int, shared: SharedArgs) -> _Batch | No
             shared.scan(args)
     if not args:
         return None
-    return _Batch(range(first, first + len(args)), args, b"", single=single)
+    return Batch(range(first, first + len(args)), args, b"", single=single)
 
 
 def _collect(job: MapJob, outcomes: list[Outcome], done: list[tuple[int, list[Any]]]) -> list[Any]:
@@ -360,13 +256,11 @@ def _collect(job: MapJob, outcomes: list[Outcome], done: list[tuple[int, list[An
 _first = operator.itemgetter(0)
 
 
-def _start(batch: _Batch, ticket: Hashable, started: Any) -> float | None:
+def _start(batch: Batch, ticket: Hashable, started: Any) -> float | None:
     return batch.sent if started is None else started(ticket)
 
 
-def _next_check(
-    limit: float | None, inflight: dict[Hashable, _Batch], started: Any
-) -> float | None:
+def _next_check(limit: float | None, inflight: dict[Hashable, Batch], started: Any) -> float | None:
     """How long to wait before checking the deadlines of timed items again."""
     if limit is None:
         return None
@@ -379,7 +273,7 @@ def _next_check(
     return min(waits)
 
 
-def _overdue(limit: float, inflight: dict[Hashable, _Batch], started: Any) -> list[Hashable]:
+def _overdue(limit: float, inflight: dict[Hashable, Batch], started: Any) -> list[Hashable]:
     now = time.monotonic()
     late = []
     for ticket, batch in inflight.items():
@@ -394,27 +288,3 @@ def _write_failed(job: MapJob, index: int, error: Exception) -> Outcome:
     if job.report is not None:  # counted as done in the worker
         job.report.write_failed(index, error)
     return (index, False, error)
-
-
-def _lost(job: MapJob, batch: _Batch, lost: WorkerLost, retry: deque[_Batch], finish) -> None:
-    """Handle the death of the worker that held `batch`."""
-    if not lost.started:
-        retry.append(batch)
-        return
-    task = job.task
-    if not lost.certain and not batch.suspect:  # maybe a bystander: isolate and re-run
-        for item in batch.items:
-            retry.append(_Batch.of(task, [item], alone=True, suspect=True))
-        return
-    indices = list(batch.indexes)
-    culprit = lost.index if lost.index in indices else None
-    if culprit is None and len(indices) == 1:
-        culprit = indices[0]
-    if culprit is None:  # which item killed it is unknown: run each alone to find out
-        for item in batch.items:
-            retry.append(_Batch.of(task, [item], alone=True, suspect=batch.suspect))
-        return
-    finish(culprit, lost_error(job, culprit, lost))
-    others = [item for item in batch.items if item[0] != culprit]
-    if others:  # the items before it finished, but their results died with the worker
-        retry.append(_Batch.of(task, others, alone=batch.alone))
