@@ -35,6 +35,7 @@ from ..support.plugin_api_tasks import Pinged
 from ..support.plugin_api_tasks import exit_at
 from ..support.plugin_api_tasks import fail_at
 from ..support.plugin_api_tasks import ping
+from ..support.plugin_api_tasks import run_batch_of_nothing
 from ..support.plugin_api_tasks import where
 
 Answer = bytes | WorkerLost | EarlyEvents
@@ -207,3 +208,28 @@ def test_a_batch_result_that_is_not_all_successes_of_its_items_travels_whole(out
     assert (result.indexes, result.values, result.size) == (None, None, len(outcomes))
     back = _travel(result)
     assert [(i, ok) for i, ok, _ in back.outcomes] == [(i, ok) for i, ok, _ in outcomes]
+
+
+class DroppingTransport(PoolTransport):
+    """A broken plugin: its workers run every batch with its items dropped."""
+
+    def submit(self, request: BatchRequest) -> Hashable:
+        future = self._pool().submit(run_batch_of_nothing, request)
+        self.pending.add(future)
+        return future
+
+
+class DroppingBackend(TransportBackend):
+    def make_transport(self) -> DroppingTransport:
+        return DroppingTransport(2)
+
+
+def test_a_worker_that_runs_none_of_its_items_is_an_error_not_a_loop():
+    dropping = override_plugin("backend", "toy-dropping", DroppingBackend)
+    with dropping, session(backend="toy-dropping"), pytest.raises(BackendError) as caught:
+        map_tasks(ping, range(3))
+    assert str(caught.value) == (
+        "a worker of backend 'toy-dropping' sent back none of the 2 items of a batch of "
+        "task 'ping' (map index 0 on): does its transport hand `run_batch` the request as "
+        "it was submitted?"
+    )

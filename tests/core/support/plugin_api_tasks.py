@@ -76,3 +76,16 @@ class WorkerStartRecorder:
     def on_worker_start(self, settings: DagliteSettings) -> None:
         with open(self.path, "a", encoding="utf-8") as out:
             out.write(f"{os.getpid()} {in_worker()} {current_settings() == settings}\n")
+
+
+def run_batch_of_nothing(request):
+    """A broken plugin's worker: it runs the batch with its items dropped."""
+    import pickle
+
+    import cloudpickle
+
+    from daglite.plugin import run_batch
+
+    items = pickle.loads(request.items)
+    nothing = (items[0][:0], items[1][:0], *items[2:])
+    return run_batch(attrs.evolve(request, items=cloudpickle.dumps(nothing)))

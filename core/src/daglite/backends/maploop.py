@@ -56,6 +56,7 @@ from daglite.backends.transport import EarlyEvents
 from daglite.backends.transport import Transport
 from daglite.backends.transport import WorkerLost
 from daglite.backends.transport import WorkerSpec
+from daglite.errors import BackendError
 from daglite.errors import TaskTimeoutError
 
 #: A batch expected to run at least this long streams its events as they happen.
@@ -180,6 +181,13 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
                 if not ended.alone:
                     sizer.observe(result.size, result.duration)
                 ran, ok = result.size, True
+                if not ran and len(ended.indexes):  # it would be sent again forever
+                    raise BackendError(
+                        f"a worker of backend '{job.backend}' sent back none of the "
+                        f"{len(ended.indexes)} items of a batch of task '{task.name}' (map "
+                        f"index {ended.indexes[0]} on): does its transport hand `run_batch` "
+                        "the request as it was submitted?"
+                    )
                 if result.values is not None and isinstance(result.indexes, range) and not failed:
                     done.append((result.indexes.start, result.values))  # all ok: values only
                 else:
