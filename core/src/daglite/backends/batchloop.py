@@ -70,6 +70,9 @@ def run_items(
     left = 1 if budget is not None and not timed else -1  # items until the clock
     token = current_frame.set(frames)
     try:
+        if not timed and progress is None:  # nothing to do between items: in stretches
+            _stretches(job, frames, indexes, args, single, values, failures, deadline)
+            return _result(indexes, values, failures)
         for index, arg in zip(indexes, args):
             if progress is not None:
                 progress(index)
@@ -104,9 +107,67 @@ def run_items(
             calls.merge(part)
         if items is not None and items.map_id == job.map_id:
             items.merge(part)
+    return _result(indexes, values, failures)
+
+
+def _result(
+    indexes: Sequence[int], values: list[Any], failures: dict[int, Exception]
+) -> tuple[list[Any] | None, list[Outcome] | None]:
     if not failures:
         return values, None
     return None, [
         (index, False, failures[n]) if n in failures else (index, True, value)
         for n, index, value in zip(range(len(values)), indexes, values)
     ]
+
+
+def _stretches(
+    job: MapJob,
+    frames: Any,
+    indexes: Sequence[int],
+    args: Sequence[Any],
+    single: bool,
+    values: list[Any],
+    failures: dict[int, Exception],
+    deadline: float,
+) -> None:
+    """`run_items` when nothing is wanted between items: they run in stretches.
+
+    A stretch is a loop of plain calls: the whole batch if it has no budget, else about
+    `CLOCK_EVERY` seconds of items, with the clock read between stretches. A failed item
+    ends its stretch.
+    """
+    func = job.task.func
+    append = values.append
+    begun = perf_counter()
+    count = len(indexes)
+    step = count if deadline == math.inf else 1
+    done = 0
+    while done < count:
+        end = min(count, done + step)
+        try:
+            if single:
+                for frames.index, arg in zip(indexes[done:end], args[done:end]):
+                    append(func(arg))
+            else:
+                for frames.index, arg in zip(indexes[done:end], args[done:end]):
+                    append(func(*arg))
+        except BaseException as exc:  # Ctrl-C is reported and raised on
+            failed = len(values)
+            arg = args[failed]
+            try:
+                drivers.plain_failed(
+                    job.task, job.runtime, frames.meta(), (arg,) if single else arg, {}, exc, 0.0
+                )
+            except Exception as error:  # the item's TaskError (or bad arguments)
+                failures[failed] = error
+                append(None)
+                job.note_failure(indexes[failed])
+                if not job.return_exceptions:
+                    return
+        done = len(values)
+        if step < count:
+            now = perf_counter()
+            if now >= deadline:
+                return
+            step = max(1, int(CLOCK_EVERY * done / max(now - begun, 1e-9)))
