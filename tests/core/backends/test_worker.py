@@ -187,3 +187,19 @@ def test_a_worker_batch_reports_how_long_a_failed_item_ran():
     assert [ok for _, ok, _ in result.outcomes] == [True, False, True]
     (failed,) = [event for event in result.events if event.kind == "TaskFailed"]
     assert failed.map_index == 1 and failed.duration >= 0.03
+
+
+@pytest.mark.parametrize("return_exceptions", [False, True])
+def test_a_batch_of_values_reports_each_failure_at_its_own_index(return_exceptions):
+    from daglite.backends.packing import pack_batch
+
+    from ..support.process_tasks import fail_at_three
+
+    items = pack_batch(fail_at_three, range(10, 16), [1, 2, 3, 4, 3, 5], single=True)
+    result = _worker_batch(fail_at_three, items, return_exceptions=return_exceptions)
+    ran = [10, 11, 12, 13, 14, 15] if return_exceptions else [10, 11, 12]
+    assert [(index, ok) for index, ok, _ in result.outcomes] == [
+        (index, index not in (12, 14)) for index in ran
+    ]
+    errors = [str(value) for _, ok, value in result.outcomes if not ok]
+    assert errors[0] == "task 'fail_at_three' (map index 12) failed: ValueError: three"

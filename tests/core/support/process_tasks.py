@@ -46,6 +46,13 @@ def die(x: int, how: str) -> int:
 
 
 @task
+def fail_at_three(x: int) -> int:
+    if x == 3:
+        raise ValueError("three")
+    return x
+
+
+@task
 def die_at(x: int, at: int) -> int:
     if x == at:
         os._exit(3)

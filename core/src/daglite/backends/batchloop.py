@@ -4,10 +4,11 @@ A batch in a worker is run by nobody else: nothing but its own items stops it, n
 reads its counts before it ends, and its results go back as one message. So its plain
 items (`pipeline.is_plain_call`, see `MapJob.run_chunk`) run here without what a chunk on
 the coordinator needs per item (a stop check, a count, an outcome tuple): the values of
-the items that ran are kept in a list, and a failed item's error beside it. The clock is
-read after each item only when a failure's duration is wanted; with a time budget alone,
-after as many items as should take about a millisecond. Items of other kinds of call go
-through `MapJob.run_chunk`.
+the items that ran are kept in a list, and a failed item's error beside it. When nothing
+is wanted between items (no failure's duration, no progress), they run in stretches of
+bare calls, and a time budget reads the clock between stretches of about a millisecond
+of items; else the clock is read after each item. Items of other kinds of call go through
+`MapJob.run_chunk`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from daglite import drivers
 from daglite.backends.base import MapJob
 from daglite.backends.base import Outcome
+from daglite.context import ItemFrames
 from daglite.context import current_frame
 from daglite.interest import wants_of
 from daglite.tallies import COUNTS
@@ -123,7 +125,7 @@ def _result(
 
 def _stretches(
     job: MapJob,
-    frames: Any,
+    frames: ItemFrames,
     indexes: Sequence[int],
     args: Sequence[Any],
     single: bool,
