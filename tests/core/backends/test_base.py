@@ -439,3 +439,30 @@ def test_a_thread_an_item_starts_in_the_session_keeps_the_item_as_its_frame(back
         seen["thread"].join(30)
     assert (seen["meta"].map_index, seen["meta"].task_id) == (0, ids[0])
     assert len(set(ids)) == 3
+
+
+@pytest.mark.parametrize("plain", [True, False], ids=["plain", "with-retries"])
+def test_a_chunk_with_a_budget_ends_after_the_item_that_spends_it(plain):
+    import time
+
+    from daglite.context import bare_runtime
+
+    @task(retries=0 if plain else 1)
+    def nap(x: float) -> float:
+        time.sleep(x)
+        return x
+
+    job = MapJob(
+        task=nap,
+        items=iter(()),
+        total=None,
+        map_id="m",
+        runtime=bare_runtime(),
+        parent=None,
+        backend="inline",
+    )
+    naps = [0.02] * 10  # 50 ms are spent by the third item (the second, on a slow machine)
+    outcomes = job.run_chunk(enumerate(zip(naps)), budget=0.05)
+    assert 2 <= len(outcomes) <= 3
+    assert outcomes == [(n, True, 0.02) for n in range(len(outcomes))]
+    assert len(job.run_chunk(enumerate(zip(naps)))) == 10  # no budget: the whole chunk
