@@ -16,8 +16,8 @@ Two shapes of task:
 - `run_streaming(header, refs, timed)`: a streaming generator task, for batches that
   must talk back while they run (a task with a `timeout`, timed from when its batch
   starts, and batches of slow items whose events are relayed as they happen). It yields
-  `("started", attempt, pid, node)` (at once when `timed`, else once the batch's items
-  have run `TELL_ITEMS_AFTER` seconds), then `("item", index)` before each item from then
+  `("started", attempt, pid, node)` (at once when `timed`, else once the batch has run
+  `TELL_ITEMS_AFTER` seconds), then `("item", index)` before each item from then
   on (quick items are not worth a message each), `("events", data)` as events happen
   (when streaming), and last `("done", attempt, pid, node, result bytes)`.
 
@@ -135,7 +135,7 @@ def run_streaming(
         # batch has run `TELL_ITEMS_AFTER` seconds, the generator below tells the item
         # running then, and from then on every item is told, so the last one told is the
         # one running if this worker dies. Until then a dying worker is not pinned to an
-        # item, and the map loop finds the culprit by running the items alone.
+        # item, and the map loop finds the culprit by running the batch again in halves.
         running[0] = index
         if running[1]:
             messages.put(("item", index))
