@@ -8,12 +8,14 @@ Every backend whose workers live in other processes (`process` in the core, `lok
   worker rebuilds its side of the session from it **once** (`worker_runtime`, cached by
   `WorkerSpec.key`) and calls the `on_worker_start` hook;
 - a job blob: the task and the map's ids, cloudpickled once per map (cached by `job_key`);
-- items: the cloudpickled `(indexes, args)` of the batch's items, side by side (a list
-  of `(map_index, args)` pairs is read too).
+- items: the cloudpickled `(indexes, args)` of the batch's items, side by side, with a
+  time budget and whether `args` are bare values when the map loop sends them (a list of
+  `(map_index, args)` pairs is read too).
 
 `run_batch` runs the items in order through the same run pipeline as an inline call
-(`MapJob.run_chunk`) with a worker `Runtime(in_worker=True)` whose event sink appends to
-a per-batch buffer, and returns a cloudpickled `BatchResult`: the outcomes, the buffered
+(`daglite.backends.batchloop.run_items`) with a worker `Runtime(in_worker=True)` whose
+event sink appends to a per-batch buffer, and returns a cloudpickled `BatchResult`
+(`daglite.backends.sendback.dump_result`): the values or outcomes, the buffered
 events, log records and dataset writes (`RelayedWrite`s, through `Runtime.dataset_relay`),
 the time the items took, and whether the worker must be replaced (a timed-out attempt is
 still running in it). The coordinator hands those bytes to `daglite.backends.packing.relay`.
@@ -25,21 +27,19 @@ batch arrives.
 from __future__ import annotations
 
 import contextvars
-import itertools
 import logging
 import os
 import pickle
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
-from collections.abc import Sequence
 from typing import Any
 
 from daglite.backends.base import MapJob
 from daglite.backends.batchloop import run_items
 from daglite.backends.environ import keep_only
+from daglite.backends.sendback import dump_result
 from daglite.backends.transport import BatchRequest
 from daglite.backends.transport import BatchResult
 from daglite.backends.transport import JobInfo
@@ -49,8 +49,6 @@ from daglite.context import Runtime
 from daglite.context import WorkflowFrame
 from daglite.context import current_frame
 from daglite.context import current_runtime
-from daglite.errors import DagliteError
-from daglite.errors import TaskError
 from daglite.tallies import Tally
 from daglite.tallies import current_map
 from daglite.tallies import tally_of
@@ -235,7 +233,7 @@ def run_batch(
         budget = items[2] if len(items) > 2 else None  # seconds (`pack_batch`)
         single = len(items) > 3 and items[3]  # `args` are the values of a map of one iterable
     except Exception as exc:  # the task, its arguments or a plugin do not load here
-        return _dump(BatchResult(error=f"{type(exc).__name__}: {exc}"), "?")
+        return dump_result(BatchResult(error=f"{type(exc).__name__}: {exc}"), "?")
     job = MapJob(
         task=info.task,
         items=iter(()),
@@ -274,7 +272,7 @@ def run_batch(
             result.map_counts = tally.take()
             result.counts = calls.take()
     result.tainted = info.task.timeout is not None and _abandoned_attempt_running()
-    return _dump(result, info.task.name, indexes)
+    return dump_result(result, info.task.name, indexes)
 
 
 def _abandoned_attempt_running(grace: float = 0.2) -> bool:
@@ -290,122 +288,3 @@ def _abandoned_attempt_running(grace: float = 0.2) -> bool:
             if thread.is_alive():
                 return True
     return False
-
-
-def _dump(result: BatchResult, name: str, indexes: Sequence[int] = ()) -> bytes:
-    """Cloudpickle `result`; values or errors that cannot travel are replaced by errors.
-
-    When every item succeeded, the result travels compact (`BatchResult.compact`).
-    """
-    import cloudpickle
-
-    if result.values is None and not result.compact(indexes):
-        result.outcomes = [
-            (index, ok, value if ok else _readable(value)) for index, ok, value in result.outcomes
-        ]
-    try:
-        return cloudpickle.dumps(result)
-    except Exception:
-        pass
-    outcomes = []
-    for index, ok, value in result.outcomes:
-        try:
-            cloudpickle.dumps(value)
-        except Exception as exc:
-            ok, value = False, _unsendable(index, value, exc, name)
-        outcomes.append((index, ok, value))
-    result.outcomes = outcomes
-    events = []
-    for event in result.events:
-        try:
-            cloudpickle.dumps(event)
-        except Exception:
-            continue  # an event with an unpicklable field: dropped rather than lose the batch
-        events.append(event)
-    result.events = events
-    result.writes = [w for w in result.writes if _picklable(w)]
-    return cloudpickle.dumps(result)
-
-
-def _picklable(obj: Any) -> bool:
-    import cloudpickle
-
-    try:
-        cloudpickle.dumps(obj)
-    except Exception:
-        return False
-    return True
-
-
-def _keep_traceback(error: Any) -> None:
-    """Keep the worker's traceback text of a failed item (tracebacks do not pickle).
-
-    It becomes `error.worker_traceback` and a note on the original exception, so it is
-    printed with the coordinator's traceback.
-    """
-    cause = error.__cause__ if isinstance(error, TaskError) else None
-    if cause is None or getattr(error, "worker_traceback", None):
-        return
-    text = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
-    error.worker_traceback = text
-    add_note = getattr(cause, "add_note", None)  # Python >= 3.11
-    if add_note is not None:
-        add_note(f"\nTraceback in worker process {os.getpid()}:\n{text.rstrip()}")
-
-
-def _readable(error: BaseException) -> BaseException:
-    """`error` with its worker traceback kept, and made readable on the coordinator.
-
-    An exception whose class cannot be rebuilt from its pickle (an `__init__` taking other
-    arguments than its `args`) would make the whole batch unreadable: it is replaced by a
-    `RemoteError` keeping its type name, message and traceback. Daglite errors carry their
-    cause across (a `BackendError` raised from a `PluginError`), so each link of that chain
-    is checked, the deepest first, and only the links that cannot be rebuilt are replaced.
-    """
-    _keep_traceback(error)
-    if _rebuilds(error):
-        return error
-    chain = [error]  # daglite errors carry their cause across; the chain ends at any other
-    while isinstance(chain[-1], DagliteError) and chain[-1].__cause__ is not None:
-        if any(link is chain[-1].__cause__ for link in chain):
-            break
-        chain.append(chain[-1].__cause__)
-    text = getattr(error, "worker_traceback", None)
-    for parent, link in reversed(list(itertools.pairwise(chain))):  # the deepest link first
-        if not _rebuilds(link):
-            parent.__cause__ = _stand_in(link, text if parent is error else None)
-    return error if _rebuilds(error) else _stand_in(error, text)
-
-
-def _rebuilds(error: BaseException) -> bool:
-    import cloudpickle
-
-    try:
-        pickle.loads(cloudpickle.dumps(error))
-    except Exception:
-        return False
-    return True
-
-
-def _stand_in(error: BaseException, text: str | None) -> BaseException:
-    from daglite.errors import RemoteError
-
-    kind = type(error)
-    if text is None:
-        text = "".join(traceback.format_exception(kind, error, error.__traceback__))
-    return RemoteError(f"{kind.__module__}.{kind.__qualname__}", str(error), text)
-
-
-def _unsendable(index: int, value: Any, exc: Exception, name: str) -> TaskError:
-    """The error reporting that an item's value (or error) cannot be pickled back."""
-    what = f"the result of task '{name}' (map index {index})"
-    if isinstance(value, TaskError):
-        what = f"the error of task '{value.task_name}' (map index {index})"
-    error = TaskError(
-        f"{what} cannot be sent back from the worker process: {exc}",
-        task_name=name,
-        map_index=index,
-    )
-    if isinstance(value, TaskError):
-        error.worker_traceback = getattr(value, "worker_traceback", None) or str(value)
-    return error
