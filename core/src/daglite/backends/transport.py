@@ -14,7 +14,10 @@ What travels:
   session (settings, hook plugins, stores, ids, `sys.path`, environment);
 - a job blob: the cloudpickled `JobInfo` of a map (its task and ids), sent once per map;
 - items: the cloudpickled `(indexes, args)` of a batch: the items' map indexes (a `range`
-  when consecutive) and their argument tuples, side by side;
+  when consecutive) and their argument tuples, side by side; or `(indexes, args, budget,
+  single)`, for a batch whose worker stops once `budget` seconds are spent (sized before
+  the cost per item was known) or whose `args` are bare values (a map of one iterable).
+  Transports pass them on as they are;
 - shared arguments: a large argument repeated across a map's items (the same object) is
   pickled once per map (`daglite.backends.packing.SharedArgs`) and travels beside the
   items (`BatchRequest.shared`), which refer to it by key; a worker loads each once;
