@@ -102,9 +102,10 @@ def test_generator_input_is_consumed_lazily_with_a_bound():
     # every pull, whatever the machine's load.
     assert ahead <= 10 * (2 * 2 + 1)
     # The map stops pulling once the failure is read. How many batches the other worker
-    # finishes before that depends on scheduling (two more were seen under load), so the
-    # bound here only shows the input stopped near the failure, not a million items later.
-    assert 300 < pulled <= 300 + 10 * 10
+    # finishes before that depends on scheduling (3-8 on a quiet machine, 12 once in CI
+    # under load), so the bound here only shows the input stopped near the failure, not a
+    # million items later.
+    assert 300 < pulled <= 300 + 10 * 30
 
 
 def test_return_exceptions_keeps_other_values():
