@@ -55,11 +55,9 @@ def run_items(
     if drivers.driver(job.task, job.runtime, item=True) is not drivers.run_plain:
         chunk = zip(indexes, zip(args) if single else args)
         return None, job.run_chunk(chunk, progress, budget)
-    task = job.task
-    runtime = job.runtime
-    func = task.func
+    func = job.task.func
     frames = job.item_frames()
-    sink = runtime.emit
+    sink = job.runtime.emit
     calls = tally_of(sink)  # the worker's tallies of the session's calls and the map's
     items = current_map.get() if calls is not None else None
     part = [0] * len(COUNTS)
@@ -82,15 +80,8 @@ def run_items(
             try:
                 append(func(arg) if single else func(*arg))
             except BaseException as exc:  # Ctrl-C is reported and raised on
-                call_args = (arg,) if single else arg
-                try:
-                    drivers.plain_failed(task, runtime, frames.meta(), call_args, {}, exc, now)
-                except Exception as error:  # the item's TaskError (or bad arguments)
-                    failures[len(values)] = error
-                    append(None)
-                    job.note_failure(index)
-                    if not job.return_exceptions:
-                        break
+                if _failed(job, frames, arg, single, exc, now, values, failures):
+                    break
             if timed:
                 now = perf_counter()
                 if now >= deadline:
@@ -101,7 +92,7 @@ def run_items(
                     now = perf_counter()
                     if now >= deadline:
                         break
-                    left = max(1, int(CLOCK_EVERY * len(values) / max(now - begun, 1e-9)))
+                    left = _per_clock(len(values), now - begun)
     finally:
         current_frame.reset(token)
         part[SUCCEEDED] = len(values) - len(failures)  # counted once, when they are read
@@ -155,21 +146,48 @@ def _stretches(
                 for frames.index, arg in zip(indexes[done:end], args[done:end]):
                     append(func(*arg))
         except BaseException as exc:  # Ctrl-C is reported and raised on
-            failed = len(values)
-            arg = args[failed]
-            try:
-                drivers.plain_failed(
-                    job.task, job.runtime, frames.meta(), (arg,) if single else arg, {}, exc, 0.0
-                )
-            except Exception as error:  # the item's TaskError (or bad arguments)
-                failures[failed] = error
-                append(None)
-                job.note_failure(indexes[failed])
-                if not job.return_exceptions:
-                    return
+            if _failed(job, frames, args[len(values)], single, exc, 0.0, values, failures):
+                return
         done = len(values)
         if step < count:
             now = perf_counter()
             if now >= deadline:
                 return
-            step = max(1, int(CLOCK_EVERY * done / max(now - begun, 1e-9)))
+            step = _per_clock(done, now - begun)
+
+
+def _failed(
+    job: MapJob,
+    frames: ItemFrames,
+    arg: Any,
+    single: bool,
+    exc: BaseException,
+    start: float,
+    values: list[Any],
+    failures: dict[int, Exception],
+) -> bool:
+    """Report the running item's failure; returns whether the batch stops there.
+
+    `exc` was raised in the call started at `start`; the item's error is kept beside the
+    values, at its place.
+
+    Raises:
+        BaseException: `exc` itself when it is not an `Exception` (Ctrl-C).
+    """
+    try:
+        drivers.plain_failed(
+            job.task, job.runtime, frames.meta(), (arg,) if single else arg, {}, exc, start
+        )
+    except Exception as error:  # the item's TaskError (or bad arguments)
+        failures[len(values)] = error
+        values.append(None)
+        job.note_failure(frames.index)
+    return not job.return_exceptions
+
+
+def _per_clock(done: int, elapsed: float) -> int:
+    """How many items to run before the clock is read again (`CLOCK_EVERY` seconds' worth).
+
+    The pace is that of the `done` items so far, which took `elapsed` seconds.
+    """
+    return max(1, int(CLOCK_EVERY * done / max(elapsed, 1e-9)))

@@ -241,9 +241,7 @@ class BatchResult:
             return False
         if outcomes[0][0] != indexes[0] or outcomes[-1][0] != indexes[count - 1]:
             return False
-        self.indexes = indexes[:count]
-        self.values = list(map(_value, outcomes))
-        self._outcomes = None
+        self.succeeded(indexes, list(map(_value, outcomes)))
         return True
 
 
