@@ -78,12 +78,21 @@ class Batch:
     sent: float = 0.0
 
     @classmethod
-    def of(cls, task: TaskSpec, items: list[tuple[int, tuple[Any, ...]]], **flags: bool) -> Batch:
-        """A batch re-running `items` (`(map_index, args)` pairs) after a lost worker."""
+    def of(
+        cls,
+        task: TaskSpec,
+        items: list[tuple[int, tuple[Any, ...]]],
+        pack: bool = True,
+        **flags: bool,
+    ) -> Batch:
+        """A batch re-running `items` (`(map_index, args)` pairs) after a lost worker.
+
+        It is packed unless `pack` is false (a rest, packed when it is sent).
+        """
         return cls(
             [index for index, _ in items],
             [args for _, args in items],
-            pack_items(task, items),
+            pack_items(task, items) if pack else b"",
             **flags,
         )
 
@@ -133,7 +142,7 @@ def handle_lost(
     if batch.alone:  # still looking for a culprit elsewhere: as it is
         retry.append(Batch.of(task, others, alone=True, suspect=batch.suspect))
     else:  # sent again in batches sized like the others
-        rest.appendleft(Batch([i for i, _ in others], [a for _, a in others], b""))
+        rest.appendleft(Batch.of(task, others, pack=False))
 
 
 def halves(task: TaskSpec, items: list[tuple[int, tuple[Any, ...]]]) -> list[Batch]:
