@@ -221,15 +221,20 @@ class DroppingTransport(PoolTransport):
 
 class DroppingBackend(TransportBackend):
     def make_transport(self) -> DroppingTransport:
-        return DroppingTransport(2)
+        return DroppingTransport(self.settings.max_workers or 2)
 
 
 def test_a_worker_that_runs_none_of_its_items_is_an_error_not_a_loop():
     dropping = override_plugin("backend", "toy-dropping", DroppingBackend)
-    with dropping, session(backend="toy-dropping"), pytest.raises(BackendError) as caught:
+    one = DagliteSettings(max_workers=1)  # one batch of the three items: one answer first
+    with (
+        dropping,
+        session(backend="toy-dropping", settings=one),
+        pytest.raises(BackendError) as caught,
+    ):
         map_tasks(ping, range(3))
     assert str(caught.value) == (
-        "a worker of backend 'toy-dropping' sent back none of the 2 items of a batch of "
+        "a worker of backend 'toy-dropping' sent back none of the 3 items of a batch of "
         "task 'ping' (map index 0 on): does its transport hand `run_batch` the request as "
         "it was submitted?"
     )
