@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Callable
+from collections.abc import Sequence
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 from typing import Any
@@ -216,7 +217,8 @@ class ItemFrames:
 
     A worker runs thousands of trivial items a second; most of them never look at their
     metadata. So a run of plain items (`MapJob.run_chunk`) sets one `ItemFrames` as the
-    current frame for the whole run and moves `index` from item to item; an item's
+    current frame for the whole run and moves `index` from item to item (or lets it follow
+    the run's list of values, `follow`); an item's
     `TaskMetadata` (with its unique id) is made the first time something asks for it
     (`running_frame()`: `current_task()`, a nested call's parent, a log record, a failure
     report) and stays the same for the rest of that item. The arguments are the fields of
@@ -226,7 +228,7 @@ class ItemFrames:
     metadata itself, not this object, so it keeps seeing its item after the run moves on.
     """
 
-    __slots__ = ("_head", "_meta", "_store", "_tail", "index")
+    __slots__ = ("_following", "_head", "_meta", "_store", "_tail", "index")
 
     def __init__(
         self,
@@ -245,13 +247,30 @@ class ItemFrames:
         self._meta: TaskMetadata | None = None
         #: Map index of the item running now (the loop sets it before each item).
         self.index = -1
+        self._following: tuple[Sequence[int], list[Any]] | None = None
+
+    def follow(self, indexes: Sequence[int], values: list[Any]) -> None:
+        """Let the running item be `indexes[len(values)]` from now on.
+
+        For a loop that appends each item's value to `values` as the item ends (a C-level
+        `values.extend(map(func, args))`), so nothing is stored per item.
+        """
+        self._following = (indexes, values)
+
+    def running(self) -> int:
+        """The map index of the item running now."""
+        following = self._following
+        if following is None:
+            return self.index
+        return following[0][len(following[1])]
 
     def meta(self) -> TaskMetadata:
         """The metadata of the item running now (made once per item)."""
         meta = self._meta
-        if meta is None or meta.map_index != self.index:
+        index = self.index if self._following is None else self.running()
+        if meta is None or meta.map_index != index:
             # every field of `TaskMetadata`, in order (no inputs: a plain call is not bound)
-            fields = (new_id(), *self._head, self.index, *self._tail, {}, self._store)
+            fields = (new_id(), *self._head, index, *self._tail, {}, self._store)
             meta = self._meta = _new_tuple(TaskMetadata, fields)
         return meta
 

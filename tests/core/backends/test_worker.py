@@ -203,3 +203,25 @@ def test_a_batch_of_values_reports_each_failure_at_its_own_index(return_exceptio
     ]
     errors = [str(value) for _, ok, value in result.outcomes if not ok]
     assert errors[0] == "task 'fail_at_three' (map index 12) failed: ValueError: three"
+
+
+@pytest.mark.parametrize("budget", [None, 10.0], ids=["whole", "stretches"])
+@pytest.mark.parametrize("single", [True, False], ids=["values", "tuples"])
+def test_items_of_an_untimed_batch_each_see_their_own_map_index(single, budget):
+    from daglite.backends.packing import pack_batch
+    from daglite.settings import DagliteSettings
+
+    from ..support.process_tasks import own_index
+
+    xs = list(range(8))  # item 3 fails; the others return the index they see
+    args = xs if single else [(x,) for x in xs]
+    items = pack_batch(own_index, range(10, 18), args, budget=budget, single=single)
+    settings = DagliteSettings(plugins=())  # nothing wants a failure's duration: no clock
+    result = _worker_batch(own_index, items, return_exceptions=True, settings=settings)
+    assert [(index, ok) for index, ok, _ in result.outcomes] == [
+        (index, index != 13) for index in range(10, 18)
+    ]
+    values = [value for _, ok, value in result.outcomes]
+    assert values[:3] + values[4:] == [10, 11, 12, 14, 15, 16, 17]
+    assert isinstance(values[3], TaskError) and values[3].map_index == 13
+    assert str(values[3]) == "task 'own_index' (map index 13) failed: ValueError: I am item 13"

@@ -53,6 +53,16 @@ def fail_at_three(x: int) -> int:
 
 
 @task
+def own_index(x: int) -> int:
+    """The map index the item sees of itself; item 3 fails, naming it."""
+    meta = daglite.current_task()
+    assert meta is not None
+    if x == 3:
+        raise ValueError(f"I am item {meta.map_index}")
+    return meta.map_index
+
+
+@task
 def die_at(x: int, at: int) -> int:
     if x == at:
         os._exit(3)

@@ -14,6 +14,7 @@ of items; else the clock is read after each item. Items of other kinds of call g
 from __future__ import annotations
 
 import math
+from itertools import starmap
 from collections.abc import Callable
 from collections.abc import Sequence
 from time import perf_counter
@@ -126,25 +127,22 @@ def _stretches(
 ) -> None:
     """`run_items` when nothing is wanted between items: they run in stretches.
 
-    A stretch is a loop of plain calls: the whole batch if it has no budget, else about
-    `CLOCK_EVERY` seconds of items, with the clock read between stretches. A failed item
-    ends its stretch.
+    A stretch is a C-level loop of plain calls (`values.extend(map(func, args))`): the
+    whole batch if it has no budget, else about `CLOCK_EVERY` seconds of items, with the
+    clock read between stretches. Nothing is stored per item: the item running is the one
+    after the last value (`ItemFrames.follow`). A failed item ends its stretch.
     """
     func = job.task.func
-    append = values.append
+    extend = values.extend
     begun = perf_counter()
     count = len(indexes)
     step = count if deadline == math.inf else 1
     done = 0
+    frames.follow(indexes, values)  # the item running is the next one without a value
     while done < count:
         end = min(count, done + step)
-        try:
-            if single:
-                for frames.index, arg in zip(indexes[done:end], args[done:end]):
-                    append(func(arg))
-            else:
-                for frames.index, arg in zip(indexes[done:end], args[done:end]):
-                    append(func(*arg))
+        try:  # C-level loops: `values` grows by one as each item ends
+            extend(map(func, args[done:end]) if single else starmap(func, args[done:end]))
         except BaseException as exc:  # Ctrl-C is reported and raised on
             if _failed(job, frames, args[len(values)], single, exc, 0.0, values, failures):
                 return
@@ -174,6 +172,7 @@ def _failed(
     Raises:
         BaseException: `exc` itself when it is not an `Exception` (Ctrl-C).
     """
+    index = frames.running()
     try:
         drivers.plain_failed(
             job.task, job.runtime, frames.meta(), (arg,) if single else arg, {}, exc, start
@@ -181,7 +180,7 @@ def _failed(
     except Exception as error:  # the item's TaskError (or bad arguments)
         failures[len(values)] = error
         values.append(None)
-        job.note_failure(frames.index)
+        job.note_failure(index)
     return not job.return_exceptions
 
 
