@@ -263,12 +263,14 @@ def test_a_large_value_repeated_in_a_map_of_one_iterable_is_shared():
     assert len(PICKLED) == 2  # with the first batch's values, then as the shared argument
 
 
-@pytest.mark.parametrize("kind", ["list", "iterator", "generator"])
+@pytest.mark.parametrize("kind", ["list", "tuple", "range", "iterator", "generator"])
 def test_a_map_of_one_iterable_sends_its_values_without_a_tuple_each(kind):
     from daglite import DagliteSettings
 
     numbers = {
         "list": list(range(300)),
+        "tuple": tuple(range(300)),
+        "range": range(300),
         "iterator": iter(range(300)),
         "generator": (x for x in range(300)),
     }[kind]

@@ -35,6 +35,7 @@ import operator
 import time
 from collections import deque
 from collections.abc import Hashable
+from collections.abc import Iterator
 from typing import Any
 
 from daglite.backends.base import MapJob
@@ -228,7 +229,7 @@ def _take(job: MapJob, first: int, size: int, shared: SharedArgs) -> Batch | Non
     values = job.values
     single = False
     if values is not None and not shared.by_id:
-        args: list[Any] = list(itertools.islice(values, size))
+        args: list[Any] = _next_values(values, size)
         if args:
             shared.scan([(args[0],)])
             single = not shared.by_id
@@ -241,6 +242,27 @@ def _take(job: MapJob, first: int, size: int, shared: SharedArgs) -> Batch | Non
     if not args:
         return None
     return Batch(range(first, first + len(args)), args, b"", single=single)
+
+
+#: Iterators over a list, tuple or range: their next values are taken as one slice.
+_SLICEABLE = frozenset(type(iter(empty)) for empty in ([], (), range(0)))
+
+
+def _next_values(values: Iterator[Any], size: int) -> list[Any]:
+    """The next `size` values of `values` (fewer at its end).
+
+    An iterator over a list, tuple or range gives them as a slice of what it iterates
+    (its pickle state, `__reduce__`, holds that and its position) and moves past them:
+    several times faster than taking them one by one.
+    """
+    if type(values) in _SLICEABLE:
+        state = values.__reduce__()
+        if len(state) == 3:  # not exhausted: (iter, (sequence,), position)
+            sequence, position = state[1][0], state[2]
+            taken = sequence[position : position + size]
+            values.__setstate__(position + len(taken))  # type: ignore[attr-defined]
+            return taken if type(taken) is list else list(taken)
+    return list(itertools.islice(values, size))
 
 
 def _collect(job: MapJob, outcomes: list[Outcome], done: list[tuple[int, list[Any]]]) -> list[Any]:
