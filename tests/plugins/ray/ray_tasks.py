@@ -36,6 +36,21 @@ def where(x):
 
 
 @task
+def ray_name(x):
+    """The name Ray gives the task running this item."""
+    import ray
+
+    return ray.get_runtime_context().get_task_name()
+
+
+@task(name="renamed")
+def renamed_ray_name(x):
+    import ray
+
+    return ray.get_runtime_context().get_task_name()
+
+
+@task
 def fragile(x):
     if x % 5 == 3:
         raise ValueError(f"bad item {x}")

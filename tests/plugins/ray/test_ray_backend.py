@@ -33,6 +33,15 @@ def test_results_come_back_in_order_computed_in_ray_workers(local_ray):
     assert os.getpid() not in pids
 
 
+def test_ray_tasks_are_named_after_the_daglite_task_they_run(local_ray):
+    with session(settings=QUIET):
+        plain = map_tasks(t.ray_name, range(20))
+        renamed = map_tasks(t.renamed_ray_name, range(20))
+        again = map_tasks(t.ray_name, range(20))  # a second map of the task: the same name
+    assert set(plain) == set(again) == {"daglite-ray_name"}
+    assert set(renamed) == {"daglite-renamed"}  # the daglite task's name, not its function's
+
+
 def test_first_failure_raises_task_error_with_the_original_cause(local_ray):
     with session(settings=QUIET), pytest.raises(TaskError) as info:
         map_tasks(t.fragile, range(10))

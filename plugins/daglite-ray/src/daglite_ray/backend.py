@@ -234,15 +234,18 @@ class RayBackend(TransportBackend):
 
     @contextmanager
     def map_transport(self, job: MapJob) -> Iterator[Transport]:
-        """The session's transport, told whether the map's task has a `timeout`."""
+        """The session's transport, told the map's task name and whether it has a `timeout`."""
         with super().map_transport(job) as transport:
             timed: set[str] = getattr(transport, "timed", set())
+            names: dict[str, str] = getattr(transport, "task_names", {})
+            names[job.map_id] = job.task.name
             if job.task.timeout is not None:
                 timed.add(job.map_id)
             try:
                 yield transport
             finally:
                 timed.discard(job.map_id)
+                names.pop(job.map_id, None)
 
     def worker_store(self, store: Any) -> Any:
         """Relative local store paths go absolute: Ray workers have their own cwd."""

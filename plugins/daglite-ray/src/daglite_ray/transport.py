@@ -14,7 +14,8 @@ module only says how a batch becomes a Ray task and how Ray reports back:
   (`daglite_ray.remote.run`); one of a task with a `timeout` (timed from its real start)
   or of slow items (events relayed as they happen) is a streaming generator task
   (`daglite_ray.remote.run_streaming`). The remote functions are made once per process
-  (not per session: Ray exports a function to its cluster once), and named once per map;
+  (not per session: Ray exports a function to its cluster once), and named after the
+  map's task once per session (Ray's `options()` costs more than a submit);
 - finished plain tasks are fetched together, with one `ray.get`;
 - a worker that dies is Ray's to retry (`max_retries` times); a batch re-run that then
   succeeds is reported on the `daglite` logger, and one Ray gave up on is a `WorkerLost`
@@ -46,6 +47,8 @@ _KEEP_REFS = 8
 #: A payload up to this size travels with every task; a larger one goes through the object
 #: store once. Ray itself inlines arguments up to 100 KiB in the task it sends.
 INLINE_BYTES = 64 * 1024
+#: Remote functions named after a task, kept per transport (newest last).
+_KEEP_NAMED = 64
 #: The remote functions, made once per process: `(kind, max_retries) -> RemoteFunction`.
 _remotes: dict[tuple[str, int], Any] = {}
 
@@ -99,13 +102,15 @@ class RayTransport:
         self._run = _remote("run", max_retries)
         self._stream = _remote("stream", max_retries)
         self._kill_pid = _remote("kill", 0)
-        self._named: dict[tuple[str, bool], Any] = {}  # (map id, streaming) -> named function
+        self._named: dict[tuple[str, bool], Any] = {}  # (task name, streaming) -> function
         self._refs: dict[str, Any] = {}
         self._flights: dict[int, _Flight] = {}
         self._recent: dict[int, _Flight] = {}
         self._count = itertools.count()
         #: Map ids of tasks with a `timeout`: their batches say when they start.
         self.timed: set[str] = set()
+        #: The task name of each map running, by map id (Ray's tools show it).
+        self.task_names: dict[str, str] = {}
 
     # -- the transport contract -----------------------------------------------------------
 
@@ -212,13 +217,14 @@ class RayTransport:
     # -- helpers --------------------------------------------------------------------------
 
     def _function(self, map_id: str, streaming: bool) -> Any:
-        """The remote function, named `daglite-<map id>` for Ray's tools (once per map)."""
-        function = self._named.get((map_id, streaming))
+        """The remote function, named `daglite-<task name>` for Ray's tools."""
+        name = self.task_names.get(map_id, map_id)
+        function = self._named.get((name, streaming))
         if function is None:
-            if not any(key[0] == map_id for key in self._named):
-                self._named.clear()  # a new map
+            if len(self._named) >= _KEEP_NAMED:
+                self._named.pop(next(iter(self._named)))
             plain = self._stream if streaming else self._run
-            function = self._named[(map_id, streaming)] = plain.options(name=f"daglite-{map_id}")
+            function = self._named[(name, streaming)] = plain.options(name=f"daglite-{name}")
         return function
 
     def _payload(self, key: str, value: Any) -> Any:
