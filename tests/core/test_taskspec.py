@@ -113,6 +113,20 @@ def test_the_key_state_is_a_field_built_on_first_use_and_not_pickled(tmp_path):
     assert cache_key(copy, 2) == cache_key(double, 2)
 
 
+def test_a_task_travels_by_value_without_its_signature_and_rebuilds_it():
+    @task(name="scaled-{factor}", retries=1)
+    def scaled(x: int, *rest: int, factor: float = 2.0, **extra: str) -> float:
+        return x * factor
+
+    data = cloudpickle.dumps(scaled)
+    assert b"Signature" not in data and b"Parameter" not in data
+    copy = cloudpickle.loads(data)
+    assert copy is not scaled and copy.signature == scaled.signature
+    assert copy.bind((3,), {"factor": 0.5}) == scaled.bind((3,), {"factor": 0.5})
+    assert (copy.name, copy.retries, copy._defaults) == ("scaled-{factor}", 1, {"factor": 2.0})
+    assert copy(3) == 6.0
+
+
 def test_module_level_and_class_level_tasks_pickle_by_reference():
     assert pickle.loads(pickle.dumps(add)) is add
     assert pickle.loads(pickle.dumps(Scaler.scale)) is Scaler.scale

@@ -213,10 +213,17 @@ class TaskSpec(TaskOptions):
 
     def __getstate__(self) -> dict[str, Any]:
         # Pickled by value (not importable by name): the key state is rebuilt where it is
-        # used, since it reads that process's globals and closure cells.
+        # used, since it reads that process's globals and closure cells. The signature is
+        # rebuilt from the function (pickling it is half the cost of a task: one per map).
         state = dict(self.__dict__)
         state.pop("keys", None)
+        state.pop("signature", None)
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if "signature" not in state:
+            object.__setattr__(self, "signature", inspect.signature(self.func))
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         # A spec that is importable by name travels as a reference, like a function would.
