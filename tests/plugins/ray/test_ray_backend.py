@@ -42,6 +42,26 @@ def test_ray_tasks_are_named_after_the_daglite_task_they_run(local_ray):
     assert set(renamed) == {"daglite-renamed"}  # the daglite task's name, not its function's
 
 
+def test_waiting_for_the_last_batch_in_flight_keeps_to_the_timeout(local_ray, monkeypatch):
+    from daglite_ray.transport import RayTransport
+
+    sent = []
+    submit = RayTransport.submit
+
+    def kept(self, request):
+        sent.append(request)
+        return submit(self, request)
+
+    monkeypatch.setattr(RayTransport, "submit", kept)
+    with session(settings=QUIET) as ctx:
+        assert map_tasks(t.nap, [1.0]) == [1.0]
+        transport = ctx.get_backend("ray").transport
+        ticket = transport.submit(sent[0])  # the same batch again, alone in flight
+        assert transport.wait(0.05) == []  # it naps 1 s: nothing yet, after the timeout
+        ((done, data),) = transport.wait(None)
+    assert done == ticket and isinstance(data, bytes)
+
+
 def test_first_failure_raises_task_error_with_the_original_cause(local_ray):
     with session(settings=QUIET), pytest.raises(TaskError) as info:
         map_tasks(t.fragile, range(10))

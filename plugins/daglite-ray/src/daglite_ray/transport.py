@@ -16,7 +16,8 @@ module only says how a batch becomes a Ray task and how Ray reports back:
   (`daglite_ray.remote.run_streaming`). The remote functions are made once per process
   (not per session: Ray exports a function to its cluster once), and named after the
   map's task once per session (Ray's `options()` costs more than a submit);
-- finished plain tasks are fetched together, with one `ray.get`;
+- finished plain tasks are fetched together, with one `ray.get`; the last one in flight
+  is waited for by getting it (one Ray call, not two);
 - a worker that dies is Ray's to retry (`max_retries` times); a batch re-run that then
   succeeds is reported on the `daglite` logger, and one Ray gave up on is a `WorkerLost`
   (with the map index the worker was running, when its batch streamed it);
@@ -156,12 +157,14 @@ class RayTransport:
 
         if not self._flights:
             return []
+        self._recent = {}
+        if len(self._flights) == 1:  # the last batch in flight: waited for by getting it
+            ticket, flight = next(iter(self._flights.items()))
+            if not flight.streaming:
+                return self._results([ticket], timeout)
         by_ref = {id(flight.ref): ticket for ticket, flight in self._flights.items()}
         waitables = [flight.ref for flight in self._flights.values()]
-        ready, rest = ray.wait(waitables, num_returns=1, timeout=timeout)
-        if ready and rest:
-            ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
-        self._recent = {}
+        ready, _ = ray.wait(waitables, num_returns=1, timeout=timeout)
         answers: list[tuple[Hashable, bytes | WorkerLost | EarlyEvents]] = []
         done: list[int] = []
         for ref in ready:
@@ -240,19 +243,28 @@ class RayTransport:
             self._refs[key] = payload
         return payload
 
-    def _results(self, tickets: list[int]) -> list[tuple[Hashable, bytes | WorkerLost]]:
-        """The results of finished plain tasks: one `ray.get` for all, one each on an error."""
-        import ray
+    def _results(
+        self, tickets: list[int], timeout: float | None = None
+    ) -> list[tuple[Hashable, bytes | WorkerLost]]:
+        """The results of plain tasks, with one `ray.get` for all (one each on an error).
 
-        flights = [self._flights.pop(ticket) for ticket in tickets]
+        None if they are not all done within `timeout` seconds (`None`: no limit).
+        """
+        import ray
+        from ray.exceptions import GetTimeoutError
+
+        flights = [self._flights[ticket] for ticket in tickets]
         try:
-            values = ray.get([flight.ref for flight in flights])
+            values = ray.get([flight.ref for flight in flights], timeout=timeout)
+        except GetTimeoutError:
+            return []
         except Exception:  # one of them failed: each on its own
-            return [(t, self._result(t, f)) for t, f in zip(tickets, flights)]
+            return [(t, self._result(t, self._flights.pop(t))) for t in tickets]
         answers: list[tuple[Hashable, bytes | WorkerLost]] = []
         for ticket, flight, (attempt, flight.pid, flight.node, data) in zip(
             tickets, flights, values
         ):
+            del self._flights[ticket]
             self._finished(ticket, flight, attempt)
             answers.append((ticket, data))
         return answers
