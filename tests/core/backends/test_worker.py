@@ -225,3 +225,43 @@ def test_items_of_an_untimed_batch_each_see_their_own_map_index(single, budget):
     assert values[:3] + values[4:] == [10, 11, 12, 14, 15, 16, 17]
     assert isinstance(values[3], TaskError) and values[3].map_index == 13
     assert str(values[3]) == "task 'own_index' (map index 13) failed: ValueError: I am item 13"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("backend", ["process", "thread"])
+def test_values_of_a_class_the_worker_got_by_value_come_back_as_that_class(backend):
+    from daglite import DagliteSettings
+    from daglite import task
+
+    class Point:  # local: it travels by value, as a class of a script or notebook does
+        def __init__(self, x: int) -> None:
+            self.x = x
+
+    @task
+    def point(x: int) -> Point:
+        return Point(x)
+
+    settings = DagliteSettings(max_workers=2, plugins=())
+    with session(backend=backend, settings=settings):
+        points = map_tasks(point, range(6))
+    assert [(type(p).__qualname__, p.x) for p in points] == [
+        (Point.__qualname__, x) for x in range(6)
+    ]
+
+
+def test_a_result_that_the_c_pickler_refuses_is_cloudpickled():
+    import pickle
+
+    from daglite.backends.sendback import dump_result
+    from daglite.backends.transport import BatchResult
+
+    def local(x: int) -> int:  # not importable by name: plain pickle refuses it
+        return x + 1
+
+    result = BatchResult()
+    result.succeeded(range(2), [local, 3])
+    back = pickle.loads(dump_result(result, "t", range(2)))
+    assert back.values[0](1) == 2 and back.values[1] == 3
+    result = BatchResult()
+    result.succeeded(range(2), [1, "two"])
+    assert pickle.loads(dump_result(result, "t", range(2))).values == [1, "two"]

@@ -14,9 +14,9 @@ of items; else the clock is read after each item. Items of other kinds of call g
 from __future__ import annotations
 
 import math
-from itertools import starmap
 from collections.abc import Callable
 from collections.abc import Sequence
+from itertools import starmap
 from time import perf_counter
 from typing import Any
 

@@ -44,6 +44,7 @@ TELL_ITEMS_AFTER = 0.05
 #: Session specs and map payloads kept per worker (newest last).
 _KEEP = 16
 _shared: dict[str, Any] = {}
+_node: str | None = None  # the id of this worker's node, once asked
 
 
 def _fetch(key: str, payload: Any, load: bool) -> Any:
@@ -88,8 +89,7 @@ def _bytes(payload: Any) -> bytes:
 
 def _whoami() -> tuple[int, int, str]:
     """`(attempt, pid, node id)` of the running Ray task."""
-    import ray
-
+    global _node
     attempt = 0
     try:  # no public API tells a task which attempt it is
         from ray._private.worker import global_worker
@@ -98,7 +98,11 @@ def _whoami() -> tuple[int, int, str]:
         attempt = int(worker.core_worker.get_current_task_attempt_number())
     except Exception:
         pass
-    return attempt, os.getpid(), ray.get_runtime_context().get_node_id()
+    if _node is None:  # a worker process stays on its node
+        import ray
+
+        _node = ray.get_runtime_context().get_node_id()
+    return attempt, os.getpid(), _node
 
 
 def run(header: bytes, refs: list[Any] | None = None) -> tuple[int, int, str, bytes]:
