@@ -256,7 +256,7 @@ def _next_values(values: Iterator[Any], size: int) -> list[Any]:
     several times faster than taking them one by one.
     """
     if type(values) in _SLICEABLE:
-        state = values.__reduce__()
+        state: Any = values.__reduce__()
         if len(state) == 3:  # not exhausted: (iter, (sequence,), position)
             sequence, position = state[1][0], state[2]
             taken = sequence[position : position + size]
