@@ -265,3 +265,27 @@ def test_a_result_that_the_c_pickler_refuses_is_cloudpickled():
     result = BatchResult()
     result.succeeded(range(2), [1, "two"])
     assert pickle.loads(dump_result(result, "t", range(2))).values == [1, "two"]
+
+
+@pytest.mark.parametrize("processors", ["default", "none"], ids=["timed", "untimed"])
+def test_a_worker_batch_of_quick_items_reads_the_clock_between_stretches(processors, monkeypatch):
+    from daglite.backends import batchloop
+    from daglite.backends.packing import pack_batch
+    from daglite.settings import DagliteSettings
+
+    from ..support.process_tasks import fail_at_three
+
+    reads = []
+    real = batchloop.perf_counter
+
+    def counted() -> float:
+        reads.append(1)
+        return real()
+
+    monkeypatch.setattr(batchloop, "perf_counter", counted)
+    settings = DagliteSettings(plugins=("logging",) if processors == "default" else ())
+    xs = [x % 3 + 4 for x in range(20_000)]  # never 3: all succeed
+    items = pack_batch(fail_at_three, range(20_000), xs, budget=60.0, single=True)
+    result = _worker_batch(fail_at_three, items, settings=settings)
+    assert result.values == xs
+    assert len(reads) < 20_000 // 20  # a reading per stretch of many items, not per item

@@ -4,11 +4,12 @@ A batch in a worker is run by nobody else: nothing but its own items stops it, n
 reads its counts before it ends, and its results go back as one message. So its plain
 items (`pipeline.is_plain_call`, see `MapJob.run_chunk`) run here without what a chunk on
 the coordinator needs per item (a stop check, a count, an outcome tuple): the values of
-the items that ran are kept in a list, and a failed item's error beside it. When nothing
-is wanted between items (no failure's duration, no progress), they run in stretches of
-bare calls, and a time budget reads the clock between stretches of about a millisecond
-of items; else the clock is read after each item. Items of other kinds of call go through
-`MapJob.run_chunk`.
+the items that ran are kept in a list, and a failed item's error beside it. Unless
+somebody watches each item (`progress`), they run in stretches of bare calls, and the
+clock is read between stretches: of about a millisecond of items for a time budget, of
+about 0.1 ms when a failure's duration is wanted (it is measured from the start of its
+stretch). With `progress`, the progress callback and the clock run after each item.
+Items of other kinds of call go through `MapJob.run_chunk`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from daglite.tallies import tally_of
 
 #: Seconds of items between two readings of the clock, when only a budget needs it.
 CLOCK_EVERY = 0.001
+#: The same, when a failure's duration is wanted: a failed item's duration is measured
+#: from the start of its stretch, so it may include up to this much of the items before it.
+CLOCK_EVERY_TIMED = 0.0001
 
 
 def run_items(
@@ -71,8 +75,8 @@ def run_items(
     left = 1 if budget is not None and not timed else -1  # items until the clock
     token = current_frame.set(frames)
     try:
-        if not timed and progress is None:  # nothing to do between items: in stretches
-            _stretches(job, frames, indexes, args, single, values, failures, deadline)
+        if progress is None:  # nothing to do between items: in stretches
+            _stretches(job, frames, indexes, args, single, values, failures, deadline, timed)
             return _result(indexes, values, failures)
         for index, arg in zip(indexes, args):
             if progress is not None:
@@ -124,19 +128,24 @@ def _stretches(
     values: list[Any],
     failures: dict[int, Exception],
     deadline: float,
+    timed: bool,
 ) -> None:
     """`run_items` when nothing is wanted between items: they run in stretches.
 
     A stretch is a C-level loop of plain calls (`values.extend(map(func, args))`): the
-    whole batch if it has no budget, else about `CLOCK_EVERY` seconds of items, with the
-    clock read between stretches. Nothing is stored per item: the item running is the one
-    after the last value (`ItemFrames.follow`). A failed item ends its stretch.
+    whole batch if it has no budget and no failure's duration is wanted, else about
+    `CLOCK_EVERY` (`CLOCK_EVERY_TIMED` when `timed`) seconds of items, with the clock read
+    between stretches. Nothing is stored per item: the item running is the one after the
+    last value (`ItemFrames.follow`). A failed item ends its stretch; when `timed`, its
+    duration is counted from the stretch's start.
     """
     func = job.task.func
     extend = values.extend
-    begun = perf_counter()
+    begun = start = perf_counter()
     count = len(indexes)
-    step = count if deadline == math.inf else 1
+    clocked = timed or deadline != math.inf
+    every = CLOCK_EVERY_TIMED if timed else CLOCK_EVERY
+    step = 1 if clocked else count
     done = 0
     frames.follow(indexes, values)  # the item running is the next one without a value
     while done < count:
@@ -144,14 +153,15 @@ def _stretches(
         try:  # C-level loops: `values` grows by one as each item ends
             extend(map(func, args[done:end]) if single else starmap(func, args[done:end]))
         except BaseException as exc:  # Ctrl-C is reported and raised on
-            if _failed(job, frames, args[len(values)], single, exc, 0.0, values, failures):
+            arg = args[len(values)]
+            if _failed(job, frames, arg, single, exc, start if timed else 0.0, values, failures):
                 return
         done = len(values)
-        if step < count:
-            now = perf_counter()
-            if now >= deadline:
+        if clocked:
+            start = perf_counter()
+            if start >= deadline:
                 return
-            step = _per_clock(done, now - begun)
+            step = _per_clock(done, start - begun, every)
 
 
 def _failed(
@@ -184,9 +194,9 @@ def _failed(
     return not job.return_exceptions
 
 
-def _per_clock(done: int, elapsed: float) -> int:
-    """How many items to run before the clock is read again (`CLOCK_EVERY` seconds' worth).
+def _per_clock(done: int, elapsed: float, every: float = CLOCK_EVERY) -> int:
+    """How many items to run before the clock is read again (`every` seconds' worth).
 
     The pace is that of the `done` items so far, which took `elapsed` seconds.
     """
-    return max(1, int(CLOCK_EVERY * done / max(elapsed, 1e-9)))
+    return max(1, int(every * done / max(elapsed, 1e-9)))
