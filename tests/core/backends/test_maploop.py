@@ -284,20 +284,23 @@ def test_blind_batches_stream_their_events_only_if_somebody_shows_the_items(plug
         assert sum(event.kind == "TaskSucceeded" for event in seen) == 100
 
 
-@pytest.mark.parametrize("kind", ["list", "tuple", "range", "generator"])
+@pytest.mark.parametrize("kind", ["list", "tuple", "range", "stepped range", "generator"])
 def test_the_next_values_of_a_sequence_are_taken_as_a_slice(kind):
     from daglite.backends.maploop import _next_values
 
+    numbers = range(3, 33, 3) if kind == "stepped range" else range(10)
     values = {
-        "list": iter(list(range(10))),
-        "tuple": iter(tuple(range(10))),
-        "range": iter(range(10)),
-        "generator": (x for x in range(10)),
+        "list": iter(list(numbers)),
+        "tuple": iter(tuple(numbers)),
+        "range": iter(numbers),
+        "stepped range": iter(numbers),
+        "generator": (x for x in numbers),
     }[kind]
-    assert next(values) == 0
-    assert _next_values(values, 4) == [1, 2, 3, 4]
-    assert next(values) == 5  # the iterator moved past the values taken
+    expected = list(numbers)
+    assert next(values) == expected[0]
+    assert _next_values(values, 4) == expected[1:5]
+    assert next(values) == expected[5]  # the iterator moved past the values taken
     taken = _next_values(values, 9)
-    assert taken == [6, 7, 8, 9] and type(taken) is list
+    assert taken == expected[6:] and type(taken) is list
     assert _next_values(values, 4) == []
     assert list(values) == []
