@@ -217,9 +217,9 @@ class ItemFrames:
 
     A worker runs thousands of trivial items a second; most of them never look at their
     metadata. So a run of plain items (`MapJob.run_chunk`) sets one `ItemFrames` as the
-    current frame for the whole run and moves `index` from item to item (or lets it follow
-    the run's list of values, `follow`); an item's
-    `TaskMetadata` (with its unique id) is made the first time something asks for it
+    current frame for the whole run and moves `index` from item to item (or lets it
+    follow the run's list of values, `follow`); an item's `TaskMetadata` (with its
+    unique id) is made the first time something asks for it
     (`running_frame()`: `current_task()`, a nested call's parent, a log record, a failure
     report) and stays the same for the rest of that item. The arguments are the fields of
     `TaskMetadata` that are the same for every item of the run.
@@ -267,7 +267,7 @@ class ItemFrames:
     def meta(self) -> TaskMetadata:
         """The metadata of the item running now (made once per item)."""
         meta = self._meta
-        index = self.index if self._following is None else self.running()
+        index = self.running()
         if meta is None or meta.map_index != index:
             # every field of `TaskMetadata`, in order (no inputs: a plain call is not bound)
             fields = (new_id(), *self._head, index, *self._tail, {}, self._store)

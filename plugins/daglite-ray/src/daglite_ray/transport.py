@@ -15,7 +15,7 @@ module only says how a batch becomes a Ray task and how Ray reports back:
   or of slow items (events relayed as they happen) is a streaming generator task
   (`daglite_ray.remote.run_streaming`). The remote functions are made once per process
   (not per session: Ray exports a function to its cluster once), and named after the
-  map's task once per session (Ray's `options()` costs more than a submit);
+  map's task once per session (Ray's `options()` costs about as much as a submit);
 - finished plain tasks are fetched together, with one `ray.get`; the last one in flight
   is waited for by getting it (one Ray call, not two);
 - a worker that dies is Ray's to retry (`max_retries` times); a batch re-run that then
@@ -248,7 +248,8 @@ class RayTransport:
     ) -> list[tuple[Hashable, bytes | WorkerLost]]:
         """The results of plain tasks, with one `ray.get` for all (one each on an error).
 
-        None if they are not all done within `timeout` seconds (`None`: no limit).
+        Nothing (an empty list) if they are not all done within `timeout` seconds
+        (`None`: no limit).
         """
         import ray
         from ray.exceptions import GetTimeoutError
