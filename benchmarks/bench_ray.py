@@ -6,9 +6,11 @@ Workloads, each variant warmed up once, then the median of `--repeat` runs kept:
    session opened and closed around it; the same items hand-batched into as many
    `ray.remote` tasks as daglite used (the baseline: chunking, the tasks, and the results
    flattened into one list in input order, as `map_tasks` returns them), run alternately
-   with daglite's map so both see the same machine load; the same batches on warm actors
-   (the alternative design); one `ray.remote` task per item (run once: it is slow); and,
-   for scale, the same map on daglite's own `process` backend (same per-item pipeline).
+   with daglite's map so both see the same machine load (`--rounds` times: a map takes a
+   few milliseconds, and a median of a hundred turns is steadier than one of nine); the
+   same batches on warm actors (the alternative design); one `ray.remote` task per item
+   (run once: it is slow); and, for scale, the same map on daglite's own `process`
+   backend (same per-item pipeline).
    To tell the transport's cost from the per-item pipeline's, a third variant runs in the
    same alternation: the same hand-written batches, each running daglite's pipeline on its
    items (`map_tasks` on the inline backend inside the Ray task).
@@ -23,7 +25,7 @@ Sessions run with no event processor (`processors=()`), like the raw Ray code th
 compared with; one row shows the same map with the default settings (the `logging`
 processor at `info`, standard error piped, as under CI).
 
-    python benchmarks/bench_ray.py [--workers 2] [--repeat 3]
+    python benchmarks/bench_ray.py [--workers 2] [--repeat 3] [--rounds 100]
 """
 
 from __future__ import annotations
@@ -178,6 +180,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=100, help="alternations, trivial map")
     args = parser.parse_args()
     print(f"load average before: {os.getloadavg()[0]:.1f} (cores: {os.cpu_count()})")
 
@@ -235,7 +238,7 @@ def main() -> None:
     t_inline = median(lambda: [inc(x) for x in items], args.repeat)
     with session(settings=settings):
         (t_daglite, c_daglite), (t_batched, c_batched), (t_piped, c_piped) = alternate(
-            [daglite_map, batched_tasks, batched_pipeline], args.repeat
+            [daglite_map, batched_tasks, batched_pipeline], args.rounds
         )
     t_session = median(daglite_session, args.repeat)
     from bench_defaults import PipedStderr  # what CI and schedulers do with log lines
