@@ -158,14 +158,15 @@ class RayTransport:
         if not self._flights:
             return []
         self._recent = {}
+        answers: list[tuple[Hashable, bytes | WorkerLost | EarlyEvents]] = []
         if len(self._flights) == 1:  # the last batch in flight: waited for by getting it
             ticket, flight = next(iter(self._flights.items()))
             if not flight.streaming:
-                return self._results([ticket], timeout)
+                answers.extend(self._results([ticket], timeout))
+                return answers
         by_ref = {id(flight.ref): ticket for ticket, flight in self._flights.items()}
         waitables = [flight.ref for flight in self._flights.values()]
         ready, _ = ray.wait(waitables, num_returns=1, timeout=timeout)
-        answers: list[tuple[Hashable, bytes | WorkerLost | EarlyEvents]] = []
         done: list[int] = []
         for ref in ready:
             ticket = by_ref[id(ref)]
