@@ -78,9 +78,8 @@ def run_items(
         if progress is None:  # nothing to do between items: in stretches
             _stretches(job, frames, indexes, args, single, values, failures, deadline, timed)
             return _result(indexes, values, failures)
-        for index, arg in zip(indexes, args):
-            if progress is not None:
-                progress(index)
+        for index, arg in zip(indexes, args):  # somebody watches each item: one by one
+            progress(index)
             frames.index = index
             try:
                 append(func(arg) if single else func(*arg))
