@@ -206,9 +206,11 @@ def map_tasks(
     if len(iterables) == 1 and not bound:  # one iterator, taken by the values or the items
         values = report.counted(iter(iterables[0]))
         items = zip(values)
+    else:
+        items = report.counted(items)
     job = MapJob(
         task=checked,
-        items=items if values is not None else report.counted(items),
+        items=items,
         values=values,
         total=total,
         map_id=map_id,
