@@ -43,6 +43,14 @@ def ray_name(x):
     return ray.get_runtime_context().get_task_name()
 
 
+@task
+def ray_actor(x):
+    """The id of the Ray actor running this item (None in a Ray task)."""
+    import ray
+
+    return ray.get_runtime_context().get_actor_id()
+
+
 @task(name="renamed")
 def renamed_ray_name(x):
     import ray

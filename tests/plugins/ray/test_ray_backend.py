@@ -25,15 +25,20 @@ def _kinds(events, kind):
     return [event for event in events if event.kind == kind]
 
 
-def test_results_come_back_in_order_computed_in_ray_workers(local_ray):
+def test_results_come_back_in_order_computed_in_ray_workers(quick):
+    actors = quick()
     with session(settings=QUIET):
         results = map_tasks(t.where, range(200))
+        ran_on = set(map_tasks(t.ray_actor, range(20)))
+    assert ran_on <= actors if actors else ran_on == {None}  # warm actors, or Ray tasks
+    assert ran_on
     assert [x for x, _ in results] == list(range(200))
     pids = {pid for _, pid in results}
     assert os.getpid() not in pids
 
 
-def test_ray_tasks_are_named_after_the_daglite_task_they_run(local_ray):
+def test_ray_tasks_are_named_after_the_daglite_task_they_run(quick):
+    quick()
     with session(settings=QUIET):
         plain = map_tasks(t.ray_name, range(20))
         renamed = map_tasks(t.renamed_ray_name, range(20))
@@ -62,7 +67,8 @@ def test_waiting_for_the_last_batch_in_flight_keeps_to_the_timeout(local_ray, mo
     assert done == ticket and isinstance(data, bytes)
 
 
-def test_first_failure_raises_task_error_with_the_original_cause(local_ray):
+def test_first_failure_raises_task_error_with_the_original_cause(quick):
+    quick()
     with session(settings=QUIET), pytest.raises(TaskError) as info:
         map_tasks(t.fragile, range(10))
     assert str(info.value) == "task 'fragile' (map index 3) failed: ValueError: bad item 3"
@@ -81,7 +87,8 @@ def test_a_bound_method_task_runs_on_its_instance_in_ray_workers_and_keys_it(loc
     assert again == first  # an equal instance: read back from the cache, worker pids too
 
 
-def test_return_exceptions_gives_errors_in_place(local_ray):
+def test_return_exceptions_gives_errors_in_place(quick):
+    quick()
     with session(settings=QUIET):
         results = map_tasks(t.fragile, range(10), return_exceptions=True)
     errors = [r for r in results if isinstance(r, TaskError)]
@@ -90,7 +97,8 @@ def test_return_exceptions_gives_errors_in_place(local_ray):
     assert str(errors[1]) == "task 'fragile' (map index 8) failed: ValueError: bad item 8"
 
 
-def test_task_retries_run_on_the_worker(local_ray, tmp_path):
+def test_task_retries_run_on_the_worker(quick, tmp_path):
+    quick()
     events = []
     with session(settings=QUIET, plugins=[events.append]):
         assert map_tasks(t.flaky, [str(tmp_path)] * 4, range(4)) == [0, 1, 2, 3]
@@ -116,7 +124,8 @@ def test_an_attempt_stuck_in_c_code_gets_its_worker_killed(local_ray):
         assert [x for x, _ in map_tasks(t.where, range(4))] == [0, 1, 2, 3]
 
 
-def test_events_are_relayed_with_the_session_ids(local_ray):
+def test_events_are_relayed_with_the_session_ids(quick):
+    quick()
     events = []
     with session(settings=QUIET, plugins=[events.append]) as ctx:
         map_tasks(t.square, range(30), chunksize=7)
@@ -182,7 +191,8 @@ def test_a_timed_batch_says_at_once_that_it_started(local_ray, monkeypatch):
     assert told == [("started",)]
 
 
-def test_log_records_of_workers_reach_the_coordinator(local_ray, caplog):
+def test_log_records_of_workers_reach_the_coordinator(quick, caplog):
+    quick()
     events = []
     with (
         caplog.at_level(logging.WARNING, logger="pipeline.user"),
@@ -197,7 +207,8 @@ def test_log_records_of_workers_reach_the_coordinator(local_ray, caplog):
     ]
 
 
-def test_nested_maps_run_inline_on_the_worker(local_ray):
+def test_nested_maps_run_inline_on_the_worker(quick):
+    quick()
     events = []
     with session(settings=QUIET, plugins=[events.append]):
         assert map_tasks(t.inner_sum, [3, 4]) == [5, 14]
@@ -240,8 +251,9 @@ def test_small_payloads_ride_inline_and_a_large_task_goes_through_the_object_sto
 
 
 def test_a_large_argument_repeated_across_items_goes_through_the_object_store_once(
-    local_ray, monkeypatch
+    quick, monkeypatch
 ):
+    quick()
     from daglite_ray.transport import INLINE_BYTES
 
     puts = _counted_puts(monkeypatch)

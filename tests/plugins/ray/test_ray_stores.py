@@ -34,7 +34,8 @@ def relayed(monkeypatch):
     return applied
 
 
-def test_cache_written_on_workers_is_hit_by_the_next_session(local_ray, tmp_path, monkeypatch):
+def test_cache_written_on_workers_is_hit_by_the_next_session(quick, tmp_path, monkeypatch):
+    quick()
     monkeypatch.chdir(tmp_path)  # the default cache store, .daglite/cache, is relative
     first, second = [], []
     with session(settings=QUIET, plugins=[first.append]):
@@ -49,7 +50,8 @@ def test_cache_written_on_workers_is_hit_by_the_next_session(local_ray, tmp_path
     assert (tmp_path / ".daglite").is_dir()  # under the coordinator's working directory
 
 
-def test_local_dataset_writes_are_relayed_to_the_coordinator(local_ray, tmp_path, relayed):
+def test_local_dataset_writes_are_relayed_to_the_coordinator(quick, tmp_path, relayed):
+    quick()
     events = []
     store = str(tmp_path / "data")
     with session(settings=QUIET, dataset_store=store, plugins=[events.append]):
@@ -65,7 +67,8 @@ def test_local_dataset_writes_are_relayed_to_the_coordinator(local_ray, tmp_path
     assert len([e for e in events if e.kind == "DatasetSaved"]) == 8
 
 
-def test_workers_write_straight_to_s3(local_ray, s3, relayed):
+def test_workers_write_straight_to_s3(quick, s3, relayed):
+    quick()
     import fsspec
 
     events = []

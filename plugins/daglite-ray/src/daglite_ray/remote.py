@@ -1,18 +1,18 @@
-"""What runs inside a Ray worker process: one daglite batch per Ray task.
+"""What runs inside a Ray worker process: one daglite batch per Ray task or actor call.
 
 A batch arrives as one pickled header (Ray serializes one `bytes` argument faster than
 several): the keys of its session and map, their pickled payloads and those of the map's
 shared arguments, and the cloudpickled items. A payload is its bytes when small; a large
 one went through the object store once, and the header holds its place in `refs`, a list
 of object refs passed beside it (nested in a list, so Ray does not fetch them for every
-task). A worker loads each payload once and keeps it.
+call). A worker loads each payload once and keeps it.
 The batch itself runs through `daglite.plugin.run_batch`, like on every process-style
 backend.
 
-Two shapes of task:
+Two shapes of call:
 
-- `run(header, refs)`: the quick path, a plain task returning
-  `(attempt, pid, node, result bytes)`;
+- `run(header, refs)`: the quick path, returning `(attempt, pid, node, result bytes)`;
+  a plain task, or a call of a warm pool actor (`DagliteWorker.run`, see `daglite_ray.pool`);
 - `run_streaming(header, refs, timed)`: a streaming generator task, for batches that
   must talk back while they run (a task with a `timeout`, timed from when its batch
   starts, and batches of slow items whose events are relayed as they happen). It yields
@@ -110,6 +110,14 @@ def run(header: bytes, refs: list[Any] | None = None) -> tuple[int, int, str, by
     attempt, pid, node = _whoami()
     data = run_batch(_request(header, refs))
     return attempt, pid, node, data
+
+
+class DagliteWorker:
+    """A pool actor (`daglite_ray.pool`): runs the quick batches it is sent, one at a time."""
+
+    def run(self, header: bytes, refs: list[Any] | None = None) -> tuple[int, int, str, bytes]:
+        """Run one batch, as the plain task `run` does."""
+        return run(header, refs)
 
 
 def run_streaming(

@@ -1,4 +1,4 @@
-"""The Ray `Transport`: daglite's map loop over Ray tasks, one task per batch.
+"""The Ray `Transport`: daglite's map loop over Ray tasks and warm actors, one per batch.
 
 The core's map loop (`daglite.plugin.TransportBackend`) packs, sizes and relays; this
 module only says how a batch becomes a Ray task and how Ray reports back:
@@ -10,19 +10,22 @@ module only says how a batch becomes a Ray task and how Ray reports back:
   their reference. A task's arguments are one pickled header (keys, small payloads,
   items) and, only when there are large payloads, the list of their refs: Ray serializes
   one `bytes` argument in about half the time of five;
-- a batch that needs no word from its worker before it ends is a plain task
-  (`daglite_ray.remote.run`); one of a task with a `timeout` (timed from its real start)
-  or of slow items (events relayed as they happen) is a streaming generator task
-  (`daglite_ray.remote.run_streaming`). The remote functions are made once per process
-  (not per session: Ray exports a function to its cluster once), and named after the
-  map's task once per session (Ray's `options()` costs about as much as a submit);
+- a batch that needs no word from its worker before it ends is a quick one: a call of
+  a warm actor of the session (`daglite_ray.pool`: from its second map on, once the
+  actors are up), else a plain task (`daglite_ray.remote.run`); one of a task with a
+  `timeout` (timed from its real start) or of slow items (events relayed as they happen)
+  is a streaming generator task (`daglite_ray.remote.run_streaming`). The remote
+  functions are made once per process (not per session: Ray exports a function to its
+  cluster once), and named after the map's task once per session (Ray's `options()`
+  costs about as much as a submit);
 - finished plain tasks are fetched together, with one `ray.get`; the last one in flight
   is waited for by getting it (one Ray call, not two);
 - a worker that dies is Ray's to retry (`max_retries` times); a batch re-run that then
   succeeds is reported on the `daglite` logger, and one Ray gave up on is a `WorkerLost`
   (with the map index the worker was running, when its batch streamed it);
-- `kill` and `abort` cancel with `ray.cancel(force=True)`, which kills the worker process;
-  Ray starts a fresh one in its place.
+- `kill` and `abort` cancel a task with `ray.cancel(force=True)`, which kills the worker
+  process (Ray starts a fresh one in its place), and kill an actor for good (`ray.kill`);
+  the batches queued behind it on that actor run again.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from daglite.errors import BackendError
 from daglite.plugin import BatchRequest
 from daglite.plugin import EarlyEvents
 from daglite.plugin import WorkerLost
+from daglite_ray import pool
 
 log = logging.getLogger("daglite")
 
@@ -85,6 +89,7 @@ class _Flight:
     pid: int | None = None
     node: str | None = None
     index: int | None = None  # map index the worker is running, when streamed
+    actor: pool.Actor | None = None  # the pool actor it was sent to (else it is a task)
 
 
 class RayTransport:
@@ -98,6 +103,8 @@ class RayTransport:
     depth = 2  # batches in flight per worker: one running, one queued at the raylet
 
     def __init__(self, workers: int, max_retries: int) -> None:
+        import ray
+
         self.workers = workers
         self.max_retries = max_retries
         self._run = _remote("run", max_retries)
@@ -108,6 +115,11 @@ class RayTransport:
         self._flights: dict[int, _Flight] = {}
         self._recent: dict[int, _Flight] = {}
         self._count = itertools.count()
+        # This process's connection to Ray: the pool's actors live as long as it does.
+        self._connection = ray.get_runtime_context().get_worker_id()
+        self._actors = pool.lend(self._connection, max_retries, workers)
+        self._first_map: str | None = None  # until a second map starts the missing actors
+        self._requeued: list[int] = []  # batches queued behind an actor that was killed
         #: Map ids of tasks with a `timeout`: their batches say when they start.
         self.timed: set[str] = set()
         #: The task name of each map running, by map id (Ray's tools show it).
@@ -145,8 +157,13 @@ class RayTransport:
         timed = request.job_key in self.timed  # it says at once that it started: timed then
         streaming = timed or request.stream
         args = (header, refs or None, True) if timed else (header, refs) if refs else (header,)
-        ref = self._function(request.job_key, streaming).remote(*args)
-        self._flights[ticket] = _Flight(ref, name, streaming=streaming)
+        actor = None if streaming else self._actor(request.job_key)
+        if actor is None:
+            ref = self._function(request.job_key, streaming).remote(*args)
+        else:
+            ref = actor.call(self._ray_name(request.job_key)).remote(*args)
+            actor.load += 1
+        self._flights[ticket] = _Flight(ref, name, streaming=streaming, actor=actor)
         return ticket
 
     def wait(
@@ -155,9 +172,13 @@ class RayTransport:
         """Finished batches (`run_batch` bytes, or a `WorkerLost`) and streamed events."""
         import ray
 
+        self._recent = {}
+        if self._requeued:  # they never started: the map loop sends them again
+            lost = [(ticket, WorkerLost(started=False)) for ticket in self._requeued]
+            self._requeued = []
+            return list(lost)
         if not self._flights:
             return []
-        self._recent = {}
         answers: list[tuple[Hashable, bytes | WorkerLost | EarlyEvents]] = []
         if len(self._flights) == 1:  # the last batch in flight: waited for by getting it
             ticket, flight = next(iter(self._flights.items()))
@@ -189,11 +210,14 @@ class RayTransport:
         import ray
 
         flight = self._flights.pop(ticket, None)  # type: ignore[call-overload]
-        if flight is not None:
+        if flight is not None and flight.actor is None:
             ray.cancel(flight.ref, force=True)
             return
-        flight = self._recent.pop(ticket, None)  # type: ignore[call-overload]
-        if flight is not None and flight.pid is not None and flight.node is not None:
+        if flight is None:
+            flight = self._recent.pop(ticket, None)  # type: ignore[call-overload]
+        if flight is not None and flight.actor is not None:
+            self._kill_actor(flight.actor)
+        elif flight is not None and flight.pid is not None and flight.node is not None:
             # It still runs an abandoned timed-out attempt: a task on its node kills it.
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -206,29 +230,78 @@ class RayTransport:
 
         flights = list(self._flights.values())
         self._flights.clear()
+        self._requeued.clear()
         for flight in flights:
             try:
-                ray.cancel(flight.ref, force=True)
+                if flight.actor is None:
+                    ray.cancel(flight.ref, force=True)
+                elif flight.actor in self._actors:
+                    self._kill_actor(flight.actor)
             except Exception as exc:  # already finished, or Ray is going away
                 log.debug("could not cancel Ray task %s: %s", flight.name, exc)
 
     def close(self) -> None:
-        """Cancel what is still in flight and drop the payloads from the object store."""
+        """Cancel what is still in flight, drop the payloads from the object store, and give
+        the actors left back to the process's idle list."""
+        import ray
+
         self.abort()
         self._refs.clear()
         self._recent.clear()
+        actors, self._actors = self._actors, []
+        if ray.is_initialized():
+            pool.give_back(self._connection, self.max_retries, actors)
+
+    # -- the actors -----------------------------------------------------------------------
+
+    def _actor(self, map_id: str) -> pool.Actor | None:
+        """The warm actor for a quick batch of map `map_id`: up, and with room for it.
+
+        The session's second map starts the actors it lacks (a session that maps once does
+        not pay for them); until they are up, batches go as tasks.
+        """
+        actors = self._actors
+        if len(actors) < self.workers:
+            if self._first_map is None:
+                self._first_map = map_id
+            elif map_id != self._first_map:
+                actors.extend(pool.start(self.workers - len(actors), self.max_retries))
+        pool.poll(actors)
+        best = None
+        for actor in actors:
+            if actor.ready is None and actor.load < self.depth:
+                if best is None or actor.load < best.load:
+                    best = actor
+        return best
+
+    def _kill_actor(self, actor: pool.Actor) -> None:
+        """Kill `actor` for good; the batches queued behind on it are sent again."""
+        if actor in self._actors:
+            self._actors.remove(actor)
+        for ticket, flight in list(self._flights.items()):
+            if flight.actor is actor:
+                del self._flights[ticket]
+                self._requeued.append(ticket)
+        try:
+            pool.kill(actor)
+        except Exception as exc:  # already gone, or Ray is going away
+            log.debug("could not kill a daglite Ray actor: %s", exc)
 
     # -- helpers --------------------------------------------------------------------------
 
+    def _ray_name(self, map_id: str) -> str:
+        """`daglite-<task name>`: the name Ray's tools show for a batch of map `map_id`."""
+        return f"daglite-{self.task_names.get(map_id, map_id)}"
+
     def _function(self, map_id: str, streaming: bool) -> Any:
-        """The remote function, named `daglite-<task name>` for Ray's tools."""
-        name = self.task_names.get(map_id, map_id)
+        """The remote function, named for Ray's tools (`_ray_name`)."""
+        name = self._ray_name(map_id)
         function = self._named.get((name, streaming))
         if function is None:
             if len(self._named) >= _KEEP_NAMED:
                 self._named.pop(next(iter(self._named)))
             plain = self._stream if streaming else self._run
-            function = self._named[(name, streaming)] = plain.options(name=f"daglite-{name}")
+            function = self._named[(name, streaming)] = plain.options(name=name)
         return function
 
     def _payload(self, key: str, value: Any) -> Any:
@@ -318,6 +391,8 @@ class RayTransport:
                 return answers
 
     def _finished(self, ticket: int, flight: _Flight, attempt: int) -> None:
+        if flight.actor is not None:
+            flight.actor.load -= 1
         self._recent[ticket] = flight  # until the next wait, for `kill` of a tainted worker
         if attempt:
             log.warning(
@@ -333,7 +408,9 @@ class RayTransport:
         """A Ray error of a batch as a `WorkerLost`, or a `BackendError` if it is not one."""
         import ray.exceptions as rex
 
-        lost = (rex.WorkerCrashedError, rex.NodeDiedError, rex.ObjectLostError)
+        if flight.actor is not None:
+            flight.actor.load -= 1
+        lost = (rex.WorkerCrashedError, rex.RayActorError, rex.NodeDiedError, rex.ObjectLostError)
         oom = getattr(rex, "OutOfMemoryError", ())
         if exc is None or isinstance(exc, rex.TaskCancelledError):
             raise BackendError(

@@ -1,0 +1,121 @@
+"""Quick batches on warm Ray actors (`daglite_ray.pool`), on a real local Ray (127.0.0.1).
+
+A session's second map starts its actors; batches go as Ray tasks until the actors are up,
+then on them. When the session ends they wait, idle, for the next session of the process.
+"""
+
+from __future__ import annotations
+
+import pytest
+import ray_tasks as t
+from conftest import Actors
+
+from daglite import DagliteSettings
+from daglite import map_tasks
+from daglite import session
+
+pytestmark = pytest.mark.timeout(300)
+
+QUIET = DagliteSettings(backend="ray", processors=())
+
+
+def _idle(ray, max_retries=3):
+    """The process's idle actors (taken off the list: give them back to keep them)."""
+    from daglite_ray import pool
+
+    connection = ray.get_runtime_context().get_worker_id()
+    return connection, pool.lend(connection, max_retries, 1_000)
+
+
+def test_a_session_that_maps_once_starts_no_actors(local_ray):
+    Actors(local_ray).cold()
+    with session(settings=QUIET):
+        assert set(map_tasks(t.ray_actor, range(40), chunksize=5)) == {None}  # Ray tasks
+    assert _idle(local_ray)[1] == []
+
+
+def test_the_second_map_starts_the_actors_and_the_next_session_runs_on_them(local_ray):
+    Actors(local_ray).cold()
+    with session(settings=QUIET) as ctx:
+        assert set(map_tasks(t.ray_actor, range(4))) == {None}
+        map_tasks(t.square, range(4))  # the second map: the actors start
+        actors = ctx.get_backend("ray").transport._actors
+        assert len(actors) == 2  # one per worker (2 CPUs)
+        local_ray.get([actor.ready for actor in actors if actor.ready is not None])
+        ids = {actor.handle._actor_id.hex() for actor in actors}
+        assert set(map_tasks(t.ray_actor, range(40), chunksize=5)) == ids  # both, once up
+    connection, idle = _idle(local_ray)
+    assert {actor.handle._actor_id.hex() for actor in idle} == ids  # back on the idle list
+    from daglite_ray import pool
+
+    pool.give_back(connection, 3, idle)
+    with session(settings=QUIET):  # the next session's first map runs on them
+        assert set(map_tasks(t.ray_actor, range(40), chunksize=5)) == ids
+
+
+def test_actors_are_kept_apart_by_max_retries(local_ray):
+    ids = Actors(local_ray, max_retries=3).warm()
+    Actors(local_ray, max_retries=1).cold()
+    settings = DagliteSettings(backend="ray", processors=(), options={"ray": {"max_retries": 1}})
+    with session(settings=settings):
+        assert set(map_tasks(t.ray_actor, range(8))) == {None}  # Ray re-runs differently
+    with session(settings=QUIET):
+        assert set(map_tasks(t.ray_actor, range(40), chunksize=5)) == ids
+
+
+def _one_actor_transport(local_ray, monkeypatch):
+    """A transport lent one warm actor, and a quick batch (1 s nap) to send it."""
+    from daglite_ray.transport import RayTransport
+
+    Actors(local_ray, count=1).warm()
+    sent = []
+    submit = RayTransport.submit
+
+    def kept(self, request):
+        sent.append(request)
+        return submit(self, request)
+
+    monkeypatch.setattr(RayTransport, "submit", kept)
+    with session(settings=QUIET):
+        assert map_tasks(t.nap, [1.0]) == [1.0]
+    transport = RayTransport(1, 3)
+    (actor,) = transport._actors
+    return transport, actor, sent[0]
+
+
+def test_killing_an_actor_sends_the_batches_queued_behind_it_again(local_ray, monkeypatch):
+    from ray.exceptions import RayActorError
+
+    from daglite.plugin import WorkerLost
+
+    transport, actor, request = _one_actor_transport(local_ray, monkeypatch)
+    running, queued = transport.submit(request), transport.submit(request)
+    assert actor.load == 2  # both on the one actor: one runs, one waits behind it
+    transport.kill(running)
+    assert transport.wait(None) == [(queued, WorkerLost(started=False))]
+    assert transport._actors == []
+    with pytest.raises(RayActorError):  # killed for good: Ray does not restart it
+        local_ray.get(actor.handle.__ray_ready__.remote(), timeout=60)
+    transport.close()
+    assert actor not in _idle(local_ray)[1]
+
+
+def test_abort_kills_the_actors_running_batches(local_ray, monkeypatch):
+    from ray.exceptions import RayActorError
+
+    transport, actor, request = _one_actor_transport(local_ray, monkeypatch)
+    transport.submit(request)
+    transport.abort()
+    with pytest.raises(RayActorError):
+        local_ray.get(actor.handle.__ray_ready__.remote(), timeout=60)
+    transport.close()
+    assert actor not in _idle(local_ray)[1]
+
+
+def test_closing_gives_the_actors_that_ran_nothing_back(local_ray):
+    from daglite_ray.transport import RayTransport
+
+    (kept,) = Actors(local_ray, count=1).warm()
+    transport = RayTransport(1, 3)
+    transport.close()
+    assert {actor.handle._actor_id.hex() for actor in _idle(local_ray)[1]} == {kept}
