@@ -95,7 +95,9 @@ class Actors:
         self.ray, self.max_retries, self.count = ray, max_retries, count
 
     def _connection(self):
-        return self.ray.get_runtime_context().get_worker_id()
+        from daglite_ray import pool
+
+        return pool.connection(self.ray)
 
     def warm(self):
         from daglite_ray import pool

@@ -23,7 +23,7 @@ def _idle(ray, max_retries=3):
     """The process's idle actors (taken off the list: give them back to keep them)."""
     from daglite_ray import pool
 
-    connection = ray.get_runtime_context().get_worker_id()
+    connection = pool.connection(ray)
     return connection, pool.lend(connection, max_retries, 1_000)
 
 

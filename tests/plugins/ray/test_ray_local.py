@@ -41,19 +41,25 @@ def nap(folder, x):
     return x
 
 
-with session(backend="ray"):
+with session(backend="ray") as ctx:
     first = map_tasks(where, range(4))
     import ray
 
     context = ray.get_runtime_context()
     print("address", context.gcs_address, flush=True)
     node = context.get_node_id()
-    second = map_tasks(where, range(4))
+    second = map_tasks(where, range(4))  # the session's second map: its actors start
     print("same node", ray.get_runtime_context().get_node_id() == node, flush=True)
     print("in workers", os.getpid() not in first + second, flush=True)
-    if sys.argv[1] == "interrupt":
+    if sys.argv[1] == "interrupt-actors":  # the naps run on the warm actors
+        actors = ctx.get_backend("ray").transport._actors
+        ray.get([actor.ready for actor in actors if actor.ready is not None])
+    if sys.argv[1].startswith("interrupt"):
         map_tasks(nap, [sys.argv[2]] * 6, range(6))
 print("initialized after the session", ray.is_initialized(), flush=True)
+if sys.argv[1] == "normal":  # a new local Ray: nothing of the first one is used
+    with session(backend="ray"):
+        print("next session", map_tasks(where, range(4)) != first, flush=True)
 """
 
 
@@ -109,15 +115,21 @@ def test_a_local_ray_on_loopback_for_the_session_then_shut_down(tmp_path, ray_ro
     assert proc.returncode == 0, err
     lines = out.splitlines()
     assert lines[0].startswith("address 127.0.0.1:")
-    assert lines[1:] == ["same node True", "in workers True", "initialized after the session False"]
-    assert err.count("Started a local Ray instance") == 1  # once per session, not per map
+    assert lines[1:] == [
+        "same node True",
+        "in workers True",
+        "initialized after the session False",
+        "next session True",
+    ]
+    assert err.count("Started a local Ray instance") == 2  # once per session, not per map
     assert _wait_gone(ray_root, 30) == []
 
 
-def test_ctrl_c_cancels_the_batches_and_leaves_no_ray_process(tmp_path, ray_root):
+@pytest.mark.parametrize("mode", ["interrupt", "interrupt-actors"])
+def test_ctrl_c_cancels_the_batches_and_leaves_no_ray_process(tmp_path, ray_root, mode):
     folder = tmp_path / "running"
     folder.mkdir()
-    proc = _start(tmp_path, ray_root, "interrupt", str(folder))
+    proc = _start(tmp_path, ray_root, mode, str(folder))
     deadline = time.monotonic() + 180
     while len(list(folder.iterdir())) < 2:  # both workers are in the middle of an item
         assert proc.poll() is None, proc.communicate()

@@ -32,7 +32,7 @@ import attrs
 _KEEP_NAMES = 16
 #: The actor class per `max_retries`, made once per process.
 _classes: dict[int, Any] = {}
-#: Idle actors of the process, by `(Ray job id, max_retries)`.
+#: Idle actors of the process, by `(connection, max_retries)`.
 _idle: dict[tuple[str, int], list[Actor]] = {}
 _lock = threading.Lock()
 
@@ -56,6 +56,16 @@ class Actor:
         return method
 
 
+def connection(ray: Any) -> str:
+    """This process's connection to Ray (the actors live as long as it does).
+
+    Its cluster's address, the node and the job: a job id alone comes back when the
+    process connects to a new local Ray.
+    """
+    context = ray.get_runtime_context()
+    return f"{context.gcs_address}/{context.get_node_id()}/{context.get_job_id()}"
+
+
 def start(count: int, max_retries: int) -> list[Actor]:
     """Start `count` actors (without waiting for them to be up)."""
     actor_class = _classes.get(max_retries)
@@ -76,21 +86,21 @@ def start(count: int, max_retries: int) -> list[Actor]:
     return actors
 
 
-def lend(job: str, max_retries: int, count: int) -> list[Actor]:
-    """Up to `count` idle actors of Ray job `job`, taken from the idle list."""
+def lend(connection: str, max_retries: int, count: int) -> list[Actor]:
+    """Up to `count` idle actors of `connection`, taken from the idle list."""
     with _lock:
-        for key in [key for key in _idle if key[0] != job]:  # of a Ray since shut down
+        for key in [key for key in _idle if key[0] != connection]:  # of a Ray since left
             del _idle[key]
-        idle = _idle.get((job, max_retries), [])
+        idle = _idle.get((connection, max_retries), [])
         lent, idle[:] = idle[:count], idle[count:]
     return lent
 
 
-def give_back(job: str, max_retries: int, actors: list[Actor]) -> None:
-    """Put `actors` (with nothing in flight) back on the idle list of `job`."""
+def give_back(connection: str, max_retries: int, actors: list[Actor]) -> None:
+    """Put `actors` (with nothing in flight) back on the idle list of `connection`."""
     if actors:
         with _lock:
-            _idle.setdefault((job, max_retries), []).extend(actors)
+            _idle.setdefault((connection, max_retries), []).extend(actors)
 
 
 def kill(actor: Actor) -> None:

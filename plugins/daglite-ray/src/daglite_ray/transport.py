@@ -115,8 +115,7 @@ class RayTransport:
         self._flights: dict[int, _Flight] = {}
         self._recent: dict[int, _Flight] = {}
         self._count = itertools.count()
-        # This process's connection to Ray: the pool's actors live as long as it does.
-        self._connection = ray.get_runtime_context().get_worker_id()
+        self._connection = pool.connection(ray)
         self._actors = pool.lend(self._connection, max_retries, workers)
         self._first_map: str | None = None  # until a second map starts the missing actors
         self._requeued: list[int] = []  # batches queued behind an actor that was killed
