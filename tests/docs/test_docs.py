@@ -268,3 +268,38 @@ def test_page_tasks_travel_to_worker_processes_by_value(scratch_page, workdir):
         "<!-- docs-test: output -->\n```text\n9\n```\n"
     )
     assert run_page(scratch_page, workdir) == 2
+
+
+ROOT = DOCS.parent
+#: An install command, and a daglite distribution named by the package index's name.
+INSTALL = re.compile(r"\b(?:pip install|uv add|uv pip install)\b(?P<args>.*)")
+BY_NAME = re.compile(r"(?<![\w./-])[\"']?daglite(?:-[a-z0-9]+)?(?:\[[^\]]*\])?(?=[\s\"'<>=~!]|$)")
+
+
+def _install_lines():
+    readmes = sorted(ROOT.glob("plugins/*/README.md"))
+    pages = [ROOT / "README.md", *sorted(DOCS.rglob("*.md")), *readmes]
+    for page in pages:
+        for number, line in enumerate(page.read_text().splitlines(), 1):
+            found = INSTALL.search(line)
+            if found:
+                args = re.split(r"#|&&|;|\|", found["args"])[0]  # the install command's own
+                yield f"{page.relative_to(ROOT)}:{number}", args
+
+
+def test_install_commands_take_daglite_from_the_clone():
+    # The index's `daglite` is another project: ours install from paths of the clone.
+    lines = list(_install_lines())
+    assert len(lines) > 10
+    wrong = [f"{where}: {args.strip()}" for where, args in lines if BY_NAME.search(args)]
+    assert wrong == []
+
+
+def test_the_install_check_catches_an_index_name():
+    assert BY_NAME.search(' "daglite-arrow[pandas,polars]"')
+    assert BY_NAME.search(" daglite-ray daglite-s3")
+    assert BY_NAME.search(" daglite")
+    assert not BY_NAME.search(' "./plugins/daglite-arrow[pandas,polars]"')
+    assert not BY_NAME.search(" ./core ./plugins/daglite-ray")
+    assert not BY_NAME.search(" -e .[dev]")
+    assert not BY_NAME.search(" pyarrow")

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 import ray_tasks as t
-from conftest import Actors
 
+from conftest import Actors
 from daglite import DagliteSettings
 from daglite import map_tasks
 from daglite import session

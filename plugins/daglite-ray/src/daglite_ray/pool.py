@@ -57,7 +57,7 @@ class Actor:
 
 
 def connection(ray: Any) -> str:
-    """This process's connection to Ray (the actors live as long as it does).
+    """The process's connection to Ray, which the actors live as long as.
 
     Its cluster's address, the node and the job: a job id alone comes back when the
     process connects to a new local Ray.

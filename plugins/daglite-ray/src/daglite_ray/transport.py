@@ -240,8 +240,7 @@ class RayTransport:
                 log.debug("could not cancel Ray task %s: %s", flight.name, exc)
 
     def close(self) -> None:
-        """Cancel what is still in flight, drop the payloads from the object store, and give
-        the actors left back to the process's idle list."""
+        """Cancel what is in flight, drop the payloads, give the actors left back to the pool."""
         import ray
 
         self.abort()
@@ -266,12 +265,8 @@ class RayTransport:
             elif map_id != self._first_map:
                 actors.extend(pool.start(self.workers - len(actors), self.max_retries))
         pool.poll(actors)
-        best = None
-        for actor in actors:
-            if actor.ready is None and actor.load < self.depth:
-                if best is None or actor.load < best.load:
-                    best = actor
-        return best
+        up = [actor for actor in actors if actor.ready is None and actor.load < self.depth]
+        return min(up, key=_load) if up else None
 
     def _kill_actor(self, actor: pool.Actor) -> None:
         """Kill `actor` for good; the batches queued behind on it are sent again."""
@@ -442,3 +437,7 @@ def _kill_pid(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def _load(actor: pool.Actor) -> int:
+    return actor.load
