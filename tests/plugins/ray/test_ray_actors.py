@@ -63,6 +63,16 @@ def test_actors_are_kept_apart_by_max_retries(local_ray):
         assert set(map_tasks(t.ray_actor, range(40), chunksize=5)) == ids
 
 
+def test_actors_off_sends_every_batch_as_a_ray_task(local_ray):
+    Actors(local_ray).warm()
+    off = DagliteSettings(backend="ray", processors=(), options={"ray": {"actors": False}})
+    with session(settings=off) as ctx:
+        assert set(map_tasks(t.ray_actor, range(40), chunksize=5)) == {None}
+        assert set(map_tasks(t.ray_actor, range(40), chunksize=5)) == {None}
+        assert ctx.get_backend("ray").transport._actors == []  # none lent, none started
+    assert len(_idle(local_ray)[1]) == 2  # the idle ones were left alone
+
+
 def _one_actor_transport(local_ray, monkeypatch):
     """A transport lent one warm actor, and a quick batch (1 s nap) to send it."""
     from daglite_ray.transport import RayTransport

@@ -280,7 +280,8 @@ def test_unknown_option_fails_at_session_open():
         pass
     assert str(info.value) == (
         "unknown option(s) ['adress'] for plugin 'ray'; known options of 'ray': "
-        "['address', 'connect_timeout', 'max_retries', 'num_cpus', 'object_store_memory'] "
+        "['actors', 'address', 'connect_timeout', 'max_retries', 'num_cpus', "
+        "'object_store_memory'] "
         "(set in [tool.daglite.options.ray], DAGLITE_RAY_<OPTION> or --option ray.<key>=<value>)"
     )
 
@@ -292,6 +293,23 @@ def test_bad_option_value_fails_at_session_open():
     assert str(info.value) == (
         "invalid value 'three' for option 'max_retries' of plugin 'ray': expected an integer"
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            "maybe",
+            "invalid value 'maybe' for option 'actors' of plugin 'ray': expected true or false",
+        ),
+        (2, "invalid value 2 for 'actors' in [tool.daglite.options.ray]: true or false"),
+    ],
+)
+def test_a_bad_actors_option_fails_at_session_open(value, message):
+    settings = DagliteSettings(options={"ray": {"actors": value}})
+    with pytest.raises(SettingsError) as info, session(backend="ray", settings=settings):
+        pass
+    assert str(info.value) == message
 
 
 def test_out_of_range_option_fails_at_session_open():

@@ -1,4 +1,4 @@
-"""The `ray` backend: map items run in batches as Ray tasks.
+"""The `ray` backend: map items run in batches as Ray tasks or calls of warm Ray actors.
 
 Where it runs, first match wins:
 
@@ -36,7 +36,14 @@ ADDRESS_ENV = "RAY_ADDRESS"
 #: Ray's own default for re-running a task whose worker died.
 DEFAULT_MAX_RETRIES = 3
 DEFAULT_CONNECT_TIMEOUT = 5.0
-_OPTIONS = ("address", "connect_timeout", "max_retries", "num_cpus", "object_store_memory")
+_OPTIONS = (
+    "actors",
+    "address",
+    "connect_timeout",
+    "max_retries",
+    "num_cpus",
+    "object_store_memory",
+)
 _HINT = (
     "check that Ray runs there (`ray status --address ADDRESS` on that machine), that the "
     "address and port are those `ray start --head` printed, and that no firewall is in the "
@@ -78,6 +85,10 @@ def ray_options(settings: DagliteSettings) -> dict[str, Any]:
                 what = "a number of seconds > 0" if kind is float else f"a whole number > {low}"
                 raise SettingsError(f"invalid value {value!r} for {name!r} in {where}: {what}")
             checked[name] = kind(value)
+    if "actors" in checked and not isinstance(checked["actors"], bool):
+        raise SettingsError(
+            f"invalid value {checked['actors']!r} for 'actors' in {where}: true or false"
+        )
     if "address" in checked and not isinstance(checked["address"], str):
         raise SettingsError(
             f"invalid value {checked['address']!r} for 'address' in {where}: a string such "
@@ -128,9 +139,11 @@ class RayBackend(TransportBackend):
 
     Args:
         settings: The session's settings; plugin options come from `settings.options["ray"]`:
-            `address`, `connect_timeout` (seconds, default 5), `max_retries` (Ray's re-runs
-            of a batch whose worker died, default 3), and for the local Ray `num_cpus`
-            (default `max_workers`, else the CPU count) and `object_store_memory` (bytes).
+            `actors` (run quick batches on warm actors, default true; see
+            `daglite_ray.pool`), `address`, `connect_timeout` (seconds, default 5),
+            `max_retries` (Ray's re-runs of a batch whose worker died, default 3), and for
+            the local Ray `num_cpus` (default `max_workers`, else the CPU count) and
+            `object_store_memory` (bytes).
 
     Raises:
         SettingsError: An option is unknown or has a wrong value.
@@ -138,6 +151,7 @@ class RayBackend(TransportBackend):
 
     #: Its options (`[tool.daglite.options.ray]`, `DAGLITE_RAY_<OPTION>`, `--option ray.KEY=V`).
     known_options: ClassVar[dict[str, type]] = {
+        "actors": bool,
         "address": str,
         "connect_timeout": float,
         "max_retries": int,
@@ -151,6 +165,7 @@ class RayBackend(TransportBackend):
         self.address = ray_address(settings)
         self.connect_timeout = options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)
         self.max_retries = options.get("max_retries", DEFAULT_MAX_RETRIES)
+        self.actors = options.get("actors", True)
         self.num_cpus = options.get("num_cpus") or settings.max_workers or os.cpu_count() or 1
         self.object_store_memory = options.get("object_store_memory")
         self.owns_ray = False  # this backend called ray.init: it calls ray.shutdown
@@ -178,7 +193,7 @@ class RayBackend(TransportBackend):
         ray = self._connect()
         cpus = int(ray.cluster_resources().get("CPU", 1))
         workers = max(1, min(cpus, self.settings.max_workers or cpus))
-        return RayTransport(workers, self.max_retries)
+        return RayTransport(workers, self.max_retries, actors=self.actors)
 
     def _connect(self) -> Any:
         address = self.address if self.address != "local" else None

@@ -98,11 +98,12 @@ class RayTransport:
     Args:
         workers: How many batches run at once (CPUs of the cluster, capped by `max_workers`).
         max_retries: Ray's re-runs of a batch whose worker died.
+        actors: Whether quick batches run on warm actors (`daglite_ray.pool`) once up.
     """
 
     depth = 2  # batches in flight per worker: one running, one queued at the raylet
 
-    def __init__(self, workers: int, max_retries: int) -> None:
+    def __init__(self, workers: int, max_retries: int, actors: bool = True) -> None:
         import ray
 
         self.workers = workers
@@ -116,7 +117,8 @@ class RayTransport:
         self._recent: dict[int, _Flight] = {}
         self._count = itertools.count()
         self._connection = pool.connection(ray)
-        self._actors = pool.lend(self._connection, max_retries, workers)
+        self._use_actors = actors
+        self._actors = pool.lend(self._connection, max_retries, workers) if actors else []
         self._first_map: str | None = None  # until a second map starts the missing actors
         self._requeued: list[int] = []  # batches queued behind an actor that was killed
         #: Map ids of tasks with a `timeout`: their batches say when they start.
@@ -156,7 +158,7 @@ class RayTransport:
         timed = request.job_key in self.timed  # it says at once that it started: timed then
         streaming = timed or request.stream
         args = (header, refs or None, True) if timed else (header, refs) if refs else (header,)
-        actor = None if streaming else self._actor(request.job_key)
+        actor = self._actor(request.job_key) if self._use_actors and not streaming else None
         if actor is None:
             ref = self._function(request.job_key, streaming).remote(*args)
         else:
