@@ -243,6 +243,9 @@ class RayBackend(TransportBackend):
                 self.owns_ray = False
                 import ray
 
+                from daglite_ray import pool
+
+                pool.drop(pool.connection(ray))
                 ray.shutdown()
 
     # -- maps -----------------------------------------------------------------------------

@@ -1,21 +1,21 @@
-"""Warm Ray actors for quick batches: kept per process and Ray job, lent to one session.
+"""Warm Ray actors for quick batches: kept per process and Ray connection, lent to a session.
 
 A call to a warm actor goes straight to its worker process; a Ray task first asks the
 raylet for a worker, and gives it back when it ends. On two cores a hand-written map of two
-5,000-item batches takes about 0.65x the time on warm actors that it takes as tasks
+5,000-item batches takes 0.5-0.7x the time on warm actors that it takes as tasks
 (`benchmarks/bench_ray.py`), so quick batches run on actors once the actors are up.
 
-- The actors are `daglite_ray.remote.DagliteWorker`s with Ray's default actor resources: one CPU
-  to be placed (spread over the cluster's nodes), none held while they live. So they never
-  keep a CPU from Ray tasks, daglite's own included, and may sit idle between sessions. A
-  session runs at most as many batches at once as it has workers, on actors and tasks
-  together.
+- The actors are `daglite_ray.remote.DagliteWorker`s with Ray's default actor resources:
+  one CPU to be placed (spread over the cluster's nodes), none held while they live. So
+  they never keep a CPU from Ray tasks, daglite's own included, and may sit idle between
+  sessions. A session runs at most as many batches at once as it has workers, on actors
+  and tasks together.
 - Starting an actor starts a worker process (about 0.9 s on two cores). A session's
   transport starts its actors at its second map (a session that maps once does not pay for
   them) and keeps sending batches as tasks until they are up, so no map waits for them.
 - When the session ends, the actors that did not die or get killed go back to the process's
-  idle list, for the next session on the same Ray job with the same `max_retries`. They die
-  with the job (the process's Ray connection), like Ray's own idle workers.
+  idle list, for the next session on the same Ray connection with the same `max_retries`.
+  They end with that connection, like Ray's own idle workers.
 - A worker process that dies mid-batch is restarted by Ray, which re-runs the batch
   (`max_retries` times), as it does for a task.
 """
@@ -63,7 +63,21 @@ def connection(ray: Any) -> str:
     process connects to a new local Ray.
     """
     context = ray.get_runtime_context()
-    return f"{context.gcs_address}/{context.get_node_id()}/{context.get_job_id()}"
+    parts = []
+    for part in ("gcs_address", "get_node_id", "get_job_id"):
+        try:  # Ray Client may not tell them all
+            value = getattr(context, part)
+            parts.append(str(value() if callable(value) else value))
+        except Exception:
+            parts.append("?")
+    return "/".join(parts)
+
+
+def drop(connection: str) -> None:
+    """Forget the idle actors of `connection` (its Ray is shutting down: they end with it)."""
+    with _lock:
+        for key in [key for key in _idle if key[0] == connection]:
+            del _idle[key]
 
 
 def start(count: int, max_retries: int) -> list[Actor]:
@@ -81,7 +95,7 @@ def start(count: int, max_retries: int) -> list[Actor]:
         )(remote.DagliteWorker)
     actors = []
     for _ in range(count):
-        handle = actor_class.remote()
+        handle: Any = actor_class.remote()
         actors.append(Actor(handle, handle.__ray_ready__.remote()))
     return actors
 
@@ -110,13 +124,19 @@ def kill(actor: Actor) -> None:
     ray.kill(actor.handle, no_restart=True)
 
 
-def poll(actors: list[Actor]) -> None:
-    """Mark the actors of `actors` that are up by now (`ready` goes None)."""
-    import ray
-
+def pick(actors: list[Actor], depth: int) -> Actor | None:
+    """The least busy of `actors` that is up and holds fewer than `depth` batches."""
     starting = {id(actor.ready): actor for actor in actors if actor.ready is not None}
-    if starting:
+    if starting:  # which are up by now (`ready` goes None)
+        import ray
+
         refs = [actor.ready for actor in starting.values()]
         done, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
         for ref in done:
             starting[id(ref)].ready = None
+    up = [actor for actor in actors if actor.ready is None and actor.load < depth]
+    return min(up, key=_load) if up else None
+
+
+def _load(actor: Actor) -> int:
+    return actor.load

@@ -21,6 +21,9 @@ Two shapes of call:
   on (quick items are not worth a message each), `("events", data)` as events happen
   (when streaming), and last `("done", attempt, pid, node, result bytes)`.
 
+`kill_pid(pid)`, a task placed on a worker's node, kills a worker process that still runs
+an abandoned timed-out attempt.
+
 `attempt` counts Ray's own re-runs of the batch (0 the first time): a batch re-run after
 its worker died is reported on the coordinator.
 """
@@ -30,6 +33,7 @@ from __future__ import annotations
 import os
 import pickle
 import queue
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -183,3 +187,11 @@ def run_streaming(
         yield message
         if message[0] == "done":
             return
+
+
+def kill_pid(pid: int) -> None:
+    """On a worker's node: kill the worker process `pid` (Ray replaces it)."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

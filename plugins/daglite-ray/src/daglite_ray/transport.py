@@ -10,14 +10,12 @@ module only says how a batch becomes a Ray task and how Ray reports back:
   their reference. A task's arguments are one pickled header (keys, small payloads,
   items) and, only when there are large payloads, the list of their refs: Ray serializes
   one `bytes` argument in about half the time of five;
-- a batch that needs no word from its worker before it ends is a quick one: a call of
-  a warm actor of the session (`daglite_ray.pool`: from its second map on, once the
-  actors are up), else a plain task (`daglite_ray.remote.run`); one of a task with a
-  `timeout` (timed from its real start) or of slow items (events relayed as they happen)
-  is a streaming generator task (`daglite_ray.remote.run_streaming`). The remote
-  functions are made once per process (not per session: Ray exports a function to its
-  cluster once), and named after the map's task once per session (Ray's `options()`
-  costs about as much as a submit);
+- a quick batch (one that needs no word from its worker before it ends) is a call of a
+  warm actor (`daglite_ray.pool`), else a plain task (`daglite_ray.remote.run`); one of a
+  task with a `timeout` (timed from its real start) or of slow items (events relayed as
+  they happen) is a streaming generator task (`daglite_ray.remote.run_streaming`). Remote
+  functions are made once per process (Ray exports one to its cluster once) and named
+  after the map's task once per session (Ray's `options()` costs about a submit);
 - finished plain tasks are fetched together, with one `ray.get`; the last one in flight
   is waited for by getting it (one Ray call, not two);
 - a worker that dies is Ray's to retry (`max_retries` times); a batch re-run that then
@@ -73,7 +71,7 @@ def _remote(kind: str, max_retries: int) -> Any:
                 remote.run_streaming
             )
         else:
-            function = ray.remote(num_cpus=0, max_retries=0)(_kill_pid)
+            function = ray.remote(num_cpus=0, max_retries=0)(remote.kill_pid)
         _remotes[(kind, max_retries)] = function
     return function
 
@@ -266,9 +264,7 @@ class RayTransport:
                 self._first_map = map_id
             elif map_id != self._first_map:
                 actors.extend(pool.start(self.workers - len(actors), self.max_retries))
-        pool.poll(actors)
-        up = [actor for actor in actors if actor.ready is None and actor.load < self.depth]
-        return min(up, key=_load) if up else None
+        return pool.pick(actors, self.depth)
 
     def _kill_actor(self, actor: pool.Actor) -> None:
         """Kill `actor` for good; the batches queued behind on it are sent again."""
@@ -428,18 +424,3 @@ class RayTransport:
         raise BackendError(
             f"Ray could not run batch {flight.name}: {type(exc).__name__}: {exc}"
         ) from exc
-
-
-def _kill_pid(pid: int) -> None:
-    """On a worker's node: kill the worker process `pid` (Ray replaces it)."""
-    import os
-    import signal
-
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def _load(actor: pool.Actor) -> int:
-    return actor.load
