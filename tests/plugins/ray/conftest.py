@@ -119,8 +119,8 @@ class Actors:
 
 
 @pytest.fixture(params=["tasks", "actors"])
-def quick(request, local_ray):
-    """Run a test's quick batches as Ray tasks, then on warm pool actors.
+def runs_on(request, local_ray):
+    """Run a test's batches as Ray tasks, then on warm pool actors (but a timed task's).
 
     Yields a function of `max_retries` that prepares the pool for a session with that
     option and returns the ids of the actors its batches will run on (none for tasks).

@@ -127,6 +127,14 @@ def killer(x):
 
 
 @task
+def slow_killer(x):
+    time.sleep(0.1)  # slow items: a batch that streams tells each one it runs
+    if x == 3:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return x
+
+
+@task
 def crash_once(path, x):
     # Kills its worker the first time item 0 runs; Ray's re-run of the batch succeeds.
     marker = f"{path}/crashed"

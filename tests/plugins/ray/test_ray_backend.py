@@ -25,8 +25,8 @@ def _kinds(events, kind):
     return [event for event in events if event.kind == kind]
 
 
-def test_results_come_back_in_order_computed_in_ray_workers(quick):
-    actors = quick()
+def test_results_come_back_in_order_computed_in_ray_workers(runs_on):
+    actors = runs_on()
     with session(settings=QUIET):
         results = map_tasks(t.where, range(200))
         ran_on = set(map_tasks(t.ray_actor, range(20)))
@@ -37,8 +37,8 @@ def test_results_come_back_in_order_computed_in_ray_workers(quick):
     assert os.getpid() not in pids
 
 
-def test_ray_tasks_are_named_after_the_daglite_task_they_run(quick):
-    quick()
+def test_ray_tasks_are_named_after_the_daglite_task_they_run(runs_on):
+    runs_on()
     with session(settings=QUIET):
         plain = map_tasks(t.ray_name, range(20))
         renamed = map_tasks(t.renamed_ray_name, range(20))
@@ -67,8 +67,8 @@ def test_waiting_for_the_last_batch_in_flight_keeps_to_the_timeout(local_ray, mo
     assert done == ticket and isinstance(data, bytes)
 
 
-def test_first_failure_raises_task_error_with_the_original_cause(quick):
-    quick()
+def test_first_failure_raises_task_error_with_the_original_cause(runs_on):
+    runs_on()
     with session(settings=QUIET), pytest.raises(TaskError) as info:
         map_tasks(t.fragile, range(10))
     assert str(info.value) == "task 'fragile' (map index 3) failed: ValueError: bad item 3"
@@ -87,8 +87,8 @@ def test_a_bound_method_task_runs_on_its_instance_in_ray_workers_and_keys_it(loc
     assert again == first  # an equal instance: read back from the cache, worker pids too
 
 
-def test_return_exceptions_gives_errors_in_place(quick):
-    quick()
+def test_return_exceptions_gives_errors_in_place(runs_on):
+    runs_on()
     with session(settings=QUIET):
         results = map_tasks(t.fragile, range(10), return_exceptions=True)
     errors = [r for r in results if isinstance(r, TaskError)]
@@ -97,8 +97,8 @@ def test_return_exceptions_gives_errors_in_place(quick):
     assert str(errors[1]) == "task 'fragile' (map index 8) failed: ValueError: bad item 8"
 
 
-def test_task_retries_run_on_the_worker(quick, tmp_path):
-    quick()
+def test_task_retries_run_on_the_worker(runs_on, tmp_path):
+    runs_on()
     events = []
     with session(settings=QUIET, plugins=[events.append]):
         assert map_tasks(t.flaky, [str(tmp_path)] * 4, range(4)) == [0, 1, 2, 3]
@@ -124,8 +124,8 @@ def test_an_attempt_stuck_in_c_code_gets_its_worker_killed(local_ray):
         assert [x for x, _ in map_tasks(t.where, range(4))] == [0, 1, 2, 3]
 
 
-def test_events_are_relayed_with_the_session_ids(quick):
-    quick()
+def test_events_are_relayed_with_the_session_ids(runs_on):
+    runs_on()
     events = []
     with session(settings=QUIET, plugins=[events.append]) as ctx:
         map_tasks(t.square, range(30), chunksize=7)
@@ -140,7 +140,8 @@ def test_events_are_relayed_with_the_session_ids(quick):
     assert (map_ended.total, map_ended.failures) == (30, 0)
 
 
-def test_events_of_slow_items_arrive_while_they_run(local_ray):
+def test_events_of_slow_items_arrive_while_they_run(runs_on):
+    runs_on()
     import time
 
     seen = []
@@ -171,7 +172,8 @@ def _told(monkeypatch):
     return told
 
 
-def test_a_streamed_batch_tells_its_items_only_once_they_are_slow(local_ray, monkeypatch):
+def test_a_streamed_batch_tells_its_items_only_once_they_are_slow(runs_on, monkeypatch):
+    runs_on()
     told = _told(monkeypatch)
     with session(settings=QUIET, plugins=[lambda event: None]):  # a listener: batches stream
         assert map_tasks(t.square, range(2000)) == [x * x for x in range(2000)]
@@ -191,8 +193,8 @@ def test_a_timed_batch_says_at_once_that_it_started(local_ray, monkeypatch):
     assert told == [("started",)]
 
 
-def test_log_records_of_workers_reach_the_coordinator(quick, caplog):
-    quick()
+def test_log_records_of_workers_reach_the_coordinator(runs_on, caplog):
+    runs_on()
     events = []
     with (
         caplog.at_level(logging.WARNING, logger="pipeline.user"),
@@ -207,8 +209,8 @@ def test_log_records_of_workers_reach_the_coordinator(quick, caplog):
     ]
 
 
-def test_nested_maps_run_inline_on_the_worker(quick):
-    quick()
+def test_nested_maps_run_inline_on_the_worker(runs_on):
+    runs_on()
     events = []
     with session(settings=QUIET, plugins=[events.append]):
         assert map_tasks(t.inner_sum, [3, 4]) == [5, 14]
@@ -251,9 +253,9 @@ def test_small_payloads_ride_inline_and_a_large_task_goes_through_the_object_sto
 
 
 def test_a_large_argument_repeated_across_items_goes_through_the_object_store_once(
-    quick, monkeypatch
+    runs_on, monkeypatch
 ):
-    quick()
+    runs_on()
     from daglite_ray.transport import INLINE_BYTES
 
     puts = _counted_puts(monkeypatch)

@@ -24,8 +24,8 @@ def _settings(max_retries):
     )
 
 
-def test_a_killed_worker_is_a_backend_error_naming_task_and_index(quick):
-    actors = quick(0)
+def test_a_killed_worker_is_a_backend_error_naming_task_and_index(runs_on):
+    actors = runs_on(0)
     with session(settings=_settings(0)), pytest.raises(BackendError) as info:
         map_tasks(t.killer, range(6))
     message = str(info.value)
@@ -36,8 +36,21 @@ def test_a_killed_worker_is_a_backend_error_naming_task_and_index(quick):
     assert "and gave up after 1 attempt (max_retries=0)" in message
 
 
-def test_other_items_still_return_when_a_worker_is_killed(quick):
-    quick(1)
+def test_a_streaming_batch_tells_the_worker_and_item_that_killed_it(runs_on):
+    actors = runs_on(0)
+    listener = [lambda event: None]  # somebody shows the items: batches stream
+    with session(settings=_settings(0), plugins=listener), pytest.raises(BackendError) as info:
+        map_tasks(t.slow_killer, range(6))
+    message = str(info.value)
+    assert re.match(
+        r"worker process \d+ died running task 'slow_killer' \(map index 3\): ", message
+    )
+    lost = "Actor(Unavailable|Died)Error" if actors else "WorkerCrashedError"
+    assert re.search(f"Ray reported {lost} for batch daglite-", message), message
+
+
+def test_other_items_still_return_when_a_worker_is_killed(runs_on):
+    runs_on(1)
     with session(settings=_settings(1)):
         results = map_tasks(t.killer, range(6), chunksize=3, return_exceptions=True)
     assert [r for r in results if not isinstance(r, Exception)] == [0, 1, 2, 4, 5]
@@ -49,8 +62,8 @@ def test_other_items_still_return_when_a_worker_is_killed(quick):
         assert map_tasks(t.square, range(4)) == [0, 1, 4, 9]
 
 
-def test_a_batch_ray_re_ran_is_reported_on_the_daglite_logger(quick, tmp_path, caplog):
-    quick(1)
+def test_a_batch_ray_re_ran_is_reported_on_the_daglite_logger(runs_on, tmp_path, caplog):
+    runs_on(1)
     with caplog.at_level(logging.WARNING, logger="daglite"), session(settings=_settings(1)):
         results = map_tasks(t.crash_once, [str(tmp_path)] * 4, range(4), chunksize=4)
     assert results == [0, 1, 2, 3]

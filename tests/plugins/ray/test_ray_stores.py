@@ -34,8 +34,8 @@ def relayed(monkeypatch):
     return applied
 
 
-def test_cache_written_on_workers_is_hit_by_the_next_session(quick, tmp_path, monkeypatch):
-    quick()
+def test_cache_written_on_workers_is_hit_by_the_next_session(runs_on, tmp_path, monkeypatch):
+    runs_on()
     monkeypatch.chdir(tmp_path)  # the default cache store, .daglite/cache, is relative
     first, second = [], []
     with session(settings=QUIET, plugins=[first.append]):
@@ -50,8 +50,8 @@ def test_cache_written_on_workers_is_hit_by_the_next_session(quick, tmp_path, mo
     assert (tmp_path / ".daglite").is_dir()  # under the coordinator's working directory
 
 
-def test_local_dataset_writes_are_relayed_to_the_coordinator(quick, tmp_path, relayed):
-    quick()
+def test_local_dataset_writes_are_relayed_to_the_coordinator(runs_on, tmp_path, relayed):
+    runs_on()
     events = []
     store = str(tmp_path / "data")
     with session(settings=QUIET, dataset_store=store, plugins=[events.append]):
@@ -67,8 +67,8 @@ def test_local_dataset_writes_are_relayed_to_the_coordinator(quick, tmp_path, re
     assert len([e for e in events if e.kind == "DatasetSaved"]) == 8
 
 
-def test_workers_write_straight_to_s3(quick, s3, relayed):
-    quick()
+def test_workers_write_straight_to_s3(runs_on, s3, relayed):
+    runs_on()
     import fsspec
 
     events = []

@@ -139,7 +139,7 @@ class RayBackend(TransportBackend):
 
     Args:
         settings: The session's settings; plugin options come from `settings.options["ray"]`:
-            `actors` (run quick batches on warm actors, default true; see
+            `actors` (run batches on warm actors, default true; see
             `daglite_ray.pool`), `address`, `connect_timeout` (seconds, default 5),
             `max_retries` (Ray's re-runs of a batch whose worker died, default 3), and for
             the local Ray `num_cpus` (default `max_workers`, else the CPU count) and

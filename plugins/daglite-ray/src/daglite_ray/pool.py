@@ -1,9 +1,11 @@
-"""Warm Ray actors for quick batches: kept per process and Ray connection, lent to a session.
+"""Warm Ray actors for batches: kept per process and Ray connection, lent to a session.
 
 A call to a warm actor goes straight to its worker process; a Ray task first asks the
 raylet for a worker, and gives it back when it ends. On two cores a hand-written map of two
 5,000-item batches takes 0.5-0.7x the time on warm actors that it takes as tasks
-(`benchmarks/bench_ray.py`), so quick batches run on actors once the actors are up.
+(`benchmarks/bench_ray.py`), so batches run on actors once the actors are up, but those
+of a task with a `timeout` (a timed-out item may need its worker killed: a Ray task's
+is replaced from Ray's idle workers, an actor's is started anew).
 
 - The actors are `daglite_ray.remote.DagliteWorker`s with Ray's default actor resources:
   one CPU to be placed (spread over the cluster's nodes), none held while they live. So
@@ -44,15 +46,19 @@ class Actor:
     handle: Any
     ready: Any  # `__ray_ready__`'s object ref until the actor is known up, then None
     load: int = 0
-    names: dict[str, Any] = attrs.Factory(dict)
+    names: dict[tuple[str, bool], Any] = attrs.Factory(dict)
 
-    def call(self, name: str) -> Any:
-        """Its `run` method, named `name` for Ray's tools."""
-        method = self.names.get(name)
+    def call(self, name: str, streaming: bool) -> Any:
+        """Its `run` (or `run_streaming`) method, named `name` for Ray's tools."""
+        method = self.names.get((name, streaming))
         if method is None:
             if len(self.names) >= _KEEP_NAMES:
                 self.names.pop(next(iter(self.names)))
-            method = self.names[name] = self.handle.run.options(name=name)
+            if streaming:
+                method = self.handle.run_streaming.options(name=name, num_returns="streaming")
+            else:
+                method = self.handle.run.options(name=name)
+            self.names[(name, streaming)] = method
         return method
 
 

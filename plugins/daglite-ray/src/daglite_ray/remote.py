@@ -12,7 +12,8 @@ backend.
 Two shapes of call:
 
 - `run(header, refs)`: the quick path, returning `(attempt, pid, node, result bytes)`;
-  a plain task, or a call of a warm pool actor (`DagliteWorker.run`, see `daglite_ray.pool`);
+  a plain task, or a call of a warm pool actor (`DagliteWorker`, see `daglite_ray.pool`,
+  which runs both shapes but the timed one);
 - `run_streaming(header, refs, timed)`: a streaming generator task, for batches that
   must talk back while they run (a task with a `timeout`, timed from when its batch
   starts, and batches of slow items whose events are relayed as they happen). It yields
@@ -117,11 +118,17 @@ def run(header: bytes, refs: list[Any] | None = None) -> tuple[int, int, str, by
 
 
 class DagliteWorker:
-    """A pool actor (`daglite_ray.pool`): runs the quick batches it is sent, one at a time."""
+    """A pool actor (`daglite_ray.pool`): runs the batches it is sent, one at a time."""
 
     def run(self, header: bytes, refs: list[Any] | None = None) -> tuple[int, int, str, bytes]:
         """Run one batch, as the plain task `run` does."""
         return run(header, refs)
+
+    def run_streaming(
+        self, header: bytes, refs: list[Any] | None = None
+    ) -> Iterator[tuple[Any, ...]]:
+        """Run one batch that streams its events, as the task `run_streaming` does."""
+        yield from run_streaming(header, refs)
 
 
 def run_streaming(
@@ -140,6 +147,7 @@ def run_streaming(
     stream = request.stream
     messages: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
     running = [-1, False]  # the map index of the item running; whether each is told
+    telling = threading.Lock()
 
     def events(pairs: list[Any]) -> None:
         import cloudpickle
@@ -152,9 +160,10 @@ def run_streaming(
         # running then, and from then on every item is told, so the last one told is the
         # one running if this worker dies. Until then a dying worker is not pinned to an
         # item, and the map loop finds the culprit by running the batch again in halves.
-        running[0] = index
-        if running[1]:
-            messages.put(("item", index))
+        with telling:  # an item is told once: here, or by the generator as it starts telling
+            running[0] = index
+            if running[1]:
+                messages.put(("item", index))
 
     def batch() -> None:
         try:
@@ -176,11 +185,13 @@ def run_streaming(
             message = messages.get(timeout=wait)
         except queue.Empty:  # its items are slow: who runs them, and which one, from now on
             tell_at = None
-            running[1] = True
+            with telling:
+                running[1] = True
+                index = running[0]
             if not timed:
                 yield ("started", attempt, pid, node)
-            if running[0] >= 0:
-                yield ("item", running[0])
+            if index >= 0:
+                yield ("item", index)
             continue
         if message[0] == "error":
             raise message[1]

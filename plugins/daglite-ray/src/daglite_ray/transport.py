@@ -10,12 +10,13 @@ module only says how a batch becomes a Ray task and how Ray reports back:
   their reference. A task's arguments are one pickled header (keys, small payloads,
   items) and, only when there are large payloads, the list of their refs: Ray serializes
   one `bytes` argument in about half the time of five;
-- a quick batch (one that needs no word from its worker before it ends) is a call of a
-  warm actor (`daglite_ray.pool`), else a plain task (`daglite_ray.remote.run`); one of a
-  task with a `timeout` (timed from its real start) or of slow items (events relayed as
-  they happen) is a streaming generator task (`daglite_ray.remote.run_streaming`). Remote
-  functions are made once per process (Ray exports one to its cluster once) and named
-  after the map's task once per session (Ray's `options()` costs about a submit);
+- a batch goes to a warm actor (`daglite_ray.pool`) once they are up, else it is a Ray
+  task; one of a task with a `timeout` is always a task. A batch that needs no word from
+  its worker before it ends is a plain call (`daglite_ray.remote.run`); one of a task with
+  a `timeout` (timed from its real start) or of slow items (events relayed as they
+  happen) is a streaming generator (`daglite_ray.remote.run_streaming`). Remote functions
+  are made once per process (Ray exports one to its cluster once) and named after the
+  map's task once per session (Ray's `options()` costs about a submit);
 - finished plain tasks are fetched together, with one `ray.get`; the last one in flight
   is waited for by getting it (one Ray call, not two);
 - a worker that dies is Ray's to retry (`max_retries` times); a batch re-run that then
@@ -96,7 +97,7 @@ class RayTransport:
     Args:
         workers: How many batches run at once (CPUs of the cluster, capped by `max_workers`).
         max_retries: Ray's re-runs of a batch whose worker died.
-        actors: Whether quick batches run on warm actors (`daglite_ray.pool`) once up.
+        actors: Whether batches run on warm actors (`daglite_ray.pool`) once they are up.
     """
 
     depth = 2  # batches in flight per worker: one running, one queued at the raylet
@@ -156,11 +157,11 @@ class RayTransport:
         timed = request.job_key in self.timed  # it says at once that it started: timed then
         streaming = timed or request.stream
         args = (header, refs or None, True) if timed else (header, refs) if refs else (header,)
-        actor = self._actor(request.job_key) if self._use_actors and not streaming else None
+        actor = self._actor(request.job_key) if self._use_actors and not timed else None
         if actor is None:
             ref = self._function(request.job_key, streaming).remote(*args)
         else:
-            ref = actor.call(self._ray_name(request.job_key)).remote(*args)
+            ref = actor.call(self._ray_name(request.job_key), streaming).remote(*args)
             actor.load += 1
         self._flights[ticket] = _Flight(ref, name, streaming=streaming, actor=actor)
         return ticket
@@ -253,7 +254,7 @@ class RayTransport:
     # -- the actors -----------------------------------------------------------------------
 
     def _actor(self, map_id: str) -> pool.Actor | None:
-        """The warm actor for a quick batch of map `map_id`: up, and with room for it.
+        """The warm actor for a batch of map `map_id`: up, and with room for it.
 
         The session's second map starts the actors it lacks (a session that maps once does
         not pay for them); until they are up, batches go as tasks.
