@@ -10,8 +10,8 @@ is replaced from Ray's idle workers, an actor's is started anew).
 - The actors are `daglite_ray.remote.DagliteWorker`s with Ray's default actor resources:
   one CPU to be placed (spread over the cluster's nodes), none held while they live. So
   they never keep a CPU from Ray tasks, daglite's own included, and may sit idle between
-  sessions. A session runs at most as many batches at once as it has workers, on actors
-  and tasks together.
+  sessions. A session's actors run one batch each; only while they come up mid-map do
+  batches on tasks and on actors run side by side, briefly more than one per worker.
 - Starting an actor starts a worker process (about 0.9 s on two cores). A session's
   transport starts its actors at its second map (a session that maps once does not pay for
   them) and keeps sending batches as tasks until they are up, so no map waits for them.

@@ -9,12 +9,11 @@ call). A worker loads each payload once and keeps it.
 The batch itself runs through `daglite.plugin.run_batch`, like on every process-style
 backend.
 
-Two shapes of call:
+Two shapes of call, each a Ray task or a method of a warm pool actor (`DagliteWorker`, see
+`daglite_ray.pool`; a timed batch always runs as a task):
 
 - `run(header, refs)`: the quick path, returning `(attempt, pid, node, result bytes)`;
-  a plain task, or a call of a warm pool actor (`DagliteWorker`, see `daglite_ray.pool`,
-  which runs both shapes but the timed one);
-- `run_streaming(header, refs, timed)`: a streaming generator task, for batches that
+- `run_streaming(header, refs, timed)`: a streaming generator, for batches that
   must talk back while they run (a task with a `timeout`, timed from when its batch
   starts, and batches of slow items whose events are relayed as they happen). It yields
   `("started", attempt, pid, node)` (at once when `timed`, else once the batch has run
