@@ -100,7 +100,7 @@ class RayTransport:
         actors: Whether batches run on warm actors (`daglite_ray.pool`) once they are up.
     """
 
-    depth = 2  # batches in flight per worker: one running, one queued at the raylet
+    depth = 2  # batches in flight per worker: one running, one queued (raylet or actor)
 
     def __init__(self, workers: int, max_retries: int, actors: bool = True) -> None:
         import ray
@@ -174,9 +174,8 @@ class RayTransport:
 
         self._recent = {}
         if self._requeued:  # they never started: the map loop sends them again
-            lost = [(ticket, WorkerLost(started=False)) for ticket in self._requeued]
-            self._requeued = []
-            return list(lost)
+            tickets, self._requeued = self._requeued, []
+            return [(ticket, WorkerLost(started=False)) for ticket in tickets]
         if not self._flights:
             return []
         answers: list[tuple[Hashable, bytes | WorkerLost | EarlyEvents]] = []
