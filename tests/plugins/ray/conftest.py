@@ -131,3 +131,19 @@ def runs_on(request, local_ray):
         return actors.warm() if request.param == "actors" else actors.cold()
 
     yield prepare
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """The `BatchRequest`s the Ray transport is given, as they are submitted."""
+    from daglite_ray.transport import RayTransport
+
+    requests = []
+    submit = RayTransport.submit
+
+    def kept(self, request):
+        requests.append(request)
+        return submit(self, request)
+
+    monkeypatch.setattr(RayTransport, "submit", kept)
+    return requests

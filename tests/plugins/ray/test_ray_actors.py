@@ -73,19 +73,11 @@ def test_actors_off_sends_every_batch_as_a_ray_task(local_ray):
     assert len(_idle(local_ray)[1]) == 2  # the idle ones were left alone
 
 
-def _one_actor_transport(local_ray, monkeypatch):
+def _one_actor_transport(local_ray, sent):
     """A transport lent one warm actor, and a quick batch (1 s nap) to send it."""
     from daglite_ray.transport import RayTransport
 
     Actors(local_ray, count=1).warm()
-    sent = []
-    submit = RayTransport.submit
-
-    def kept(self, request):
-        sent.append(request)
-        return submit(self, request)
-
-    monkeypatch.setattr(RayTransport, "submit", kept)
     with session(settings=QUIET):
         assert map_tasks(t.nap, [1.0]) == [1.0]
     transport = RayTransport(1, 3)
@@ -93,12 +85,12 @@ def _one_actor_transport(local_ray, monkeypatch):
     return transport, actor, sent[0]
 
 
-def test_killing_an_actor_sends_the_batches_queued_behind_it_again(local_ray, monkeypatch):
+def test_killing_an_actor_sends_the_batches_queued_behind_it_again(local_ray, sent):
     from ray.exceptions import RayActorError
 
     from daglite.plugin import WorkerLost
 
-    transport, actor, request = _one_actor_transport(local_ray, monkeypatch)
+    transport, actor, request = _one_actor_transport(local_ray, sent)
     running, queued = transport.submit(request), transport.submit(request)
     assert actor.load == 2  # both on the one actor: one runs, one waits behind it
     transport.kill(running)
@@ -110,10 +102,10 @@ def test_killing_an_actor_sends_the_batches_queued_behind_it_again(local_ray, mo
     assert actor not in _idle(local_ray)[1]
 
 
-def test_abort_kills_the_actors_running_batches(local_ray, monkeypatch):
+def test_abort_kills_the_actors_running_batches(local_ray, sent):
     from ray.exceptions import RayActorError
 
-    transport, actor, request = _one_actor_transport(local_ray, monkeypatch)
+    transport, actor, request = _one_actor_transport(local_ray, sent)
     transport.submit(request)
     transport.abort()
     with pytest.raises(RayActorError):

@@ -47,17 +47,7 @@ def test_ray_tasks_are_named_after_the_daglite_task_they_run(runs_on):
     assert set(renamed) == {"daglite-renamed"}  # the daglite task's name, not its function's
 
 
-def test_waiting_for_the_last_batch_in_flight_keeps_to_the_timeout(local_ray, monkeypatch):
-    from daglite_ray.transport import RayTransport
-
-    sent = []
-    submit = RayTransport.submit
-
-    def kept(self, request):
-        sent.append(request)
-        return submit(self, request)
-
-    monkeypatch.setattr(RayTransport, "submit", kept)
+def test_waiting_for_the_last_batch_in_flight_keeps_to_the_timeout(local_ray, sent):
     with session(settings=QUIET) as ctx:
         assert map_tasks(t.nap, [1.0]) == [1.0]
         transport = ctx.get_backend("ray").transport
