@@ -1,4 +1,4 @@
-"""Quick batches on warm Ray actors (`daglite_ray.pool`), on a real local Ray (127.0.0.1).
+"""Batches on warm Ray actors (`daglite_ray.pool`), on a real local Ray (127.0.0.1).
 
 A session's second map starts its actors; batches go as Ray tasks until the actors are up,
 then on them. When the session ends they wait, idle, for the next session of the process.
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 import ray_tasks as t
+from pool_actors import Actors
 
-from conftest import Actors
 from daglite import DagliteSettings
 from daglite import map_tasks
 from daglite import session
