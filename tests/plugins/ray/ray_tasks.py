@@ -51,6 +51,14 @@ def ray_actor(x):
     return ray.get_runtime_context().get_actor_id()
 
 
+@task(timeout=60)
+def timed_actor(x):
+    """`ray_actor` of a task with a timeout."""
+    import ray
+
+    return ray.get_runtime_context().get_actor_id()
+
+
 @task(name="renamed")
 def renamed_ray_name(x):
     import ray

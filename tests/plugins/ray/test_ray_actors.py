@@ -63,6 +63,13 @@ def test_actors_are_kept_apart_by_max_retries(local_ray):
         assert set(map_tasks(t.ray_actor, range(40), chunksize=5)) == ids
 
 
+def test_the_batches_of_a_task_with_a_timeout_stay_ray_tasks(local_ray):
+    ids = Actors(local_ray).warm()
+    with session(settings=QUIET):
+        assert set(map_tasks(t.timed_actor, range(40), chunksize=5)) == {None}
+        assert set(map_tasks(t.ray_actor, range(40), chunksize=5)) == ids  # the others not
+
+
 def test_actors_off_sends_every_batch_as_a_ray_task(local_ray):
     Actors(local_ray).warm()
     off = DagliteSettings(backend="ray", processors=(), options={"ray": {"actors": False}})

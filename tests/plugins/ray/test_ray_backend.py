@@ -131,9 +131,9 @@ def test_events_are_relayed_with_the_session_ids(runs_on):
 
 
 def test_events_of_slow_items_arrive_while_they_run(runs_on):
-    runs_on()
     import time
 
+    runs_on()
     seen = []
     with session(settings=QUIET, plugins=[lambda e: seen.append((time.monotonic(), e))]):
         assert map_tasks(t.slow, range(2)) == [0, 1]
