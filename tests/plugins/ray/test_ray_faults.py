@@ -49,6 +49,14 @@ def test_a_streaming_batch_tells_the_worker_and_item_that_killed_it(runs_on):
     assert re.search(f"Ray reported {lost} for batch daglite-", message), message
 
 
+def test_a_batch_queued_behind_the_one_that_killed_its_worker_is_not_blamed(runs_on):
+    runs_on(0)
+    with session(settings=_settings(0)):  # one item a batch, two in flight per worker
+        results = map_tasks(t.killer, range(8), chunksize=1, return_exceptions=True)
+    assert [i for i, r in enumerate(results) if isinstance(r, Exception)] == [3]
+    assert [r for r in results if not isinstance(r, Exception)] == [0, 1, 2, 4, 5, 6, 7]
+
+
 def test_other_items_still_return_when_a_worker_is_killed(runs_on):
     runs_on(1)
     with session(settings=_settings(1)):
@@ -63,13 +71,14 @@ def test_other_items_still_return_when_a_worker_is_killed(runs_on):
 
 
 def test_a_batch_ray_re_ran_is_reported_on_the_daglite_logger(runs_on, tmp_path, caplog):
-    runs_on(1)
+    actors = runs_on(1)
     with caplog.at_level(logging.WARNING, logger="daglite"), session(settings=_settings(1)):
         results = map_tasks(t.crash_once, [str(tmp_path)] * 4, range(4), chunksize=4)
     assert results == [0, 1, 2, 3]
     assert os.path.exists(tmp_path / "crashed")  # item 0 did kill its first worker
     (warning,) = [r.getMessage() for r in caplog.records if r.name == "daglite"]
     assert warning.startswith("Ray re-ran batch daglite-")
+    whose = "of its actor" if actors else "running it"
     assert warning.endswith(
-        " 1 time after the worker process running it died; the re-run succeeded (max_retries=1)"
+        f" 1 time after the worker process {whose} died; the re-run succeeded (max_retries=1)"
     )

@@ -388,11 +388,12 @@ class RayTransport:
         self._recent[ticket] = flight  # until the next wait, for `kill` of a tainted worker
         if attempt:
             log.warning(
-                "Ray re-ran batch %s %d time%s after the worker process running it died; "
+                "Ray re-ran batch %s %d time%s after the worker process %s died; "
                 "the re-run succeeded (max_retries=%d)",
                 flight.name,
                 attempt,
                 "s" if attempt > 1 else "",
+                "running it" if flight.actor is None else "of its actor",  # maybe queued
                 self.max_retries,
             )
 
@@ -415,6 +416,9 @@ class RayTransport:
             return WorkerLost(
                 pid=flight.pid,
                 index=flight.index,
+                # An actor's calls die with it, the one running and those queued behind:
+                # only a batch that said it started is sure to be the one that killed it.
+                certain=flight.actor is None or flight.started is not None,
                 detail=(
                     f"Ray reported {type(exc).__name__} for batch {flight.name} and gave up "
                     f"after {tries} attempt{'s' if tries > 1 else ''} (max_retries="
