@@ -6,6 +6,8 @@ then on them. When the session ends they wait, idle, for the next session of the
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import ray_tasks as t
 from pool_actors import Actors
@@ -80,6 +82,38 @@ def test_actors_off_sends_every_batch_as_a_ray_task(local_ray):
     assert len(_idle(local_ray)[1]) == 2  # the idle ones were left alone
 
 
+def test_an_actor_that_died_before_it_was_up_is_never_picked(local_ray):
+    from ray.exceptions import RayActorError
+
+    from daglite_ray import pool
+
+    (actor,) = pool.start(1, 3)
+    pool.kill(actor)
+    with pytest.raises(RayActorError):
+        local_ray.get(actor.ready, timeout=60)
+    assert pool.pick([actor], 2) is None
+    assert actor.ready is pool.BROKEN
+
+
+def test_a_ray_that_cannot_make_actors_runs_the_batches_as_tasks(local_ray, monkeypatch, caplog):
+    from daglite_ray import pool
+
+    def refused(count, max_retries):
+        raise RuntimeError("no actors here")
+
+    Actors(local_ray).cold()
+    monkeypatch.setattr(pool, "start", refused)
+    with caplog.at_level(logging.WARNING, logger="daglite"), session(settings=QUIET):
+        assert map_tasks(t.square, range(4)) == [0, 1, 4, 9]
+        assert set(map_tasks(t.ray_actor, range(40), chunksize=5)) == {None}
+        assert map_tasks(t.square, range(4)) == [0, 1, 4, 9]
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "daglite"]
+    assert warning == (
+        "daglite could not use warm Ray actors (RuntimeError: no actors here); this "
+        "session's batches run as Ray tasks"
+    )
+
+
 def _one_actor_transport(local_ray, sent):
     """A transport lent one warm actor, and a quick batch (1 s nap) to send it."""
     from daglite_ray.transport import RayTransport
@@ -104,7 +138,7 @@ def test_killing_an_actor_sends_the_batches_queued_behind_it_again(local_ray, se
     assert transport.wait(None) == [(queued, WorkerLost(started=False))]
     assert transport._actors == []
     with pytest.raises(RayActorError):  # killed for good: Ray does not restart it
-        local_ray.get(actor.handle.__ray_ready__.remote(), timeout=60)
+        local_ray.get(actor.handle.ready.remote(), timeout=60)
     transport.close()
     assert actor not in _idle(local_ray)[1]
 
@@ -116,7 +150,7 @@ def test_abort_kills_the_actors_running_batches(local_ray, sent):
     transport.submit(request)
     transport.abort()
     with pytest.raises(RayActorError):
-        local_ray.get(actor.handle.__ray_ready__.remote(), timeout=60)
+        local_ray.get(actor.handle.ready.remote(), timeout=60)
     transport.close()
     assert actor not in _idle(local_ray)[1]
 

@@ -37,6 +37,8 @@ _classes: dict[int, Any] = {}
 #: Idle actors of the process, by `(connection, max_retries)`.
 _idle: dict[tuple[str, int], list[Actor]] = {}
 _lock = threading.Lock()
+#: `Actor.ready` of an actor that died before it was up.
+BROKEN = "broken"
 
 
 @attrs.define(eq=False)
@@ -44,7 +46,7 @@ class Actor:
     """A pool actor, the object ref that tells when it is up, and the batches it holds."""
 
     handle: Any
-    ready: Any  # `__ray_ready__`'s object ref until the actor is known up, then None
+    ready: Any  # the object ref of its `ready()` call until it is known up, then None
     load: int = 0
     names: dict[tuple[str, bool], Any] = attrs.Factory(dict)
 
@@ -102,7 +104,7 @@ def start(count: int, max_retries: int) -> list[Actor]:
     actors = []
     for _ in range(count):
         handle: Any = actor_class.remote()
-        actors.append(Actor(handle, handle.__ray_ready__.remote()))
+        actors.append(Actor(handle, handle.ready.remote()))
     return actors
 
 
@@ -132,14 +134,20 @@ def kill(actor: Actor) -> None:
 
 def pick(actors: list[Actor], depth: int) -> Actor | None:
     """The least busy of `actors` that is up and holds fewer than `depth` batches."""
-    starting = {id(actor.ready): actor for actor in actors if actor.ready is not None}
-    if starting:  # which are up by now (`ready` goes None)
+    starting = {id(a.ready): a for a in actors if a.ready is not None and a.ready is not BROKEN}
+    if starting:  # which are up by now (`ready` goes None), or never will be
         import ray
 
         refs = [actor.ready for actor in starting.values()]
         done, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
         for ref in done:
-            starting[id(ref)].ready = None
+            actor = starting[id(ref)]
+            try:
+                ray.get(ref)
+            except Exception:  # it died before it was up: never used
+                actor.ready = BROKEN
+            else:
+                actor.ready = None
     up = [actor for actor in actors if actor.ready is None and actor.load < depth]
     return min(up, key=_load) if up else None
 

@@ -259,12 +259,22 @@ class RayTransport:
         not pay for them); until they are up, batches go as tasks.
         """
         actors = self._actors
-        if len(actors) < self.workers:
-            if self._first_map is None:
-                self._first_map = map_id
-            elif map_id != self._first_map:
-                actors.extend(pool.start(self.workers - len(actors), self.max_retries))
-        return pool.pick(actors, self.depth)
+        try:
+            if len(actors) < self.workers:
+                if self._first_map is None:
+                    self._first_map = map_id
+                elif map_id != self._first_map:
+                    actors.extend(pool.start(self.workers - len(actors), self.max_retries))
+            return pool.pick(actors, self.depth)
+        except Exception as exc:  # a Ray that cannot make or reach actors: tasks it is
+            self._use_actors = False
+            log.warning(
+                "daglite could not use warm Ray actors (%s: %s); this session's batches "
+                "run as Ray tasks",
+                type(exc).__name__,
+                exc,
+            )
+            return None
 
     def _kill_actor(self, actor: pool.Actor) -> None:
         """Kill `actor` for good; the batches queued behind on it are sent again."""
