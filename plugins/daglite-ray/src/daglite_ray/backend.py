@@ -131,7 +131,8 @@ def _probe(address: str, timeout: float) -> None:
 class RayBackend(TransportBackend):
     """Runs map items on Ray workers, in batches, through the daglite pipeline.
 
-    Each batch is one Ray task calling `daglite.plugin.run_batch` on a worker, so every
+    Each batch is one Ray task, or one call of a warm actor (`daglite_ray.pool`), calling
+    `daglite.plugin.run_batch` on a worker, so every
     item goes through the same run pipeline as a direct call (retries, timeouts, caching,
     dataset auto-save, hooks), and its events, log records and dataset writes come back to
     the session. The connection (or the local Ray) is made once per session, at its first
