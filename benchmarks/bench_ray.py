@@ -246,7 +246,7 @@ def main() -> None:
     # The same map as Ray tasks, as before a session's actors are up (none are started).
     from daglite_ray import pool
 
-    start_actors, pool.start = pool.start, lambda count, max_retries: []
+    start_actors, pool.start = pool.start, lambda count, max_retries, taken=(): []
     tasks_only = DagliteSettings(
         backend="ray", processors=(), max_workers=args.workers, options={"ray": {"max_retries": 2}}
     )

@@ -82,6 +82,30 @@ def test_actors_off_sends_every_batch_as_a_ray_task(local_ray):
     assert len(_idle(local_ray)[1]) == 2  # the idle ones were left alone
 
 
+def test_actors_go_to_the_nodes_with_cpus_left_over():
+    from collections import Counter
+
+    from daglite_ray.pool import places
+
+    uneven = [("head", 2.0), ("big", 32.0)]
+    assert Counter(places(uneven, [], 34)) == {"head": 2, "big": 32}  # not 17 and 17
+    assert Counter(places(uneven, [], 4)) == {"big": 4}
+    assert places([("head", 0.0), ("w", 4.0)], [], 4) == ["w"] * 4  # no CPUs, no actor
+    assert places([("a", 2.0), ("b", 2.0)], ["a", "a", None], 2) == ["b", "b"]  # counted
+    assert places([("head", 0.0)], [], 2) == []  # no node has CPUs: Ray places them
+
+
+def test_an_actor_is_placed_on_a_node_and_says_which(local_ray):
+    from daglite_ray import pool
+
+    (actor,) = pool.start(1, 3)
+    node = local_ray.get_runtime_context().get_node_id()
+    assert actor.node == node  # asked for the one node with CPUs
+    assert local_ray.get(actor.ready, timeout=60) == node
+    assert pool.pick([actor], 2) is actor and actor.node == node
+    pool.kill(actor)
+
+
 def test_an_actor_that_died_before_it_was_up_is_never_picked(local_ray):
     from ray.exceptions import RayActorError
 
@@ -98,7 +122,7 @@ def test_an_actor_that_died_before_it_was_up_is_never_picked(local_ray):
 def test_a_ray_that_cannot_make_actors_runs_the_batches_as_tasks(local_ray, monkeypatch, caplog):
     from daglite_ray import pool
 
-    def refused(count, max_retries):
+    def refused(count, max_retries, taken=()):
         raise RuntimeError("no actors here")
 
     Actors(local_ray).cold()

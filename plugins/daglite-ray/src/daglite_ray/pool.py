@@ -8,10 +8,11 @@ of a task with a `timeout` (a timed-out item may need its worker killed: a Ray t
 is replaced from Ray's idle workers, an actor's is started anew).
 
 - The actors are `daglite_ray.remote.DagliteWorker`s with Ray's default actor resources:
-  one CPU to be placed (spread over the cluster's nodes), none held while they live. So
-  they never keep a CPU from Ray tasks, daglite's own included, and may sit idle between
-  sessions. A session's actors run one batch each; only while they come up mid-map do
-  batches on tasks and on actors run side by side, briefly more than one per worker.
+  one CPU to be placed, none held while they live, so they never keep a CPU from Ray
+  tasks, daglite's own included, and may sit idle between sessions. As Ray would not
+  weigh them by CPUs, each is asked for the node with the most CPUs left over (`places`).
+  A session's actors run one batch each; only while they come up mid-map do batches on
+  tasks and on actors run side by side, briefly more than one per worker.
 - Starting an actor starts a worker process (about 0.9 s on two cores). A session's
   transport starts its actors at its second map (a session that maps once does not pay for
   them) and keeps sending batches as tasks until they are up, so no map waits for them.
@@ -25,6 +26,7 @@ is replaced from Ray's idle workers, an actor's is started anew).
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
@@ -47,6 +49,7 @@ class Actor:
 
     handle: Any
     ready: Any  # the object ref of its `ready()` call until it is known up, then None
+    node: str | None = None  # the node it was placed on (asked for, then as it said)
     load: int = 0
     names: dict[tuple[str, bool], Any] = attrs.Factory(dict)
 
@@ -88,12 +91,50 @@ def drop(connection: str) -> None:
             del _idle[key]
 
 
-def start(count: int, max_retries: int) -> list[Actor]:
-    """Start `count` actors (without waiting for them to be up)."""
+def places(nodes: list[tuple[str, float]], taken: Sequence[str | None], count: int) -> list[str]:
+    """The nodes for `count` new actors: each on the node with the most CPUs left over.
+
+    Args:
+        nodes: `(node id, CPUs)` of the cluster's nodes (those without CPUs get none).
+        taken: The nodes of the actors there already.
+        count: How many to place.
+    """
+    left = {node: cpus for node, cpus in nodes if cpus > 0}
+    for node in taken:
+        if node in left:
+            left[node] -= 1
+    chosen = []
+    for _ in range(count if left else 0):
+        node = max(left, key=lambda n: left[n])
+        left[node] -= 1
+        chosen.append(node)
+    return chosen
+
+
+def _nodes(ray: Any) -> list[tuple[str, float]]:
+    """`(node id, CPUs)` of the cluster's live nodes (none if Ray does not say)."""
+    try:
+        return [
+            (node["NodeID"], float(node.get("Resources", {}).get("CPU", 0)))
+            for node in ray.nodes()
+            if node.get("Alive")
+        ]
+    except Exception:  # then Ray spreads them
+        return []
+
+
+def start(count: int, max_retries: int, taken: Sequence[str | None] = ()) -> list[Actor]:
+    """Start `count` actors (without waiting for them to be up).
+
+    Actors hold no CPU, so Ray would not spread them by CPUs: each is asked for the node
+    with the most CPUs left over once the actors there (`taken`, and those placed before
+    it) are counted, softly (Ray places it elsewhere if that node cannot take it).
+    """
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
     actor_class = _classes.get(max_retries)
     if actor_class is None:
-        import ray
-
         from daglite_ray import remote
 
         actor_class = _classes[max_retries] = ray.remote(
@@ -101,10 +142,16 @@ def start(count: int, max_retries: int) -> list[Actor]:
             max_task_retries=max_retries,  # ...and the batch it ran is re-run this many times
             scheduling_strategy="SPREAD",
         )(remote.DagliteWorker)
+    chosen: list[str | None] = list(places(_nodes(ray), taken, count))
     actors = []
-    for _ in range(count):
-        handle: Any = actor_class.remote()
-        actors.append(Actor(handle, handle.ready.remote()))
+    for node in chosen + [None] * (count - len(chosen)):
+        placed = actor_class
+        if node is not None:
+            placed = actor_class.options(
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=True)
+            )
+        handle: Any = placed.remote()
+        actors.append(Actor(handle, handle.ready.remote(), node))
     return actors
 
 
@@ -143,7 +190,7 @@ def pick(actors: list[Actor], depth: int) -> Actor | None:
         for ref in done:
             actor = starting[id(ref)]
             try:
-                ray.get(ref)
+                actor.node = ray.get(ref)
             except Exception:  # it died before it was up: never used
                 actor.ready = BROKEN
             else:

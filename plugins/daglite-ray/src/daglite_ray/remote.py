@@ -119,9 +119,9 @@ def run(header: bytes, refs: list[Any] | None = None) -> tuple[int, int, str, by
 class DagliteWorker:
     """A pool actor (`daglite_ray.pool`): runs the batches it is sent, one at a time."""
 
-    def ready(self) -> int:
-        """Its process id, once it is up (the pool asks, and does not wait for it)."""
-        return os.getpid()
+    def ready(self) -> str:
+        """Its node's id, once it is up (the pool asks, and does not wait for it)."""
+        return _whoami()[2]
 
     def run(self, header: bytes, refs: list[Any] | None = None) -> tuple[int, int, str, bytes]:
         """Run one batch, as the plain task `run` does."""

@@ -264,7 +264,8 @@ class RayTransport:
                 if self._first_map is None:
                     self._first_map = map_id
                 elif map_id != self._first_map:
-                    actors.extend(pool.start(self.workers - len(actors), self.max_retries))
+                    taken = [actor.node for actor in actors]
+                    actors.extend(pool.start(self.workers - len(actors), self.max_retries, taken))
             return pool.pick(actors, self.depth)
         except Exception as exc:  # a Ray that cannot make or reach actors: tasks it is
             self._use_actors = False
