@@ -35,6 +35,13 @@ def where(x):
 
 
 @task
+def actor_id(x):
+    import ray
+
+    return ray.get_runtime_context().get_actor_id()
+
+
+@task
 def nap(folder, x):
     open(os.path.join(folder, str(x)), "w").close()
     time.sleep(300)
@@ -58,8 +65,14 @@ with session(backend="ray") as ctx:
         map_tasks(nap, [sys.argv[2]] * 6, range(6))
 print("initialized after the session", ray.is_initialized(), flush=True)
 if sys.argv[1] == "normal":  # a new local Ray: nothing of the first one is used
-    with session(backend="ray"):
+    with session(backend="ray") as ctx:
         print("next session", map_tasks(where, range(4)) != first, flush=True)
+        map_tasks(where, range(4))  # its second map: actors start on the new Ray
+        actors = ctx.get_backend("ray").transport._actors
+        ray.get([actor.ready for actor in actors if actor.ready is not None])
+        ids = {actor.handle._actor_id.hex() for actor in actors}
+        on_actors = set(map_tasks(actor_id, range(8), chunksize=2))
+        print("on its actors", bool(on_actors) and on_actors <= ids, flush=True)
 """
 
 
@@ -120,6 +133,7 @@ def test_a_local_ray_on_loopback_for_the_session_then_shut_down(tmp_path, ray_ro
         "in workers True",
         "initialized after the session False",
         "next session True",
+        "on its actors True",
     ]
     assert err.count("Started a local Ray instance") == 2  # once per session, not per map
     assert _wait_gone(ray_root, 30) == []
