@@ -106,10 +106,11 @@ def test_an_actor_is_placed_on_a_node_and_says_which(local_ray):
     pool.kill(actor)
 
 
-def test_an_actor_that_died_before_it_was_up_is_never_picked(local_ray):
+def test_an_actor_that_died_before_it_was_up_is_never_picked_nor_kept(local_ray):
     from ray.exceptions import RayActorError
 
     from daglite_ray import pool
+    from daglite_ray.transport import RayTransport
 
     (actor,) = pool.start(1, 3)
     pool.kill(actor)
@@ -117,6 +118,11 @@ def test_an_actor_that_died_before_it_was_up_is_never_picked(local_ray):
         local_ray.get(actor.ready, timeout=60)
     assert pool.pick([actor], 2) is None
     assert actor.ready is pool.BROKEN
+    Actors(local_ray).cold()
+    transport = RayTransport(1, 3)
+    transport._actors.append(actor)
+    transport.close()
+    assert _idle(local_ray)[1] == []  # not given back for another session to skip
 
 
 def test_a_ray_that_cannot_make_actors_runs_the_batches_as_tasks(local_ray, monkeypatch, caplog):

@@ -248,7 +248,8 @@ class RayTransport:
         self._recent.clear()
         actors, self._actors = self._actors, []
         if ray.is_initialized():
-            pool.give_back(self._connection, self.max_retries, actors)
+            kept = [actor for actor in actors if actor.ready is not pool.BROKEN]
+            pool.give_back(self._connection, self.max_retries, kept)
 
     # -- the actors -----------------------------------------------------------------------
 
