@@ -144,6 +144,16 @@ def test_a_ray_that_cannot_make_actors_runs_the_batches_as_tasks(local_ray, monk
     )
 
 
+def test_an_actor_killed_from_outside_is_dropped_and_blames_no_item(local_ray):
+    Actors(local_ray).warm()
+    with session(settings=QUIET) as ctx:
+        transport = ctx.get_backend("ray").transport
+        dead, alive = transport._actors
+        local_ray.kill(dead.handle, no_restart=True)  # by someone else: Ray says so later
+        assert map_tasks(t.square, range(40), chunksize=5) == [x * x for x in range(40)]
+        assert transport._actors == [alive]  # the dead one is not used again
+
+
 def _one_actor_transport(local_ray, sent):
     """A transport lent one warm actor, and a quick batch (1 s nap) to send it."""
     from daglite_ray.transport import RayTransport

@@ -415,6 +415,9 @@ class RayTransport:
 
         if flight.actor is not None:
             flight.actor.load -= 1
+            dead = getattr(rex, "ActorDiedError", ())
+            if dead and isinstance(exc, dead) and flight.actor in self._actors:
+                self._actors.remove(flight.actor)  # Ray will not bring it back: not used again
         lost = (rex.WorkerCrashedError, rex.RayActorError, rex.NodeDiedError, rex.ObjectLostError)
         oom = getattr(rex, "OutOfMemoryError", ())
         if exc is None or isinstance(exc, rex.TaskCancelledError):
