@@ -243,18 +243,12 @@ def main() -> None:
         (t_daglite, c_daglite), (t_batched, c_batched), (t_piped, c_piped) = alternate(
             [daglite_map, batched_tasks, batched_pipeline], args.rounds
         )
-    # The same map as Ray tasks, as before a session's actors are up (none are started).
-    from daglite_ray import pool
-
-    start_actors, pool.start = pool.start, lambda count, max_retries, taken=(): []
+    # The same map as Ray tasks, as before a session's actors are up.
     tasks_only = DagliteSettings(
-        backend="ray", processors=(), max_workers=args.workers, options={"ray": {"max_retries": 2}}
+        backend="ray", processors=(), max_workers=args.workers, options={"ray": {"actors": False}}
     )
-    try:
-        with session(settings=tasks_only):
-            (t_tasks, _), (t_batched2, _) = alternate([daglite_map, batched_tasks], args.rounds)
-    finally:
-        pool.start = start_actors
+    with session(settings=tasks_only):
+        (t_tasks, _), (t_batched2, _) = alternate([daglite_map, batched_tasks], args.rounds)
     t_session = median(daglite_session, args.repeat)
     from bench_defaults import PipedStderr  # what CI and schedulers do with log lines
 
