@@ -26,6 +26,7 @@ is replaced from Ray's idle workers, an actor's is started anew).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
 
@@ -55,16 +56,26 @@ class Actor:
 
     def call(self, name: str, streaming: bool) -> Any:
         """Its `run` (or `run_streaming`) method, named `name` for Ray's tools."""
-        method = self.names.get((name, streaming))
-        if method is None:
-            if len(self.names) >= _KEEP_NAMES:
-                self.names.pop(next(iter(self.names)))
+
+        def named() -> Any:
             if streaming:
-                method = self.handle.run_streaming.options(name=name, num_returns="streaming")
-            else:
-                method = self.handle.run.options(name=name)
-            self.names[(name, streaming)] = method
-        return method
+                return self.handle.run_streaming.options(name=name, num_returns="streaming")
+            return self.handle.run.options(name=name)
+
+        return kept(self.names, (name, streaming), _KEEP_NAMES, named)
+
+
+def kept(cache: dict[Any, Any], key: Any, keep: int, make: Callable[[], Any]) -> Any:
+    """`cache[key]`, made by `make()` the first time; `cache` keeps the newest `keep`.
+
+    For Ray's `options(name=...)`, which costs about as much as the call it names.
+    """
+    value = cache.get(key)
+    if value is None:
+        if len(cache) >= keep:
+            cache.pop(next(iter(cache)))
+        value = cache[key] = make()
+    return value
 
 
 def connection(ray: Any) -> str:

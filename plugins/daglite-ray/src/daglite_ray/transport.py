@@ -300,26 +300,21 @@ class RayTransport:
     def _function(self, map_id: str, streaming: bool) -> Any:
         """The remote function, named for Ray's tools (`_ray_name`)."""
         name = self._ray_name(map_id)
-        function = self._named.get((name, streaming))
-        if function is None:
-            if len(self._named) >= _KEEP_NAMED:
-                self._named.pop(next(iter(self._named)))
-            plain = self._stream if streaming else self._run
-            function = self._named[(name, streaming)] = plain.options(name=name)
-        return function
+        plain = self._stream if streaming else self._run
+        return pool.kept(
+            self._named, (name, streaming), _KEEP_NAMED, lambda: plain.options(name=name)
+        )
 
     def _payload(self, key: str, value: Any) -> Any:
         """What a task carries of a spec or job: its pickled bytes, or their object ref."""
-        payload = self._refs.get(key)
-        if payload is None:
+
+        def placed() -> Any:
             import ray
 
             data = value if isinstance(value, bytes) else pickle.dumps(value, protocol=5)
-            payload = data if len(data) <= INLINE_BYTES else ray.put(data)
-            if len(self._refs) >= _KEEP_REFS:
-                self._refs.pop(next(iter(self._refs)))
-            self._refs[key] = payload
-        return payload
+            return data if len(data) <= INLINE_BYTES else ray.put(data)
+
+        return pool.kept(self._refs, key, _KEEP_REFS, placed)
 
     def _results(
         self, tickets: list[int], timeout: float | None = None
