@@ -176,6 +176,15 @@ def test_a_streamed_batch_tells_its_items_only_once_they_are_slow(runs_on, monke
     assert indexes == list(range(indexes[0], 10)) and indexes[0] > 0
 
 
+def test_a_batch_busy_sending_events_still_tells_its_items_on_time(runs_on, monkeypatch):
+    runs_on()
+    told = _told(monkeypatch)
+    with session(settings=QUIET, plugins=[lambda event: None]):  # events of every item
+        assert map_tasks(t.nap, [0.0001] * 3000, chunksize=3000) == [0.0001] * 3000
+    # its events never leave the message queue empty; it says it started all the same
+    assert told[0] == ("started",) and len(told) > 1
+
+
 def test_a_timed_batch_says_at_once_that_it_started(local_ray, monkeypatch):
     told = _told(monkeypatch)
     with session(settings=QUIET):

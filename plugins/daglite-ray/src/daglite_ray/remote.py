@@ -183,10 +183,10 @@ def run_streaming(
     threading.Thread(target=batch, name="daglite-ray-batch", daemon=True).start()
     tell_at = time.monotonic() + TELL_ITEMS_AFTER if stream else None
     while True:
-        try:
-            wait = None if tell_at is None else max(0.0, tell_at - time.monotonic())
-            message = messages.get(timeout=wait)
-        except queue.Empty:  # its items are slow: who runs them, and which one, from now on
+        now = time.monotonic()
+        if tell_at is not None and now >= tell_at:
+            # Its items are slow: who runs them, and which one, from now on (told on time,
+            # even while its events keep the queue busy).
             tell_at = None
             with telling:
                 running[1] = True
@@ -195,6 +195,9 @@ def run_streaming(
                 yield ("started", attempt, pid, node)
             if index >= 0:
                 yield ("item", index)
+        try:
+            message = messages.get(timeout=None if tell_at is None else tell_at - now)
+        except queue.Empty:
             continue
         if message[0] == "error":
             raise message[1]
