@@ -15,6 +15,7 @@ from daglite import TaskTimeoutError
 from daglite import map_tasks
 from daglite import session
 from daglite.errors import SettingsError
+from daglite_ray import transport
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -166,14 +167,16 @@ def test_a_streamed_batch_tells_its_items_only_once_they_are_slow(runs_on, monke
     runs_on()
     told = _told(monkeypatch)
     with session(settings=QUIET, plugins=[lambda event: None]):  # a listener: batches stream
+        # the coordinator sends the threshold with each batch; no batch here runs a minute
+        monkeypatch.setattr(transport, "TELL_ITEMS_AFTER", 60.0)
         assert map_tasks(t.square, range(2000)) == [x * x for x in range(2000)]
         assert told == []  # quick items: not even that the batch started
-        assert map_tasks(t.nap, [0.02] * 10, chunksize=10) == [0.02] * 10
-    # the first item starts the clock; from 50 ms into the batch on, every item is told,
-    # after the batch says who runs it
-    assert told[0] == ("started",) and len(told) > 1
-    indexes = [index for _, index in told[1:]]
-    assert indexes == list(range(indexes[0], 10)) and indexes[0] > 0
+        monkeypatch.setattr(transport, "TELL_ITEMS_AFTER", 0.4)
+        naps = [0.0, 1.2] + [0.0] * 8  # item 1 runs from about 0 s to 1.2 s
+        assert map_tasks(t.nap, naps, chunksize=10) == naps
+    # 0.4 s in, the batch says who runs it and the item running then (item 0 went untold),
+    # and every item after it
+    assert told == [("started",)] + [("item", index) for index in range(1, 10)]
 
 
 def test_a_batch_busy_sending_events_still_tells_its_items_on_time(runs_on, monkeypatch):

@@ -2,10 +2,12 @@
 
 A batch arrives as one pickled header (Ray serializes one `bytes` argument faster than
 several): the keys of its session and map, their pickled payloads and those of the map's
-shared arguments, and the cloudpickled items. A payload is its bytes when small; a large
-one went through the object store once, and the header holds its place in `refs`, a list
-of object refs passed beside it (nested in a list, so Ray does not fetch them for every
-call). A worker loads each payload once and keeps it.
+shared arguments, the cloudpickled items, and the seconds after which a streaming batch
+tells its items (`daglite_ray.transport.TELL_ITEMS_AFTER`: the coordinator decides). A
+payload is its bytes when small; a large one went through the object store once, and the
+header holds its place in `refs`, a list of object refs passed beside it (nested in a
+list, so Ray does not fetch them for every call). A worker loads each payload once and
+keeps it.
 The batch itself runs through `daglite.plugin.run_batch`, like on every process-style
 backend.
 
@@ -17,7 +19,7 @@ Two shapes of call, each a Ray task or a method of a warm pool actor (`DagliteWo
   must talk back while they run (a task with a `timeout`, timed from when its batch
   starts, and batches of slow items whose events are relayed as they happen). It yields
   `("started", attempt, pid, node)` (at once when `timed`, else once the batch has run
-  `TELL_ITEMS_AFTER` seconds), then `("item", index)` before each item from then
+  the seconds its header says), then `("item", index)` before each item from then
   on (quick items are not worth a message each), `("events", data)` as events happen
   (when streaming), and last `("done", attempt, pid, node, result bytes)`.
 
@@ -43,8 +45,6 @@ from daglite.plugin import BatchRequest
 from daglite.plugin import run_batch
 from daglite.plugin import shared_loaded
 
-#: Seconds into a streaming batch's items from which each item is told before it runs.
-TELL_ITEMS_AFTER = 0.05
 #: Session specs and map payloads kept per worker (newest last).
 _KEEP = 16
 _shared: dict[str, Any] = {}
@@ -66,9 +66,13 @@ def _fetch(key: str, payload: Any, load: bool) -> Any:
     return value
 
 
-def _request(header: bytes, refs: list[Any] | None) -> BatchRequest:
-    """The `BatchRequest` a task's header describes (see the module docstring)."""
-    spec_key, job_key, spec_payload, job_payload, shared, items, stream = pickle.loads(header)
+def _request(header: bytes, refs: list[Any] | None) -> tuple[BatchRequest, float]:
+    """The `BatchRequest` of a task's header, and when a streaming batch tells its items.
+
+    See the module docstring for the header.
+    """
+    fields = pickle.loads(header)
+    spec_key, job_key, spec_payload, job_payload, shared, items, stream, tell_after = fields
     if refs:
         spec_payload, job_payload = (
             refs[p] if isinstance(p, int) else p for p in (spec_payload, job_payload)
@@ -80,7 +84,7 @@ def _request(header: bytes, refs: list[Any] | None) -> BatchRequest:
     arguments = tuple(
         (key, None if shared_loaded(key) else _bytes(payload)) for key, payload in shared
     )
-    return BatchRequest(spec_key, spec, job_key, job, items, stream, arguments)
+    return BatchRequest(spec_key, spec, job_key, job, items, stream, arguments), tell_after
 
 
 def _bytes(payload: Any) -> bytes:
@@ -112,7 +116,7 @@ def _whoami() -> tuple[int, int, str]:
 def run(header: bytes, refs: list[Any] | None = None) -> tuple[int, int, str, bytes]:
     """Run one batch; returns `(attempt, pid, node id, run_batch bytes)`."""
     attempt, pid, node = _whoami()
-    data = run_batch(_request(header, refs))
+    data = run_batch(_request(header, refs)[0])
     return attempt, pid, node, data
 
 
@@ -146,7 +150,7 @@ def run_streaming(
     attempt, pid, node = _whoami()
     if timed:
         yield ("started", attempt, pid, node)
-    request = _request(header, refs)
+    request, tell_after = _request(header, refs)
     stream = request.stream
     messages: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
     running = [-1, False]  # the map index of the item running; whether each is told
@@ -159,7 +163,7 @@ def run_streaming(
 
     def progress(index: int) -> None:
         # Quick items go untold (a message each would cost more than they do): once the
-        # batch has run `TELL_ITEMS_AFTER` seconds, the generator below tells the item
+        # batch has run `tell_after` seconds, the generator below tells the item
         # running then, and from then on every item is told, so the last one told is the
         # one running if this worker dies. Until then a dying worker is not pinned to an
         # item, and the map loop finds the culprit by running the batch again in halves.
@@ -181,7 +185,7 @@ def run_streaming(
             messages.put(("done", attempt, pid, node, data))
 
     threading.Thread(target=batch, name="daglite-ray-batch", daemon=True).start()
-    tell_at = time.monotonic() + TELL_ITEMS_AFTER if stream else None
+    tell_at = time.monotonic() + tell_after if stream else None
     while True:
         now = time.monotonic()
         if tell_at is not None and now >= tell_at:

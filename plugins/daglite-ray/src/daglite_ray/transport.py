@@ -53,6 +53,9 @@ _KEEP_REFS = 8
 INLINE_BYTES = 64 * 1024
 #: Remote functions named after a task, kept per transport (newest last).
 _KEEP_NAMED = 64
+#: Seconds into a streaming batch from which it tells who runs it and each item before
+#: it runs (quick items are not worth a message each). Sent with every batch.
+TELL_ITEMS_AFTER = 0.05
 #: The remote functions, made once per process: `(kind, max_retries) -> RemoteFunction`.
 _remotes: dict[tuple[str, int], Any] = {}
 
@@ -149,6 +152,7 @@ class RayTransport:
                 [(key, place(key, data)) for key, data in request.shared if data],
                 request.items,
                 request.stream,
+                TELL_ITEMS_AFTER,
             ),
             protocol=5,
         )
