@@ -202,3 +202,62 @@ def test_closing_gives_the_actors_that_ran_nothing_back(local_ray):
     transport = RayTransport(1, 3)
     transport.close()
     assert {actor.handle._actor_id.hex() for actor in _idle(local_ray)[1]} == {kept}
+
+
+def _idle_for(seconds):
+    return DagliteSettings(backend="ray", processors=(), options={"ray": {"idle_timeout": seconds}})
+
+
+def _warm_session(ray, settings):
+    """The actors a session with `settings` started at its second map, once up."""
+    Actors(ray).cold()
+    with session(settings=settings) as ctx:
+        map_tasks(t.square, range(4))
+        map_tasks(t.square, range(4))  # the second map starts them
+        actors = list(ctx.get_backend("ray").transport._actors)
+        ray.get([actor.handle.ready.remote() for actor in actors], timeout=60)
+    assert len(actors) == 2
+    return actors
+
+
+def _alive(ray, actor):
+    from ray.exceptions import RayActorError
+
+    try:
+        ray.get(actor.handle.ready.remote(), timeout=60)
+    except RayActorError:
+        return False
+    return True
+
+
+def test_actors_idle_longer_than_the_idle_timeout_are_killed(local_ray):
+    import time
+
+    actors = _warm_session(local_ray, _idle_for(0.5))
+    deadline = time.monotonic() + 30
+    while any(_alive(local_ray, actor) for actor in actors):
+        assert time.monotonic() < deadline, "the idle actors were never killed"
+        time.sleep(0.1)
+    assert _idle(local_ray)[1] == []  # and off the idle list
+
+
+def test_actors_lent_again_before_their_idle_timeout_are_not_killed(local_ray):
+    import time
+
+    from daglite_ray import pool
+
+    actors = _warm_session(local_ray, _idle_for(0.5))
+    ids = {actor.handle._actor_id.hex() for actor in actors}
+    due = time.monotonic()  # they are due for the reaper by 0.5 s from now
+    with session(settings=QUIET):  # lends them at once
+        assert set(map_tasks(t.ray_actor, range(40), chunksize=5)) == ids
+        deadline = time.monotonic() + 30
+        while pool._reap_at <= due + 0.5:  # the reaper has run, with them lent
+            assert time.monotonic() < deadline, "the reaper never ran"
+            time.sleep(0.05)
+        assert set(map_tasks(t.ray_actor, range(40), chunksize=5)) == ids
+    assert all(_alive(local_ray, actor) for actor in actors)
+    connection, idle = _idle(local_ray)
+    assert {actor.handle._actor_id.hex() for actor in idle} == ids
+    assert min(actor.idle_until for actor in idle) > time.monotonic() + 200  # QUIET's 300 s
+    pool.give_back(connection, 3, idle)

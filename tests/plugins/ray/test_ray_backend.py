@@ -284,7 +284,7 @@ def test_unknown_option_fails_at_session_open():
         pass
     assert str(info.value) == (
         "unknown option(s) ['adress'] for plugin 'ray'; known options of 'ray': "
-        "['actors', 'address', 'connect_timeout', 'max_retries', 'num_cpus', "
+        "['actors', 'address', 'connect_timeout', 'idle_timeout', 'max_retries', 'num_cpus', "
         "'object_store_memory'] "
         "(set in [tool.daglite.options.ray], DAGLITE_RAY_<OPTION> or --option ray.<key>=<value>)"
     )
@@ -322,6 +322,17 @@ def test_out_of_range_option_fails_at_session_open():
         pass
     assert str(info.value) == (
         "invalid value -5 for 'max_retries' in [tool.daglite.options.ray]: a whole number > -1"
+    )
+
+
+@pytest.mark.parametrize("value", [0, -1.5])
+def test_a_bad_idle_timeout_fails_at_session_open(value):
+    settings = DagliteSettings(options={"ray": {"idle_timeout": value}})
+    with pytest.raises(SettingsError) as info, session(backend="ray", settings=settings):
+        pass
+    assert str(info.value) == (
+        f"invalid value {value!r} for 'idle_timeout' in [tool.daglite.options.ray]: "
+        "a number of seconds > 0"
     )
 
 

@@ -31,6 +31,7 @@ from daglite.plugin import DagliteSettings
 from daglite.plugin import MapJob
 from daglite.plugin import Transport
 from daglite.plugin import TransportBackend
+from daglite_ray import pool
 
 ADDRESS_ENV = "RAY_ADDRESS"
 #: Ray's own default for re-running a task whose worker died.
@@ -40,6 +41,7 @@ _OPTIONS = (
     "actors",
     "address",
     "connect_timeout",
+    "idle_timeout",
     "max_retries",
     "num_cpus",
     "object_store_memory",
@@ -74,6 +76,7 @@ def ray_options(settings: DagliteSettings) -> dict[str, Any]:
     checked = dict(options)
     for name, kind, low in (
         ("connect_timeout", float, 0.0),
+        ("idle_timeout", float, 0.0),
         ("max_retries", int, -1),
         ("num_cpus", int, 0),
         ("object_store_memory", int, 0),
@@ -141,7 +144,8 @@ class RayBackend(TransportBackend):
     Args:
         settings: The session's settings; plugin options come from `settings.options["ray"]`:
             `actors` (run batches on warm actors, default true; see
-            `daglite_ray.pool`), `address`, `connect_timeout` (seconds, default 5),
+            `daglite_ray.pool`), `idle_timeout` (seconds an idle actor waits for the
+            next session, default 300), `address`, `connect_timeout` (seconds, default 5),
             `max_retries` (Ray's re-runs of a batch whose worker died, default 3), and for
             the local Ray `num_cpus` (default `max_workers`, else the CPU count) and
             `object_store_memory` (bytes).
@@ -155,6 +159,7 @@ class RayBackend(TransportBackend):
         "actors": bool,
         "address": str,
         "connect_timeout": float,
+        "idle_timeout": float,
         "max_retries": int,
         "num_cpus": int,
         "object_store_memory": int,
@@ -167,6 +172,7 @@ class RayBackend(TransportBackend):
         self.connect_timeout = options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)
         self.max_retries = options.get("max_retries", DEFAULT_MAX_RETRIES)
         self.actors = options.get("actors", True)
+        self.idle_timeout = options.get("idle_timeout", pool.IDLE_TIMEOUT)
         self.num_cpus = options.get("num_cpus") or settings.max_workers or os.cpu_count() or 1
         self.object_store_memory = options.get("object_store_memory")
         self.owns_ray = False  # this backend called ray.init: it calls ray.shutdown
@@ -194,7 +200,9 @@ class RayBackend(TransportBackend):
         ray = self._connect()
         cpus = int(ray.cluster_resources().get("CPU", 1))
         workers = max(1, min(cpus, self.settings.max_workers or cpus))
-        return RayTransport(workers, self.max_retries, actors=self.actors)
+        return RayTransport(
+            workers, self.max_retries, actors=self.actors, idle_timeout=self.idle_timeout
+        )
 
     def _connect(self) -> Any:
         address = self.address if self.address != "local" else None
@@ -243,8 +251,6 @@ class RayBackend(TransportBackend):
             if self.owns_ray:
                 self.owns_ray = False
                 import ray
-
-                from daglite_ray import pool
 
                 pool.drop(pool.connection(ray))
                 ray.shutdown()

@@ -18,14 +18,18 @@ is replaced from Ray's idle workers, an actor's is started anew).
   them) and keeps sending batches as tasks until they are up, so no map waits for them.
 - When the session ends, the actors that did not die or get killed go back to the process's
   idle list, for the next session on the same Ray connection with the same `max_retries`.
-  They end with that connection, like Ray's own idle workers.
+  One idle for `idle_timeout` seconds (option, default `IDLE_TIMEOUT`) is killed by a
+  timer thread, so a long-lived process that stopped mapping does not keep worker
+  processes on the cluster; all end with the connection.
 - A worker process that dies mid-batch is restarted by Ray, which re-runs the batch
   (`max_retries` times), as it does for a task.
 """
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from collections.abc import Callable
 from collections.abc import Sequence
 from typing import Any
@@ -40,6 +44,10 @@ _classes: dict[int, Any] = {}
 #: Idle actors of the process, by `(connection, max_retries)`.
 _idle: dict[tuple[str, int], list[Actor]] = {}
 _lock = threading.Lock()
+#: Seconds an actor stays on the idle list before it is killed (option `idle_timeout`).
+IDLE_TIMEOUT = 300.0
+_reaper: threading.Timer | None = None  # kills the actors idle too long, when next due
+_reap_at = math.inf
 #: `Actor.ready` of an actor that died before it was up.
 BROKEN = "broken"
 
@@ -52,6 +60,7 @@ class Actor:
     ready: Any  # the object ref of its `ready()` call until it is known up, then None
     node: str | None = None  # the node it was placed on (asked for, then as it said)
     load: int = 0
+    idle_until: float = 0.0  # on the idle list: when it is killed (`time.monotonic()`)
     names: dict[tuple[str, bool], Any] = attrs.Factory(dict)
 
     def call(self, name: str, streaming: bool) -> Any:
@@ -176,11 +185,56 @@ def lend(connection: str, max_retries: int, count: int) -> list[Actor]:
     return lent
 
 
-def give_back(connection: str, max_retries: int, actors: list[Actor]) -> None:
-    """Put `actors` (with nothing in flight) back on the idle list of `connection`."""
+def give_back(
+    connection: str, max_retries: int, actors: list[Actor], idle_timeout: float = IDLE_TIMEOUT
+) -> None:
+    """Put `actors` (with nothing in flight) back on the idle list of `connection`.
+
+    Those still there `idle_timeout` seconds later are killed.
+    """
     if actors:
+        until = time.monotonic() + idle_timeout
+        for actor in actors:
+            actor.idle_until = until
         with _lock:
             _idle.setdefault((connection, max_retries), []).extend(actors)
+            _reap_by(until)
+
+
+def _reap_by(at: float) -> None:
+    """Have the reaper run by `at` (`time.monotonic()`); `_lock` held."""
+    global _reaper, _reap_at
+    if at >= _reap_at:
+        return
+    if _reaper is not None:
+        _reaper.cancel()
+    _reap_at = at
+    _reaper = threading.Timer(max(0.0, at - time.monotonic()), _reap)
+    _reaper.name = "daglite-ray-idle-actors"
+    _reaper.daemon = True
+    _reaper.start()
+
+
+def _reap() -> None:
+    """Kill the idle actors whose time is up; run again when the next one's is."""
+    global _reaper, _reap_at
+    now = time.monotonic()
+    expired: list[Actor] = []
+    with _lock:
+        _reaper, _reap_at = None, math.inf
+        for key, actors in list(_idle.items()):
+            expired += [actor for actor in actors if actor.idle_until <= now]
+            actors[:] = [actor for actor in actors if actor.idle_until > now]
+            if not actors:
+                del _idle[key]
+        due = [actor.idle_until for actors in _idle.values() for actor in actors]
+        if due:
+            _reap_by(min(due))
+    for actor in expired:
+        try:
+            kill(actor)
+        except Exception:  # Ray is gone (and the actor with it)
+            pass
 
 
 def kill(actor: Actor) -> None:

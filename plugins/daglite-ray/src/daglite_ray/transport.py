@@ -101,11 +101,19 @@ class RayTransport:
         workers: How many batches run at once (CPUs of the cluster, capped by `max_workers`).
         max_retries: Ray's re-runs of a batch whose worker died.
         actors: Whether batches run on warm actors (`daglite_ray.pool`) once they are up.
+        idle_timeout: Seconds its actors wait on the idle list after the session before
+            they are killed.
     """
 
     depth = 2  # batches in flight per worker: one running, one queued (raylet or actor)
 
-    def __init__(self, workers: int, max_retries: int, actors: bool = True) -> None:
+    def __init__(
+        self,
+        workers: int,
+        max_retries: int,
+        actors: bool = True,
+        idle_timeout: float = pool.IDLE_TIMEOUT,
+    ) -> None:
         import ray
 
         self.workers = workers
@@ -120,6 +128,7 @@ class RayTransport:
         self._count = itertools.count()
         self._connection = pool.connection(ray)
         self._use_actors = actors
+        self._idle_timeout = idle_timeout
         self._actors = pool.lend(self._connection, max_retries, workers) if actors else []
         self._first_map: str | None = None  # until a second map starts the missing actors
         self._requeued: list[int] = []  # batches queued behind an actor that was killed
@@ -253,7 +262,7 @@ class RayTransport:
         actors, self._actors = self._actors, []
         if ray.is_initialized():
             kept = [actor for actor in actors if actor.ready is not pool.BROKEN]
-            pool.give_back(self._connection, self.max_retries, kept)
+            pool.give_back(self._connection, self.max_retries, kept, self._idle_timeout)
 
     # -- the actors -----------------------------------------------------------------------
 
