@@ -211,7 +211,9 @@ class RayBackend(TransportBackend):
 
         if ray.is_initialized():
             current = ray.get_runtime_context().gcs_address
-            if address and address != "auto" and not _same_address(address, current):
+            # (a ray:// address names a Ray Client server, not the GCS: it cannot be compared)
+            comparable = address and address != "auto" and not address.startswith("ray://")
+            if comparable and not _same_address(str(address), current):
                 raise BackendError(
                     f"this process is already connected to the Ray cluster at {current}, "
                     f"but the ray backend is configured for {address} (RAY_ADDRESS or "
@@ -292,7 +294,19 @@ def _connect_error(address: str, exc: BaseException) -> str:
             "cluster's token available (~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or "
             "RAY_AUTH_TOKEN; see `ray get-auth-token`)"
         )
-    return f"cannot connect to Ray at {address} ({type(exc).__name__}: {exc}): {_HINT}"
+    if "ray[client]" in text:
+        return (
+            f"cannot connect to Ray at {address}: a ray:// address goes through Ray Client, "
+            'which needs Ray\'s client extra: pip install "ray[client]"'
+        )
+    message = f"cannot connect to Ray at {address} ({type(exc).__name__}: {exc}): {_HINT}"
+    if address.startswith("ray://"):
+        message += (
+            "; a ray:// address (Ray Client) takes the head's client server port (10001 unless "
+            "`ray start --ray-client-server-port`), and a cluster with token authentication "
+            "also needs RAY_AUTH_MODE=token and its token"
+        )
+    return message
 
 
 def _same_address(configured: str, current: str) -> bool:

@@ -246,14 +246,15 @@ def kill(actor: Actor) -> None:
 
 def pick(actors: list[Actor], depth: int) -> Actor | None:
     """The least busy of `actors` that is up and holds fewer than `depth` batches."""
-    starting = {id(a.ready): a for a in actors if a.ready is not None and a.ready is not BROKEN}
+    # by the ref itself: Ray Client's `ray.wait` returns equal refs, not the same objects
+    starting = {a.ready: a for a in actors if a.ready is not None and a.ready is not BROKEN}
     if starting:  # which are up by now (`ready` goes None), or never will be
         import ray
 
         refs = [actor.ready for actor in starting.values()]
         done, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
         for ref in done:
-            actor = starting[id(ref)]
+            actor = starting[ref]
             try:
                 actor.node = ray.get(ref)
             except Exception:  # it died before it was up: never used

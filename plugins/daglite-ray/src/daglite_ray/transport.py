@@ -24,7 +24,10 @@ module only says how a batch becomes a Ray task and how Ray reports back:
   (with the map index the worker was running, when its batch streamed it);
 - `kill` and `abort` cancel a task with `ray.cancel(force=True)`, which kills the worker
   process (Ray starts a fresh one in its place), and kill an actor for good (`ray.kill`);
-  the batches queued behind it on that actor run again.
+  the batches queued behind it on that actor run again;
+- over Ray Client (`ray://`), which has no streaming generators, every batch is a plain
+  call (events come back with its result) and a timed batch is timed from when it is sent
+  (the map loop keeps one timed batch a worker in flight).
 """
 
 from __future__ import annotations
@@ -80,6 +83,16 @@ def _remote(kind: str, max_retries: int) -> Any:
     return function
 
 
+def _over_ray_client() -> bool:
+    """Whether this process reaches Ray through Ray Client (a `ray://` address)."""
+    try:
+        from ray.util.client import ray as client
+
+        return bool(client.is_connected())
+    except Exception:  # a Ray without its client module
+        return False
+
+
 @attrs.define(eq=False)
 class _Flight:
     """One batch in flight: its Ray reference and what its worker said so far."""
@@ -129,6 +142,8 @@ class RayTransport:
         self._connection = pool.connection(ray)
         self._use_actors = actors
         self._idle_timeout = idle_timeout
+        #: Over Ray Client: no streaming generators (see the module docstring).
+        self._client = _over_ray_client()
         self._actors = pool.lend(self._connection, max_retries, workers) if actors else []
         self._first_map: str | None = None  # until a second map starts the missing actors
         self._requeued: list[int] = []  # batches queued behind an actor that was killed
@@ -168,15 +183,20 @@ class RayTransport:
         ticket = next(self._count)
         name = f"daglite-{request.job_key}-{ticket}"
         timed = request.job_key in self.timed  # it says at once that it started: timed then
-        streaming = timed or request.stream
-        args = (header, refs or None, True) if timed else (header, refs) if refs else (header,)
+        streaming = (timed or request.stream) and not self._client
+        if timed and streaming:
+            args: tuple[Any, ...] = (header, refs or None, True)
+        else:
+            args = (header, refs) if refs else (header,)
         actor = self._actor(request.job_key) if self._use_actors and not timed else None
         if actor is None:
             ref = self._function(request.job_key, streaming).remote(*args)
         else:
             ref = actor.call(self._ray_name(request.job_key), streaming).remote(*args)
             actor.load += 1
-        self._flights[ticket] = _Flight(ref, name, streaming=streaming, actor=actor)
+        flight = self._flights[ticket] = _Flight(ref, name, streaming=streaming, actor=actor)
+        if timed and not streaming:  # Ray Client: timed from now (one batch a worker)
+            flight.started = time.monotonic()
         return ticket
 
     def wait(
@@ -197,12 +217,13 @@ class RayTransport:
             if not flight.streaming:
                 answers.extend(self._results([ticket], timeout))
                 return answers
-        by_ref = {id(flight.ref): ticket for ticket, flight in self._flights.items()}
+        # by the ref itself: Ray Client's `ray.wait` returns equal refs, not the same objects
+        by_ref = {flight.ref: ticket for ticket, flight in self._flights.items()}
         waitables = [flight.ref for flight in self._flights.values()]
         ready, _ = ray.wait(waitables, num_returns=1, timeout=timeout)
         done: list[int] = []
         for ref in ready:
-            ticket = by_ref[id(ref)]
+            ticket = by_ref[ref]
             flight = self._flights[ticket]
             if flight.streaming:
                 answers.extend(self._drain(ticket, flight))
