@@ -21,7 +21,8 @@ module only says how a batch becomes a Ray task and how Ray reports back:
   is waited for by getting it (one Ray call, not two);
 - a worker that dies is Ray's to retry (`max_retries` times); a batch re-run that then
   succeeds is reported on the `daglite` logger, and one Ray gave up on is a `WorkerLost`
-  (with the map index the worker was running, when its batch streamed it);
+  (with the map index the worker was running, when its batch streamed it; see
+  `daglite_ray.flights`);
 - `kill` and `abort` cancel a task with `ray.cancel(force=True)`, which kills the worker
   process (Ray starts a fresh one in its place), and kill an actor for good (`ray.kill`);
   the batches queued behind it on that actor run again;
@@ -39,13 +40,14 @@ import time
 from collections.abc import Hashable
 from typing import Any
 
-import attrs
-
-from daglite.errors import BackendError
 from daglite.plugin import BatchRequest
 from daglite.plugin import EarlyEvents
 from daglite.plugin import WorkerLost
 from daglite_ray import pool
+from daglite_ray.flights import Flight
+from daglite_ray.flights import actor_died
+from daglite_ray.flights import lost
+from daglite_ray.flights import rerun
 
 log = logging.getLogger("daglite")
 
@@ -93,20 +95,6 @@ def _over_ray_client() -> bool:
         return False
 
 
-@attrs.define(eq=False)
-class _Flight:
-    """One batch in flight: its Ray reference and what its worker said so far."""
-
-    ref: Any  # an ObjectRef (plain task) or an ObjectRefGenerator (streaming)
-    name: str
-    streaming: bool
-    started: float | None = None
-    pid: int | None = None
-    node: str | None = None
-    index: int | None = None  # map index the worker is running, when streamed
-    actor: pool.Actor | None = None  # the pool actor it was sent to (else it is a task)
-
-
 class RayTransport:
     """The `Transport` of a session over a connected Ray.
 
@@ -136,8 +124,8 @@ class RayTransport:
         self._kill_pid = _remote("kill", 0)
         self._named: dict[tuple[str, bool], Any] = {}  # (task name, streaming) -> function
         self._refs: dict[str, Any] = {}
-        self._flights: dict[int, _Flight] = {}
-        self._recent: dict[int, _Flight] = {}
+        self._flights: dict[int, Flight] = {}
+        self._recent: dict[int, Flight] = {}
         self._count = itertools.count()
         self._connection = pool.connection(ray)
         self._use_actors = actors
@@ -194,7 +182,7 @@ class RayTransport:
         else:
             ref = actor.call(self._ray_name(request.job_key), streaming).remote(*args)
             actor.load += 1
-        flight = self._flights[ticket] = _Flight(ref, name, streaming=streaming, actor=actor)
+        flight = self._flights[ticket] = Flight(ref, name, streaming=streaming, actor=actor)
         if timed and not streaming:  # Ray Client: timed from now (one batch a worker)
             flight.started = time.monotonic()
         return ticket
@@ -377,7 +365,7 @@ class RayTransport:
             answers.append((ticket, data))
         return answers
 
-    def _result(self, ticket: int, flight: _Flight) -> bytes | WorkerLost:
+    def _result(self, ticket: int, flight: Flight) -> bytes | WorkerLost:
         import ray
 
         try:
@@ -388,7 +376,7 @@ class RayTransport:
         return data
 
     def _drain(
-        self, ticket: int, flight: _Flight
+        self, ticket: int, flight: Flight
     ) -> list[tuple[Hashable, bytes | WorkerLost | EarlyEvents]]:
         """Every message a streaming batch has ready, in order."""
         import ray
@@ -423,52 +411,17 @@ class RayTransport:
             if not ray.wait([generator], timeout=0)[0]:
                 return answers
 
-    def _finished(self, ticket: int, flight: _Flight, attempt: int) -> None:
+    def _finished(self, ticket: int, flight: Flight, attempt: int) -> None:
         if flight.actor is not None:
             flight.actor.load -= 1
         self._recent[ticket] = flight  # until the next wait, for `kill` of a tainted worker
         if attempt:
-            log.warning(
-                "Ray re-ran batch %s %d time%s after the worker process %s died; "
-                "the re-run succeeded (max_retries=%d)",
-                flight.name,
-                attempt,
-                "s" if attempt > 1 else "",
-                "running it" if flight.actor is None else "of its actor",  # maybe queued
-                self.max_retries,
-            )
+            rerun(flight, attempt, self.max_retries)
 
-    def _failure(self, flight: _Flight, exc: BaseException | None) -> WorkerLost:
+    def _failure(self, flight: Flight, exc: BaseException | None) -> WorkerLost:
         """A Ray error of a batch as a `WorkerLost`, or a `BackendError` if it is not one."""
-        import ray.exceptions as rex
-
         if flight.actor is not None:
             flight.actor.load -= 1
-            dead = getattr(rex, "ActorDiedError", ())
-            if dead and isinstance(exc, dead) and flight.actor in self._actors:
+            if actor_died(exc) and flight.actor in self._actors:
                 self._actors.remove(flight.actor)  # Ray will not bring it back: not used again
-        lost = (rex.WorkerCrashedError, rex.RayActorError, rex.NodeDiedError, rex.ObjectLostError)
-        oom = getattr(rex, "OutOfMemoryError", ())
-        if exc is None or isinstance(exc, rex.TaskCancelledError):
-            raise BackendError(
-                f"Ray cancelled batch {flight.name} (Ray task name), which daglite did not "
-                "ask for: was the cluster stopped, or the task cancelled from outside?"
-            )
-        if isinstance(exc, lost) or (oom and isinstance(exc, oom)):
-            tries = self.max_retries + 1
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            return WorkerLost(
-                pid=flight.pid,
-                index=flight.index,
-                # An actor's calls die with it, the one running and those queued behind:
-                # only a batch that said it started is sure to be the one that killed it.
-                certain=flight.actor is None or flight.started is not None,
-                detail=(
-                    f"Ray reported {type(exc).__name__} for batch {flight.name} and gave up "
-                    f"after {tries} attempt{'s' if tries > 1 else ''} (max_retries="
-                    f"{self.max_retries})" + (f": {first}" if first else "")
-                ),
-            )
-        raise BackendError(
-            f"Ray could not run batch {flight.name}: {type(exc).__name__}: {exc}"
-        ) from exc
+        return lost(flight, exc, self.max_retries)
