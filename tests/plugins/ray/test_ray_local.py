@@ -27,6 +27,7 @@ import time
 from daglite import map_tasks
 from daglite import session
 from daglite import task
+from daglite import TaskTimeoutError
 
 
 @task
@@ -39,6 +40,12 @@ def actor_id(x):
     import ray
 
     return ray.get_runtime_context().get_actor_id()
+
+
+@task(timeout=0.5)
+def stuck(x):
+    time.sleep(60)  # in C: its worker is killed
+    return x
 
 
 @task
@@ -58,6 +65,11 @@ with session(backend="ray") as ctx:
     second = map_tasks(where, range(4))  # the session's second map: its actors start
     print("same node", ray.get_runtime_context().get_node_id() == node, flush=True)
     print("in workers", os.getpid() not in first + second, flush=True)
+    if sys.argv[1] == "normal":
+        try:
+            map_tasks(stuck, [1])
+        except TaskTimeoutError as exc:
+            print("timed out:", exc, flush=True)
     if sys.argv[1] == "interrupt-actors":  # the naps run on the warm actors
         actors = ctx.get_backend("ray").transport._actors
         ray.get([actor.ready for actor in actors if actor.ready is not None])
@@ -126,16 +138,19 @@ def test_a_local_ray_on_loopback_for_the_session_then_shut_down(tmp_path, ray_ro
     proc = _start(tmp_path, ray_root, "normal")
     out, err = proc.communicate(timeout=240)
     assert proc.returncode == 0, err
-    lines = out.splitlines()
+    # (Ray relays its raylet's log to stdout: that it killed the timed-out item's worker)
+    lines = [line for line in out.splitlines() if "(raylet)" not in line]
     assert lines[0].startswith("address 127.0.0.1:")
     assert lines[1:] == [
         "same node True",
         "in workers True",
+        "timed out: task 'stuck' (map index 0) timed out after 0.5 s (attempt 1 of 1)",
         "initialized after the session False",
         "next session True",
         "on its actors True",
     ]
     assert err.count("Started a local Ray instance") == 2  # once per session, not per map
+    assert "Unhandled error" not in err  # Ray's word for an error never read: all were
     assert _wait_gone(ray_root, 30) == []
 
 
@@ -154,6 +169,7 @@ def test_ctrl_c_cancels_the_batches_and_leaves_no_ray_process(tmp_path, ray_root
     out, err = proc.communicate(timeout=120)
     assert proc.returncode != 0
     assert "KeyboardInterrupt" in err
+    assert "Unhandled error" not in err
     assert "initialized after the session" not in out
     assert _wait_gone(ray_root, 30) == []
     assert len(list(folder.iterdir())) == 2, "the queued items never started"

@@ -6,7 +6,9 @@
   (its worker process died and Ray gave up re-running it), or a `BackendError` for an
   error that is not a lost worker;
 - `rerun(flight, attempt, max_retries)`: the warning on the `daglite` logger for a batch
-  that Ray re-ran after its worker died, and that then succeeded.
+  that Ray re-ran after its worker died, and that then succeeded;
+- `read_to_end(ray, ref)`: read what a batch given up on left, its error included (Ray
+  prints an error nobody read as an "Unhandled error").
 """
 
 from __future__ import annotations
@@ -92,3 +94,19 @@ def rerun(flight: Flight, attempt: int, max_retries: int) -> None:
         "running it" if flight.actor is None else "of its actor",  # maybe queued behind
         max_retries,
     )
+
+
+def read_to_end(ray: Any, ref: Any) -> bool:
+    """Read what an abandoned batch left, so Ray does not print its error as unhandled.
+
+    Returns whether it is all read (a streaming batch may have more to come).
+    """
+    try:
+        if isinstance(ref, ray.ObjectRef):
+            ray.get(ref)
+            return True
+        while ray.wait([ref], timeout=0)[0]:  # a streaming batch: its messages, then its end
+            ray.get(next(ref))
+        return False
+    except Exception:  # its error (or StopIteration): read
+        return True

@@ -26,6 +26,9 @@ Two shapes of call, each a Ray task or a method of a warm pool actor (`DagliteWo
 `kill_pid(pid)`, a task placed on a worker's node, kills a worker process that still runs
 an abandoned timed-out attempt.
 
+`remote_function(kind, max_retries)` is the Ray remote function of `run`, `run_streaming`
+or `kill_pid`, made once per process (Ray exports each to its cluster once).
+
 `attempt` counts Ray's own re-runs of the batch (0 the first time): a batch re-run after
 its worker died is reported on the coordinator.
 """
@@ -216,3 +219,25 @@ def kill_pid(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+#: The Ray remote functions, made once per process: `(kind, max_retries) -> RemoteFunction`.
+_functions: dict[tuple[str, int], Any] = {}
+
+
+def remote_function(kind: str, max_retries: int) -> Any:
+    """The remote function `kind` ("run", "stream" or "kill") with `max_retries`."""
+    function = _functions.get((kind, max_retries))
+    if function is None:
+        import ray
+
+        if kind == "run":
+            function = ray.remote(num_cpus=1, max_retries=max_retries)(run)
+        elif kind == "stream":
+            function = ray.remote(num_cpus=1, max_retries=max_retries, num_returns="streaming")(
+                run_streaming
+            )
+        else:
+            function = ray.remote(num_cpus=0, max_retries=0)(kill_pid)
+        _functions[(kind, max_retries)] = function
+    return function

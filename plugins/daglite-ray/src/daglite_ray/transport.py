@@ -15,7 +15,7 @@ module only says how a batch becomes a Ray task and how Ray reports back:
   its worker before it ends is a plain call (`daglite_ray.remote.run`); one of a task with
   a `timeout` (timed from its real start) or of slow items (events relayed as they
   happen) is a streaming generator (`daglite_ray.remote.run_streaming`). Remote functions
-  are made once per process (Ray exports one to its cluster once) and named after the
+  (`daglite_ray.remote.remote_function`) are made once per process and named after the
   map's task once per session (Ray's `options()` costs about a submit);
 - finished plain tasks are fetched together, with one `ray.get`; the last one in flight
   is waited for by getting it (one Ray call, not two);
@@ -47,7 +47,9 @@ from daglite_ray import pool
 from daglite_ray.flights import Flight
 from daglite_ray.flights import actor_died
 from daglite_ray.flights import lost
+from daglite_ray.flights import read_to_end
 from daglite_ray.flights import rerun
+from daglite_ray.remote import remote_function
 
 log = logging.getLogger("daglite")
 
@@ -61,28 +63,6 @@ _KEEP_NAMED = 64
 #: Seconds into a streaming batch from which it tells who runs it and each item before
 #: it runs (quick items are not worth a message each). Sent with every batch.
 TELL_ITEMS_AFTER = 0.05
-#: The remote functions, made once per process: `(kind, max_retries) -> RemoteFunction`.
-_remotes: dict[tuple[str, int], Any] = {}
-
-
-def _remote(kind: str, max_retries: int) -> Any:
-    """The remote function `kind` ("run", "stream" or "kill") with `max_retries`."""
-    function = _remotes.get((kind, max_retries))
-    if function is None:
-        import ray
-
-        from daglite_ray import remote
-
-        if kind == "run":
-            function = ray.remote(num_cpus=1, max_retries=max_retries)(remote.run)
-        elif kind == "stream":
-            function = ray.remote(num_cpus=1, max_retries=max_retries, num_returns="streaming")(
-                remote.run_streaming
-            )
-        else:
-            function = ray.remote(num_cpus=0, max_retries=0)(remote.kill_pid)
-        _remotes[(kind, max_retries)] = function
-    return function
 
 
 def _over_ray_client() -> bool:
@@ -119,9 +99,9 @@ class RayTransport:
 
         self.workers = workers
         self.max_retries = max_retries
-        self._run = _remote("run", max_retries)
-        self._stream = _remote("stream", max_retries)
-        self._kill_pid = _remote("kill", 0)
+        self._run = remote_function("run", max_retries)
+        self._stream = remote_function("stream", max_retries)
+        self._kill_pid = remote_function("kill", 0)
         self._named: dict[tuple[str, bool], Any] = {}  # (task name, streaming) -> function
         self._refs: dict[str, Any] = {}
         self._flights: dict[int, Flight] = {}
@@ -135,6 +115,10 @@ class RayTransport:
         self._actors = pool.lend(self._connection, max_retries, workers) if actors else []
         self._first_map: str | None = None  # until a second map starts the missing actors
         self._requeued: list[int] = []  # batches queued behind an actor that was killed
+        #: Refs of batches given up on (cancelled, or on a killed actor) and of `kill_pid`
+        #: tasks: their errors are read once they end, else Ray prints each on stderr as an
+        #: "Unhandled error".
+        self._abandoned: list[Any] = []
         #: Map ids of tasks with a `timeout`: their batches say when they start.
         self.timed: set[str] = set()
         #: The task name of each map running, by map id (Ray's tools show it).
@@ -194,6 +178,8 @@ class RayTransport:
         import ray
 
         self._recent = {}
+        if self._abandoned:
+            self._read_abandoned()
         if self._requeued:  # they never started: the map loop sends them again
             tickets, self._requeued = self._requeued, []
             return [(ticket, WorkerLost(started=False)) for ticket in tickets]
@@ -233,6 +219,7 @@ class RayTransport:
         flight = self._flights.pop(ticket, None)  # type: ignore[call-overload]
         if flight is not None and flight.actor is None:
             ray.cancel(flight.ref, force=True)
+            self._abandoned.append(flight.ref)
             return
         if flight is None:
             flight = self._recent.pop(ticket, None)  # type: ignore[call-overload]
@@ -243,7 +230,11 @@ class RayTransport:
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
             strategy = NodeAffinitySchedulingStrategy(flight.node, soft=False)
-            self._kill_pid.options(scheduling_strategy=strategy).remote(flight.pid)
+            # (Ray may run it in that very worker, which then dies under it: its error is
+            # read like those of the batches given up on)
+            self._abandoned.append(
+                self._kill_pid.options(scheduling_strategy=strategy).remote(flight.pid)
+            )
 
     def abort(self) -> None:
         """Cancel every batch in flight, killing the workers running them."""
@@ -253,6 +244,7 @@ class RayTransport:
         self._flights.clear()
         self._requeued.clear()
         for flight in flights:
+            self._abandoned.append(flight.ref)
             try:
                 if flight.actor is None:
                     ray.cancel(flight.ref, force=True)
@@ -266,6 +258,7 @@ class RayTransport:
         import ray
 
         self.abort()
+        self._read_abandoned(timeout=1.0)
         self._refs.clear()
         self._recent.clear()
         actors, self._actors = self._actors, []
@@ -308,12 +301,24 @@ class RayTransport:
             if flight.actor is actor:
                 del self._flights[ticket]
                 self._requeued.append(ticket)
+                self._abandoned.append(flight.ref)
         try:
             pool.kill(actor)
         except Exception as exc:  # already gone, or Ray is going away
             log.debug("could not kill a daglite Ray actor: %s", exc)
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _read_abandoned(self, timeout: float = 0.0) -> None:
+        """Read the errors of the abandoned batches that ended (within `timeout` seconds)."""
+        import ray
+
+        refs, self._abandoned = self._abandoned, []
+        try:
+            ready, waiting = ray.wait(refs, num_returns=len(refs), timeout=timeout)
+        except Exception:  # Ray is going away, and they with it
+            return
+        self._abandoned = [*waiting, *(ref for ref in ready if not read_to_end(ray, ref))]
 
     def _ray_name(self, map_id: str) -> str:
         """`daglite-<task name>`: the name Ray's tools show for a batch of map `map_id`."""
