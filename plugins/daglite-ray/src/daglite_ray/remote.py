@@ -52,6 +52,8 @@ from daglite.plugin import shared_loaded
 _KEEP = 16
 _shared: dict[str, Any] = {}
 _node: str | None = None  # the id of this worker's node, once asked
+#: The Ray remote functions, made once per process: `(kind, max_retries) -> RemoteFunction`.
+_functions: dict[tuple[str, int], Any] = {}
 
 
 def _fetch(key: str, payload: Any, load: bool) -> Any:
@@ -219,10 +221,6 @@ def kill_pid(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
-
-
-#: The Ray remote functions, made once per process: `(kind, max_retries) -> RemoteFunction`.
-_functions: dict[tuple[str, int], Any] = {}
 
 
 def remote_function(kind: str, max_retries: int) -> Any:

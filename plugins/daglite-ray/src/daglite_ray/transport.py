@@ -258,7 +258,8 @@ class RayTransport:
         import ray
 
         self.abort()
-        self._read_abandoned(timeout=1.0)
+        if self._abandoned:
+            self._read_abandoned(timeout=1.0)
         self._refs.clear()
         self._recent.clear()
         actors, self._actors = self._actors, []
